@@ -1,0 +1,30 @@
+"""Architecture adapters, head gates, surgery, accounting and checkpoints."""
+
+from prunekit.models.adapter import get_adapter, list_architectures
+from prunekit.models.checkpoint import is_prunekit_dir, load, load_tokenizer, save
+from prunekit.models.gates import HeadGates
+from prunekit.models.stats import ModelStats, count_parameters, encoder_macs, model_stats
+from prunekit.models.surgery import (
+    HeadMaskNotSupportedError,
+    apply_plan,
+    current_plan,
+    dense_plan,
+)
+
+__all__ = [
+    "HeadGates",
+    "HeadMaskNotSupportedError",
+    "ModelStats",
+    "apply_plan",
+    "count_parameters",
+    "current_plan",
+    "dense_plan",
+    "encoder_macs",
+    "get_adapter",
+    "is_prunekit_dir",
+    "list_architectures",
+    "load",
+    "load_tokenizer",
+    "model_stats",
+    "save",
+]

@@ -1,0 +1,237 @@
+"""Save and load pruned models as Hugging Face directories that reload exactly.
+
+Layout written by `save`: ``model.safetensors`` (the only weight format read or written),
+``config.json`` with a ``prunekit`` section (format version + plan in original indices),
+tokenizer files and a ``README.md`` model card. `load` follows timm's builder: dense
+architecture from the config -> shapes from the plan -> strict safetensors load. Stock
+``from_pretrained`` refuses such a directory with a size-mismatch error, never loads it wrongly.
+Directories written by transformers 4.x ``prune_heads`` (``config.pruned_heads``) load too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import transformers
+from safetensors import SafetensorError
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from prunekit.errors import ModelLoadError, PrunekitError
+from prunekit.models.adapter import get_adapter
+from prunekit.models.stats import model_stats
+from prunekit.models.surgery import (
+    CONFIG_KEY,
+    apply_plan,
+    current_plan,
+    dense_plan,
+    install_head_mask_guard,
+)
+from prunekit.outputs import atomic_output_dir
+from prunekit.plan import PLAN_FORMAT_VERSION, PruningPlan
+
+__all__ = ["save", "write_model_files", "load", "load_tokenizer", "is_prunekit_dir"]
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save(
+    model: PreTrainedModel,
+    directory: str | Path,
+    tokenizer: Any = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` (and ``tokenizer``) to ``directory`` atomically. Returns the path."""
+    with atomic_output_dir(directory, overwrite) as tmp:
+        write_model_files(model, tmp, tokenizer)
+    return Path(directory)
+
+
+def write_model_files(model: PreTrainedModel, directory: Path, tokenizer: Any = None) -> None:
+    """Write the model files into an existing (temporary) directory."""
+    plan = current_plan(model)
+    config = model.config
+    setattr(config, CONFIG_KEY, {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()})
+    config.architectures = [type(model).__name__]
+    # A transformers-4.x key would make 4.x loaders prune a second time; the plan replaces it.
+    if hasattr(config, "pruned_heads"):
+        delattr(config, "pruned_heads")
+    config.save_pretrained(directory)
+    safetensors.torch.save_model(model, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    (directory / "README.md").write_text(_model_card(model, plan))
+
+
+def is_prunekit_dir(directory: str | Path) -> bool:
+    """True when ``directory`` holds a config.json with a prunekit or 4.x pruned_heads section."""
+    raw = _read_config_json(Path(directory), must_exist=False)
+    return raw is not None and (CONFIG_KEY in raw or bool(raw.get("pruned_heads")))
+
+
+def load(directory: str | Path, attn_implementation: str | None = None) -> PreTrainedModel:
+    """Rebuild and load a model saved by `save` (or by transformers 4.x after ``prune_heads``).
+
+    A plain dense Hugging Face directory loads too. The result is in eval mode and rejects
+    ``head_mask=``.
+
+    Raises:
+        ModelLoadError: the directory, config or weights are missing or corrupt.
+        UnsupportedModelError: the architecture has no adapter.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"model directory not found: {directory}")
+    raw = _read_config_json(directory, must_exist=True)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        if (directory / "pytorch_model.bin").is_file():
+            raise ModelLoadError(
+                f"{directory} has only pytorch_model.bin; prunekit never unpickles weights. "
+                "Convert it to model.safetensors with a trusted transformers install first"
+            )
+        raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; is it a saved model directory?")
+
+    try:
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    except (ValueError, KeyError, OSError) as err:
+        raise ModelLoadError(f"cannot read {directory / 'config.json'}: {err}") from None
+    get_adapter(config)  # fail on unsupported architectures before building anything
+    model_class = _model_class(raw)
+    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+
+    plan = _stored_plan(raw, config)
+    for key in (CONFIG_KEY, "pruned_heads"):
+        if hasattr(config, key):
+            delattr(config, key)
+    if plan is None:
+        model = _from_pretrained_dense(model_class, directory, kwargs)
+    else:
+        if model_class is AutoModel:
+            model = AutoModel.from_config(config, **kwargs)
+        else:
+            model = model_class._from_config(config, **kwargs)
+        if plan != dense_plan(config):
+            apply_plan(model, plan)
+        _load_weights_strict(model, weights)
+    install_head_mask_guard(model)
+    return model.eval()
+
+
+def load_tokenizer(directory: str | Path) -> Any:
+    """The tokenizer saved next to a model, or `ModelLoadError` if there is none."""
+    try:
+        return transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelLoadError(f"no usable tokenizer in {directory}: {err}") from None
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _read_config_json(directory: Path, must_exist: bool) -> dict[str, Any] | None:
+    path = directory / "config.json"
+    if not path.is_file():
+        if must_exist:
+            raise ModelLoadError(f"{directory} has no config.json; is it a saved model directory?")
+        return None
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(
+            f"{path} is not valid JSON ({err}); the checkpoint is corrupt"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object; the checkpoint is corrupt")
+    return raw
+
+
+def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
+    """The plan recorded in config.json, converting a 4.x ``pruned_heads`` map if present."""
+    section = raw.get(CONFIG_KEY)
+    if section is not None:
+        if not isinstance(section, dict) or "plan" not in section:
+            raise ModelLoadError(f"config.json '{CONFIG_KEY}' section has no plan; corrupt")
+        version = section.get("format_version")
+        if version != PLAN_FORMAT_VERSION:
+            raise ModelLoadError(
+                f"checkpoint format version {version} is not supported by this prunekit "
+                f"(expects {PLAN_FORMAT_VERSION}); upgrade prunekit"
+            )
+        try:
+            return PruningPlan.build(**section["plan"])
+        except PrunekitError as err:
+            raise ModelLoadError(f"config.json holds an invalid plan: {err}") from None
+    pruned = raw.get("pruned_heads")
+    if pruned:
+        dense = dense_plan(config)
+        kept = [set(range(dense.num_heads)) for _ in range(dense.num_layers)]
+        for layer, heads in pruned.items():
+            kept[int(layer)] -= {int(h) for h in heads}
+        return PruningPlan.build(
+            **{**dense.to_dict(), "kept_heads": [sorted(k) for k in kept], "method": "v4"}
+        )
+    return None
+
+
+def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
+    """The transformers class named in ``architectures`` (never remote code), else AutoModel."""
+    for name in raw.get("architectures") or []:
+        cls = getattr(transformers, name, None)
+        if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
+            return cls
+    return AutoModel  # type: ignore[return-value]
+
+
+def _from_pretrained_dense(model_class, directory: Path, kwargs: dict) -> PreTrainedModel:
+    try:
+        return model_class.from_pretrained(directory, local_files_only=True, **kwargs)
+    except SafetensorError as err:
+        raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ModelLoadError(f"cannot load {directory}: {str(err).splitlines()[0]}") from None
+
+
+def _load_weights_strict(model: nn.Module, weights: Path) -> None:
+    try:
+        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
+    except SafetensorError as err:
+        raise ModelLoadError(f"{weights} is corrupt: {err}") from None
+    except RuntimeError as err:
+        first = str(err).splitlines()[1:2] or [str(err)]
+        raise ModelLoadError(
+            f"{weights} does not match the architecture rebuilt from config.json: "
+            f"{first[0].strip()}"
+        ) from None
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    missing = [k for k in missing if k not in tied]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{weights} does not match config.json: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+
+
+def _model_card(model: nn.Module, plan: PruningPlan) -> str:
+    stats = model_stats(model)
+    saved = 1 - stats.parameters / stats.parameters_original
+    per_layer = ", ".join(str(n) for n in stats.heads_per_layer)
+    return (
+        f"# {stats.architecture} pruned with prunekit\n\n"
+        f"| | original | pruned |\n|---|---|---|\n"
+        f"| attention heads | {stats.heads_original} | {stats.heads_total} |\n"
+        f"| parameters | {stats.parameters_original:,} | {stats.parameters:,} "
+        f"({saved:.1%} fewer) |\n"
+        f"| encoder MACs @ {stats.seq_len} tokens | {stats.encoder_macs_original:,} | "
+        f"{stats.encoder_macs:,} |\n\n"
+        f"Heads kept per layer: {per_layer}.\n\n"
+        "The weights are physically smaller, so stock `from_pretrained` refuses this directory "
+        "with a size-mismatch error. Load it with:\n\n"
+        "```python\nimport prunekit\nmodel = prunekit.load(PATH)\n```\n"
+    )

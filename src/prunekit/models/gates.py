@@ -1,0 +1,108 @@
+"""Head gates: scale each head's context before the attention output projection.
+
+``gates`` is an ``[L, H]`` tensor in original head indices. A forward pre-hook on each layer's
+output projection reshapes its input ``[..., n*head_size]`` to ``[..., n, head_size]`` and
+multiplies head ``j`` by ``gates[layer, kept_heads[layer][j]]``. That is exactly the masking
+semantics of transformers 4.x ``head_mask`` (context zeroed, output bias kept), it works under
+eager and SDPA attention alike (the hook sits after the attention kernel), and gradients reach
+``gates``. On a pruned model, gates of removed heads are simply unused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.errors import ConfigError
+from prunekit.models.adapter import get_adapter
+from prunekit.models.surgery import current_plan, install_head_mask_guard
+
+__all__ = ["HeadGates"]
+
+ContextObserver = Callable[[int, torch.Tensor], None]
+
+
+class HeadGates:
+    """Context manager that installs head gates on a model.
+
+    Example::
+
+        with HeadGates(model, requires_grad=True) as gates:
+            loss = model(**batch).loss
+            loss.backward()
+        importance = gates.values.grad.abs()      # [L, H]
+
+    Args:
+        model: a supported encoder (dense or already pruned).
+        gates: ``[L, H]`` initial values (default all ones). Kept by reference when it is a
+            tensor that already requires grad, so an optimizer can train it.
+        requires_grad: make ``values`` a leaf that collects gradients.
+        observer: optional ``fn(layer, context)`` called with each layer's gated context
+            ``[B, T, n_kept, head_size]`` (for scorers that need per-token statistics).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        gates: torch.Tensor | None = None,
+        requires_grad: bool = False,
+        observer: ContextObserver | None = None,
+    ) -> None:
+        self.model = model
+        self.adapter = get_adapter(model)
+        self.plan = current_plan(model)
+        shape = (self.plan.num_layers, self.plan.num_heads)
+        if gates is None:
+            gates = torch.ones(shape, device=_device_of(model))
+        if tuple(gates.shape) != shape:
+            raise ConfigError(f"gates must have shape {list(shape)}, got {list(gates.shape)}")
+        if requires_grad and not gates.requires_grad:
+            gates = gates.detach().clone().requires_grad_(True)
+        self.values = gates
+        self.observer = observer
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def set(self, gates: torch.Tensor) -> None:
+        """Replace the gate values (same shape) without reinstalling hooks."""
+        if gates.shape != self.values.shape:
+            raise ConfigError(
+                f"gates must have shape {list(self.values.shape)}, got {list(gates.shape)}"
+            )
+        self.values = gates
+
+    def __enter__(self) -> HeadGates:
+        head_size = self.adapter.head_size(self.model.config)
+        for layer, kept in enumerate(self.plan.kept_heads):
+            if not kept:
+                continue
+            out_proj = self.adapter.layer_modules(self.model, layer).attn_out.get()
+            hook = self._make_hook(layer, list(kept), head_size)
+            self._handles.append(out_proj.register_forward_pre_hook(hook))
+        install_head_mask_guard(self.model)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _make_hook(self, layer: int, kept: list[int], head_size: int):
+        index = torch.tensor(kept, dtype=torch.long)
+
+        def gate_context(module: nn.Module, args: tuple) -> tuple:
+            context = args[0]
+            heads = context.unflatten(-1, (len(kept), head_size))
+            gate = self.values[layer].index_select(0, index.to(self.values.device))
+            gated = heads * gate.to(heads.dtype)[:, None]
+            if self.observer is not None:
+                self.observer(layer, gated)
+            return (gated.flatten(-2), *args[1:])
+
+        return gate_context
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device

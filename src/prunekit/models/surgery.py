@@ -1,0 +1,157 @@
+"""Surgery: the only code that changes tensor shapes.
+
+`apply_plan` slices the Q/K/V rows and output-projection columns of removed heads and the
+FFN rows/columns of removed neurons, updates the attention modules' bookkeeping, swaps in
+`EmptyAttention` for layers left without heads, and records the plan in ``config.prunekit``
+so that `prunekit.load` can rebuild the shapes. ``config.num_attention_heads`` and
+``config.intermediate_size`` keep their dense values on purpose: the plan is the truth.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.errors import PlanError, PrunekitError
+from prunekit.models.adapter import get_adapter
+from prunekit.plan import PLAN_FORMAT_VERSION, PruningPlan
+
+__all__ = [
+    "apply_plan",
+    "current_plan",
+    "dense_plan",
+    "install_head_mask_guard",
+    "HeadMaskNotSupportedError",
+    "CONFIG_KEY",
+]
+
+CONFIG_KEY = "prunekit"
+
+
+class HeadMaskNotSupportedError(PrunekitError, TypeError):
+    """``head_mask=`` was passed; transformers 5 would silently ignore it."""
+
+
+def dense_plan(model_or_config) -> PruningPlan:
+    """The keep-everything plan for a model's dense architecture."""
+    config = getattr(model_or_config, "config", model_or_config)
+    adapter = get_adapter(config)
+    return PruningPlan.dense(
+        adapter.num_layers(config), adapter.num_heads(config), adapter.intermediate_size(config)
+    )
+
+
+def current_plan(model_or_config) -> PruningPlan:
+    """What the model keeps now: ``config.prunekit['plan']``, or the dense plan."""
+    config = getattr(model_or_config, "config", model_or_config)
+    section = getattr(config, CONFIG_KEY, None)
+    if not section:
+        return dense_plan(config)
+    if not isinstance(section, dict) or "plan" not in section:
+        raise PlanError(f"config.{CONFIG_KEY} has no 'plan' entry; the checkpoint is corrupt")
+    return PruningPlan.build(**section["plan"])
+
+
+def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
+    """Physically remove what ``plan`` does not keep. Modifies ``model`` in place and returns it.
+
+    ``plan`` is in original indices and may be applied to a model that is already pruned,
+    provided it keeps nothing that is already gone; the result equals applying
+    ``current_plan(model).then(plan)`` to the dense model.
+
+    Raises:
+        PlanError: the plan does not match the model's shape or keeps removed units.
+    """
+    adapter = get_adapter(model)
+    before = current_plan(model)
+    if not plan.same_shape_as(before):
+        raise PlanError(
+            f"plan is for {plan.num_layers} layers x {plan.num_heads} heads, FFN "
+            f"{plan.intermediate_size}, but the model has {before.num_layers} x "
+            f"{before.num_heads}, FFN {before.intermediate_size}"
+        )
+    if not plan.is_subset_of(before):
+        raise PlanError("plan keeps heads or FFN neurons that were already removed from this model")
+
+    head_size = adapter.head_size(model.config)
+    for layer in range(plan.num_layers):
+        parts = adapter.layer_modules(model, layer)
+        old_heads, new_heads = before.kept_heads[layer], plan.kept_heads[layer]
+        if new_heads != old_heads:
+            rows = _head_rows([old_heads.index(h) for h in new_heads], head_size)
+            parts.attn_out.set(_slice_linear(parts.attn_out.get(), rows, dim=1))
+            if new_heads:
+                for slot in (parts.query, parts.key, parts.value):
+                    slot.set(_slice_linear(slot.get(), rows, dim=0))
+                adapter.set_head_count(model, layer, len(new_heads))
+            else:
+                adapter.remove_attention(model, layer)
+        old_ffn, new_ffn = before.ffn_kept(layer), plan.ffn_kept(layer)
+        if new_ffn != old_ffn:
+            position = {n: i for i, n in enumerate(old_ffn)}
+            keep = torch.tensor([position[n] for n in new_ffn], dtype=torch.long)
+            parts.ffn_in.set(_slice_linear(parts.ffn_in.get(), keep, dim=0))
+            parts.ffn_out.set(_slice_linear(parts.ffn_out.get(), keep, dim=1))
+    adapter.after_surgery(model, [list(h) for h in plan.kept_heads])
+
+    record = plan.model_copy(update={"meta": {}, "method": plan.method})
+    setattr(
+        model.config,
+        CONFIG_KEY,
+        {"format_version": PLAN_FORMAT_VERSION, "plan": record.to_dict()},
+    )
+    install_head_mask_guard(model)
+    return model
+
+
+def install_head_mask_guard(model: nn.Module) -> None:
+    """Make ``model(..., head_mask=...)`` raise instead of being silently ignored by v5."""
+    for hook in model._forward_pre_hooks.values():
+        if getattr(hook, "_prunekit_head_mask_guard", False):
+            return
+    model.register_forward_pre_hook(_reject_head_mask, with_kwargs=True)
+
+
+def _reject_head_mask(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    if kwargs.get("head_mask") is not None:
+        raise HeadMaskNotSupportedError(
+            "head_mask= is silently ignored by transformers>=5; use "
+            "prunekit.HeadGates(model, gates) to mask heads, or prunekit.apply_plan to remove them"
+        )
+
+
+_reject_head_mask._prunekit_head_mask_guard = True  # type: ignore[attr-defined]
+
+
+def _head_rows(head_positions: list[int], head_size: int) -> torch.Tensor:
+    """Row indices of the given head positions in a ``[heads*head_size, ...]`` projection."""
+    if not head_positions:
+        return torch.empty(0, dtype=torch.long)
+    offsets = torch.arange(head_size)
+    return torch.cat([offsets + p * head_size for p in head_positions])
+
+
+def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new ``nn.Linear`` keeping rows (``dim=0``, output units) or columns (``dim=1``)."""
+    index = index.to(linear.weight.device)
+    weight = linear.weight.detach().index_select(dim, index).clone()
+    bias = linear.bias
+    if bias is not None and dim == 0:
+        bias = bias.detach().index_select(0, index).clone()
+    elif bias is not None:
+        bias = bias.detach().clone()
+    out_features, in_features = weight.shape
+    with warnings.catch_warnings():
+        # nn.Linear warns that initialising a zero-width weight is a no-op; we overwrite it anyway.
+        warnings.simplefilter("ignore", UserWarning)
+        new = nn.Linear(
+            in_features, out_features, bias=bias is not None, device="meta", dtype=weight.dtype
+        )
+    new.weight = nn.Parameter(weight, requires_grad=linear.weight.requires_grad)
+    if bias is not None:
+        new.bias = nn.Parameter(bias, requires_grad=linear.bias.requires_grad)
+    new.train(linear.training)
+    return new

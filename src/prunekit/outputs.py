@@ -1,0 +1,46 @@
+"""Atomic output directories: a command either leaves a complete result or nothing at all."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from prunekit.errors import OutputExistsError
+
+__all__ = ["atomic_output_dir", "check_output_dir"]
+
+
+def check_output_dir(path: str | Path, overwrite: bool) -> Path:
+    """Fail early (before any work) when ``path`` exists and ``overwrite`` is false."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output directory {path} already exists; pass --overwrite")
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"output path {path} exists and is not a directory")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling directory; rename it to ``path`` only if the block succeeds.
+
+    On error the temporary directory is deleted and ``path`` is left as it was.
+    """
+    path = check_output_dir(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
+        path.rename(old)
+    tmp.rename(path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

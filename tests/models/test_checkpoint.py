@@ -1,0 +1,179 @@
+"""save -> load is bit-identical; stock from_pretrained refuses; 4.x checkpoints load; errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import safetensors.torch
+import torch
+import transformers
+from conftest import TINY, tiny_batch, tiny_model
+
+from prunekit import PruningPlan, apply_plan, current_plan, load, save
+from prunekit.errors import ModelLoadError, OutputExistsError, UnsupportedModelError
+from prunekit.models.adapter import get_adapter
+from prunekit.models.surgery import _head_rows, _slice_linear
+
+L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
+
+UNEVEN = PruningPlan.build(
+    num_layers=L,
+    num_heads=H,
+    intermediate_size=F,
+    kept_heads=[[1, 3], [], [0, 1, 2]],
+    kept_ffn=[list(range(0, F, 2)), None, []],
+)
+
+
+def test_save_load_is_bit_identical(family, tmp_path):
+    model = apply_plan(tiny_model(family), UNEVEN)
+    batch = tiny_batch()
+    save(model, tmp_path / "pruned")
+    loaded = load(tmp_path / "pruned")
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+    assert current_plan(loaded) == current_plan(model)
+    assert type(loaded) is type(model)
+    files = {p.name for p in (tmp_path / "pruned").iterdir()}
+    assert {"model.safetensors", "config.json", "README.md"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pth")) for name in files)
+
+
+def test_config_records_plan_and_card_reports_sizes(tmp_path):
+    save(apply_plan(tiny_model("bert"), UNEVEN), tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["prunekit"]["format_version"] == 1
+    assert config["prunekit"]["plan"]["kept_heads"] == [[1, 3], [], [0, 1, 2]]
+    assert config["num_attention_heads"] == H  # the config stays dense; the plan is the truth
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "| attention heads | 12 | 5 |" in card
+
+
+def test_stock_from_pretrained_fails_loudly(family, tmp_path):
+    save(apply_plan(tiny_model(family), UNEVEN), tmp_path / "m")
+    with pytest.raises(Exception, match="(?i)size mismatch|ignore_mismatched_sizes"):
+        transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+
+
+def test_dense_directory_loads_through_from_pretrained(tmp_path):
+    model = tiny_model("bert")
+    model.save_pretrained(tmp_path / "dense")
+    loaded = load(tmp_path / "dense")
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_batch()).logits, loaded(**tiny_batch()).logits)
+
+
+def test_transformers_v4_pruned_checkpoint_loads(tmp_path):
+    """Build what 4.x prune_heads + save_pretrained wrote: sliced weights + config.pruned_heads."""
+    model = tiny_model("bert")
+    batch = tiny_batch()
+    pruned_heads = {0: [0, 2], 2: [1]}
+    adapter = get_adapter(model)
+    dh = adapter.head_size(model.config)
+    for layer, gone in pruned_heads.items():
+        keep = [h for h in range(H) if h not in gone]
+        rows = _head_rows(keep, dh)
+        parts = adapter.layer_modules(model, layer)
+        for slot in (parts.query, parts.key, parts.value):
+            slot.set(_slice_linear(slot.get(), rows, dim=0))
+        parts.attn_out.set(_slice_linear(parts.attn_out.get(), rows, dim=1))
+        adapter.set_head_count(model, layer, len(keep))
+    with torch.no_grad():
+        expected = model(**batch).logits
+    out = tmp_path / "v4"
+    out.mkdir()
+    model.config.pruned_heads = {str(k): v for k, v in pruned_heads.items()}
+    model.config.architectures = ["BertForSequenceClassification"]  # as 4.x save_pretrained did
+    model.config.save_pretrained(out)
+    safetensors.torch.save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+    assert "pruned_heads" in json.loads((out / "config.json").read_text())
+
+    loaded = load(out)
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, expected)
+    assert current_plan(loaded).kept_heads == ((1, 3), (0, 1, 2, 3), (0, 2, 3))
+
+
+def test_save_refuses_existing_directory_without_overwrite(tmp_path):
+    target = tmp_path / "m"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        save(tiny_model("bert"), target)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    save(tiny_model("bert"), target, overwrite=True)
+    assert (target / "model.safetensors").is_file() and not (target / "keep.txt").exists()
+
+
+def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_model", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save(tiny_model("bert"), tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def saved(tmp_path):
+    save(apply_plan(tiny_model("bert"), UNEVEN), tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ModelLoadError, match="model directory not found: .*nowhere"):
+        load(tmp_path / "nowhere")
+
+
+def test_missing_config(saved):
+    (saved / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load(saved)
+
+
+def test_corrupt_config(saved):
+    (saved / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load(saved)
+
+
+def test_missing_weights(saved):
+    (saved / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="no model.safetensors"):
+        load(saved)
+
+
+def test_pickled_weights_are_refused(saved):
+    (saved / "model.safetensors").rename(saved / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="never unpickles"):
+        load(saved)
+
+
+def test_corrupt_safetensors(saved):
+    (saved / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00garbage!")
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        load(saved)
+
+
+def test_truncated_safetensors(saved):
+    data = (saved / "model.safetensors").read_bytes()
+    (saved / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="corrupt"):
+        load(saved)
+
+
+def test_weights_that_do_not_match_the_plan(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["prunekit"]["plan"]["kept_heads"] = [[0, 1, 2, 3]] * 3
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="does not match"):
+        load(saved)
+
+
+def test_unsupported_architecture_directory(tmp_path):
+    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10)
+    transformers.GPT2Model(config).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(UnsupportedModelError, match="gpt2"):
+        load(tmp_path / "gpt2")
