@@ -1,0 +1,28 @@
+"""GLUE data: task registry, TSV loading with a seeded validation split, metrics, encoding."""
+
+from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
+from prunekit.data.glue import (
+    TASKS,
+    Example,
+    TaskSpec,
+    get_task,
+    list_tasks,
+    load_examples,
+    resolve_data_dir,
+)
+from prunekit.data.metrics import compute_metrics, primary_metric
+
+__all__ = [
+    "TASKS",
+    "EncodedDataset",
+    "Example",
+    "TaskSpec",
+    "compute_metrics",
+    "encode_examples",
+    "get_task",
+    "list_tasks",
+    "load_examples",
+    "make_collate",
+    "primary_metric",
+    "resolve_data_dir",
+]
