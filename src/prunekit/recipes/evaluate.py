@@ -1,0 +1,29 @@
+"""Recipe: evaluate a model on one split of a GLUE task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunekit.data import get_task, make_collate
+from prunekit.models.sources import load_for_task, recorded_task
+from prunekit.recipes.common import task_dataset
+from prunekit.train import EvalResult, evaluate
+
+__all__ = ["run_evaluate"]
+
+
+def run_evaluate(
+    model: str,
+    task: str | None,
+    split: str = "dev",
+    data_dir: Path | None = None,
+    seed: int = 0,
+    max_seq_length: int = 128,
+    max_samples: int | None = None,
+    batch_size: int = 64,
+) -> EvalResult:
+    """``task`` defaults to the task the model was fine-tuned on (``config.finetuning_task``)."""
+    spec = get_task(task or recorded_task(model))
+    loaded, tokenizer = load_for_task(model, spec)
+    data = task_dataset(spec, split, tokenizer, data_dir, seed, max_seq_length, max_samples)
+    return evaluate(loaded, data, make_collate(tokenizer), spec, split, batch_size)
