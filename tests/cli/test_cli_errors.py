@@ -1,0 +1,152 @@
+"""Bad input: one clear stderr line, exit code 2, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import transformers
+from conftest import TINY, glue_dir, tiny_model
+from typer.testing import CliRunner
+
+from prunekit import PruningPlan, apply_plan, save
+from prunekit.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, env: dict | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("prunekit: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def pruned_dir(tmp_path) -> Path:
+    """A tiny prunekit directory (no tokenizer needed for inspect/bench)."""
+    L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
+    model = apply_plan(tiny_model("bert"), PruningPlan.dense(L, H, F))
+    return save(model, tmp_path / "model")
+
+
+def test_unknown_task(tmp_path):
+    result = invoke("finetune", "--task", "glue-of-my-own", "--out", tmp_path / "out")
+    assert_user_error(result, "glue-of-my-own", "sst2")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data(tmp_path):
+    result = invoke(
+        "finetune",
+        "--task",
+        "rte",
+        "--out",
+        tmp_path / "out",
+        "--data-dir",
+        tmp_path / "no-glue-here",
+    )
+    assert_user_error(result, "no-glue-here")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_model_directory(tmp_path):
+    result = invoke(
+        "prune",
+        "--model",
+        tmp_path / "nope",
+        "--heads",
+        "0.5",
+        "--task",
+        "rte",
+        "--out",
+        tmp_path / "out",
+    )
+    assert_user_error(result, "not found", "nope")
+    assert not (tmp_path / "out").exists()
+
+
+def test_inspect_missing_directory(tmp_path):
+    assert_user_error(invoke("inspect", tmp_path / "nope"), "not found")
+
+
+def test_corrupt_config(pruned_dir):
+    (pruned_dir / "config.json").write_text("{ this is not json")
+    assert_user_error(invoke("inspect", pruned_dir), "config.json", "not valid JSON")
+
+
+def test_corrupt_safetensors(pruned_dir):
+    (pruned_dir / "model.safetensors").write_bytes(b"\x00" * 64)
+    assert_user_error(invoke("inspect", pruned_dir), "model.safetensors", "corrupt")
+
+
+def test_unsupported_architecture(tmp_path):
+    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=10)
+    transformers.GPT2Model(config).save_pretrained(tmp_path / "gpt2")
+    assert_user_error(invoke("inspect", tmp_path / "gpt2"), "'gpt2' is not supported", "bert")
+
+
+def test_invalid_plan_in_checkpoint(pruned_dir):
+    config = json.loads((pruned_dir / "config.json").read_text())
+    config["prunekit"]["plan"]["kept_heads"][0] = [0, 0, 1]
+    (pruned_dir / "config.json").write_text(json.dumps(config))
+    assert_user_error(invoke("inspect", pruned_dir), "invalid plan", "duplicate")
+
+
+def test_unsupported_checkpoint_version(pruned_dir):
+    config = json.loads((pruned_dir / "config.json").read_text())
+    config["prunekit"]["format_version"] = 99
+    (pruned_dir / "config.json").write_text(json.dumps(config))
+    assert_user_error(invoke("inspect", pruned_dir), "version 99")
+
+
+@pytest.mark.skipif(glue_dir() is None, reason="needs GLUE data (GLUE_DIR or ../shared)")
+@pytest.mark.parametrize("heads", ["1.0", "-0.1", "1.5"])
+def test_heads_outside_unit_interval(finetuned_minilm, tmp_path, heads):
+    result = invoke(
+        "prune",
+        "--model",
+        finetuned_minilm,
+        "--heads",
+        heads,
+        "--out",
+        tmp_path / "out",
+        "--data-dir",
+        glue_dir(),
+    )
+    assert_user_error(result, "--heads must be in [0, 1)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_exists_without_overwrite(pruned_dir, tmp_path):
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("keep me")
+    result = invoke("finetune", "--task", "rte", "--out", existing)
+    assert_user_error(result, "already exists", "--overwrite")
+    assert [p.name for p in existing.iterdir()] == ["mine.txt"]
+
+
+def test_unknown_method(pruned_dir, tmp_path):
+    result = invoke(
+        "prune",
+        "--model",
+        pruned_dir,
+        "--method",
+        "oracle",
+        "--heads",
+        "0.5",
+        "--task",
+        "rte",
+        "--out",
+        tmp_path / "out",
+    )
+    assert_user_error(result, "unknown method 'oracle'", "random")

@@ -1,0 +1,145 @@
+"""The real MiniLM from the PyPI package, end to end through the CLI: finetune -> prune ->
+inspect -> eval -> bench, and the saved model reloads bit-identically."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import glue_dir
+from typer.testing import CliRunner
+
+from prunekit import current_plan, load
+from prunekit.cli import app
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def run_json(*args) -> dict:
+    result = runner.invoke(app, [str(a) for a in args] + ["--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def pruned(finetuned_minilm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pruned") / "rte-50"
+    record = run_json(
+        "prune",
+        "--model",
+        finetuned_minilm,
+        "--method",
+        "random",
+        "--heads",
+        "0.5",
+        "--out",
+        out,
+        "--seed",
+        "3",
+        "--quiet",
+        "--data-dir",
+        glue_dir(),
+    )
+    return out, record
+
+
+def test_finetune_writes_a_complete_directory(finetuned_minilm):
+    names = {p.name for p in finetuned_minilm.iterdir()}
+    assert {
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "README.md",
+        "tokenizer.json",
+    } <= names
+    metrics = json.loads((finetuned_minilm / "metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["train_examples"] == 64
+    assert metrics["validation"]["examples"] == 249 and metrics["dev"]["examples"] == 277
+
+
+def test_prune_removes_half_the_heads(pruned):
+    out, record = pruned
+    assert record["heads"] == {
+        "before": 72,
+        "after": 36,
+        "original": 72,
+        "per_layer": record["heads"]["per_layer"],
+    }
+    assert sum(record["heads"]["per_layer"]) == 36
+    assert record["parameters"]["after"] < record["parameters"]["before"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert sum(len(h) for h in plan["kept_heads"]) == 36
+    assert {"validation", "dev"} <= set(record["after_pruning"])
+
+
+def test_same_seed_same_plan(finetuned_minilm, pruned, tmp_path):
+    out, _ = pruned
+    again = tmp_path / "again"
+    run_json(
+        "prune",
+        "--model",
+        finetuned_minilm,
+        "--heads",
+        "0.5",
+        "--out",
+        again,
+        "--seed",
+        "3",
+        "--quiet",
+        "--data-dir",
+        glue_dir(),
+    )
+    assert (again / "plan.json").read_text() == (out / "plan.json").read_text()
+
+
+def test_inspect_contract(pruned):
+    out, record = pruned
+    stats = run_json("inspect", out)
+    assert set(stats) >= {
+        "architecture",
+        "layers",
+        "heads_per_layer",
+        "heads_total",
+        "heads_original",
+        "ffn_per_layer",
+        "parameters",
+        "parameters_original",
+        "encoder_macs",
+        "encoder_macs_original",
+    }
+    assert stats["architecture"] == "BertForSequenceClassification"
+    assert stats["layers"] == 6 and stats["heads_original"] == 72
+    assert stats["heads_total"] == 36 and stats["heads_per_layer"] == record["heads"]["per_layer"]
+    assert stats["ffn_per_layer"] == [1536] * 6
+    assert stats["parameters"] == record["parameters"]["after"]
+    # all-MiniLM-L6-v2 + a 2-way classifier: 22,713,216 + 384*2 + 2
+    assert stats["parameters_original"] == 22_713_216 + 770
+    # 36 heads of 32 dims removed; per layer at n=128, d=384: 4nd*32 + 2n^2*32 per head
+    per_head = 4 * 128 * 384 * 32 + 2 * 128 * 128 * 32
+    assert stats["encoder_macs_original"] - stats["encoder_macs"] == 36 * per_head
+
+
+def test_eval_contract_and_reload_is_exact(pruned):
+    out, record = pruned
+    result = run_json("eval", "--model", out, "--split", "dev", "--data-dir", glue_dir())
+    assert set(result) == {"task", "split", "metrics", "primary", "examples"}
+    assert result["task"] == "rte" and result["split"] == "dev" and result["examples"] == 277
+    assert result["primary"] == pytest.approx(record["after_pruning"]["dev"]["primary"])
+
+    first, second = load(out), load(out)
+    batch = {"input_ids": torch.randint(1000, 30000, (2, 16))}
+    with torch.no_grad():
+        assert torch.equal(first(**batch).logits, second(**batch).logits)
+    assert current_plan(first).heads_kept == 36
+
+
+def test_bench_reports_measured_and_ideal(pruned, finetuned_minilm):
+    out, _ = pruned
+    result = run_json("bench", out, "--against", finetuned_minilm, "--rounds", "2")
+    speedup = result["models"]["model"]["speedup"]
+    assert speedup["ideal"] == pytest.approx(1434451968 / 1170210816)
+    assert speedup["latency"] > 0 and speedup["throughput"] > 0
+    assert result["models"]["model"]["throughput"]["batch_size"] == 32
+    assert result["models"]["model"]["latency"]["batch_size"] == 1

@@ -1,0 +1,104 @@
+"""Every registered method returns a valid plan of exactly the requested size, deterministically."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY, tiny_batch, tiny_model
+
+from prunekit import PruningPlan, apply_plan, current_plan
+from prunekit.errors import ConfigError
+from prunekit.methods import (
+    PruneRequest,
+    get_method,
+    head_target,
+    list_methods,
+    register_method,
+    select_top_heads,
+)
+
+L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
+
+
+def request(model, keep: int, per_layer: bool = False, seed: int = 0) -> PruneRequest:
+    plan = current_plan(model)
+    target = head_target(plan, keep_heads=keep, per_layer=per_layer)
+    batches = lambda: iter([{**tiny_batch(), "labels": torch.tensor([0, 1, 0])}])  # noqa: E731
+    return PruneRequest(model=model, plan=plan, target=target, seed=seed, batches=batches)
+
+
+@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("keep", [1, 5, 11])
+def test_methods_hit_the_exact_head_count(name, keep):
+    model = tiny_model("bert")
+    plan = get_method(name)(request(model, keep))
+    assert plan.heads_kept == keep
+    assert plan.method == name
+    apply_plan(model, plan)  # the plan is valid for surgery
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_methods_are_deterministic_for_a_seed(name):
+    model = tiny_model("bert")
+    first = get_method(name)(request(model, 6, seed=4))
+    second = get_method(name)(request(model, 6, seed=4))
+    assert first.kept_heads == second.kept_heads
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_per_layer_mode_keeps_the_same_count_everywhere(name):
+    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True))
+    assert plan.heads_per_layer == [2, 2, 2]
+
+
+def test_random_depends_on_the_seed():
+    model = tiny_model("bert")
+    plans = {get_method("random")(request(model, 6, seed=s)).kept_heads for s in range(5)}
+    assert len(plans) > 1
+
+
+def test_methods_only_choose_heads_the_model_still_has():
+    model = tiny_model("bert")
+    apply_plan(
+        model,
+        PruningPlan.build(
+            num_layers=L, num_heads=H, intermediate_size=F, kept_heads=[[0, 1], [2], [1, 2, 3]]
+        ),
+    )
+    for seed in range(5):
+        plan = get_method("random")(request(model, 4, seed=seed))
+        assert plan.is_subset_of(current_plan(model))
+
+
+def test_select_top_heads_honours_the_per_layer_floor():
+    scores = torch.tensor([[9.0, 8, 7, 6], [5, 4, 3, 2], [0.1, 0.2, 0.3, 0.4]])
+    plan = PruningPlan.dense(L, H, F)
+    target = head_target(plan, keep_heads=6, min_per_layer=1)
+    chosen = select_top_heads(scores, plan, target)
+    assert chosen.kept_heads == ((0, 1, 2, 3), (0,), (3,))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"heads": 1.0}, r"\[0, 1\)"),
+        ({"heads": 0.5, "keep_heads": 3}, "exactly one"),
+        ({}, "exactly one"),
+        ({"keep_heads": 0}, "cannot keep 0"),
+        ({"keep_heads": 13}, "cannot keep 13"),
+        ({"keep_heads": 5, "per_layer": True}, "divisible by 3"),
+    ],
+)
+def test_bad_targets_are_clear_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        head_target(PruningPlan.dense(L, H, F), **kwargs)
+
+
+def test_registering_a_name_twice_fails():
+    with pytest.raises(ValueError, match="already registered"):
+        register_method("random")(lambda request: None)
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="random"):
+        get_method("oracle")
