@@ -69,14 +69,20 @@ def to_markdown(result: dict) -> str:
             f"{entry['throughput']['sequences_per_s']:.1f}",
         ]
         if s:
-            cells += [f"{s['ideal']:.3f}", f"{s['latency']:.3f}", f"{s['throughput']:.3f}",
-                      f"{s['latency_vs_ideal']:.3f}", f"{s['throughput_vs_ideal']:.3f}"]
+            cells += [
+                f"{s['ideal']:.3f}",
+                f"{s['latency']:.3f}",
+                f"{s['throughput']:.3f}",
+                f"{s['latency_vs_ideal']:.3f}",
+                f"{s['throughput_vs_ideal']:.3f}",
+            ]
         else:
             cells += ["1", "1", "1", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     ratios = [
         (name, kind, e["speedup"][f"{kind}_vs_ideal"])
-        for name, e in result["models"].items() if "speedup" in e
+        for name, e in result["models"].items()
+        if "speedup" in e
         for kind in ("latency", "throughput")
     ]
     worst = min(ratios, key=lambda r: r[2])
@@ -101,8 +107,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = build_models(args.seed)
     result = speed_table(models, rounds=args.rounds, warmup=args.warmup)
-    result.update(rounds=args.rounds, warmup=args.warmup, seed=args.seed,
-                  measured_at=time.strftime("%Y-%m-%d"))
+    result.update(
+        rounds=args.rounds,
+        warmup=args.warmup,
+        seed=args.seed,
+        measured_at=time.strftime("%Y-%m-%d"),
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "head_surgery_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "head_surgery_speed.md").write_text(to_markdown(result))

@@ -169,6 +169,22 @@ def eval_(
     )
 
 
+def _method_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict, with JSON values where they parse (3, 0.1, true)."""
+    from prunekit.errors import ConfigError
+
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--method-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = value
+    return options
+
+
 @app.command()
 @_user_errors
 def prune(
@@ -184,6 +200,16 @@ def prune(
     per_layer: Annotated[
         bool, typer.Option("--per-layer", help="Same number of heads in every layer.")
     ] = False,
+    at_least_heads_per_layer: Annotated[
+        int, typer.Option(help="Global mode: never leave a layer with fewer heads.")
+    ] = 0,
+    iterative: Annotated[
+        bool, typer.Option("--iterative", help="hisp: re-score after every 10% of heads.")
+    ] = False,
+    method_option: Annotated[
+        list[str] | None,
+        typer.Option(help="Method setting KEY=VALUE (repeatable), e.g. steps=300 for l0."),
+    ] = None,
     task: Annotated[str | None, typer.Option(help="GLUE task (default: the model's).")] = None,
     data_dir: DataDir = None,
     search_samples: Annotated[
@@ -196,21 +222,37 @@ def prune(
         int | None, typer.Option(help="Seeded train subset for recovery.")
     ] = None,
     learning_rate: Annotated[float, typer.Option(help="Recovery learning rate.")] = 5e-5,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="Recover with logit KD from the unpruned model.")
+    ] = False,
+    distill_temperature: Annotated[float, typer.Option(help="KD temperature T.")] = 2.0,
+    distill_alpha: Annotated[
+        float, typer.Option(help="Weight of the KD term; CE gets 1 - alpha.")
+    ] = 0.5,
     seed: Seed = 0,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Remove attention heads with a registered method and save the smaller model."""
-    from prunekit.recipes.prune import PruneConfig, run_prune
+    from prunekit.errors import ConfigError
+    from prunekit.recipes.prune import DistillConfig, PruneConfig, run_prune
 
     if heads is None and keep_heads is None:
-        from prunekit.errors import ConfigError
-
         raise ConfigError("give --heads FRACTION (e.g. 0.5) or --keep-heads N")
+    options = _method_options(method_option)
+    if iterative:
+        options["iterative"] = True
     recover = None
     if recover_epochs:
         recover = _train_config(epochs=recover_epochs, learning_rate=learning_rate, seed=seed)
+    elif distill:
+        raise ConfigError("--distill applies to recovery; add --recover-epochs E")
+    distill_config = None
+    if distill:
+        if not 0 <= distill_alpha <= 1 or distill_temperature <= 0:
+            raise ConfigError("--distill-alpha must be in [0, 1] and --distill-temperature > 0")
+        distill_config = DistillConfig(temperature=distill_temperature, alpha_kd=distill_alpha)
     record = run_prune(
         PruneConfig(
             model=model,
@@ -219,12 +261,15 @@ def prune(
             heads=heads,
             keep_heads=keep_heads,
             per_layer=per_layer,
+            min_heads_per_layer=at_least_heads_per_layer,
             task=task,
             data_dir=data_dir,
             seed=seed,
             search_samples=search_samples,
             recover=recover,
             recover_max_samples=recover_max_samples,
+            distill=distill_config,
+            options=options,
             overwrite=overwrite,
             progress=not quiet,
         )
@@ -289,6 +334,98 @@ def bench(
             )
         lines.append(line)
     _emit(result, as_json, "\n".join(lines))
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    from prunekit.errors import ConfigError
+
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
+
+@app.command()
+@_user_errors
+def compare(
+    task: Annotated[str, typer.Option(help="GLUE task.")],
+    out: Annotated[Path, typer.Option(help="Run directory (results.jsonl, dense/ cache).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "random,hisp,l0",
+    heads: Annotated[str, typer.Option(help="Comma-separated fractions of heads removed.")] = (
+        "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    ),
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    regimes: Annotated[
+        str, typer.Option(help="r0 (no retraining), r1 (equal recovery).")
+    ] = "r0,r1",
+    model: Annotated[
+        str, typer.Option(help="Base model: path, hub name or 'default'.")
+    ] = "default",
+    data_dir: DataDir = None,
+    finetune_epochs: Annotated[int, typer.Option(help="Dense fine-tuning epochs.")] = 1,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for dense fine-tuning.")
+    ] = None,
+    recover_epochs: Annotated[
+        int, typer.Option(help="R1 recovery epochs, equal for all methods.")
+    ] = 1,
+    recover_max_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for recovery.")
+    ] = None,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="R1 recovery with KD from the dense model.")
+    ] = False,
+    search_samples: Annotated[
+        int | None, typer.Option(help="Validation examples the methods may use.")
+    ] = None,
+    eval_max_samples: Annotated[
+        int | None, typer.Option(help="Cap on evaluated examples per split.")
+    ] = None,
+    l0_steps: Annotated[int | None, typer.Option(help="Gate-training steps for l0.")] = None,
+    no_timing: Annotated[
+        bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Sweep methods x fractions x seeds in regimes R0/R1 into RUNDIR/results.jsonl (resumable)."""
+    from prunekit.recipes.compare import CompareConfig, run_compare
+    from prunekit.recipes.prune import DistillConfig
+
+    options = {"l0": {"steps": l0_steps}} if l0_steps else {}
+    rows = run_compare(
+        CompareConfig(
+            task=task,
+            out=out,
+            model=model,
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            fractions=_floats(heads, "--heads"),
+            seeds=tuple(int(x) for x in _floats(seeds, "--seeds")),
+            regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
+            data_dir=data_dir,
+            finetune=_train_config(epochs=finetune_epochs),
+            max_train_samples=max_train_samples,
+            recover=_train_config(epochs=recover_epochs),
+            recover_max_samples=recover_max_samples,
+            distill=DistillConfig() if distill else None,
+            search_samples=search_samples,
+            eval_max_samples=eval_max_samples,
+            method_options=options,
+            time_speed=not no_timing,
+            progress=not quiet,
+        )
+    )
+    typer.echo(f"{len(rows)} runs in {out / 'results.jsonl'}; render with: prunekit report {out}")
+
+
+@app.command()
+@_user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Directory written by `prunekit compare`.")],
+) -> None:
+    """Write report.md and PNG figures for a comparison run directory."""
+    from prunekit.recipes.report import run_report
+
+    typer.echo(f"wrote {run_report(run_dir)}")
 
 
 @app.command()

@@ -20,18 +20,31 @@ from prunekit.methods import (
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
 
 
-def request(model, keep: int, per_layer: bool = False, seed: int = 0) -> PruneRequest:
+def request(
+    model, keep: int, per_layer: bool = False, seed: int = 0, name: str = ""
+) -> PruneRequest:
     plan = current_plan(model)
     target = head_target(plan, keep_heads=keep, per_layer=per_layer)
     batches = lambda: iter([{**tiny_batch(), "labels": torch.tensor([0, 1, 0])}])  # noqa: E731
-    return PruneRequest(model=model, plan=plan, target=target, seed=seed, batches=batches)
+    return PruneRequest(
+        model=model,
+        plan=plan,
+        target=target,
+        seed=seed,
+        batches=batches,
+        train_batches=batches,
+        options=dict(FAST.get(name, {})),
+    )
+
+
+FAST = {"l0": {"steps": 20}}
 
 
 @pytest.mark.parametrize("name", list_methods())
 @pytest.mark.parametrize("keep", [1, 5, 11])
 def test_methods_hit_the_exact_head_count(name, keep):
     model = tiny_model("bert")
-    plan = get_method(name)(request(model, keep))
+    plan = get_method(name)(request(model, keep, name=name))
     assert plan.heads_kept == keep
     assert plan.method == name
     apply_plan(model, plan)  # the plan is valid for surgery
@@ -40,14 +53,14 @@ def test_methods_hit_the_exact_head_count(name, keep):
 @pytest.mark.parametrize("name", list_methods())
 def test_methods_are_deterministic_for_a_seed(name):
     model = tiny_model("bert")
-    first = get_method(name)(request(model, 6, seed=4))
-    second = get_method(name)(request(model, 6, seed=4))
+    first = get_method(name)(request(model, 6, seed=4, name=name))
+    second = get_method(name)(request(model, 6, seed=4, name=name))
     assert first.kept_heads == second.kept_heads
 
 
 @pytest.mark.parametrize("name", list_methods())
 def test_per_layer_mode_keeps_the_same_count_everywhere(name):
-    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True))
+    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True, name=name))
     assert plan.heads_per_layer == [2, 2, 2]
 
 

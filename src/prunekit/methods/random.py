@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from prunekit.errors import ConfigError
 from prunekit.methods.registry import PruneRequest, register_method, select_top_heads
 from prunekit.plan import PruningPlan
 
@@ -16,6 +17,8 @@ __all__ = ["prune_random"]
 
 @register_method("random")
 def prune_random(request: PruneRequest) -> PruningPlan:
+    if request.options:
+        raise ConfigError(f"random takes no options, got {', '.join(sorted(request.options))}")
     plan = request.plan
     generator = torch.Generator().manual_seed(request.seed)
     # Random scores + the shared selector = uniform sampling that honours every target mode.

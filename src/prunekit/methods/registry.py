@@ -48,7 +48,10 @@ class PruneRequest:
         seed: the only source of randomness.
         batches: callable returning an iterable of validation-split batches (labels included),
             or None for data-free methods.
+        train_batches: callable returning shuffled train-split batches, for methods that train
+            (L0 gates); each call starts a new pass.
         options: method-specific settings from the CLI/config.
+        on_progress: optional callback for long-running methods (e.g. ``{"step", "loss"}``).
     """
 
     model: nn.Module
@@ -56,7 +59,9 @@ class PruneRequest:
     target: HeadTarget
     seed: int = 0
     batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
+    train_batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    on_progress: Callable[[dict[str, float]], None] | None = None
 
 
 PruneMethod = Callable[[PruneRequest], PruningPlan]
@@ -74,7 +79,7 @@ def register_method(name: str) -> Callable[[PruneMethod], PruneMethod]:
 
 
 def _import_methods() -> None:
-    from prunekit.methods import random  # noqa: F401
+    from prunekit.methods import hisp, l0, random  # noqa: F401
 
 
 def list_methods() -> list[str]:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
-from prunekit.data import EncodedDataset, TaskSpec, encode_examples, load_examples, make_collate
+from prunekit.data import (
+    EncodedDataset,
+    TaskSpec,
+    encode_examples,
+    get_task,
+    load_examples,
+    make_collate,
+)
 from prunekit.errors import ConfigError
 
 __all__ = [
@@ -24,7 +32,7 @@ __all__ = [
     "seed_everything",
     "step_progress",
     "write_json",
-    "batches_of",
+    "TaskData",
 ]
 
 console = Console(stderr=True)
@@ -61,16 +69,77 @@ def task_dataset(
     return encode_examples(examples, tokenizer, max_seq_length, is_regression=task.is_regression)
 
 
-def batches_of(
-    dataset: EncodedDataset, tokenizer: Any, batch_size: int = 32
-) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
-    """A re-iterable source of padded batches, for methods that score heads on data."""
-    collate = make_collate(tokenizer)
+@dataclass
+class TaskData:
+    """One task's tokenised splits, built lazily and cached, plus batch iterators over them."""
 
-    def iterate() -> Iterator[dict[str, torch.Tensor]]:
-        yield from DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    task: TaskSpec
+    tokenizer: Any
+    data_dir: str | os.PathLike | None
+    seed: int
+    max_seq_length: int = 128
+    batch_size: int = 32
+    _cache: dict = field(default_factory=dict, repr=False)
 
-    return iterate
+    @classmethod
+    def for_task(
+        cls,
+        task: str | TaskSpec,
+        tokenizer: Any,
+        data_dir: str | os.PathLike | None,
+        seed: int,
+        max_seq_length: int = 128,
+        batch_size: int = 32,
+    ) -> TaskData:
+        """Checks that the task's train data exists before anything expensive happens."""
+        spec = get_task(task)
+        load_examples(spec, "train", data_dir=data_dir, seed=SPLIT_SEED)
+        return cls(spec, tokenizer, data_dir, seed, max_seq_length, batch_size)
+
+    def with_tokenizer(self, tokenizer: Any) -> TaskData:
+        return TaskData(
+            self.task, tokenizer, self.data_dir, self.seed, self.max_seq_length, self.batch_size
+        )
+
+    @property
+    def collate(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+        return make_collate(self.tokenizer)
+
+    def dataset(self, split: str, max_samples: int | None = None) -> EncodedDataset:
+        key = (split, max_samples)
+        if key not in self._cache:
+            self._cache[key] = task_dataset(
+                self.task,
+                split,
+                self.tokenizer,
+                self.data_dir,
+                self.seed,
+                self.max_seq_length,
+                max_samples,
+            )
+        return self._cache[key]
+
+    def batches(
+        self, split: str, max_samples: int | None = None, shuffle_seed: int | None = None
+    ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
+        """A re-iterable source of padded batches; with ``shuffle_seed`` each pass reshuffles
+        (deterministically: pass k uses seed ``shuffle_seed + k``)."""
+        passes = iter(range(1 << 30))
+
+        def iterate() -> Iterator[dict[str, torch.Tensor]]:
+            dataset = self.dataset(split, max_samples)
+            generator = None
+            if shuffle_seed is not None:
+                generator = torch.Generator().manual_seed(shuffle_seed + next(passes))
+            yield from DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                collate_fn=self.collate,
+                shuffle=generator is not None,
+                generator=generator,
+            )
+
+        return iterate
 
 
 @contextmanager

@@ -1,29 +1,42 @@
-"""Recipe: decide a plan with a registered method, cut the model, optionally recover, save."""
+"""Recipe: decide a plan with a registered method, cut the model, optionally recover, save.
+
+The steps (`decide`, `recover`, `evaluate_on`) are shared with the `compare` sweep so that every
+method runs through exactly the same code.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
-from prunekit.data import get_task, make_collate
-from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
 from prunekit.models import apply_plan, current_plan, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import load_for_task, recorded_task
 from prunekit.outputs import atomic_output_dir, check_output_dir
-from prunekit.recipes.common import (
-    batches_of,
-    seed_everything,
-    step_progress,
-    task_dataset,
-    write_json,
-)
-from prunekit.train import TrainConfig, evaluate, finetune
+from prunekit.plan import PruningPlan
+from prunekit.recipes.common import TaskData, seed_everything, step_progress, write_json
+from prunekit.train import TrainConfig, evaluate, finetune, make_distillation_loss
 
-__all__ = ["PruneConfig", "run_prune"]
+__all__ = ["DistillConfig", "PruneConfig", "run_prune", "decide", "recover", "evaluate_on"]
+
+
+class DistillConfig(BaseModel):
+    """Logit distillation from the unpruned model during recovery."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(2.0, gt=0)
+    alpha_kd: float = Field(0.5, ge=0, le=1)
+
+    @property
+    def alpha_ce(self) -> float:
+        return 1.0 - self.alpha_kd
 
 
 class PruneConfig(BaseModel):
@@ -41,21 +54,99 @@ class PruneConfig(BaseModel):
     seed: int = 0
     max_seq_length: int = 128
     search_samples: int | None = None
+    batch_size: int = 32
     recover: TrainConfig | None = None
     recover_max_samples: int | None = None
+    distill: DistillConfig | None = None
     evaluate_splits: tuple[str, ...] = ("validation", "dev")
     options: dict[str, Any] = {}
     overwrite: bool = False
     progress: bool = True
 
 
+def decide(
+    model: nn.Module,
+    method: str,
+    target: HeadTarget,
+    data: TaskData,
+    seed: int,
+    options: dict[str, Any] | None = None,
+    search_samples: int | None = None,
+    progress: bool = False,
+) -> tuple[PruningPlan, float]:
+    """Run a method on ``model`` (not modified unless the method trains weights).
+
+    Returns the plan and the seconds spent deciding.
+    """
+    fn = get_method(method)
+    started = time.perf_counter()
+    with step_progress(f"{method} decision", progress) as on_step:
+
+        def on_progress(info: dict[str, float]) -> None:
+            if on_step is not None and "step" in info:
+                on_step(int(info["step"]), int(info["steps"]), info.get("loss", float("nan")))
+
+        request = PruneRequest(
+            model=model,
+            plan=current_plan(model),
+            target=target,
+            seed=seed,
+            batches=data.batches("validation", search_samples),
+            train_batches=data.batches("train", shuffle_seed=seed),
+            options=dict(options or {}),
+            on_progress=on_progress,
+        )
+        plan = fn(request)
+    return plan, time.perf_counter() - started
+
+
+def recover(
+    model: nn.Module,
+    data: TaskData,
+    config: TrainConfig,
+    max_samples: int | None = None,
+    teacher: nn.Module | None = None,
+    distill: DistillConfig | None = None,
+    progress: bool = False,
+) -> float:
+    """Fine-tune the pruned ``model`` in place (with KD from ``teacher`` if ``distill``)."""
+    loss_fn = None
+    if distill is not None:
+        if teacher is None:
+            raise ValueError("distillation needs the unpruned teacher")
+        loss_fn = make_distillation_loss(
+            teacher,
+            distill.temperature,
+            distill.alpha_kd,
+            distill.alpha_ce,
+            data.task.is_regression,
+        )
+    train_set = data.dataset("train", max_samples)
+    with step_progress("recover", progress) as on_step:
+        result = finetune(model, train_set, data.collate, config, loss_fn=loss_fn, on_step=on_step)
+    return result.seconds
+
+
+def evaluate_on(
+    model: nn.Module, data: TaskData, splits: tuple[str, ...], max_samples: int | None = None
+) -> dict[str, dict]:
+    return {
+        s: evaluate(model, data.dataset(s, max_samples), data.collate, data.task, s).to_dict()
+        for s in splits
+    }
+
+
 def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
-    method = get_method(config.method)
+    get_method(config.method)  # unknown methods fail before any loading
     check_output_dir(config.out, config.overwrite)
     seed_everything(config.seed)
-    task = get_task(config.task or recorded_task(config.model))
-    model, tokenizer = load_for_task(config.model, task)
+    task_name = config.task or recorded_task(config.model)
+    data = TaskData.for_task(
+        task_name, None, config.data_dir, config.seed, config.max_seq_length, config.batch_size
+    )
+    model, tokenizer = load_for_task(config.model, data.task)
+    data = data.with_tokenizer(tokenizer)
     before = model_stats(model)
     target = head_target(
         current_plan(model),
@@ -64,49 +155,35 @@ def run_prune(config: PruneConfig) -> dict:
         config.per_layer,
         config.min_heads_per_layer,
     )
-    collate = make_collate(tokenizer)
+    teacher = copy.deepcopy(model) if config.distill is not None else None
 
-    def datasets(split: str, limit: int | None = None):
-        return task_dataset(
-            task, split, tokenizer, config.data_dir, config.seed, config.max_seq_length, limit
-        )
-
-    record: dict[str, Any] = {"task": task.name, "method": config.method, "seed": config.seed}
-    if config.recover is not None or "validation" in config.evaluate_splits:
-        record["before"] = {
-            s: evaluate(model, datasets(s), collate, task, s).to_dict()
-            for s in config.evaluate_splits
-        }
-
-    started = time.perf_counter()
-    search = datasets("validation", config.search_samples)
-    request = PruneRequest(
-        model=model,
-        plan=current_plan(model),
-        target=target,
-        seed=config.seed,
-        batches=batches_of(search, tokenizer),
-        options=dict(config.options),
+    record: dict[str, Any] = {"task": data.task.name, "method": config.method, "seed": config.seed}
+    record["before"] = evaluate_on(model, data, config.evaluate_splits)
+    plan, seconds = decide(
+        model,
+        config.method,
+        target,
+        data,
+        config.seed,
+        config.options,
+        config.search_samples,
+        config.progress,
     )
-    plan = method(request)
-    record["decision_seconds"] = round(time.perf_counter() - started, 3)
+    record["decision_seconds"] = round(seconds, 3)
     apply_plan(model, plan)
-
-    if config.evaluate_splits:
-        record["after_pruning"] = {
-            s: evaluate(model, datasets(s), collate, task, s).to_dict()
-            for s in config.evaluate_splits
-        }
+    record["after_pruning"] = evaluate_on(model, data, config.evaluate_splits)
     if config.recover is not None:
-        train_set = datasets("train", config.recover_max_samples)
-        started = time.perf_counter()
-        with step_progress("recover", config.progress) as on_step:
-            finetune(model, train_set, collate, config.recover, on_step=on_step)
-        record["recovery_seconds"] = round(time.perf_counter() - started, 2)
-        record["after_recovery"] = {
-            s: evaluate(model, datasets(s), collate, task, s).to_dict()
-            for s in config.evaluate_splits
-        }
+        seconds = recover(
+            model,
+            data,
+            config.recover,
+            config.recover_max_samples,
+            teacher,
+            config.distill,
+            config.progress,
+        )
+        record["recovery_seconds"] = round(seconds, 2)
+        record["after_recovery"] = evaluate_on(model, data, config.evaluate_splits)
     after = model_stats(model)
     record["heads"] = {
         "before": before.heads_total,

@@ -1,0 +1,25 @@
+"""Recipe: render RUNDIR/results.jsonl into RUNDIR/report.md and figures."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from prunekit.errors import DataError
+from prunekit.recipes.compare import read_results
+from prunekit.report import write_report
+
+__all__ = ["run_report"]
+
+
+def run_report(run_dir: Path, notes: str = "") -> Path:
+    rows = read_results(run_dir / "results.jsonl")
+    if not rows:
+        raise DataError(f"{run_dir / 'results.jsonl'} has no results; run `prunekit compare` first")
+    # Render into a scratch folder first so a failure never leaves a half-updated report.
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".report-") as scratch:
+        write_report(rows, Path(scratch), notes)
+        for item in Path(scratch).iterdir():
+            shutil.move(str(item), run_dir / item.name)
+    return run_dir / "report.md"

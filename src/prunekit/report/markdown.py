@@ -1,0 +1,89 @@
+"""The comparison report: report.md with tables, plus the PNG figures beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prunekit.data import primary_metric
+from prunekit.report.plots import plot_curves, plot_heatmaps, plot_speed
+from prunekit.report.summary import aggregate, dense_reference
+
+__all__ = ["write_report"]
+
+
+def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> Path:
+    """Write ``report.md`` and figures into ``out_dir`` (which must exist). Returns report.md."""
+    lines = ["# Head pruning comparison", ""]
+    if notes:
+        lines += [notes.strip(), ""]
+    cells = aggregate(rows)
+    dense = dense_reference(rows)
+    for task in sorted({r["task"] for r in rows}):
+        metric = primary_metric(task)
+        task_rows = [r for r in rows if r["task"] == task]
+        seeds = sorted({r["seed"] for r in task_rows})
+        lines += [
+            f"## {task}",
+            "",
+            f"Dev {metric} (mean ± std over seeds {', '.join(map(str, seeds))}; Δ vs the dense "
+            f"model of the same seeds). Dense: **{dense[task]:.2f}**.",
+            "",
+        ]
+        methods = sorted({c.method for c in cells if c.task == task})
+        fractions = sorted({c.fraction for c in cells if c.task == task})
+        for regime in sorted({c.regime for c in cells if c.task == task}):
+            title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime)
+            lines += [
+                f"### {title or regime}",
+                "",
+                "| heads removed | " + " | ".join(methods) + " |",
+                "|---|" + "---|" * len(methods),
+            ]
+            for fraction in fractions:
+                row = [f"{fraction:.0%}"]
+                for method in methods:
+                    cell = next(
+                        (
+                            c
+                            for c in cells
+                            if (c.task, c.method, c.regime, c.fraction)
+                            == (task, method, regime, fraction)
+                        ),
+                        None,
+                    )
+                    row.append("–" if cell is None else f"{cell.label} ({cell.delta:+.2f})")
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+        curves = plot_curves(rows, task, metric, out_dir / f"{task}_curves.png")
+        lines += [f"![{task} curves]({curves.name})", ""]
+        if any(abs(f - 0.5) < 1e-9 for f in fractions):
+            heat = plot_heatmaps(rows, task, 0.5, out_dir / f"{task}_heads_at_50.png")
+            lines += [f"![{task} heads kept at 50%]({heat.name})", ""]
+        speed = plot_speed(rows, task, out_dir / f"{task}_speed.png")
+        lines += [f"![{task} size and speed]({speed.name})", ""]
+        lines += _speed_table(task_rows)
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
+    timed = sorted(
+        (r for r in rows if "measured_speedup" in r and r["regime"] == "r0"),
+        key=lambda r: (r["fraction"], r["method"]),
+    )
+    if not timed:
+        return []
+    lines = [
+        "| heads removed | method | parameters | ideal speed-up | measured (b32) | "
+        "measured/ideal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in timed:
+        lines.append(
+            f"| {r['fraction']:.0%} | {r['method']} | {r['parameters']:,} | "
+            f"{r['ideal_speedup']:.2f}x | {r['measured_speedup']:.2f}x | "
+            f"{r['measured_speedup'] / r['ideal_speedup']:.2f} |"
+        )
+    return lines + [""]

@@ -1,0 +1,59 @@
+"""Aggregate comparison rows (results.jsonl) into mean ± std per method, fraction and regime."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Cell", "aggregate", "dense_reference"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    method: str
+    regime: str
+    fraction: float
+    mean: float
+    std: float
+    n: int
+    delta: float  # mean minus the dense mean of the same seeds
+
+    @property
+    def label(self) -> str:
+        return f"{self.mean:.2f} ± {self.std:.2f}"
+
+
+def dense_reference(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, float]:
+    """Mean dense metric per task, one value per seed."""
+    per_task: dict[str, dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        per_task[row["task"]][row["seed"]] = row[f"dense_{split}"]
+    return {task: statistics.fmean(seeds.values()) for task, seeds in per_task.items()}
+
+
+def aggregate(rows: list[dict[str, Any]], split: str = "dev") -> list[Cell]:
+    """One `Cell` per (task, method, regime, fraction), sorted; std is the sample std (0 if n=1)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["method"], row["regime"], row["fraction"])].append(row)
+    cells = []
+    for (task, method, regime, fraction), members in sorted(groups.items()):
+        values = [m[split] for m in members]
+        dense = statistics.fmean(m[f"dense_{split}"] for m in members)
+        mean = statistics.fmean(values)
+        cells.append(
+            Cell(
+                task=task,
+                method=method,
+                regime=regime,
+                fraction=fraction,
+                mean=mean,
+                std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                n=len(values),
+                delta=mean - dense,
+            )
+        )
+    return cells

