@@ -210,6 +210,18 @@ def prune(
         list[str] | None,
         typer.Option(help="Method setting KEY=VALUE (repeatable), e.g. steps=300 for l0."),
     ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="astar: allowed drop of the primary metric (points) on the search split."
+        ),
+    ] = None,
+    max_evals: Annotated[
+        int | None, typer.Option(help="astar: cap on evaluated head sets.")
+    ] = None,
+    branching: Annotated[
+        int | None, typer.Option(help="astar: successors per state (lowest-ablation heads).")
+    ] = None,
     task: Annotated[str | None, typer.Option(help="GLUE task (default: the model's).")] = None,
     data_dir: DataDir = None,
     search_samples: Annotated[
@@ -238,9 +250,14 @@ def prune(
     from prunekit.errors import ConfigError
     from prunekit.recipes.prune import DistillConfig, PruneConfig, run_prune
 
-    if heads is None and keep_heads is None:
+    if heads is None and keep_heads is None and method != "astar":
         raise ConfigError("give --heads FRACTION (e.g. 0.5) or --keep-heads N")
     options = _method_options(method_option)
+    for key, value in (("budget", budget), ("max_evals", max_evals), ("branching", branching)):
+        if value is not None:
+            if method != "astar":
+                raise ConfigError(f"--{key.replace('_', '-')} applies to --method astar only")
+            options[key] = value
     if iterative:
         options["iterative"] = True
     recover = None
@@ -382,6 +399,10 @@ def compare(
         int | None, typer.Option(help="Cap on evaluated examples per split.")
     ] = None,
     l0_steps: Annotated[int | None, typer.Option(help="Gate-training steps for l0.")] = None,
+    astar_budgets: Annotated[
+        str | None,
+        typer.Option(help="Also run astar in budget mode at these budgets, e.g. 0,0.5,1,2."),
+    ] = None,
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
     ] = False,
@@ -410,6 +431,7 @@ def compare(
             search_samples=search_samples,
             eval_max_samples=eval_max_samples,
             method_options=options,
+            astar_budgets=_floats(astar_budgets, "--astar-budgets") if astar_budgets else (),
             time_speed=not no_timing,
             progress=not quiet,
         )

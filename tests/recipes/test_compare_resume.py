@@ -38,6 +38,8 @@ def sweep_config(model, out) -> CompareConfig:
         model=str(model),
         methods=("random", "hisp"),
         fractions=(0.25, 0.5),
+        astar_budgets=(0.0,),
+        method_options={"astar": {"max_evals": 40, "branching": 3}},
         seeds=(0, 1),
         data_dir=glue_dir(),
         max_train_samples=32,
@@ -57,7 +59,7 @@ def stable(rows):
 
 def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tmp_path):
     reference = run_compare(sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "full"))
-    assert len(reference) == 2 * 2 * 2 * 2
+    assert len(reference) == 2 * 2 * 2 * 2 + 2  # + one A* budget point per seed
 
     class Killed(Exception):
         pass
@@ -73,13 +75,27 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tm
     with pytest.raises(Killed):
         run_compare(config, after_run=kill_after_five)
     partial = read_results(config.out / "results.jsonl")
-    assert 5 <= len(partial) < 16
+    assert 5 <= len(partial) < 18
 
     resumed_keys = []
     rows = run_compare(config, after_run=lambda row: resumed_keys.append(row["key"]))
     assert not set(resumed_keys) & {row["key"] for row in partial}  # nothing repeated
     on_disk = read_results(config.out / "results.jsonl")
-    assert len(on_disk) == 16 and len({r["key"] for r in on_disk}) == 16
+    assert len(on_disk) == 18 and len({r["key"] for r in on_disk}) == 18
     by_key = {r["key"]: r for r in stable(rows)}
     assert by_key == {r["key"]: r for r in stable(reference)}
     assert (config.out / "dense" / "seed0" / "model.safetensors").is_file()
+
+
+def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_path):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "budget").model_copy(
+        update={"methods": (), "seeds": (0,)}
+    )
+    (row,) = run_compare(config)
+    assert row["method"] == "astar-budget" and row["budget"] == 0.0
+    assert row["certificate"]["final_drop"] <= 0.0
+    assert row["dev_violation"] == (row["dense_dev"] - row["dev"] > 0.0)
+    from prunekit.recipes.report import run_report
+
+    text = run_report(config.out).read_text()
+    assert "A* with an accuracy budget" in text

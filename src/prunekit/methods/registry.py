@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
 from prunekit.plan import PruningPlan
 
@@ -50,6 +51,9 @@ class PruneRequest:
             or None for data-free methods.
         train_batches: callable returning shuffled train-split batches, for methods that train
             (L0 gates); each call starts a new pass.
+        full_batches: the whole validation split when ``batches`` is a subsample of it (for
+            methods that re-verify a decision), else None.
+        task: the task being pruned for (its primary metric), when known.
         options: method-specific settings from the CLI/config.
         on_progress: optional callback for long-running methods (e.g. ``{"step", "loss"}``).
     """
@@ -60,6 +64,8 @@ class PruneRequest:
     seed: int = 0
     batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
     train_batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
+    full_batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
+    task: TaskSpec | None = None
     options: dict[str, Any] = field(default_factory=dict)
     on_progress: Callable[[dict[str, float]], None] | None = None
 
@@ -79,7 +85,7 @@ def register_method(name: str) -> Callable[[PruneMethod], PruneMethod]:
 
 
 def _import_methods() -> None:
-    from prunekit.methods import hisp, l0, random  # noqa: F401
+    from prunekit.methods import astar, hisp, l0, random  # noqa: F401
 
 
 def list_methods() -> list[str]:

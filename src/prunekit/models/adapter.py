@@ -70,6 +70,9 @@ class Adapter(Protocol):
     def intermediate_size(self, config) -> int: ...
     def layer_modules(self, model: nn.Module, layer: int) -> LayerModules: ...
 
+    def layer_list(self, model: nn.Module) -> nn.ModuleList:
+        """The encoder's layers, in order (for activation caching)."""
+
     def set_head_count(self, model: nn.Module, layer: int, count: int) -> None:
         """Update the attention module's bookkeeping (head count, all_head_size)."""
 

@@ -35,8 +35,11 @@ class BertStyleAdapter:
     def intermediate_size(self, config) -> int:
         return config.intermediate_size
 
+    def layer_list(self, model: nn.Module) -> nn.ModuleList:
+        return model.base_model.encoder.layer
+
     def _layer(self, model: nn.Module, layer: int) -> nn.Module:
-        return model.base_model.encoder.layer[layer]
+        return self.layer_list(model)[layer]
 
     def layer_modules(self, model: nn.Module, layer: int) -> LayerModules:
         block = self._layer(model, layer)

@@ -31,8 +31,11 @@ class DistilBertAdapter:
     def intermediate_size(self, config) -> int:
         return config.hidden_dim
 
+    def layer_list(self, model: nn.Module) -> nn.ModuleList:
+        return model.base_model.transformer.layer
+
     def _layer(self, model: nn.Module, layer: int) -> nn.Module:
-        return model.base_model.transformer.layer[layer]
+        return self.layer_list(model)[layer]
 
     def layer_modules(self, model: nn.Module, layer: int) -> LayerModules:
         block = self._layer(model, layer)

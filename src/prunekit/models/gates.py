@@ -38,7 +38,9 @@ class HeadGates:
     Args:
         model: a supported encoder (dense or already pruned).
         gates: ``[L, H]`` initial values (default all ones). Kept by reference when it is a
-            tensor that already requires grad, so an optimizer can train it.
+            tensor that already requires grad, so an optimizer can train it. ``[S, L, H]``
+            gates S states at once: the input batch must then be S equal blocks, block s
+            gated by ``gates[s]`` (used to evaluate several head sets in one forward).
         requires_grad: make ``values`` a leaf that collects gradients.
         observer: optional ``fn(layer, context)`` called with each layer's gated context
             ``[B, T, n_kept, head_size]`` (for scorers that need per-token statistics).
@@ -57,8 +59,7 @@ class HeadGates:
         shape = (self.plan.num_layers, self.plan.num_heads)
         if gates is None:
             gates = torch.ones(shape, device=_device_of(model))
-        if tuple(gates.shape) != shape:
-            raise ConfigError(f"gates must have shape {list(shape)}, got {list(gates.shape)}")
+        _check_shape(gates, shape)
         if requires_grad and not gates.requires_grad:
             gates = gates.detach().clone().requires_grad_(True)
         self.values = gates
@@ -67,10 +68,7 @@ class HeadGates:
 
     def set(self, gates: torch.Tensor) -> None:
         """Replace the gate values (same shape) without reinstalling hooks."""
-        if gates.shape != self.values.shape:
-            raise ConfigError(
-                f"gates must have shape {list(self.values.shape)}, got {list(gates.shape)}"
-            )
+        _check_shape(gates, (self.plan.num_layers, self.plan.num_heads))
         self.values = gates
 
     def __enter__(self) -> HeadGates:
@@ -95,13 +93,26 @@ class HeadGates:
         def gate_context(module: nn.Module, args: tuple) -> tuple:
             context = args[0]
             heads = context.unflatten(-1, (len(kept), head_size))
-            gate = self.values[layer].index_select(0, index.to(self.values.device))
-            gated = heads * gate.to(heads.dtype)[:, None]
+            values = self.values
+            gate = values[..., layer, :].index_select(-1, index.to(values.device)).to(heads.dtype)
+            if values.ndim == 3:  # S stacked states: the batch is S blocks of equal size
+                blocks = heads.unflatten(0, (gate.shape[0], -1))
+                gated = (blocks * gate[:, None, None, :, None]).flatten(0, 1)
+            else:
+                gated = heads * gate[:, None]
             if self.observer is not None:
                 self.observer(layer, gated)
             return (gated.flatten(-2), *args[1:])
 
         return gate_context
+
+
+def _check_shape(gates: torch.Tensor, shape: tuple[int, int]) -> None:
+    if tuple(gates.shape[-2:]) != shape or gates.ndim not in (2, 3):
+        raise ConfigError(
+            f"gates must have shape {list(shape)} (or [S, {shape[0]}, {shape[1]}]), "
+            f"got {list(gates.shape)}"
+        )
 
 
 def _device_of(model: nn.Module) -> torch.device:

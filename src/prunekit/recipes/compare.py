@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.errors import ConfigError
-from prunekit.methods import get_method, head_target
+from prunekit.methods import HeadTarget, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.recipes.bench import speed_table
 from prunekit.recipes.common import TaskData, console, seed_everything, write_json
@@ -52,6 +52,7 @@ class CompareConfig(BaseModel):
     search_samples: int | None = None
     eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
     method_options: dict[str, dict[str, Any]] = {}
+    astar_budgets: tuple[float, ...] = ()
     time_speed: bool = True
     progress: bool = True
 
@@ -98,15 +99,20 @@ def run_compare(
             for f in config.fractions
             if any(run_key(m, f, seed, r) not in done for r in config.regimes)
         ]
-        if not pending:
+        budgets = [
+            b for b in config.astar_budgets if run_key("astar-budget", b, seed, "r0") not in done
+        ]
+        if not pending and not budgets:
             continue
         dense_dir = _dense_model(config, seed)
         dense = load(dense_dir)
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
         dense_eval = evaluate_on(dense, data, ("validation", "dev"), config.eval_max_samples)
-        for method, fraction in pending:
-            new_rows = _one_run(config, dense, data, dense_eval, method, fraction, seed, done)
+        work = [(_one_run, (method, fraction)) for method, fraction in pending]
+        work += [(_budget_run, (budget,)) for budget in budgets]
+        for run, args in work:
+            new_rows = run(config, dense, data, dense_eval, *args, seed, done)
             with results.open("a") as handle:
                 for row in new_rows:
                     handle.write(json.dumps(row) + "\n")
@@ -158,6 +164,57 @@ def _one_run(
     plan, decision_seconds = decide(
         model, method, target, data, seed, config.method_options.get(method), config.search_samples
     )
+    return _evaluate_plan(
+        config, dense, model, plan, decision_seconds, data, dense_eval, method, fraction, seed, done
+    )
+
+
+def _budget_run(
+    config: CompareConfig,
+    dense,
+    data: TaskData,
+    dense_eval: dict,
+    budget: float,
+    seed: int,
+    done: set[str],
+) -> list[dict[str, Any]]:
+    """A* in max-heads-under-budget mode: one R0 point whose head count A* chooses."""
+    seed_everything(seed)
+    model = copy.deepcopy(dense)
+    options = {**config.method_options.get("astar", {}), "budget": budget}
+    target = HeadTarget(keep=current_plan(model).heads_kept)
+    plan, seconds = decide(model, "astar", target, data, seed, options, config.search_samples)
+    certificate = plan.meta["certificate"]
+    r0_only = config.model_copy(update={"regimes": ("r0",)})
+    rows = _evaluate_plan(
+        r0_only, dense, model, plan, seconds, data, dense_eval, "astar-budget", budget, seed, done
+    )
+    for row in rows:
+        row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
+        row["budget"] = budget
+        row["certificate"] = {
+            k: certificate[k]
+            for k in ("a0", "final_metric", "final_drop", "evaluations", "wall_seconds", "capped")
+        }
+        row["cache_saved_fraction"] = certificate["cache"]["saved_fraction"]
+        row["dev_drop"] = row["dense_dev"] - row["dev"]
+        row["dev_violation"] = row["dev_drop"] > budget
+    return rows
+
+
+def _evaluate_plan(
+    config: CompareConfig,
+    dense,
+    model,
+    plan,
+    decision_seconds: float,
+    data: TaskData,
+    dense_eval: dict,
+    method: str,
+    fraction: float,
+    seed: int,
+    done: set[str],
+) -> list[dict[str, Any]]:
     apply_plan(model, plan)
     stats = model_stats(model)
     base = {

@@ -93,6 +93,8 @@ def decide(
             seed=seed,
             batches=data.batches("validation", search_samples),
             train_batches=data.batches("train", shuffle_seed=seed),
+            full_batches=data.batches("validation") if search_samples else None,
+            task=data.task,
             options=dict(options or {}),
             on_progress=on_progress,
         )
@@ -172,6 +174,7 @@ def run_prune(config: PruneConfig) -> dict:
     record["decision_seconds"] = round(seconds, 3)
     apply_plan(model, plan)
     record["after_pruning"] = evaluate_on(model, data, config.evaluate_splits)
+    certificate = _certificate(plan, record)
     if config.recover is not None:
         seconds = recover(
             model,
@@ -202,4 +205,22 @@ def run_prune(config: PruneConfig) -> dict:
         write_model_files(model, tmp, tokenizer)
         plan.write(tmp / "plan.json")
         write_json(tmp / "metrics.json", record)
+        if certificate is not None:
+            write_json(tmp / "certificate.json", certificate)
     return record
+
+
+def _certificate(plan: PruningPlan, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A method's certificate (A*) plus the dev-set drop, reported separately and never used."""
+    certificate = plan.meta.get("certificate")
+    if certificate is None or "dev" not in record["before"]:
+        return None
+    before = record["before"]["dev"]["primary"]
+    after = record["after_pruning"]["dev"]["primary"]
+    dev = {
+        "before": before,
+        "after": after,
+        "drop": before - after,
+        "violation": before - after > certificate["budget"],
+    }
+    return {**certificate, "dev": dev}

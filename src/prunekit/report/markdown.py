@@ -17,9 +17,11 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
     lines = ["# Head pruning comparison", ""]
     if notes:
         lines += [notes.strip(), ""]
+    budget_rows = [r for r in rows if "budget" in r]
+    rows = [r for r in rows if "budget" not in r]  # curves and tables: fixed head counts
     cells = aggregate(rows)
-    dense = dense_reference(rows)
-    for task in sorted({r["task"] for r in rows}):
+    dense = dense_reference(rows + budget_rows)
+    for task in sorted({r["task"] for r in rows + budget_rows}):
         metric = primary_metric(task)
         task_rows = [r for r in rows if r["task"] == task]
         seeds = sorted({r["seed"] for r in task_rows})
@@ -55,7 +57,9 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
                     row.append("–" if cell is None else f"{cell.label} ({cell.delta:+.2f})")
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
-        curves = plot_curves(rows, task, metric, out_dir / f"{task}_curves.png")
+        task_budget_rows = [r for r in budget_rows if r["task"] == task]
+        lines += _budget_table(task_budget_rows, metric)
+        curves = plot_curves(rows + task_budget_rows, task, metric, out_dir / f"{task}_curves.png")
         lines += [f"![{task} curves]({curves.name})", ""]
         if any(abs(f - 0.5) < 1e-9 for f in fractions):
             heat = plot_heatmaps(rows, task, 0.5, out_dir / f"{task}_heads_at_50.png")
@@ -85,5 +89,30 @@ def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['fraction']:.0%} | {r['method']} | {r['parameters']:,} | "
             f"{r['ideal_speedup']:.2f}x | {r['measured_speedup']:.2f}x | "
             f"{r['measured_speedup'] / r['ideal_speedup']:.2f} |"
+        )
+    return lines + [""]
+
+
+def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """A* budget mode: the guarantee holds on the search split; dev drops are reported apart."""
+    if not rows:
+        return []
+    lines = [
+        "### A* with an accuracy budget (R0)",
+        "",
+        f"Budget B in points of {metric} on the search split (validation carved from train). "
+        "Dev drop = dense dev minus pruned dev; a violation is a dev drop above B.",
+        "",
+        "| B | seed | heads removed | search drop | dev drop | violation | evaluations | "
+        "search time (s) | layer-forwards saved by cache |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["budget"], r["seed"])):
+        c = r["certificate"]
+        lines.append(
+            f"| {r['budget']:g} | {r['seed']} | {r['heads_removed']} | {c['final_drop']:.2f} | "
+            f"{r['dev_drop']:.2f} | {'yes' if r['dev_violation'] else 'no'} | "
+            f"{c['evaluations']} | {c['wall_seconds']:.0f} | "
+            f"{r.get('cache_saved_fraction', 0.0):.0%} |"
         )
     return lines + [""]

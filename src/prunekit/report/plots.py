@@ -19,12 +19,14 @@ __all__ = ["plot_curves", "plot_heatmaps", "plot_speed"]
 
 def plot_curves(rows: list[dict[str, Any]], task: str, metric: str, path: Path) -> Path:
     """Primary dev metric vs fraction of heads removed: mean ± std band per method, R0 | R1."""
+    dense = dense_reference([r for r in rows if r["task"] == task])[task]
+    budget_points = [r for r in rows if r["task"] == task and "budget" in r]
+    rows = [r for r in rows if "budget" not in r]
     cells = [c for c in aggregate(rows) if c.task == task]
-    regimes = sorted({c.regime for c in cells})
+    regimes = sorted({c.regime for c in cells}) or ["r0"]
     fig, axes = plt.subplots(
         1, len(regimes), figsize=(5.5 * len(regimes), 4), squeeze=False, sharey=True
     )
-    dense = dense_reference([r for r in rows if r["task"] == task])[task]
     titles = {"r0": "R0: no retraining", "r1": "R1: equal recovery budget"}
     for ax, regime in zip(axes[0], regimes, strict=True):
         for method in sorted({c.method for c in cells}):
@@ -37,6 +39,24 @@ def plot_curves(rows: list[dict[str, Any]], task: str, metric: str, path: Path) 
             std = np.array([c.std for c in series])
             ax.plot(x, mean, marker="o", label=method)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        if regime == "r0" and budget_points:
+            ax.scatter(
+                [r["fraction"] * 100 for r in budget_points],
+                [r["dev"] for r in budget_points],
+                marker="*",
+                s=90,
+                color="crimson",
+                zorder=5,
+                label="A* budget mode",
+            )
+            for r in budget_points:
+                ax.annotate(
+                    f"B={r['budget']:g}",
+                    (r["fraction"] * 100, r["dev"]),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         ax.axhline(dense, color="black", linestyle="--", linewidth=1, label="dense")
         ax.set_title(titles.get(regime, regime))
         ax.set_xlabel("heads removed (%)")

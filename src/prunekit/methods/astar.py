@@ -1,0 +1,271 @@
+"""A* search head pruning with an accuracy certificate (Parnami, Singh, Joshi, arXiv 2110.15225).
+
+The paper's text was not available; this is the reconstruction of methods.md §2(b) (OUR CHOICE,
+every choice configurable):
+
+- a0 = metric of the fine-tuned model on the search split (the validation split carved from
+  train, optionally subsampled); never dev. Single-head ablation drops ``d_h = a0 - metric
+  without h``, clipped ``d+_h = max(d_h, 0)``.
+- A state is the set P of removed heads. Successors add one of the ``branching`` heads not in P
+  with the smallest ``d+``. ``g(P) = max(0, a0 - metric(P))`` is measured; a state with
+  ``g > budget`` is discarded and never expanded, which is the guarantee on the search split.
+- Fixed-K mode: goal ``|P| = K``, heuristic ``h(P)`` = sum of the ``K - |P|`` smallest ``d+``
+  outside P (admissible when removals interact super-additively); the first goal popped is the
+  K-set with the least measured drop. Ties prefer deeper states.
+- Budget mode (``keep`` not given): K grows one head at a time while a feasible K-set exists;
+  the largest feasible set wins. Evaluations are shared across K.
+- ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
+  infinite), the best partial state is completed greedily by ``d+`` (flagged in the result).
+- With ``verify_batches`` the final set is re-checked on the full search split; if it fails,
+  the search backs off to the largest verified feasible state found.
+
+Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
+Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
+``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (2048).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prunekit.errors import ConfigError
+from prunekit.methods.registry import PruneRequest, register_method
+from prunekit.plan import PruningPlan
+from prunekit.scoring.evaluator import GatedEvaluator, State
+
+__all__ = [
+    "prune_astar",
+    "SearchResult",
+    "search_fixed_k",
+    "search_max_heads",
+    "verify_or_back_off",
+]
+
+DEFAULTS = {
+    "budget": None,
+    "branching": 16,
+    "max_evals": 2000,
+    "states_per_forward": 4,
+    "cache_mb": 2048,
+}
+
+
+@dataclass
+class SearchResult:
+    state: State | None
+    drop: float
+    evaluations: int
+    capped: bool = False
+    feasible: list[tuple[State, float]] = field(default_factory=list)
+
+
+class _Counter:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+
+def search_fixed_k(
+    k: int,
+    a0: float,
+    delta_plus: dict[tuple[int, int], float],
+    drop_of,
+    budget: float,
+    branching: int,
+    counter: _Counter,
+) -> SearchResult:
+    """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``)."""
+    order = sorted(delta_plus, key=lambda h: (delta_plus[h], h))
+
+    def heuristic(state: State) -> float:
+        remaining = k - len(state)
+        return sum(itertools.islice((delta_plus[h] for h in order if h not in state), remaining))
+
+    tie = itertools.count()
+    start: State = frozenset()
+    frontier = [(heuristic(start), -0, next(tie), start, 0.0)]
+    closed: set[State] = set()
+    feasible: list[tuple[State, float]] = []
+    best_partial: tuple[float, int, State, float] | None = None
+    while frontier:
+        f, _, _, state, g = heapq.heappop(frontier)
+        if state in closed:
+            continue
+        closed.add(state)
+        if len(state) == k:
+            return SearchResult(state, g, counter.used, feasible=feasible)
+        if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
+            best_partial = (f, len(state), state, g)
+        children = [state | {h} for h in order if h not in state][:branching]
+        children = [c for c in children if c not in closed]
+        if counter.used + len(children) > counter.limit:
+            break
+        counter.used += len(children)
+        for child, drop in zip(children, drop_of(children), strict=True):
+            g_child = max(0.0, drop)
+            if g_child > budget:
+                continue
+            feasible.append((child, g_child))
+            heapq.heappush(
+                frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
+            )
+    if math.isinf(budget) and best_partial is not None:
+        # Out of evaluations: finish the deepest, cheapest partial set greedily by d+.
+        state = best_partial[2]
+        state = state | frozenset([h for h in order if h not in state][: k - len(state)])
+        counter.used += 1
+        return SearchResult(
+            state, max(0.0, drop_of([state])[0]), counter.used, capped=True, feasible=feasible
+        )
+    return SearchResult(None, math.inf, counter.used, capped=bool(frontier), feasible=feasible)
+
+
+def search_max_heads(
+    a0: float,
+    delta_plus: dict,
+    drop_of,
+    budget: float,
+    branching: int,
+    counter: _Counter,
+    max_k: int,
+) -> SearchResult:
+    """Grow K while a feasible K-set exists; return the largest one found."""
+    best = SearchResult(frozenset(), 0.0, 0)
+    feasible: list[tuple[State, float]] = []
+    for k in range(1, max_k + 1):
+        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, branching, counter)
+        feasible += result.feasible
+        if result.state is None:
+            best.capped = result.capped
+            break
+        best = result
+    best.feasible = feasible
+    best.evaluations = counter.used
+    return best
+
+
+@register_method("astar")
+def prune_astar(request: PruneRequest) -> PruningPlan:
+    if request.batches is None or request.task is None:
+        raise ConfigError("astar needs the task and labelled validation (search) batches")
+    unknown = set(request.options) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown astar options: {', '.join(sorted(unknown))}")
+    if request.target.per_layer:
+        raise ConfigError("astar searches global head sets; --per-layer is not supported")
+    cfg = {**DEFAULTS, **request.options}
+    # A head target selects fixed-K mode; "keep everything" asks for the most heads under budget.
+    fixed_k = request.target.keep < request.plan.heads_kept
+    started = time.perf_counter()
+    plan = request.plan
+    evaluator = GatedEvaluator(
+        request.model,
+        request.batches(),
+        request.task,
+        cache_bytes=int(cfg["cache_mb"]) << 20,
+        states_per_forward=int(cfg["states_per_forward"]),
+    )
+    a0 = evaluator.metric(frozenset())
+    heads = [(layer, h) for layer, kept in enumerate(plan.kept_heads) for h in kept]
+    ablation = evaluator.metrics([frozenset([h]) for h in heads])
+    delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
+    delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
+
+    def drop_of(states):
+        return [a0 - m for m in evaluator.metrics(states)]
+
+    counter = _Counter(int(cfg["max_evals"]))
+    budget = cfg["budget"]
+    if fixed_k:
+        budget = math.inf if budget is None else float(budget)
+        k = plan.heads_kept - request.target.keep
+        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter)
+    else:
+        budget = 0.0 if budget is None else float(budget)
+        result = search_max_heads(
+            a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
+        )
+    if result.state is None:
+        raise ConfigError(
+            f"astar found no set of {plan.heads_kept - request.target.keep} heads within a drop "
+            f"of {budget} on the search split ({counter.used} evaluations); raise --budget or "
+            "max_evals"
+        )
+    removed, drop = result.state, result.drop
+    verified = None
+    if request.full_batches is not None:
+        removed, drop, verified = _verify(request, request.full_batches, removed, result, budget)
+    kept = [
+        tuple(h for h in layer_heads if (layer, h) not in removed)
+        for layer, layer_heads in enumerate(plan.kept_heads)
+    ]
+    certificate: dict[str, Any] = {
+        "a0": a0,
+        "metric": evaluator.metric_name,
+        "budget": budget,
+        "final_metric": a0 - drop,
+        "final_drop": drop,
+        "heads_removed": len(removed),
+        "evaluations": evaluator.stats.states,
+        "search_states": counter.used,
+        "capped": result.capped,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "mode": "fixed-k" if fixed_k else "max-heads-under-budget",
+        "search_examples": len(evaluator.labels),
+        "verified": verified,
+        "single_head_drops": {f"{li}.{h}": d for (li, h), d in sorted(delta.items())},
+        "cache": {
+            "layer_forwards": evaluator.stats.layer_forwards,
+            "layer_forwards_saved": evaluator.stats.layer_forwards_saved,
+            "saved_fraction": evaluator.stats.saved_fraction,
+            "forwards": evaluator.stats.forwards,
+        },
+    }
+    return plan.model_copy(
+        update={"kept_heads": tuple(kept), "method": "astar", "meta": {"certificate": certificate}}
+    )
+
+
+def _verify(
+    request: PruneRequest, batches, removed: State, result: SearchResult, budget: float
+) -> tuple[State, float, dict]:
+    full = GatedEvaluator(request.model, batches(), request.task, cache_bytes=0)
+    info = verify_or_back_off(full.metric, removed, result, budget)
+    info["examples"] = len(full.labels)
+    return info.pop("state"), info["drop"], info
+
+
+def verify_or_back_off(
+    metric_of, removed: State, result: SearchResult, budget: float
+) -> dict[str, Any]:
+    """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
+
+    Candidates after ``removed`` are the feasible states the search measured, largest first.
+    """
+    a0_full = metric_of(frozenset())
+    candidates = [(removed, result.drop)] + sorted(
+        result.feasible, key=lambda sd: (-len(sd[0]), sd[1])
+    )
+    tried = 0
+    for state, _ in candidates:
+        tried += 1
+        drop = max(0.0, a0_full - metric_of(state))
+        if drop <= budget:
+            return {
+                "state": state,
+                "a0": a0_full,
+                "drop": drop,
+                "backed_off": state != removed,
+                "states_tried": tried,
+            }
+    return {
+        "state": frozenset(),
+        "a0": a0_full,
+        "drop": 0.0,
+        "backed_off": True,
+        "states_tried": tried,
+    }

@@ -1,0 +1,230 @@
+"""Fast metric evaluation of many head sets on one fixed split, through gates.
+
+A state is a set of removed heads ``{(layer, head)}``. Its metric needs a forward pass over
+the split with those heads gated to 0. Two states whose gates agree on layers ``0..l`` have
+identical hidden states after layer ``l``, so the evaluator keeps each layer's output per
+(prefix of gate rows) in an LRU cache bounded in bytes, and starts a new state's forward at the
+first layer not covered by a cached prefix: the layers before it are replaced by modules that
+replay the cached output. Several states that start at the same layer from the same cached
+prefix run in one forward (``[S, L, H]`` gates over an S-times stacked batch).
+Results are identical to an uncached forward (the same kernels on the same inputs).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunekit.data import TaskSpec, compute_metrics, primary_metric
+from prunekit.models.adapter import get_adapter
+from prunekit.models.gates import HeadGates
+from prunekit.models.surgery import current_plan
+
+__all__ = ["GatedEvaluator", "EvaluatorStats", "State"]
+
+State = frozenset  # frozenset[tuple[int, int]] of removed (layer, head)
+
+
+@dataclass
+class EvaluatorStats:
+    states: int = 0
+    forwards: int = 0
+    layer_forwards: int = 0
+    layer_forwards_saved: int = 0
+
+    @property
+    def saved_fraction(self) -> float:
+        total = self.layer_forwards + self.layer_forwards_saved
+        return self.layer_forwards_saved / total if total else 0.0
+
+
+class _Replay(nn.Module):
+    """Stands in for an encoder layer and returns a stored output instead of computing one."""
+
+    def __init__(self, output) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args, **kwargs):
+        return self.output
+
+
+class GatedEvaluator:
+    """The task's primary metric of ``model`` with given heads removed, on fixed batches.
+
+    Args:
+        model: a fine-tuned sequence classifier (not modified; eval mode is used).
+        batches: the labelled split, materialised once.
+        task: decides the metric (primary metric of the task, x100).
+        cache_bytes: LRU bound for cached layer outputs; 0 disables the prefix cache.
+        states_per_forward: how many states may share one stacked forward.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batches: Iterable[dict[str, torch.Tensor]],
+        task: TaskSpec,
+        cache_bytes: int = 2 << 30,
+        states_per_forward: int = 4,
+    ) -> None:
+        self.model = model.eval()
+        self.task = task
+        self.metric_name = primary_metric(task)
+        self.batches = [dict(b) for b in batches]
+        self.labels = np.concatenate([b.pop("labels").numpy() for b in self.batches])
+        self.plan = current_plan(model)
+        self.layers = get_adapter(model).layer_list(model)
+        self.num_layers = len(self.layers)
+        self.cache_bytes = cache_bytes
+        self.states_per_forward = max(1, states_per_forward)
+        self.stats = EvaluatorStats()
+        self._cache: OrderedDict[bytes, list] = OrderedDict()
+        self._cached_bytes = 0
+        self._memo: dict[State, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ public
+
+    def gates_of(self, state: State) -> torch.Tensor:
+        gates = torch.zeros(self.plan.num_layers, self.plan.num_heads)
+        for layer, kept in enumerate(self.plan.kept_heads):
+            gates[layer, list(kept)] = 1.0
+        for layer, head in state:
+            gates[layer, head] = 0.0
+        return gates
+
+    def metric(self, state: State) -> float:
+        return self.metrics([state])[0]
+
+    def metrics(self, states: Sequence[State]) -> list[float]:
+        """Metric of each state (memoised: a state is evaluated at most once)."""
+        return [self._score(logits) for logits in self.logits(states)]
+
+    def logits(self, states: Sequence[State]) -> list[np.ndarray]:
+        """Model outputs ``[N, C]`` on the split for each state, in split order."""
+        todo = list(dict.fromkeys(s for s in states if s not in self._memo))
+        groups: dict[tuple[int, bytes], list[State]] = {}
+        for state in todo:
+            start, key = self._deepest_prefix(self.gates_of(state))
+            groups.setdefault((start, key), []).append(state)
+        for (start, key), members in sorted(groups.items(), key=lambda kv: -kv[0][0]):
+            for i in range(0, len(members), self.states_per_forward):
+                self._run(members[i : i + self.states_per_forward], start, key)
+        return [self._memo[s] for s in states]
+
+    # ------------------------------------------------------------------ internals
+
+    def _prefix_key(self, gates: torch.Tensor, layer: int) -> bytes:
+        return layer.to_bytes(2, "little") + gates[: layer + 1].numpy().tobytes()
+
+    def _deepest_prefix(self, gates: torch.Tensor) -> tuple[int, bytes]:
+        """(first layer to compute, cache key of the output before it or b'')."""
+        if self.cache_bytes > 0:
+            for layer in range(self.num_layers - 1, -1, -1):
+                key = self._prefix_key(gates, layer)
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return layer + 1, key
+        return 0, b""
+
+    @torch.inference_mode()
+    def _run(self, states: list[State], start: int, key: bytes) -> None:
+        count = len(states)
+        gates = torch.stack([self.gates_of(s) for s in states])  # [S, L, H]
+        device = next(self.model.parameters()).device
+        cached = self._cache.get(key) if start > 0 else None
+        outputs_per_layer: list[list] = [[] for _ in range(self.num_layers)]
+        logits = []
+        captured: dict[int, object] = {}
+        hooks = [
+            self.layers[i].register_forward_hook(_capture(captured, i))
+            for i in range(start, self.num_layers)
+        ]
+        originals = [self.layers[i] for i in range(start)]
+        try:
+            with HeadGates(self.model, gates):
+                for b, batch in enumerate(self.batches):
+                    inputs = {
+                        k: v.repeat(count, *([1] * (v.ndim - 1))).to(device)
+                        for k, v in batch.items()
+                    }
+                    if start > 0:
+                        replay = _stack(cached[b], count)
+                        for i in range(start):
+                            self.layers[i] = _Replay(replay)
+                    logits.append(self.model(**inputs).logits.float().cpu())
+                    for i in range(start, self.num_layers):
+                        outputs_per_layer[i].append(captured[i])
+        finally:
+            for i, layer in enumerate(originals):
+                self.layers[i] = layer
+            for hook in hooks:
+                hook.remove()
+        batches = len(self.batches)
+        self.stats.forwards += 1
+        self.stats.states += count
+        self.stats.layer_forwards += (self.num_layers - start) * batches * count
+        self.stats.layer_forwards_saved += start * batches * count
+        all_logits = torch.cat([chunk.unflatten(0, (count, -1)) for chunk in logits], dim=1)
+        for s, state in enumerate(states):
+            self._memo[state] = all_logits[s].numpy()
+            if self.cache_bytes > 0:
+                for i in range(start, self.num_layers - 1):  # the last layer is never replayed
+                    self._store(
+                        self._prefix_key(gates[s], i),
+                        [_select(out, s, count) for out in outputs_per_layer[i]],
+                    )
+
+    def _score(self, logits: np.ndarray) -> float:
+        predictions = logits[:, 0] if self.task.is_regression else logits.argmax(-1)
+        return compute_metrics(self.task, predictions, self.labels)[self.metric_name]
+
+    def _store(self, key: bytes, outputs: list) -> None:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return
+        size = sum(_nbytes(o) for o in outputs)
+        if size > self.cache_bytes:
+            return
+        self._cache[key] = outputs
+        self._cached_bytes += size
+        while self._cached_bytes > self.cache_bytes:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_bytes -= sum(_nbytes(o) for o in evicted)
+
+
+def _capture(store: dict, index: int):
+    def hook(module, args, output):
+        store[index] = output
+
+    return hook
+
+
+def _map(output, fn):
+    if isinstance(output, torch.Tensor):
+        return fn(output)
+    if isinstance(output, tuple):
+        return tuple(_map(o, fn) for o in output)
+    return output
+
+
+def _select(output, s: int, count: int):
+    """State ``s``'s block of a stacked layer output (cloned so the stack can be freed)."""
+    return _map(output, lambda t: t.unflatten(0, (count, -1))[s].clone())
+
+
+def _stack(output, count: int):
+    return _map(output, lambda t: t.repeat(count, *([1] * (t.ndim - 1))))
+
+
+def _nbytes(output) -> int:
+    if isinstance(output, torch.Tensor):
+        return output.numel() * output.element_size()
+    if isinstance(output, tuple):
+        return sum(_nbytes(o) for o in output)
+    return 0

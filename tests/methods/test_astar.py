@@ -1,0 +1,178 @@
+"""A*: optimal on a synthetic super-additive metric, budget respected, back-off, exact cache."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, tiny_batch, tiny_model
+
+from prunekit import current_plan
+from prunekit.data import get_task
+from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
+from prunekit.methods.astar import (
+    SearchResult,
+    _Counter,
+    search_fixed_k,
+    search_max_heads,
+    verify_or_back_off,
+)
+from prunekit.scoring.evaluator import GatedEvaluator
+
+L, H = TINY["layers"], TINY["heads"]
+HEADS = [(layer, h) for layer in range(L) for h in range(H)]
+
+
+def synthetic(seed: int):
+    """drop(P) = sum of per-head weights + non-negative pairwise interactions (super-additive)."""
+    rng = random.Random(seed)
+    weight = {h: rng.uniform(0, 3) for h in HEADS}
+    pair = {frozenset(p): rng.uniform(0, 1) for p in itertools.combinations(HEADS, 2)}
+
+    def drop(state):
+        return sum(weight[h] for h in state) + sum(
+            pair[frozenset(p)] for p in itertools.combinations(sorted(state), 2)
+        )
+
+    return weight, drop
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [2, 4])
+def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
+    weight, drop = synthetic(seed)
+    result = search_fixed_k(
+        k,
+        100.0,
+        weight,
+        lambda states: [drop(s) for s in states],
+        budget=math.inf,
+        branching=len(HEADS),
+        counter=_Counter(10**6),
+    )
+    best = min(drop(frozenset(c)) for c in itertools.combinations(HEADS, k))
+    assert len(result.state) == k
+    assert result.drop == pytest.approx(best)
+    assert not result.capped
+
+
+def test_budget_mode_returns_the_largest_feasible_set():
+    weight, drop = synthetic(7)
+    budget = 2.5
+    result = search_max_heads(
+        100.0,
+        weight,
+        lambda states: [drop(s) for s in states],
+        budget,
+        branching=len(HEADS),
+        counter=_Counter(10**6),
+        max_k=len(HEADS),
+    )
+    assert drop(result.state) <= budget
+    feasible_sizes = [
+        k
+        for k in range(1, len(HEADS))
+        if any(drop(frozenset(c)) <= budget for c in itertools.combinations(HEADS, k))
+    ]
+    assert len(result.state) == max(feasible_sizes)
+
+
+def test_capped_fixed_k_search_still_returns_k_heads():
+    weight, drop = synthetic(1)
+    result = search_fixed_k(
+        6,
+        100.0,
+        weight,
+        lambda states: [drop(s) for s in states],
+        budget=math.inf,
+        branching=4,
+        counter=_Counter(10),
+    )
+    assert result.capped and len(result.state) == 6
+
+
+def test_back_off_when_verification_fails():
+    big, medium, small = frozenset(HEADS[:3]), frozenset(HEADS[:2]), frozenset(HEADS[:1])
+    result = SearchResult(big, 0.0, 5, feasible=[(small, 0.0), (medium, 0.0), (big, 0.0)])
+    full_metric = {frozenset(): 80.0, big: 78.0, medium: 79.5, small: 80.0}
+    info = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
+    assert info["state"] == medium and info["backed_off"] and info["drop"] == pytest.approx(0.5)
+    passing = verify_or_back_off(full_metric.__getitem__, big, result, budget=2.0)
+    assert passing["state"] == big and not passing["backed_off"]
+
+
+def labelled(n_batches: int = 3, task_labels: int = 2):
+    out = []
+    for i in range(n_batches):
+        batch = tiny_batch(batch=6, seq=10, seed=i)
+        batch["labels"] = torch.tensor([(j + i) % task_labels for j in range(6)])
+        out.append(batch)
+    return out
+
+
+def test_prefix_cache_gives_exactly_the_uncached_outputs():
+    model = tiny_model("bert")
+    rng = random.Random(0)
+    states = [frozenset(rng.sample(HEADS, rng.randint(0, 6))) for _ in range(25)]
+    plain = GatedEvaluator(model, labelled(), get_task("rte"), cache_bytes=0, states_per_forward=1)
+    cached = GatedEvaluator(model, labelled(), get_task("rte"), states_per_forward=1)
+    stacked = GatedEvaluator(model, labelled(), get_task("rte"), states_per_forward=5)
+    cached.logits(states[:5])  # warm the cache so later states start mid-network
+    for state in states:
+        reference = plain.logits([state])[0]
+        assert np.array_equal(cached.logits([state])[0], reference)
+    for got, want in zip(stacked.logits(states), plain.logits(states), strict=True):
+        assert np.allclose(got, want, atol=1e-5)
+    assert cached.stats.layer_forwards_saved > 0
+    assert plain.metrics(states) == cached.metrics(states)
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+def test_cache_is_exact_for_other_families(family):
+    model = tiny_model(family)
+    states = [frozenset(), frozenset({(2, 1)}), frozenset({(2, 1), (2, 3)}), frozenset({(1, 0)})]
+    plain = GatedEvaluator(model, labelled(), get_task("rte"), cache_bytes=0)
+    cached = GatedEvaluator(model, labelled(), get_task("rte"), states_per_forward=2)
+    for got, want in zip(cached.logits(states), plain.logits(states), strict=True):
+        assert np.allclose(got, want, atol=1e-5)
+
+
+def astar_request(model, target, **options):
+    batches = labelled
+    return PruneRequest(
+        model=model,
+        plan=current_plan(model),
+        target=target,
+        seed=0,
+        batches=batches,
+        task=get_task("rte"),
+        options=options,
+    )
+
+
+def test_budget_mode_respects_the_budget_on_the_search_split():
+    model = tiny_model("bert")
+    plan = get_method("astar")(
+        astar_request(model, HeadTarget(keep=L * H), budget=0.0, max_evals=300)
+    )
+    certificate = plan.meta["certificate"]
+    assert certificate["mode"] == "max-heads-under-budget"
+    assert certificate["final_drop"] <= 0.0
+    evaluator = GatedEvaluator(model, labelled(), get_task("rte"))
+    removed = frozenset(
+        (layer, h) for layer in range(L) for h in range(H) if h not in plan.kept_heads[layer]
+    )
+    assert evaluator.metric(removed) >= evaluator.metric(frozenset()) - 1e-9
+    assert certificate["heads_removed"] == len(removed) > 0
+
+
+def test_fixed_k_mode_hits_the_head_count():
+    model = tiny_model("bert")
+    target = head_target(current_plan(model), keep_heads=7)
+    plan = get_method("astar")(astar_request(model, target, max_evals=200, branching=4))
+    assert plan.heads_kept == 7
+    assert plan.meta["certificate"]["mode"] == "fixed-k"
