@@ -25,7 +25,7 @@ def run_json(*args) -> dict:
 
 @pytest.fixture(scope="module")
 def pruned(finetuned_minilm, tmp_path_factory):
-    out = tmp_path_factory.mktemp("pruned") / "rte-50"
+    out = tmp_path_factory.mktemp("pruned") / "cola-50"
     record = run_json(
         "prune",
         "--model",
@@ -56,7 +56,7 @@ def test_finetune_writes_a_complete_directory(finetuned_minilm):
     } <= names
     metrics = json.loads((finetuned_minilm / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["train_examples"] == 64
-    assert metrics["validation"]["examples"] == 249 and metrics["dev"]["examples"] == 277
+    assert metrics["validation"]["examples"] == 855 and metrics["dev"]["examples"] == 1043
 
 
 def test_prune_removes_half_the_heads(pruned):
@@ -125,7 +125,7 @@ def test_eval_contract_and_reload_is_exact(pruned):
     out, record = pruned
     result = run_json("eval", "--model", out, "--split", "dev", "--data-dir", glue_dir())
     assert set(result) == {"task", "split", "metrics", "primary", "examples"}
-    assert result["task"] == "rte" and result["split"] == "dev" and result["examples"] == 277
+    assert result["task"] == "cola" and result["split"] == "dev" and result["examples"] == 1043
     assert result["primary"] == pytest.approx(record["after_pruning"]["dev"]["primary"])
 
     first, second = load(out), load(out)
@@ -143,3 +143,37 @@ def test_bench_reports_measured_and_ideal(pruned, finetuned_minilm):
     assert speedup["latency"] > 0 and speedup["throughput"] > 0
     assert result["models"]["model"]["throughput"]["batch_size"] == 32
     assert result["models"]["model"]["latency"]["batch_size"] == 1
+
+
+def test_astar_budget_mode_writes_a_certificate(finetuned_minilm, tmp_path):
+    out = tmp_path / "astar"
+    record = run_json(
+        "prune",
+        "--model",
+        finetuned_minilm,
+        "--method",
+        "astar",
+        "--budget",
+        "0",
+        "--max-evals",
+        "24",
+        "--branching",
+        "4",
+        "--search-samples",
+        "16",
+        "--out",
+        out,
+        "--quiet",
+        "--data-dir",
+        glue_dir(),
+    )
+    certificate = json.loads((out / "certificate.json").read_text())
+    assert certificate["budget"] == 0.0 and certificate["mode"] == "max-heads-under-budget"
+    assert certificate["final_drop"] <= 0.0
+    assert certificate["heads_removed"] == 72 - record["heads"]["after"]
+    assert certificate["verified"]["examples"] == 855  # re-checked on the full search split
+    assert certificate["verified"]["drop"] <= 0.0
+    dev = certificate["dev"]
+    assert dev["drop"] == pytest.approx(dev["before"] - dev["after"])
+    assert dev["violation"] == (dev["drop"] > 0.0)
+    assert {"evaluations", "wall_seconds", "a0", "cache"} <= set(certificate)

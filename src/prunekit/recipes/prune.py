@@ -17,7 +17,7 @@ from torch import nn
 from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
 from prunekit.models import apply_plan, current_plan, model_stats
 from prunekit.models.checkpoint import write_model_files
-from prunekit.models.sources import load_for_task, recorded_task
+from prunekit.models.sources import load_for_task, recorded_task, resolve_model
 from prunekit.outputs import atomic_output_dir, check_output_dir
 from prunekit.plan import PruningPlan
 from prunekit.recipes.common import TaskData, seed_everything, step_progress, write_json
@@ -142,6 +142,7 @@ def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
     get_method(config.method)  # unknown methods fail before any loading
     check_output_dir(config.out, config.overwrite)
+    resolve_model(config.model)  # a missing model directory is reported before anything else
     seed_everything(config.seed)
     task_name = config.task or recorded_task(config.model)
     data = TaskData.for_task(
@@ -150,13 +151,16 @@ def run_prune(config: PruneConfig) -> dict:
     model, tokenizer = load_for_task(config.model, data.task)
     data = data.with_tokenizer(tokenizer)
     before = model_stats(model)
-    target = head_target(
-        current_plan(model),
-        config.heads,
-        config.keep_heads,
-        config.per_layer,
-        config.min_heads_per_layer,
-    )
+    if config.heads is None and config.keep_heads is None and config.method == "astar":
+        target = HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: A* decides
+    else:
+        target = head_target(
+            current_plan(model),
+            config.heads,
+            config.keep_heads,
+            config.per_layer,
+            config.min_heads_per_layer,
+        )
     teacher = copy.deepcopy(model) if config.distill is not None else None
 
     record: dict[str, Any] = {"task": data.task.name, "method": config.method, "seed": config.seed}
