@@ -227,6 +227,9 @@ def prune(
     search_samples: Annotated[
         int | None, typer.Option(help="Subsample the validation split for the decision.")
     ] = None,
+    eval_max_samples: Annotated[
+        int | None, typer.Option(help="Evaluate on a seeded subset of each split (quick checks).")
+    ] = None,
     recover_epochs: Annotated[
         int, typer.Option(help="Fine-tune the pruned model for E epochs (0 = none).")
     ] = 0,
@@ -285,6 +288,7 @@ def prune(
             search_samples=search_samples,
             recover=recover,
             recover_max_samples=recover_max_samples,
+            eval_max_samples=eval_max_samples,
             distill=distill_config,
             options=options,
             overwrite=overwrite,

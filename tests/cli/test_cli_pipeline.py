@@ -161,6 +161,8 @@ def test_astar_budget_mode_writes_a_certificate(finetuned_minilm, tmp_path):
         "4",
         "--search-samples",
         "16",
+        "--eval-max-samples",
+        "64",
         "--out",
         out,
         "--quiet",

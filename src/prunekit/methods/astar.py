@@ -55,6 +55,9 @@ DEFAULTS = {
 }
 
 
+MAX_BACK_OFF = 16
+
+
 @dataclass
 class SearchResult:
     state: State | None
@@ -244,12 +247,14 @@ def verify_or_back_off(
 ) -> dict[str, Any]:
     """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
 
-    Candidates after ``removed`` are the feasible states the search measured, largest first.
+    Candidates after ``removed`` are the feasible states the search measured, largest first
+    (at most ``MAX_BACK_OFF`` of them: each costs a pass over the full split); if none passes,
+    nothing is removed.
     """
     a0_full = metric_of(frozenset())
-    candidates = [(removed, result.drop)] + sorted(
-        result.feasible, key=lambda sd: (-len(sd[0]), sd[1])
-    )
+    ranked = sorted(dict(result.feasible).items(), key=lambda sd: (-len(sd[0]), sd[1]))
+    candidates = [(removed, result.drop)] + [sd for sd in ranked if sd[0] != removed]
+    candidates = candidates[: MAX_BACK_OFF + 1]
     tried = 0
     for state, _ in candidates:
         tried += 1

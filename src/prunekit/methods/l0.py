@@ -122,7 +122,7 @@ def prune_l0(request: PruneRequest) -> PruningPlan:
                         {
                             "step": step,
                             "steps": steps,
-                            "loss": float(task_loss),
+                            "loss": task_loss.item(),
                             "expected_open_heads": float(gates.expected_open().detach()),
                             "budget": budget,
                         }

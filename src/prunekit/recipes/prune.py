@@ -59,6 +59,7 @@ class PruneConfig(BaseModel):
     recover_max_samples: int | None = None
     distill: DistillConfig | None = None
     evaluate_splits: tuple[str, ...] = ("validation", "dev")
+    eval_max_samples: int | None = None
     options: dict[str, Any] = {}
     overwrite: bool = False
     progress: bool = True
@@ -164,7 +165,7 @@ def run_prune(config: PruneConfig) -> dict:
     teacher = copy.deepcopy(model) if config.distill is not None else None
 
     record: dict[str, Any] = {"task": data.task.name, "method": config.method, "seed": config.seed}
-    record["before"] = evaluate_on(model, data, config.evaluate_splits)
+    record["before"] = evaluate_on(model, data, config.evaluate_splits, config.eval_max_samples)
     plan, seconds = decide(
         model,
         config.method,
@@ -177,7 +178,9 @@ def run_prune(config: PruneConfig) -> dict:
     )
     record["decision_seconds"] = round(seconds, 3)
     apply_plan(model, plan)
-    record["after_pruning"] = evaluate_on(model, data, config.evaluate_splits)
+    record["after_pruning"] = evaluate_on(
+        model, data, config.evaluate_splits, config.eval_max_samples
+    )
     certificate = _certificate(plan, record)
     if config.recover is not None:
         seconds = recover(
@@ -190,7 +193,9 @@ def run_prune(config: PruneConfig) -> dict:
             config.progress,
         )
         record["recovery_seconds"] = round(seconds, 2)
-        record["after_recovery"] = evaluate_on(model, data, config.evaluate_splits)
+        record["after_recovery"] = evaluate_on(
+            model, data, config.evaluate_splits, config.eval_max_samples
+        )
     after = model_stats(model)
     record["heads"] = {
         "before": before.heads_total,
