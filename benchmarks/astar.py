@@ -64,7 +64,7 @@ def cache_speedup(task: str, data_dir, seed: int = 0, states: int = 60) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="stsb,sst2")
+    parser.add_argument("--tasks", default="stsb")
     parser.add_argument("--budgets", default="0,0.5,1,2")
     parser.add_argument("--max-evals", type=int, default=300)
     parser.add_argument("--branching", type=int, default=16)
