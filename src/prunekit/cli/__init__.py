@@ -1,0 +1,6 @@
+"""The ``prunekit`` command line. Each command turns options into a config and calls a recipe."""
+
+from prunekit.cli import model_commands, study_commands  # noqa: F401  (register the commands)
+from prunekit.cli.app import app, main
+
+__all__ = ["app", "main"]

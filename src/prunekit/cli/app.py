@@ -1,0 +1,76 @@
+"""The ``prunekit`` typer app, its shared option types and error handling.
+
+A `PrunekitError` (bad input the user can fix) prints one line on stderr and exits with 2;
+anything else is a bug and keeps its traceback.
+"""
+
+import functools
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prunekit.errors import PrunekitError
+
+app = typer.Typer(
+    name="prunekit",
+    help="Prune Transformer encoders into physically smaller Hugging Face models, with proof.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Seed = Annotated[int, typer.Option(help="Seed for every random choice; same seed, same plan.")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="GLUE data in the glue_data layout (default: $GLUE_DIR).", show_default=False
+    ),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def user_errors(fn):
+    """Turn PrunekitError into one stderr line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PrunekitError as err:
+            typer.echo(f"prunekit: error: {err}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        from prunekit.recipes.common import console
+
+        console.print(human, highlight=False)
+
+
+def train_config(**kwargs: Any):
+    from pydantic import ValidationError
+
+    from prunekit.errors import ConfigError
+    from prunekit.train import TrainConfig
+
+    try:
+        return TrainConfig(**{k: v for k, v in kwargs.items() if v is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}".replace("_", "-") + f": {first['msg']}") from None
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("PRUNEKIT_LOG", "WARNING"))
+    app()

@@ -1,0 +1,200 @@
+"""Commands that run studies: the main job, comparison sweeps and their reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from prunekit.cli.app import (
+    AsJson,
+    DataDir,
+    Overwrite,
+    Quiet,
+    Seed,
+    app,
+    train_config,
+    user_errors,
+)
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    from prunekit.errors import ConfigError
+
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated numbers, got {text!r}") from None
+
+
+@app.command()
+@user_errors
+def compare(
+    task: Annotated[str, typer.Option(help="GLUE task.")],
+    out: Annotated[Path, typer.Option(help="Run directory (results.jsonl, dense/ cache).")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "random,hisp,l0",
+    heads: Annotated[str, typer.Option(help="Comma-separated fractions of heads removed.")] = (
+        "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    ),
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    regimes: Annotated[
+        str, typer.Option(help="r0 (no retraining), r1 (equal recovery).")
+    ] = "r0,r1",
+    model: Annotated[
+        str, typer.Option(help="Base model: path, hub name or 'default'.")
+    ] = "default",
+    data_dir: DataDir = None,
+    finetune_epochs: Annotated[int, typer.Option(help="Dense fine-tuning epochs.")] = 1,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for dense fine-tuning.")
+    ] = None,
+    recover_epochs: Annotated[
+        int, typer.Option(help="R1 recovery epochs, equal for all methods.")
+    ] = 1,
+    recover_max_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for recovery.")
+    ] = None,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="R1 recovery with KD from the dense model.")
+    ] = False,
+    search_samples: Annotated[
+        int | None, typer.Option(help="Validation examples the methods may use.")
+    ] = None,
+    eval_max_samples: Annotated[
+        int | None, typer.Option(help="Cap on evaluated examples per split.")
+    ] = None,
+    l0_steps: Annotated[int | None, typer.Option(help="Gate-training steps for l0.")] = None,
+    astar_budgets: Annotated[
+        str | None,
+        typer.Option(help="Also run astar in budget mode at these budgets, e.g. 0,0.5,1,2."),
+    ] = None,
+    no_timing: Annotated[
+        bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
+    ] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Sweep methods x fractions x seeds in regimes R0/R1 into RUNDIR/results.jsonl (resumable)."""
+    from prunekit.recipes.compare import CompareConfig, run_compare
+    from prunekit.recipes.prune import DistillConfig
+
+    options = {"l0": {"steps": l0_steps}} if l0_steps else {}
+    rows = run_compare(
+        CompareConfig(
+            task=task,
+            out=out,
+            model=model,
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            fractions=_floats(heads, "--heads"),
+            seeds=tuple(int(x) for x in _floats(seeds, "--seeds")),
+            regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
+            data_dir=data_dir,
+            finetune=train_config(epochs=finetune_epochs),
+            max_train_samples=max_train_samples,
+            recover=train_config(epochs=recover_epochs),
+            recover_max_samples=recover_max_samples,
+            distill=DistillConfig() if distill else None,
+            search_samples=search_samples,
+            eval_max_samples=eval_max_samples,
+            method_options=options,
+            astar_budgets=_floats(astar_budgets, "--astar-budgets") if astar_budgets else (),
+            time_speed=not no_timing,
+            progress=not quiet,
+        )
+    )
+    typer.echo(f"{len(rows)} runs in {out / 'results.jsonl'}; render with: prunekit report {out}")
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Directory written by `prunekit compare`.")],
+) -> None:
+    """Write report.md and PNG figures for a comparison run directory."""
+    from prunekit.recipes.report import run_report
+
+    typer.echo(f"wrote {run_report(run_dir)}")
+
+
+@app.command()
+@user_errors
+def run(
+    task: Annotated[str, typer.Option(help="GLUE task.")] = "sst2",
+    model: Annotated[
+        str, typer.Option(help="Path, hub name, or 'default' (PyPI MiniLM).")
+    ] = "default",
+    out: Annotated[
+        Path, typer.Option(help="Run directory (dense/, pruned/, summary.json).")
+    ] = Path("runs/demo"),
+    method: Annotated[str, typer.Option(help="Pruning method.")] = "random",
+    heads: Annotated[float, typer.Option(help="Fraction of heads to remove.")] = 0.5,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for fine-tuning.")
+    ] = 8000,
+    recover_max_samples: Annotated[
+        int | None, typer.Option(help="Seeded train subset for recovery.")
+    ] = 4000,
+    data_dir: DataDir = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Reuse finished stages of --out.")
+    ] = False,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """The main job: fine-tune, prune, recover, evaluate, save, and measure the speed-up."""
+    from prunekit.recipes.run import RunConfig, run_main_job
+
+    summary = run_main_job(
+        RunConfig(
+            task=task,
+            model=model,
+            out=out,
+            method=method,
+            heads=heads,
+            seed=seed,
+            max_train_samples=max_train_samples,
+            recover_max_samples=recover_max_samples,
+            data_dir=data_dir,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not quiet,
+        )
+    )
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from prunekit.recipes.common import console
+
+    d, p, s = summary["dense"], summary["pruned"], summary["speedup"]
+    metric = summary["primary_metric"]
+    table = Table(title=f"{summary['task']}: {summary['method']} pruning, seed {summary['seed']}")
+    for column in ("", "dense", "pruned"):
+        table.add_column(column, justify="right")
+    table.add_row("attention heads", str(d["heads"]), str(p["heads"]))
+    table.add_row("parameters", f"{d['parameters']:,}", f"{p['parameters']:,}")
+    table.add_row(
+        f"dev {metric}",
+        f"{d['dev']:.2f}",
+        f"{p['dev']:.2f} (before recovery {p['dev_before_recovery']:.2f})",
+    )
+    table.add_row(f"validation {metric}", f"{d['validation']:.2f}", f"{p['validation']:.2f}")
+    table.add_row("latency b1 @128", f"{d['latency_ms']:.1f} ms", f"{p['latency_ms']:.1f} ms")
+    table.add_row(
+        "throughput b32 @128", f"{d['throughput']:.1f} seq/s", f"{p['throughput']:.1f} seq/s"
+    )
+    table.add_row(
+        "speed-up measured (b1 / b32)", "1.00", f"{s['latency']:.2f}x / {s['throughput']:.2f}x"
+    )
+    table.add_row("speed-up ideal (encoder MACs)", "1.00", f"{s['ideal']:.2f}x")
+    table.add_row("measured / ideal (b32)", "", f"{s['throughput_vs_ideal']:.2f}")
+    console.print(table)
+    console.print(f"pruned model: {summary['paths']['pruned']}  (load with prunekit.load)")
