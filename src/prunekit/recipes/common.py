@@ -144,7 +144,8 @@ class TaskData:
 
 @contextmanager
 def step_progress(description: str, enabled: bool = True):
-    """A rich progress bar; yields ``on_step(step, total, loss)`` for the training loop."""
+    """A rich progress bar; yields ``on_step(step, total, loss, note="")`` for training loops
+    (``note`` shows method state, e.g. L0's expected open heads)."""
     if not enabled:
         yield None
         return
@@ -152,15 +153,15 @@ def step_progress(description: str, enabled: bool = True):
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("loss {task.fields[loss]:.4f} {task.fields[note]}"),
         TimeRemainingColumn(),
         console=console,
         transient=False,
     ) as progress:
-        bar = progress.add_task(description, total=None, loss=float("nan"))
+        bar = progress.add_task(description, total=None, loss=float("nan"), note="")
 
-        def on_step(step: int, total: int, loss: float) -> None:
-            progress.update(bar, completed=step, total=total, loss=loss)
+        def on_step(step: int, total: int, loss: float, note: str = "") -> None:
+            progress.update(bar, completed=step, total=total, loss=loss, note=note)
 
         yield on_step
 

@@ -85,7 +85,11 @@ def decide(
 
         def on_progress(info: dict[str, float]) -> None:
             if on_step is not None and "step" in info:
-                on_step(int(info["step"]), int(info["steps"]), info.get("loss", float("nan")))
+                note = ""
+                if "expected_open_heads" in info:
+                    note = f"open heads {info['expected_open_heads']:.1f} -> {info['budget']:.0f}"
+                loss = info.get("loss", float("nan"))
+                on_step(int(info["step"]), int(info["steps"]), loss, note)
 
         request = PruneRequest(
             model=model,
