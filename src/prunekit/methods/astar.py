@@ -68,8 +68,22 @@ class SearchResult:
 
 
 class _Counter:
+    """Distinct states evaluated so far; re-visiting a memoised state costs nothing."""
+
     def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
+        self.limit = limit
+        self.seen: set[State] = set()
+
+    @property
+    def used(self) -> int:
+        return len(self.seen)
+
+    def admit(self, states: list[State]) -> bool:
+        new = [s for s in states if s not in self.seen]
+        if self.used + len(new) > self.limit:
+            return False
+        self.seen.update(new)
+        return True
 
 
 def search_fixed_k(
@@ -105,9 +119,8 @@ def search_fixed_k(
             best_partial = (f, len(state), state, g)
         children = [state | {h} for h in order if h not in state][:branching]
         children = [c for c in children if c not in closed]
-        if counter.used + len(children) > counter.limit:
+        if not counter.admit(children):
             break
-        counter.used += len(children)
         for child, drop in zip(children, drop_of(children), strict=True):
             g_child = max(0.0, drop)
             if g_child > budget:
@@ -120,7 +133,7 @@ def search_fixed_k(
         # Out of evaluations: finish the deepest, cheapest partial set greedily by d+.
         state = best_partial[2]
         state = state | frozenset([h for h in order if h not in state][: k - len(state)])
-        counter.used += 1
+        counter.seen.add(state)
         return SearchResult(
             state, max(0.0, drop_of([state])[0]), counter.used, capped=True, feasible=feasible
         )
@@ -198,19 +211,20 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
             f"of {budget} on the search split ({counter.used} evaluations); raise --budget or "
             "max_evals"
         )
-    removed, drop = result.state, result.drop
+    removed, drop, reference = result.state, result.drop, a0
     verified = None
     if request.full_batches is not None:
         removed, drop, verified = _verify(request, request.full_batches, removed, result, budget)
+        reference = verified["a0"]  # the certificate speaks for the whole search split
     kept = [
         tuple(h for h in layer_heads if (layer, h) not in removed)
         for layer, layer_heads in enumerate(plan.kept_heads)
     ]
     certificate: dict[str, Any] = {
-        "a0": a0,
+        "a0": reference,
         "metric": evaluator.metric_name,
         "budget": budget,
-        "final_metric": a0 - drop,
+        "final_metric": reference - drop,
         "final_drop": drop,
         "heads_removed": len(removed),
         "evaluations": evaluator.stats.states,
@@ -219,6 +233,8 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         "wall_seconds": round(time.perf_counter() - started, 2),
         "mode": "fixed-k" if fixed_k else "max-heads-under-budget",
         "search_examples": len(evaluator.labels),
+        "search_a0": a0,
+        "search_drop": result.drop,
         "verified": verified,
         "single_head_drops": {f"{li}.{h}": d for (li, h), d in sorted(delta.items())},
         "cache": {
