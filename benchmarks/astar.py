@@ -71,7 +71,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     budgets = tuple(float(b) for b in args.budgets.split(","))
-    options = {"astar": {"max_evals": args.max_evals, "branching": args.branching}}
+    options = {
+        "astar": {"max_evals": args.max_evals, "branching": args.branching, "cache_mb": 8192}
+    }
     common = dict(
         seeds=(0,),
         data_dir=args.data_dir,

@@ -176,3 +176,18 @@ def test_fixed_k_mode_hits_the_head_count():
     plan = get_method("astar")(astar_request(model, target, max_evals=200, branching=4))
     assert plan.heads_kept == 7
     assert plan.meta["certificate"]["mode"] == "fixed-k"
+
+
+def test_cache_evicting_mid_call_still_gives_exact_outputs():
+    model = tiny_model("bert")
+    plain = GatedEvaluator(model, labelled(), get_task("rte"), cache_bytes=0)
+    evaluator = GatedEvaluator(model, labelled(), get_task("rte"), states_per_forward=1)
+    first, second = frozenset({(0, 0)}), frozenset({(0, 1)})
+    evaluator.logits([first, second])  # caches both layer-0 prefixes
+    one_entry = sum(b["input_ids"].numel() for b in labelled()) * TINY["hidden"] * 4
+    evaluator.cache_bytes = one_entry + 1  # the next store evicts every older entry
+    # Two groups start at layer 1 from different cached prefixes; running the first stores
+    # its layer-1 outputs and evicts the second group's prefix before that group runs.
+    states = [first | {(1, 2)}, second | {(1, 2)}]
+    for got, want in zip(evaluator.logits(states), plain.logits(states), strict=True):
+        assert np.allclose(got, want, atol=1e-5)

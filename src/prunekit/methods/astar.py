@@ -21,7 +21,7 @@ every choice configurable):
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
-``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (2048).
+``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (4096).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ DEFAULTS = {
     "branching": 16,
     "max_evals": 2000,
     "states_per_forward": 4,
-    "cache_mb": 2048,
+    "cache_mb": 4096,
 }
 
 

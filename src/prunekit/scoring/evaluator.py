@@ -70,7 +70,7 @@ class GatedEvaluator:
         model: nn.Module,
         batches: Iterable[dict[str, torch.Tensor]],
         task: TaskSpec,
-        cache_bytes: int = 2 << 30,
+        cache_bytes: int = 4 << 30,
         states_per_forward: int = 4,
     ) -> None:
         self.model = model.eval()
@@ -109,12 +109,16 @@ class GatedEvaluator:
         """Model outputs ``[N, C]`` on the split for each state, in split order."""
         todo = list(dict.fromkeys(s for s in states if s not in self._memo))
         groups: dict[tuple[int, bytes], list[State]] = {}
+        prefixes: dict[bytes, list] = {}
         for state in todo:
             start, key = self._deepest_prefix(self.gates_of(state))
             groups.setdefault((start, key), []).append(state)
+            if start > 0:
+                # Hold the outputs now: storing later groups may evict this key from the LRU.
+                prefixes[key] = self._cache[key]
         for (start, key), members in sorted(groups.items(), key=lambda kv: -kv[0][0]):
             for i in range(0, len(members), self.states_per_forward):
-                self._run(members[i : i + self.states_per_forward], start, key)
+                self._run(members[i : i + self.states_per_forward], start, prefixes.get(key))
         return [self._memo[s] for s in states]
 
     # ------------------------------------------------------------------ internals
@@ -133,11 +137,10 @@ class GatedEvaluator:
         return 0, b""
 
     @torch.inference_mode()
-    def _run(self, states: list[State], start: int, key: bytes) -> None:
+    def _run(self, states: list[State], start: int, cached: list | None) -> None:
         count = len(states)
         gates = torch.stack([self.gates_of(s) for s in states])  # [S, L, H]
         device = next(self.model.parameters()).device
-        cached = self._cache.get(key) if start > 0 else None
         outputs_per_layer: list[list] = [[] for _ in range(self.num_layers)]
         logits = []
         captured: dict[int, object] = {}
