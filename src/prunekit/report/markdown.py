@@ -42,7 +42,10 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
                 "| heads removed | " + " | ".join(methods) + " |",
                 "|---|" + "---|" * len(methods),
             ]
-            for fraction in fractions:
+            regime_fractions = sorted(
+                {c.fraction for c in cells if c.task == task and c.regime == regime}
+            )
+            for fraction in regime_fractions:
                 row = [f"{fraction:.0%}"]
                 for method in methods:
                     cell = next(
