@@ -194,7 +194,16 @@ def _budget_run(
         row["budget"] = budget
         row["certificate"] = {
             k: certificate[k]
-            for k in ("a0", "final_metric", "final_drop", "evaluations", "wall_seconds", "capped")
+            for k in (
+                "a0",
+                "final_metric",
+                "final_drop",
+                "evaluations",
+                "wall_seconds",
+                "capped",
+                "verified",
+                "search_drop",
+            )
         }
         row["cache_saved_fraction"] = certificate["cache"]["saved_fraction"]
         row["dev_drop"] = row["dense_dev"] - row["dev"]
