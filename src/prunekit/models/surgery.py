@@ -97,7 +97,7 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
             parts.ffn_out.set(_slice_linear(parts.ffn_out.get(), keep, dim=1))
     adapter.after_surgery(model, [list(h) for h in plan.kept_heads])
 
-    record = plan.model_copy(update={"meta": {}, "method": plan.method})
+    record = plan.model_copy(update={"meta": {}})  # provenance stays in plan.json, not config
     setattr(
         model.config,
         CONFIG_KEY,

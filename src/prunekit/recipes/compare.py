@@ -186,6 +186,8 @@ def _budget_run(
     plan, seconds = decide(model, "astar", target, data, seed, options, config.search_samples)
     certificate = plan.meta["certificate"]
     r0_only = config.model_copy(update={"regimes": ("r0",)})
+    # The budget stands in the run key's fraction slot (A* picks the head count), so resume
+    # checks `run_key("astar-budget", budget, ...)`; the real fraction is filled in below.
     rows = _evaluate_plan(
         r0_only, dense, model, plan, seconds, data, dense_eval, "astar-budget", budget, seed, done
     )
