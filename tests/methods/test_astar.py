@@ -191,3 +191,46 @@ def test_cache_evicting_mid_call_still_gives_exact_outputs():
     states = [first | {(1, 2)}, second | {(1, 2)}]
     for got, want in zip(evaluator.logits(states), plain.logits(states), strict=True):
         assert np.allclose(got, want, atol=1e-5)
+
+
+def test_memo_replays_a_search_without_forwards_and_gives_the_same_plan(tmp_path):
+    model = tiny_model("bert")
+    options = {"budget": 0.0, "max_evals": 120, "memo_dir": str(tmp_path)}
+    first = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options))
+    memo_files = list(tmp_path.glob("*.jsonl"))
+    assert len(memo_files) == 1
+    again = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options))
+    assert again.kept_heads == first.kept_heads
+    cert, cert_again = first.meta["certificate"], again.meta["certificate"]
+    assert cert_again["cache"]["forwards"] == 0  # every metric came from the memo
+    assert cert_again["evaluations"] == cert["evaluations"]
+    assert cert_again["evaluations_from_memo"] == cert["evaluations"]
+
+
+def test_memo_is_keyed_by_weights_and_split(tmp_path):
+    model = tiny_model("bert")
+    evaluator = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
+    evaluator.metrics([frozenset(), frozenset({(0, 1)})])
+    other_split = GatedEvaluator(model, labelled(n_batches=2), get_task("rte"), memo_dir=tmp_path)
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0)
+    other_weights = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
+    files = {e.memo_file for e in (evaluator, other_split, other_weights)}
+    assert len(files) == 3  # named at construction, from the weights then in place
+    other_weights.metric(frozenset())
+    assert other_weights.stats.memo_hits == 0 and other_weights.stats.states == 1
+
+
+def test_memo_skips_a_torn_last_line(tmp_path):
+    model = tiny_model("bert")
+    evaluator = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
+    states = [frozenset(), frozenset({(0, 1)}), frozenset({(1, 0), (2, 2)})]
+    want = evaluator.metrics(states)
+    with evaluator.memo_file.open("a") as handle:
+        handle.write('{"removed": [[0, 3]], "met')  # a run killed mid-write
+    reread = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
+    assert reread.metrics(states) == want
+    assert reread.stats.memo_hits == 3 and reread.stats.states == 0
+    appended = reread.metric(frozenset({(0, 3)}))  # must not be glued to the torn line
+    third = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
+    assert third.metric(frozenset({(0, 3)})) == appended and third.stats.states == 0

@@ -99,3 +99,23 @@ def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_pa
 
     text = run_report(config.out).read_text()
     assert "A* with an accuracy budget" in text
+
+
+def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "memo").model_copy(
+        update={"methods": (), "seeds": (0,)}
+    )
+    (first,) = run_compare(config)
+    assert list((config.out / "astar_memo").glob("*.jsonl"))
+    rows = run_compare(config.model_copy(update={"astar_budgets": (0.5,)}))
+    (second,) = [r for r in rows if r["budget"] == 0.5]
+    # a0 and the single-head ablations at least were measured by the B = 0 search already
+    assert second["certificate"]["evaluations_from_memo"] >= 1 + 2 * 4
+    assert first["certificate"]["evaluations_from_memo"] == 0
+
+    whole = config.model_copy(update={"astar_budgets": (1.0,), "search_samples": 10**6})
+    (row,) = [r for r in run_compare(whole) if r["budget"] == 1.0]
+    assert row["certificate"]["search_examples"] == 249  # RTE's carved validation split
+    assert row["certificate"]["verified"] is None  # searched whole: nothing to re-verify

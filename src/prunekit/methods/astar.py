@@ -21,7 +21,10 @@ every choice configurable):
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
-``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (4096).
+``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (4096),
+``memo_dir`` (none: a directory where measured metrics persist, keyed by a fingerprint of model
+and split, so a killed search resumes and searches at other budgets reuse them; the search and
+its result are the same with or without it).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ DEFAULTS = {
     "max_evals": 2000,
     "states_per_forward": 4,
     "cache_mb": 4096,
+    "memo_dir": None,
 }
 
 
@@ -184,6 +188,7 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         request.task,
         cache_bytes=int(cfg["cache_mb"]) << 20,
         states_per_forward=int(cfg["states_per_forward"]),
+        memo_dir=cfg["memo_dir"],
     )
     a0 = evaluator.metric(frozenset())
     heads = [(layer, h) for layer, kept in enumerate(plan.kept_heads) for h in kept]
@@ -214,7 +219,9 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     removed, drop, reference = result.state, result.drop, a0
     verified = None
     if request.full_batches is not None:
-        removed, drop, verified = _verify(request, request.full_batches, removed, result, budget)
+        removed, drop, verified = _verify(
+            request, request.full_batches, removed, result, budget, cfg["memo_dir"]
+        )
         reference = verified["a0"]  # the certificate speaks for the whole search split
     kept = [
         tuple(h for h in layer_heads if (layer, h) not in removed)
@@ -227,7 +234,9 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         "final_metric": reference - drop,
         "final_drop": drop,
         "heads_removed": len(removed),
-        "evaluations": evaluator.stats.states,
+        # Distinct states measured, whether by a forward now or read from the memo.
+        "evaluations": evaluator.stats.states + evaluator.stats.memo_hits,
+        "evaluations_from_memo": evaluator.stats.memo_hits,
         "search_states": counter.used,
         "capped": result.capped,
         "wall_seconds": round(time.perf_counter() - started, 2),
@@ -250,9 +259,14 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
 
 
 def _verify(
-    request: PruneRequest, batches, removed: State, result: SearchResult, budget: float
+    request: PruneRequest,
+    batches,
+    removed: State,
+    result: SearchResult,
+    budget: float,
+    memo_dir=None,
 ) -> tuple[State, float, dict]:
-    full = GatedEvaluator(request.model, batches(), request.task, cache_bytes=0)
+    full = GatedEvaluator(request.model, batches(), request.task, cache_bytes=0, memo_dir=memo_dir)
     info = verify_or_back_off(full.metric, removed, result, budget)
     info["examples"] = len(full.labels)
     return info.pop("state"), info["drop"], info

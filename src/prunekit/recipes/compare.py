@@ -162,11 +162,20 @@ def _one_run(
     model = copy.deepcopy(dense)
     target = head_target(current_plan(model), heads=fraction)
     plan, decision_seconds = decide(
-        model, method, target, data, seed, config.method_options.get(method), config.search_samples
+        model, method, target, data, seed, _method_options(config, method), config.search_samples
     )
     return _evaluate_plan(
         config, dense, model, plan, decision_seconds, data, dense_eval, method, fraction, seed, done
     )
+
+
+def _method_options(config: CompareConfig, method: str) -> dict[str, Any]:
+    options = dict(config.method_options.get(method, {}))
+    if method == "astar":
+        # Budgets and fixed-K points of one seed search the same states: measure each once,
+        # and let a killed sweep pick up its searches where they stopped.
+        options.setdefault("memo_dir", str(config.out / "astar_memo"))
+    return options
 
 
 def _budget_run(
@@ -181,7 +190,7 @@ def _budget_run(
     """A* in max-heads-under-budget mode: one R0 point whose head count A* chooses."""
     seed_everything(seed)
     model = copy.deepcopy(dense)
-    options = {**config.method_options.get("astar", {}), "budget": budget}
+    options = {**_method_options(config, "astar"), "budget": budget}
     target = HeadTarget(keep=current_plan(model).heads_kept)
     plan, seconds = decide(model, "astar", target, data, seed, options, config.search_samples)
     certificate = plan.meta["certificate"]
@@ -201,6 +210,8 @@ def _budget_run(
                 "final_metric",
                 "final_drop",
                 "evaluations",
+                "evaluations_from_memo",
+                "search_examples",
                 "wall_seconds",
                 "capped",
                 "verified",

@@ -80,6 +80,8 @@ def decide(
     Returns the plan and the seconds spent deciding.
     """
     fn = get_method(method)
+    # A sample as large as the split is the split: no subsample, nothing to re-verify on.
+    subsample = search_samples is not None and search_samples < len(data.dataset("validation"))
     started = time.perf_counter()
     with step_progress(f"{method} decision", progress) as on_step:
 
@@ -96,9 +98,9 @@ def decide(
             plan=current_plan(model),
             target=target,
             seed=seed,
-            batches=data.batches("validation", search_samples),
+            batches=data.batches("validation", search_samples if subsample else None),
             train_batches=data.batches("train", shuffle_seed=seed),
-            full_batches=data.batches("validation") if search_samples else None,
+            full_batches=data.batches("validation") if subsample else None,
             task=data.task,
             options=dict(options or {}),
             on_progress=on_progress,

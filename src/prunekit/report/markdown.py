@@ -96,6 +96,11 @@ def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+def _from_memo(certificate: dict[str, Any]) -> str:
+    hits = certificate.get("evaluations_from_memo", 0)
+    return f" ({hits})" if hits else ""
+
+
 def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
     """A* budget mode: the guarantee holds on the search split; dev drops are reported apart."""
     if not rows:
@@ -104,7 +109,9 @@ def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
         "### A* with an accuracy budget (R0)",
         "",
         f"Budget B in points of {metric} on the search split (validation carved from train). "
-        "Dev drop = dense dev minus pruned dev; a violation is a dev drop above B.",
+        "Dev drop = dense dev minus pruned dev; a violation is a dev drop above B. "
+        "Evaluations count distinct states measured; those in brackets were read from the "
+        "memo of an earlier search on the same model and split (no forward, no search time).",
         "",
         "| B | seed | heads removed | search drop | dev drop | violation | evaluations | "
         "search time (s) | layer-forwards saved by cache |",
@@ -115,7 +122,7 @@ def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
         lines.append(
             f"| {r['budget']:g} | {r['seed']} | {r['heads_removed']} | {c['final_drop']:.2f} | "
             f"{r['dev_drop']:.2f} | {'yes' if r['dev_violation'] else 'no'} | "
-            f"{c['evaluations']} | {c['wall_seconds']:.0f} | "
+            f"{c['evaluations']}{_from_memo(c)} | {c['wall_seconds']:.0f} | "
             f"{r.get('cache_saved_fraction', 0.0):.0%} |"
         )
     return lines + [""]

@@ -8,13 +8,21 @@ first layer not covered by a cached prefix: the layers before it are replaced by
 replay the cached output. Several states that start at the same layer from the same cached
 prefix run in one forward (``[S, L, H]`` gates over an S-times stacked batch).
 Results are identical to an uncached forward (the same kernels on the same inputs).
+
+With ``memo_dir`` every state's metric is also appended to ``<memo_dir>/<fingerprint>.jsonl``,
+where the fingerprint hashes the weights, the head plan, the split's inputs and labels and the
+metric. A later evaluator of the same model on the same split reads it back, so searches that
+share states (A* at several budgets, a killed search run again) never pay twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +44,7 @@ class EvaluatorStats:
     forwards: int = 0
     layer_forwards: int = 0
     layer_forwards_saved: int = 0
+    memo_hits: int = 0  # states whose metric came from the memo file, not a forward
 
     @property
     def saved_fraction(self) -> float:
@@ -63,6 +72,7 @@ class GatedEvaluator:
         task: decides the metric (primary metric of the task, x100).
         cache_bytes: LRU bound for cached layer outputs; 0 disables the prefix cache.
         states_per_forward: how many states may share one stacked forward.
+        memo_dir: where metrics persist across evaluators (see the module docstring).
     """
 
     def __init__(
@@ -72,6 +82,7 @@ class GatedEvaluator:
         task: TaskSpec,
         cache_bytes: int = 4 << 30,
         states_per_forward: int = 4,
+        memo_dir: Path | str | None = None,
     ) -> None:
         self.model = model.eval()
         self.task = task
@@ -87,6 +98,13 @@ class GatedEvaluator:
         self._cache: OrderedDict[bytes, list] = OrderedDict()
         self._cached_bytes = 0
         self._memo: dict[State, np.ndarray] = {}
+        self._scores: dict[State, float] = {}
+        self._from_file: set[State] = set()
+        self.memo_file: Path | None = None
+        if memo_dir is not None:
+            self.memo_file = Path(memo_dir) / f"{self.fingerprint()}.jsonl"
+            self._scores = _read_memo(self.memo_file)
+            self._from_file = set(self._scores)
 
     # ------------------------------------------------------------------ public
 
@@ -103,7 +121,28 @@ class GatedEvaluator:
 
     def metrics(self, states: Sequence[State]) -> list[float]:
         """Metric of each state (memoised: a state is evaluated at most once)."""
-        return [self._score(logits) for logits in self.logits(states)]
+        todo = [s for s in dict.fromkeys(states) if s not in self._scores]
+        for state, logits in zip(todo, self.logits(todo), strict=True):
+            self._scores[state] = self._score(logits)
+        hits = self._from_file.intersection(states)
+        self.stats.memo_hits += len(hits)
+        self._from_file -= hits
+        if todo and self.memo_file is not None:
+            _append_memo(self.memo_file, {s: self._scores[s] for s in todo})
+        return [self._scores[s] for s in states]
+
+    def fingerprint(self) -> str:
+        """Hash of everything a metric depends on: weights, heads, inputs, labels, metric."""
+        digest = hashlib.sha256(f"{self.metric_name}|{self.plan.to_json()}".encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        for batch in self.batches:
+            for name in sorted(batch):
+                digest.update(name.encode())
+                digest.update(batch[name].contiguous().numpy().tobytes())
+        digest.update(self.labels.tobytes())
+        return digest.hexdigest()[:24]
 
     def logits(self, states: Sequence[State]) -> list[np.ndarray]:
         """Model outputs ``[N, C]`` on the split for each state, in split order."""
@@ -199,6 +238,34 @@ class GatedEvaluator:
         while self._cached_bytes > self.cache_bytes:
             _, evicted = self._cache.popitem(last=False)
             self._cached_bytes -= sum(_nbytes(o) for o in evicted)
+
+
+def _read_memo(path: Path) -> dict[State, float]:
+    """Metrics stored by earlier evaluators; a torn last line (a killed run) is skipped."""
+    scores: dict[State, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                scores[frozenset(tuple(h) for h in record["removed"])] = float(record["metric"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return scores
+
+
+def _append_memo(path: Path, scores: dict[State, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = "".join(
+        json.dumps({"removed": sorted(state), "metric": metric}) + "\n"
+        for state, metric in scores.items()
+    )
+    torn = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as existing:
+            existing.seek(-1, 2)
+            torn = existing.read(1) != b"\n"
+    with path.open("a") as handle:
+        handle.write(("\n" if torn else "") + lines)
 
 
 def _capture(store: dict, index: int):
