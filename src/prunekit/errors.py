@@ -9,6 +9,7 @@ __all__ = [
     "PlanError",
     "SurgeryError",
     "OutputExistsError",
+    "ExportError",
 ]
 
 
@@ -42,3 +43,7 @@ class SurgeryError(PrunekitError):
 
 class OutputExistsError(PrunekitError):
     """The output directory exists and --overwrite was not given."""
+
+
+class ExportError(PrunekitError):
+    """A model could not be exported, or the export does not reproduce the model's outputs."""

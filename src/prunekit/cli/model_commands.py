@@ -1,4 +1,4 @@
-"""Commands on one model: finetune, eval, prune, inspect, bench, methods."""
+"""Commands on one model: finetune, eval, prune, inspect, bench, export, methods."""
 
 from __future__ import annotations
 
@@ -311,3 +311,28 @@ def methods(as_json: AsJson = False) -> None:
 
     names = list_methods()
     emit({"methods": names}, as_json, "\n".join(names))
+
+
+@app.command()
+@user_errors
+def export(
+    model: Annotated[str, typer.Argument(help="Model directory (pruned or dense).")],
+    out: Annotated[Path, typer.Option(help="Output directory for model.onnx and friends.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 18,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest allowed |onnxruntime - PyTorch| output difference.")
+    ] = 1e-4,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+) -> None:
+    """Export to ONNX (dynamic batch and length) and check it against PyTorch with onnxruntime."""
+    from prunekit.models.export import export_onnx
+    from prunekit.models.sources import resolve_model
+
+    report = export_onnx(resolve_model(model), out, opset, tolerance, overwrite).to_dict()
+    human = (
+        f"wrote {report['path']} ({report['onnx_bytes'] / 1e6:.1f} MB, opset {report['opset']}); "
+        f"onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.1e} on shapes "
+        f"{report['checked_shapes']}"
+    )
+    emit(report, as_json, human)

@@ -1,0 +1,176 @@
+"""ONNX export of a saved (pruned) model, checked against PyTorch with onnxruntime.
+
+The graph is the physically smaller model: removed heads and FFN units are simply absent, so
+onnxruntime, or anything else that reads ONNX, runs it with no prunekit code. PyTorch's
+torch.export-based exporter traces it with dynamic batch and sequence axes; the file is then
+run by onnxruntime on inputs of other shapes than the traced ones and refused (nothing is
+written) when its outputs differ from PyTorch's by more than ``tolerance``.
+
+The output directory holds ``model.onnx``, the source ``config.json`` (with its prunekit
+section), the tokenizer files and ``export.json`` (opset, inputs, the measured difference).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import json
+import logging
+import shutil
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prunekit.errors import ConfigError, ExportError
+from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
+from prunekit.outputs import atomic_output_dir, check_output_dir
+
+__all__ = ["ExportReport", "export_onnx"]
+
+ONNX_NAME = "model.onnx"
+# Texts for tracing and checking; the check batches differ from the trace in both axes.
+TRACE_TEXTS = ["a short sentence to trace", "and a second, slightly longer one to pad"]
+CHECK_TEXTS = [
+    ["one"],
+    [
+        "the exported graph must generalise to other batch sizes",
+        "and to other sequence lengths",
+        "including a sequence much longer than any of the sentences used for tracing it, "
+        "so that position embeddings and padding masks are exercised as well",
+    ],
+]
+
+
+@dataclass
+class ExportReport:
+    path: str
+    opset: int
+    inputs: list[str]
+    output: str
+    max_abs_diff: float
+    tolerance: float
+    checked_shapes: list[list[int]]
+    onnx_bytes: int
+    versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export_onnx(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    opset: int = 18,
+    tolerance: float = 1e-4,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export the model saved in ``model_dir`` to ``out_dir/model.onnx`` and verify it.
+
+    Raises:
+        ConfigError: the ONNX packages are missing (``pip install 'prunekit[onnx]'``).
+        ModelLoadError: ``model_dir`` is not a loadable model with a tokenizer.
+        ExportError: tracing failed, or onnxruntime disagrees with PyTorch.
+        OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
+    """
+    ort = _require_onnx_packages()
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    check_output_dir(out_dir, overwrite)
+    model = load(model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    accepted = inspect.signature(model.forward).parameters
+    names = [n for n in tokenizer.model_input_names if n in accepted]
+    example = _encode(tokenizer, TRACE_TEXTS, names)
+    with torch.no_grad():
+        output_name = "logits" if hasattr(model(**example), "logits") else "last_hidden_state"
+
+    with atomic_output_dir(out_dir, overwrite) as tmp:
+        onnx_path = tmp / ONNX_NAME
+        _trace(model, example, names, output_name, opset, onnx_path)
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        worst, shapes = 0.0, []
+        for texts in CHECK_TEXTS:
+            inputs = _encode(tokenizer, texts, names)
+            with torch.no_grad():
+                want = getattr(model(**inputs), output_name).float().numpy()
+            try:
+                got = session.run([output_name], {k: v.numpy() for k, v in inputs.items()})[0]
+            except Exception as err:  # onnxruntime raises its own untyped errors
+                raise ExportError(
+                    f"the exported graph fails on a batch of shape {list(inputs[names[0]].shape)}"
+                    f" (it may have been specialised to the traced shape): {err}"
+                ) from None
+            worst = max(worst, float(np.abs(got - want).max()))
+            shapes.append(list(inputs[names[0]].shape))
+        if not worst <= tolerance:
+            raise ExportError(
+                f"onnxruntime's outputs differ from PyTorch's by {worst:.2e} (> tolerance "
+                f"{tolerance:.0e}); nothing was written. Try another --opset"
+            )
+        shutil.copy2(model_dir / "config.json", tmp / "config.json")
+        tokenizer.save_pretrained(tmp)
+        report = ExportReport(
+            path=str(out_dir / ONNX_NAME),
+            opset=opset,
+            inputs=names,
+            output=output_name,
+            max_abs_diff=worst,
+            tolerance=tolerance,
+            checked_shapes=shapes,
+            onnx_bytes=onnx_path.stat().st_size,
+            versions={
+                p: importlib.metadata.version(p)
+                for p in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript")
+            },
+        )
+        (tmp / "export.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def _require_onnx_packages():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"ONNX export needs onnx, onnxruntime and onnxscript ({err.name} is missing): "
+            "pip install 'prunekit[onnx]'"
+        ) from None
+    return onnxruntime
+
+
+def _encode(tokenizer, texts: list[str], names: list[str]) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    return {name: encoded[name] for name in names}
+
+
+def _trace(model, example: dict, names: list[str], output_name: str, opset: int, path: Path):
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dynamic = {name: {0: batch, 1: sequence} for name in names}
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" per op
+    try:
+        with quiet_transformers(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (),
+                kwargs=example,
+                input_names=names,
+                output_names=[output_name],
+                dynamic_shapes=dynamic,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+            )
+            program.save(str(path))
+    except Exception as err:  # the exporter raises many internal error types
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"torch.onnx could not export the model: {first_line}") from err
+    finally:
+        exporter_log.setLevel(level)

@@ -1,0 +1,90 @@
+"""ONNX export: the pruned graph runs in onnxruntime with PyTorch's outputs, for other shapes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+import transformers
+from conftest import tiny_model
+from tokenizers import Tokenizer, models, pre_tokenizers
+from typer.testing import CliRunner
+
+from prunekit import PruningPlan, apply_plan, current_plan
+from prunekit.cli import app
+from prunekit.errors import ExportError, ModelLoadError
+from prunekit.models import save
+from prunekit.models.export import CHECK_TEXTS, TRACE_TEXTS, export_onnx
+
+WORDS = sorted({w for t in TRACE_TEXTS + sum(CHECK_TEXTS, []) for w in t.replace(",", " ").split()})
+
+
+def word_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A word-level tokenizer whose ids fit the tiny models' 120-token vocabulary."""
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def pruned_dir(family: str, tmp_path):
+    model = tiny_model(family)
+    plan = current_plan(model)
+    # Uneven heads, one layer with no heads left, narrower FFNs: every surgery path.
+    plan = PruningPlan.build(
+        num_layers=plan.num_layers,
+        num_heads=plan.num_heads,
+        intermediate_size=plan.intermediate_size,
+        kept_heads=[(0, 2), (), (1,)],
+        kept_ffn=[tuple(range(20)), tuple(range(37)), tuple(range(5, 30))],
+    )
+    apply_plan(model, plan)
+    return save(model, tmp_path / f"{family}-pruned", tokenizer=word_tokenizer())
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+def test_pruned_model_exports_and_matches_pytorch(family, tmp_path):
+    source = pruned_dir(family, tmp_path)
+    report = export_onnx(source, tmp_path / "onnx")
+    assert report.max_abs_diff <= 1e-4
+    # checked on batches other than the traced batch of 2, at two different lengths
+    assert [shape[0] for shape in report.checked_shapes] == [1, 3]
+    assert report.checked_shapes[0][1] != report.checked_shapes[1][1]
+    out = tmp_path / "onnx"
+    assert {"model.onnx", "config.json", "export.json", "tokenizer.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert json.loads((out / "export.json").read_text())["max_abs_diff"] == report.max_abs_diff
+    # Standalone: onnxruntime alone runs a batch of a shape neither trace nor check used.
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    ids = np.full((5, 9), 4, dtype=np.int64)
+    (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    assert logits.shape == (5, 2)
+
+
+def test_export_refuses_bad_input_and_writes_nothing(tmp_path):
+    with pytest.raises(ModelLoadError):
+        export_onnx(tmp_path / "missing", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    source = pruned_dir("bert", tmp_path)
+    with pytest.raises(ExportError, match="differ"):
+        export_onnx(source, tmp_path / "out", tolerance=-1.0)  # no export can pass this
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_cli_export(tmp_path):
+    source = pruned_dir("bert", tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(source), "--out", str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["max_abs_diff"] <= 1e-4
+    again = runner.invoke(app, ["export", str(source), "--out", str(tmp_path / "o")])
+    assert again.exit_code == 2 and "--overwrite" in again.output
