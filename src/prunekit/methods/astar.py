@@ -196,17 +196,30 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
     delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
 
-    def drop_of(states):
-        return [a0 - m for m in evaluator.metrics(states)]
-
     counter = _Counter(int(cfg["max_evals"]))
     budget = cfg["budget"]
     if fixed_k:
         budget = math.inf if budget is None else float(budget)
+    else:
+        budget = 0.0 if budget is None else float(budget)
+    largest = 0
+
+    def drop_of(states):
+        nonlocal largest
+        drops = [a0 - m for m in evaluator.metrics(states)]
+        largest = max(
+            [largest] + [len(s) for s, d in zip(states, drops, strict=True) if d <= budget]
+        )
+        if request.on_progress is not None:
+            request.on_progress(
+                {"step": counter.used, "steps": counter.limit, "largest_feasible": largest}
+            )
+        return drops
+
+    if fixed_k:
         k = plan.heads_kept - request.target.keep
         result = search_fixed_k(k, a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter)
     else:
-        budget = 0.0 if budget is None else float(budget)
         result = search_max_heads(
             a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
         )

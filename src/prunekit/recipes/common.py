@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -144,8 +145,8 @@ class TaskData:
 
 @contextmanager
 def step_progress(description: str, enabled: bool = True):
-    """A rich progress bar; yields ``on_step(step, total, loss, note="")`` for training loops
-    (``note`` shows method state, e.g. L0's expected open heads)."""
+    """A rich progress bar; yields ``on_step(step, total, loss, note="")`` for long loops
+    (``loss`` None for searches; ``note`` shows method state, e.g. L0's expected open heads)."""
     if not enabled:
         yield None
         return
@@ -153,15 +154,16 @@ def step_progress(description: str, enabled: bool = True):
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f} {task.fields[note]}"),
+        TextColumn("{task.fields[status]}"),
         TimeRemainingColumn(),
         console=console,
         transient=False,
     ) as progress:
-        bar = progress.add_task(description, total=None, loss=float("nan"), note="")
+        bar = progress.add_task(description, total=None, status="")
 
-        def on_step(step: int, total: int, loss: float, note: str = "") -> None:
-            progress.update(bar, completed=step, total=total, loss=loss, note=note)
+        def on_step(step: int, total: int, loss: float | None, note: str = "") -> None:
+            status = "" if loss is None or math.isnan(loss) else f"loss {loss:.4f} "
+            progress.update(bar, completed=step, total=total, status=status + note)
 
         yield on_step
 
