@@ -36,6 +36,7 @@ from prunekit.models.surgery import current_plan
 __all__ = ["GatedEvaluator", "EvaluatorStats", "State"]
 
 State = frozenset  # frozenset[tuple[int, int]] of removed (layer, head)
+MEMO_FORMAT = 1  # bump when what a memo line means changes
 
 
 @dataclass
@@ -132,8 +133,10 @@ class GatedEvaluator:
         return [self._scores[s] for s in states]
 
     def fingerprint(self) -> str:
-        """Hash of everything a metric depends on: weights, heads, inputs, labels, metric."""
-        digest = hashlib.sha256(f"{self.metric_name}|{self.plan.to_json()}".encode())
+        """Hash of what a metric depends on: weights, heads, inputs, labels, metric, torch."""
+        digest = hashlib.sha256(
+            f"{MEMO_FORMAT}|{torch.__version__}|{self.metric_name}|{self.plan.to_json()}".encode()
+        )
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
