@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 FAMILIES = ["bert", "roberta", "distilbert", "electra", "mpnet"]
 TINY = {"layers": 3, "heads": 4, "hidden": 32, "ffn": 37}
@@ -49,6 +50,23 @@ def tiny_model(family: str, num_labels: int = 2, seed: int = 0, attn: str | None
     kwargs = {} if attn is None else {"attn_implementation": attn}
     model = transformers.AutoModelForSequenceClassification.from_config(config, **kwargs)
     return model.eval()
+
+
+def word_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A word-level tokenizer whose ids fit the tiny models' 120-token vocabulary."""
+    from prunekit.models.export import CHECK_TEXTS, TRACE_TEXTS
+
+    texts = TRACE_TEXTS + [t for batch in CHECK_TEXTS for t in batch]
+    words = sorted({w for t in texts for w in t.replace(",", " ").split()})
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
 def tiny_batch(batch: int = 3, seq: int = 11, seed: int = 1) -> dict[str, torch.Tensor]:

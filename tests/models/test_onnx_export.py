@@ -7,31 +7,15 @@ import json
 import numpy as np
 import onnxruntime
 import pytest
-import transformers
-from conftest import tiny_model
-from tokenizers import Tokenizer, models, pre_tokenizers
+from conftest import tiny_model, word_tokenizer
 from typer.testing import CliRunner
 
 from prunekit import PruningPlan, apply_plan, current_plan
 from prunekit.cli import app
-from prunekit.errors import ExportError, ModelLoadError
+from prunekit.errors import ConfigError, ExportError, ModelLoadError
 from prunekit.models import save
-from prunekit.models.export import CHECK_TEXTS, TRACE_TEXTS, export_onnx
-
-WORDS = sorted({w for t in TRACE_TEXTS + sum(CHECK_TEXTS, []) for w in t.replace(",", " ").split()})
-
-
-def word_tokenizer() -> transformers.PreTrainedTokenizerFast:
-    """A word-level tokenizer whose ids fit the tiny models' 120-token vocabulary."""
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="[PAD]",
-        unk_token="[UNK]",
-        model_input_names=["input_ids", "attention_mask"],
-    )
+from prunekit.models.export import export_onnx
+from prunekit.recipes.bench import run_bench
 
 
 def pruned_dir(family: str, tmp_path):
@@ -47,6 +31,18 @@ def pruned_dir(family: str, tmp_path):
     )
     apply_plan(model, plan)
     return save(model, tmp_path / f"{family}-pruned", tokenizer=word_tokenizer())
+
+
+def test_onnxruntime_bench_times_the_exported_graphs(tmp_path):
+    pruned = pruned_dir("bert", tmp_path)
+    dense = save(tiny_model("bert"), tmp_path / "dense", tokenizer=word_tokenizer())
+    result = run_bench(pruned, dense, seq_len=12, rounds=2, warmup=1, runtime="onnxruntime")
+    assert result["runtime"] == "onnxruntime" and "onnxruntime" in result["environment"]
+    assert result["models"]["model"]["heads"] == 3 and result["models"]["baseline"]["heads"] == 12
+    assert result["models"]["model"]["throughput"]["sequences_per_s"] > 0
+    assert result["models"]["model"]["speedup"]["ideal"] > 1
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        run_bench(pruned, runtime="tensorrt")
 
 
 @pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])

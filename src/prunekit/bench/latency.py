@@ -6,8 +6,11 @@ from __future__ import annotations
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -40,10 +43,13 @@ def time_models(
     rounds: int = 10,
     warmup: int = 2,
     seed: int = 0,
+    sessions: dict[str, Any] | None = None,
 ) -> dict[str, Timing]:
     """Median forward time of each model on a ``[batch_size, seq_len]`` batch without padding.
 
     Rounds interleave the models (A, B, A, B, ...) so drifts in machine speed hit all alike.
+    With ``sessions`` (onnxruntime sessions under the same names as ``models``) the exported
+    graphs are timed instead of the PyTorch modules, on the same inputs.
     """
     vocab = min(m.config.vocab_size for m in models.values())
     generator = torch.Generator().manual_seed(seed)
@@ -51,15 +57,17 @@ def time_models(
         1000 if vocab > 2000 else 5, vocab, (batch_size, seq_len), generator=generator
     )
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    for model in models.values():
-        model.eval()
+    runners = {name: _torch_runner(model, batch) for name, model in models.items()}
+    if sessions is not None:
+        runners = {name: _onnx_runner(sessions[name], batch) for name in models}
+    for run in runners.values():
         for _ in range(warmup):
-            model(**batch)
-    samples: dict[str, list[float]] = {name: [] for name in models}
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, model in models.items():
+        for name, run in runners.items():
             start = time.perf_counter()
-            model(**batch)
+            run()
             samples[name].append(time.perf_counter() - start)
     return {
         name: Timing(
@@ -73,6 +81,22 @@ def time_models(
         )
         for name, values in samples.items()
     }
+
+
+def _torch_runner(model: nn.Module, batch: dict[str, torch.Tensor]) -> Callable[[], Any]:
+    model.eval()
+    return lambda: model(**batch)
+
+
+def _onnx_runner(session: Any, batch: dict[str, torch.Tensor]) -> Callable[[], Any]:
+    ids = batch["input_ids"].numpy()
+    available = {
+        "input_ids": ids,
+        "attention_mask": batch["attention_mask"].numpy(),
+        "token_type_ids": np.zeros_like(ids),
+    }
+    feed = {i.name: available[i.name] for i in session.get_inputs()}
+    return lambda: session.run(None, feed)
 
 
 def environment() -> dict[str, str | int]:

@@ -276,6 +276,9 @@ def bench(
     ] = None,
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 128,
     rounds: Annotated[int, typer.Option(help="Timed rounds per model (median reported).")] = 10,
+    runtime: Annotated[
+        str, typer.Option(help="torch, or onnxruntime (exports and checks each model first).")
+    ] = "torch",
     as_json: AsJson = False,
 ) -> None:
     """Measured latency (batch 1) and throughput (batch 32) vs the MAC-ideal speed-up."""
@@ -287,8 +290,9 @@ def bench(
         resolve_model(against) if against else None,
         seq_len=seq_len,
         rounds=rounds,
+        runtime=runtime,
     )
-    lines = []
+    lines = [f"runtime: {result['runtime']}"]
     for name, entry in result["models"].items():
         line = (
             f"{name}: {entry['heads']} heads, latency {entry['latency']['median_s'] * 1e3:.1f} ms, "

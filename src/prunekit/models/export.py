@@ -29,7 +29,7 @@ from prunekit.errors import ConfigError, ExportError
 from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
 from prunekit.outputs import atomic_output_dir, check_output_dir
 
-__all__ = ["ExportReport", "export_onnx"]
+__all__ = ["ExportReport", "export_onnx", "require_onnx"]
 
 ONNX_NAME = "model.onnx"
 # Texts for tracing and checking; the check batches differ from the trace in both axes.
@@ -76,7 +76,7 @@ def export_onnx(
         ExportError: tracing failed, or onnxruntime disagrees with PyTorch.
         OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
     """
-    ort = _require_onnx_packages()
+    ort = require_onnx()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     check_output_dir(out_dir, overwrite)
     model = load(model_dir)
@@ -130,7 +130,8 @@ def export_onnx(
     return report
 
 
-def _require_onnx_packages():
+def require_onnx():
+    """The onnxruntime module, or a `ConfigError` naming the missing package and the fix."""
     try:
         import onnx  # noqa: F401
         import onnxruntime

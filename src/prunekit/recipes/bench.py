@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from prunekit.bench import environment, time_models
+from prunekit.errors import ConfigError
 from prunekit.models import load, model_stats
+from prunekit.models.export import export_onnx, require_onnx
 
-__all__ = ["run_bench", "speed_table"]
+__all__ = ["RUNTIMES", "run_bench", "speed_table"]
+
+RUNTIMES = ("torch", "onnxruntime")
 
 
 def run_bench(
@@ -19,11 +24,28 @@ def run_bench(
     throughput_batch: int = 32,
     rounds: int = 10,
     warmup: int = 2,
+    runtime: str = "torch",
 ) -> dict[str, Any]:
-    models = {"model": load(model)}
+    """Time ``model`` (and ``against``) in PyTorch, or in onnxruntime after a checked export."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    sources = {"model": Path(model)}
     if against is not None:
-        models["baseline"] = load(against)
-    return speed_table(models, seq_len, latency_batch, throughput_batch, rounds, warmup)
+        sources["baseline"] = Path(against)
+    models = {name: load(path) for name, path in sources.items()}
+    if runtime == "torch":
+        return speed_table(models, seq_len, latency_batch, throughput_batch, rounds, warmup)
+    onnxruntime = require_onnx()
+    with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
+        sessions = {
+            name: onnxruntime.InferenceSession(
+                export_onnx(path, Path(tmp) / name).path, providers=["CPUExecutionProvider"]
+            )
+            for name, path in sources.items()
+        }
+        return speed_table(
+            models, seq_len, latency_batch, throughput_batch, rounds, warmup, sessions
+        )
 
 
 def speed_table(
@@ -33,11 +55,24 @@ def speed_table(
     throughput_batch: int = 32,
     rounds: int = 10,
     warmup: int = 2,
+    sessions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Timings of each model; with a ``baseline`` entry also measured vs ideal speed-ups."""
-    latency = time_models(models, latency_batch, seq_len, rounds, warmup)
-    throughput = time_models(models, throughput_batch, seq_len, rounds, warmup)
-    result: dict[str, Any] = {"environment": environment(), "seq_len": seq_len, "models": {}}
+    """Timings of each model; with a ``baseline`` entry also measured vs ideal speed-ups.
+
+    With ``sessions`` (onnxruntime, same names) the exported graphs are timed instead.
+    """
+    timing = dict(seq_len=seq_len, rounds=rounds, warmup=warmup, sessions=sessions)
+    latency = time_models(models, latency_batch, **timing)
+    throughput = time_models(models, throughput_batch, **timing)
+    runtime = "torch" if sessions is None else "onnxruntime"
+    result: dict[str, Any] = {
+        "environment": environment(),
+        "runtime": runtime,
+        "seq_len": seq_len,
+        "models": {},
+    }
+    if sessions is not None:
+        result["environment"]["onnxruntime"] = require_onnx().__version__
     for name, model in models.items():
         stats = model_stats(model, seq_len)
         result["models"][name] = {
