@@ -17,6 +17,7 @@ from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
 from prunekit.methods.astar import (
     SearchResult,
     _Counter,
+    search_deepest,
     search_fixed_k,
     search_max_heads,
     verify_or_back_off,
@@ -60,18 +61,19 @@ def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
     assert not result.capped
 
 
-def test_budget_mode_returns_the_largest_feasible_set():
+def budget_search(name: str, weight, drop, budget: float, limit: int = 10**6):
+    drops = lambda states: [drop(s) for s in states]  # noqa: E731
+    counter, branching = _Counter(limit), len(HEADS)
+    if name == "per-k":
+        return search_max_heads(100.0, weight, drops, budget, branching, counter, len(HEADS))
+    return search_deepest(weight, drops, budget, branching, counter, len(HEADS))
+
+
+@pytest.mark.parametrize("search", ["deepest", "per-k"])
+def test_budget_mode_returns_the_largest_feasible_set(search):
     weight, drop = synthetic(7)
     budget = 2.5
-    result = search_max_heads(
-        100.0,
-        weight,
-        lambda states: [drop(s) for s in states],
-        budget,
-        branching=len(HEADS),
-        counter=_Counter(10**6),
-        max_k=len(HEADS),
-    )
+    result = budget_search(search, weight, drop, budget)
     assert drop(result.state) <= budget
     feasible_sizes = [
         k
@@ -79,6 +81,20 @@ def test_budget_mode_returns_the_largest_feasible_set():
         if any(drop(frozenset(c)) <= budget for c in itertools.combinations(HEADS, k))
     ]
     assert len(result.state) == max(feasible_sizes)
+
+
+def test_deepest_search_crosses_a_plateau_that_stalls_per_k_search():
+    # Removing up to 6 heads (any) improves the metric; each head beyond costs 0.3 points.
+    weight = dict.fromkeys(HEADS, 0.0)
+
+    def drop(state):
+        return -1.0 if len(state) <= 6 else 0.3 * (len(state) - 6)
+
+    deepest = budget_search("deepest", weight, drop, budget=0.5, limit=100)
+    per_k = budget_search("per-k", weight, drop, budget=0.5, limit=100)
+    assert len(deepest.state) == 7 and drop(deepest.state) <= 0.5
+    # per-K A* must first expand every cheaper (plateau) state before it accepts a 7-set
+    assert per_k.capped and len(per_k.state) <= 6
 
 
 def test_capped_fixed_k_search_still_returns_k_heads():

@@ -12,8 +12,15 @@ every choice configurable):
 - Fixed-K mode: goal ``|P| = K``, heuristic ``h(P)`` = sum of the ``K - |P|`` smallest ``d+``
   outside P (admissible when removals interact super-additively); the first goal popped is the
   K-set with the least measured drop. Ties prefer deeper states.
-- Budget mode (``keep`` not given): K grows one head at a time while a feasible K-set exists;
-  the largest feasible set wins. Evaluations are shared across K.
+- Budget mode (``keep`` not given) looks for the largest feasible set. Default
+  (``budget_search="deepest"``): one best-first search over feasible states ordered by more
+  heads removed, then smaller drop; it dives to the budget's frontier and spends the remaining
+  evaluations on alternatives there. ``budget_search="per-k"`` instead runs the fixed-K A* for
+  K = 1, 2, ... while a feasible K-set exists (evaluations shared across K). Per-K A* must pop
+  every state with a smaller drop before it can accept a K-set, and when removing heads leaves
+  the metric flat or higher (MiniLM on STS-B: 17 heads at no loss) those states are
+  exponentially many: in benchmarks/astar.py all four budgets stopped at the same capped set.
+  Both return the largest feasible set when the evaluations are not capped.
 - ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
   infinite), the best partial state is completed greedily by ``d+`` (flagged in the result).
 - With ``verify_batches`` the final set is re-checked on the full search split; if it fails,
@@ -22,9 +29,10 @@ every choice configurable):
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
 ``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (4096),
-``memo_dir`` (none: a directory where measured metrics persist, keyed by a fingerprint of model
-and split, so a killed search resumes and searches at other budgets reuse them; the search and
-its result are the same with or without it).
+``budget_search`` ("deepest" or "per-k"), ``memo_dir`` (none: a directory where measured
+metrics persist, keyed by a fingerprint of model and split, so a killed search resumes and
+searches at other budgets reuse them; the search and its result are the same with or without
+it).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ __all__ = [
     "SearchResult",
     "search_fixed_k",
     "search_max_heads",
+    "search_deepest",
     "verify_or_back_off",
 ]
 
@@ -56,7 +65,9 @@ DEFAULTS = {
     "states_per_forward": 4,
     "cache_mb": 4096,
     "memo_dir": None,
+    "budget_search": "deepest",
 }
+BUDGET_SEARCHES = ("deepest", "per-k")
 
 
 MAX_BACK_OFF = 16
@@ -168,6 +179,45 @@ def search_max_heads(
     return best
 
 
+def search_deepest(
+    delta_plus: dict,
+    drop_of,
+    budget: float,
+    branching: int,
+    counter: _Counter,
+    max_k: int,
+) -> SearchResult:
+    """Best-first on (more heads removed, smaller drop) over feasible states; the largest wins."""
+    order = sorted(delta_plus, key=lambda h: (delta_plus[h], h))
+    tie = itertools.count()
+    start: State = frozenset()
+    frontier = [(0, 0.0, next(tie), start)]
+    closed: set[State] = set()
+    feasible: list[tuple[State, float]] = []
+    best: tuple[State, float] = (start, 0.0)
+    capped = False
+    while frontier:
+        _, g, _, state = heapq.heappop(frontier)
+        if state in closed:
+            continue
+        closed.add(state)
+        if (len(state), -g) > (len(best[0]), -best[1]):
+            best = (state, g)
+        if len(state) >= max_k:
+            continue
+        children = [state | {h} for h in order if h not in state][:branching]
+        children = [c for c in children if c not in closed]
+        if not counter.admit(children):
+            capped = True
+            break
+        for child, drop in zip(children, drop_of(children), strict=True):
+            g_child = max(0.0, drop)
+            if g_child <= budget:
+                feasible.append((child, g_child))
+                heapq.heappush(frontier, (-len(child), g_child, next(tie), child))
+    return SearchResult(best[0], best[1], counter.used, capped=capped, feasible=feasible)
+
+
 @register_method("astar")
 def prune_astar(request: PruneRequest) -> PruningPlan:
     if request.batches is None or request.task is None:
@@ -178,6 +228,11 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     if request.target.per_layer:
         raise ConfigError("astar searches global head sets; --per-layer is not supported")
     cfg = {**DEFAULTS, **request.options}
+    if cfg["budget_search"] not in BUDGET_SEARCHES:
+        raise ConfigError(
+            f"unknown astar budget_search {cfg['budget_search']!r}; choose "
+            + " or ".join(BUDGET_SEARCHES)
+        )
     # A head target selects fixed-K mode; "keep everything" asks for the most heads under budget.
     fixed_k = request.target.keep < request.plan.heads_kept
     started = time.perf_counter()
@@ -219,6 +274,10 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     if fixed_k:
         k = plan.heads_kept - request.target.keep
         result = search_fixed_k(k, a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter)
+    elif cfg["budget_search"] == "deepest":
+        result = search_deepest(
+            delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
+        )
     else:
         result = search_max_heads(
             a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
@@ -254,6 +313,7 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         "capped": result.capped,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "mode": "fixed-k" if fixed_k else "max-heads-under-budget",
+        "budget_search": None if fixed_k else cfg["budget_search"],
         "search_examples": len(evaluator.labels),
         "search_a0": a0,
         "search_drop": result.drop,
