@@ -87,6 +87,9 @@ def main() -> None:
     )
     parser.add_argument("--cache-tasks", default="stsb", help="tasks timed naive vs cached")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite results and report from runs/ only"
+    )
     args = parser.parse_args()
     budgets = tuple(float(b) for b in args.budgets.split(","))
     tasks = args.tasks.split(",")
@@ -105,6 +108,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache_file = RESULTS / "cache.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    if args.report_only:
+        write_results([t for t in tasks if (RUNS / t / "results.jsonl").is_file()], args, cache)
+        return
     for task in tasks:  # results are rewritten after each task: a cut-short run keeps its rows
         out = RUNS / task
         rows = run_compare(
@@ -209,15 +215,15 @@ def _cache_section(cache: dict) -> str:
         "Prefix-activation cache, same A*-like workload (a parent state, then children "
         "adding one head each) evaluated state by state:",
         "",
-        "| task | states | naive (s) | cached + stacked (s) | speed-up | layer-forwards "
-        "run (naive / cached) | saved |",
-        "|---|---|---|---|---|---|---|",
+        "| task | examples | states | naive (s) | cached + stacked (s) | speed-up | "
+        "layer-forwards run (naive / cached) | saved |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task, c in cache.items():
         saved = c["cached"]["layer_forwards_saved"]
         total = saved + c["cached"]["layer_forwards"]
         lines.append(
-            f"| {task} | {c['states']} | {c['naive']['seconds']:.1f} | "
+            f"| {task} | {c['search_examples']} | {c['states']} | {c['naive']['seconds']:.1f} | "
             f"{c['cached']['seconds']:.1f} | {c['speedup']:.2f}x | "
             f"{c['naive']['layer_forwards']} / {c['cached']['layer_forwards']} | "
             f"{saved / total:.0%} |"
