@@ -162,7 +162,10 @@ def write_results(tasks: list[str], args: argparse.Namespace, cache: dict) -> No
     notes = (
         f"A* (`benchmarks/astar.py`) in max-heads-under-budget mode (`budget_search=deepest`), "
         f"budgets {args.budgets}, branching {args.branching}, at most {args.max_evals} search "
-        "states per run (plus a0 and the single-head ablations). Search split: the validation "
+        "states per run (plus a0 and the single-head ablations); each head added costs up to "
+        f"{args.branching} evaluations, so no set can exceed {args.max_evals // args.branching} "
+        "heads, and a capped run's result is a lower bound on what the budget allows. "
+        "Search split: the validation "
         "split carved from train, "
         f"whole when it has at most {args.search_samples} examples (RTE 249, MRPC 367, STS-B "
         f"575), else {args.search_samples} seeded examples (SST-2, whose final set is then "
