@@ -250,3 +250,24 @@ def test_memo_skips_a_torn_last_line(tmp_path):
     appended = reread.metric(frozenset({(0, 3)}))  # must not be glued to the torn line
     third = GatedEvaluator(model, labelled(), get_task("rte"), memo_dir=tmp_path)
     assert third.metric(frozenset({(0, 3)})) == appended and third.stats.states == 0
+
+
+def test_a_killed_search_resumes_from_its_memo(tmp_path):
+    model = tiny_model("bert")
+
+    class Killed(Exception):
+        pass
+
+    def kill(info):
+        raise Killed
+
+    request = astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
+    request.on_progress = kill  # dies after the first chunk of single-head ablations
+    with pytest.raises(Killed):
+        get_method("astar")(request)
+    (memo,) = tmp_path.glob("*.jsonl")
+    assert len(memo.read_text().splitlines()) == 1 + 8  # a0 and the first eight ablations
+    again = get_method("astar")(
+        astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
+    )
+    assert again.meta["certificate"]["evaluations_from_memo"] == 1 + 8

@@ -71,6 +71,7 @@ BUDGET_SEARCHES = ("deepest", "per-k")
 
 
 MAX_BACK_OFF = 16
+ABLATION_CHUNK = 8
 
 
 @dataclass
@@ -247,7 +248,13 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     )
     a0 = evaluator.metric(frozenset())
     heads = [(layer, h) for layer, kept in enumerate(plan.kept_heads) for h in kept]
-    ablation = evaluator.metrics([frozenset([h]) for h in heads])
+    ablation: list[float] = []
+    for i in range(0, len(heads), ABLATION_CHUNK):  # chunks: progress, and memo lines as we go
+        ablation += evaluator.metrics([frozenset([h]) for h in heads[i : i + ABLATION_CHUNK]])
+        if request.on_progress is not None:
+            request.on_progress(
+                {"step": len(ablation), "steps": len(heads), "phase": "single-head ablations"}
+            )
     delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
     delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
 

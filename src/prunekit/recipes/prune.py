@@ -90,6 +90,8 @@ def decide(
                 note = ""
                 if "expected_open_heads" in info:
                     note = f"open heads {info['expected_open_heads']:.1f} -> {info['budget']:.0f}"
+                if "phase" in info:
+                    note = info["phase"]
                 if "largest_feasible" in info:
                     note = f"largest set within budget: {info['largest_feasible']:.0f} heads"
                 on_step(int(info["step"]), int(info["steps"]), info.get("loss"), note)
