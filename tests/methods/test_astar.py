@@ -271,3 +271,20 @@ def test_a_killed_search_resumes_from_its_memo(tmp_path):
         astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
     )
     assert again.meta["certificate"]["evaluations_from_memo"] == 1 + 8
+
+
+def test_back_off_bisects_to_the_largest_passing_size():
+    chain = [frozenset(HEADS[:k]) for k in range(1, len(HEADS) + 1)]  # nested, as a dive is
+    result = SearchResult(chain[-1], 0.0, 0, feasible=[(s, 0.0) for s in chain])
+    # On the full split only sets of at most 4 heads stay within the budget.
+    tried = []
+
+    def metric_of(state):
+        tried.append(state)
+        return 80.0 - (0.0 if len(state) <= 4 else 2.0)
+
+    info = verify_or_back_off(metric_of, chain[-1], result, budget=1.0)
+    assert info["state"] == chain[3] and info["backed_off"]
+    assert info["states_tried"] <= 1 + math.ceil(math.log2(len(HEADS)))
+    nothing = verify_or_back_off(lambda s: 80.0 - 2.0 * bool(s), chain[-1], result, budget=1.0)
+    assert nothing["state"] == frozenset() and nothing["drop"] == 0.0

@@ -24,7 +24,7 @@ every choice configurable):
 - ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
   infinite), the best partial state is completed greedily by ``d+`` (flagged in the result).
 - With ``verify_batches`` the final set is re-checked on the full search split; if it fails,
-  the search backs off to the largest verified feasible state found.
+  the search backs off to the largest verified feasible state found (sizes bisected).
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
@@ -357,30 +357,43 @@ def verify_or_back_off(
 ) -> dict[str, Any]:
     """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
 
-    Candidates after ``removed`` are the feasible states the search measured, largest first
-    (at most ``MAX_BACK_OFF`` of them: each costs a pass over the full split); if none passes,
-    nothing is removed.
+    Candidates are the feasible states the search measured, the least-drop one of each size up
+    to ``len(removed)``. Their sizes are bisected, taking a failure to mean that larger sets
+    fail too (the usual case, not a law): about log2(sizes) passes over the full split find the
+    largest passing size, at most ``MAX_BACK_OFF`` in all. If none passes, nothing is removed.
     """
     a0_full = metric_of(frozenset())
-    ranked = sorted(dict(result.feasible).items(), key=lambda sd: (-len(sd[0]), sd[1]))
-    candidates = [(removed, result.drop)] + [sd for sd in ranked if sd[0] != removed]
-    candidates = candidates[: MAX_BACK_OFF + 1]
     tried = 0
-    for state, _ in candidates:
+
+    def drop_if_passing(state: State) -> float | None:
+        nonlocal tried
         tried += 1
         drop = max(0.0, a0_full - metric_of(state))
-        if drop <= budget:
-            return {
-                "state": state,
-                "a0": a0_full,
-                "drop": drop,
-                "backed_off": state != removed,
-                "states_tried": tried,
-            }
+        return drop if drop <= budget else None
+
+    chosen, drop = removed, drop_if_passing(removed)
+    if drop is None:
+        best_of_size: dict[int, tuple[State, float]] = {}
+        for state, g in result.feasible:
+            size = len(state)
+            if state == removed or size > len(removed):
+                continue
+            if size not in best_of_size or g < best_of_size[size][1]:
+                best_of_size[size] = (state, g)
+        sizes = sorted(best_of_size)
+        chosen, low, high = frozenset(), 0, len(sizes) - 1
+        while low <= high and tried <= MAX_BACK_OFF:
+            middle = (low + high) // 2
+            candidate = best_of_size[sizes[middle]][0]
+            candidate_drop = drop_if_passing(candidate)
+            if candidate_drop is None:
+                high = middle - 1
+            else:
+                chosen, drop, low = candidate, candidate_drop, middle + 1
     return {
-        "state": frozenset(),
+        "state": chosen,
         "a0": a0_full,
-        "drop": 0.0,
-        "backed_off": True,
+        "drop": 0.0 if drop is None else drop,
+        "backed_off": chosen != removed,
         "states_tried": tried,
     }
