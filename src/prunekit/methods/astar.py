@@ -102,6 +102,27 @@ class _Counter:
         return True
 
 
+def _head_order(delta_plus: dict) -> list:
+    """Heads by single-head ablation drop d+, smallest first (ties by index, deterministic)."""
+    return sorted(delta_plus, key=lambda h: (delta_plus[h], h))
+
+
+def _feasible_children(
+    state: State, order: list, branching: int, closed: set, counter: _Counter, drop_of, budget
+) -> list[tuple[State, float]] | None:
+    """Measure the successors of ``state`` and keep those within budget, with their g.
+
+    Successors add one of the ``branching`` lowest-d+ heads not yet removed; closed states are
+    skipped. None when the evaluation cap refuses them.
+    """
+    children = [state | {h} for h in order if h not in state][:branching]
+    children = [c for c in children if c not in closed]
+    if not counter.admit(children):
+        return None
+    measured = [(c, max(0.0, drop)) for c, drop in zip(children, drop_of(children), strict=True)]
+    return [(child, g) for child, g in measured if g <= budget]
+
+
 def search_fixed_k(
     k: int,
     a0: float,
@@ -112,7 +133,7 @@ def search_fixed_k(
     counter: _Counter,
 ) -> SearchResult:
     """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``)."""
-    order = sorted(delta_plus, key=lambda h: (delta_plus[h], h))
+    order = _head_order(delta_plus)
 
     def heuristic(state: State) -> float:
         remaining = k - len(state)
@@ -133,15 +154,11 @@ def search_fixed_k(
             return SearchResult(state, g, counter.used, feasible=feasible)
         if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
             best_partial = (f, len(state), state, g)
-        children = [state | {h} for h in order if h not in state][:branching]
-        children = [c for c in children if c not in closed]
-        if not counter.admit(children):
+        children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
+        if children is None:
             break
-        for child, drop in zip(children, drop_of(children), strict=True):
-            g_child = max(0.0, drop)
-            if g_child > budget:
-                continue
-            feasible.append((child, g_child))
+        feasible += children
+        for child, g_child in children:
             heapq.heappush(
                 frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
             )
@@ -189,7 +206,7 @@ def search_deepest(
     max_k: int,
 ) -> SearchResult:
     """Best-first on (more heads removed, smaller drop) over feasible states; the largest wins."""
-    order = sorted(delta_plus, key=lambda h: (delta_plus[h], h))
+    order = _head_order(delta_plus)
     tie = itertools.count()
     start: State = frozenset()
     frontier = [(0, 0.0, next(tie), start)]
@@ -206,16 +223,13 @@ def search_deepest(
             best = (state, g)
         if len(state) >= max_k:
             continue
-        children = [state | {h} for h in order if h not in state][:branching]
-        children = [c for c in children if c not in closed]
-        if not counter.admit(children):
+        children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
+        if children is None:
             capped = True
             break
-        for child, drop in zip(children, drop_of(children), strict=True):
-            g_child = max(0.0, drop)
-            if g_child <= budget:
-                feasible.append((child, g_child))
-                heapq.heappush(frontier, (-len(child), g_child, next(tie), child))
+        feasible += children
+        for child, g_child in children:
+            heapq.heappush(frontier, (-len(child), g_child, next(tie), child))
     return SearchResult(best[0], best[1], counter.used, capped=capped, feasible=feasible)
 
 
