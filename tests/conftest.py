@@ -77,6 +77,16 @@ def tiny_batch(batch: int = 3, seq: int = 11, seed: int = 1) -> dict[str, torch.
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip ``@pytest.mark.gpu`` tests on machines without CUDA, saying why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(params=FAMILIES)
 def family(request) -> str:
     return request.param

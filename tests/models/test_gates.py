@@ -78,3 +78,46 @@ def test_gates_on_a_pruned_model_use_original_indices():
 def test_wrong_gate_shape_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"shape \[3, 4\]"):
         HeadGates(tiny_model("bert"), torch.ones(2, 4))
+
+
+# ---------------------------------------------------------------------------- devices and dtypes
+
+
+def test_default_and_given_gates_live_on_the_models_device():
+    model = tiny_model("bert")
+    assert HeadGates(model).values.device == HeadGates(model).device == torch.device("cpu")
+    given = torch.ones(L, H)
+    assert HeadGates(model, given).values is given  # no copy when it is already there
+
+
+def test_a_callers_trainable_leaf_is_kept_and_receives_gradients():
+    model = tiny_model("bert")
+    leaf = torch.full((L, H), 0.5, requires_grad=True)
+    with HeadGates(model, leaf) as gates:
+        model(**tiny_batch()).logits.sum().backward()
+    assert gates.values is leaf
+    assert leaf.grad is not None and (leaf.grad.abs() > 0).all()
+
+
+def test_gates_of_another_dtype_are_cast_in_the_hook():
+    model = tiny_model("bert")
+    gates = torch.ones(L, H, dtype=torch.float64)
+    gates[1, 2] = 0.0
+    batch = tiny_batch()
+    with torch.no_grad():
+        with HeadGates(model, gates.float()):
+            expected = model(**batch).logits
+        with HeadGates(model, gates):
+            actual = model(**batch).logits
+    assert actual.dtype == torch.float32
+    assert torch.equal(actual, expected)
+
+
+def test_bfloat16_model_gates_and_backward():
+    model = tiny_model("bert").to(torch.bfloat16)
+    with HeadGates(model, requires_grad=True) as gates:
+        logits = model(**tiny_batch()).logits
+        logits.float().sum().backward()
+    assert logits.dtype == torch.bfloat16
+    assert gates.values.dtype == torch.float32  # the leaf keeps full precision
+    assert gates.values.grad is not None and torch.isfinite(gates.values.grad).all()

@@ -1,5 +1,21 @@
 """Timing helpers (library side; runnable suites live in the top-level benchmarks/)."""
 
-from prunekit.bench.latency import Timing, environment, time_models
+from prunekit.bench.latency import (
+    SPREAD_THRESHOLD,
+    Timing,
+    environment,
+    spread_warning,
+    summarize,
+    time_models,
+    unreliable,
+)
 
-__all__ = ["Timing", "environment", "time_models"]
+__all__ = [
+    "SPREAD_THRESHOLD",
+    "Timing",
+    "environment",
+    "spread_warning",
+    "summarize",
+    "time_models",
+    "unreliable",
+]

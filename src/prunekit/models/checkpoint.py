@@ -192,13 +192,54 @@ def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
 
 
 def _from_pretrained_dense(model_class, directory: Path, kwargs: dict) -> PreTrainedModel:
-    try:
-        with quiet_transformers():
-            return model_class.from_pretrained(directory, local_files_only=True, **kwargs)
-    except SafetensorError as err:
-        raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None
-    except (OSError, RuntimeError, ValueError) as err:
-        raise ModelLoadError(f"cannot load {directory}: {str(err).splitlines()[0]}") from None
+    """``from_pretrained`` a plain directory without passing random weights off as loaded.
+
+    Sentence-transformers folders often name ``*ForMaskedLM`` in ``architectures`` but ship
+    only the encoder, so transformers would build the LM head from random numbers. When every
+    weight of such a pre-training head is missing, the bare encoder (AutoModel) is loaded
+    instead. The model records what happened, for ``inspect`` and callers:
+    ``prunekit_dropped_modules`` (head modules named in the config but not in the weights, so
+    not built) and ``prunekit_new_modules`` (modules whose weights were missing and were
+    randomly initialised).
+    """
+
+    def attempt(cls) -> tuple[PreTrainedModel, set[str]]:
+        try:
+            with quiet_transformers():
+                model, info = cls.from_pretrained(
+                    directory, local_files_only=True, output_loading_info=True, **kwargs
+                )
+        except SafetensorError as err:
+            raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None
+        except (OSError, RuntimeError, ValueError) as err:
+            raise ModelLoadError(f"cannot load {directory}: {str(err).splitlines()[0]}") from None
+        missing = set(info.get("missing_keys") or ())
+        # A tied weight (LM decoder = word embeddings) is missing by name but copied from its
+        # source, so it is only new when its source is missing too.
+        tied = getattr(model, "all_tied_weights_keys", None) or {}  # {target: source}, v5
+        sources = tied if isinstance(tied, dict) else dict.fromkeys(tied)
+        return model, {k for k in missing if k not in sources or sources[k] in missing}
+
+    model, missing = attempt(model_class)
+    dropped: list[str] = []
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    head = [name for name, _ in model.named_parameters() if not name.startswith(prefix)]
+    pretraining_head = model_class.__name__.endswith(("ForMaskedLM", "ForPreTraining"))
+    if pretraining_head and prefix != "." and head and set(head) <= set(missing):
+        dropped = sorted({name.split(".")[0] for name in head})
+        log.warning(
+            "%s names %s but its weights hold no %s; loaded the bare encoder without it",
+            directory,
+            model_class.__name__,
+            ", ".join(dropped),
+        )
+        model, missing = attempt(AutoModel)
+    new = sorted({key.rpartition(".")[0] or key for key in missing})
+    if new:
+        log.warning("%s: randomly initialised (not in the weights): %s", directory, ", ".join(new))
+    model.prunekit_dropped_modules = dropped
+    model.prunekit_new_modules = new
+    return model
 
 
 @contextlib.contextmanager

@@ -6,6 +6,11 @@ multiplies head ``j`` by ``gates[layer, kept_heads[layer][j]]``. That is exactly
 semantics of transformers 4.x ``head_mask`` (context zeroed, output bias kept), it works under
 eager and SDPA attention alike (the hook sits after the attention kernel), and gradients reach
 ``gates``. On a pruned model, gates of removed heads are simply unused.
+
+Devices: gate values live on the model's device. Gates without gradient are moved there once;
+a tensor that requires grad is kept as given (so the caller's leaf still collects gradients)
+and copied to each layer's device inside the forward, which autograd differentiates through.
+Gates are cast to the activations' dtype in the hook, so float16/bfloat16 models work too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.surgery import current_plan, install_head_mask_guard
@@ -37,11 +43,13 @@ class HeadGates:
 
     Args:
         model: a supported encoder (dense or already pruned).
-        gates: ``[L, H]`` initial values (default all ones). Kept by reference when it is a
-            tensor that already requires grad, so an optimizer can train it. ``[S, L, H]``
-            gates S states at once: the input batch must then be S equal blocks, block s
-            gated by ``gates[s]`` (used to evaluate several head sets in one forward).
-        requires_grad: make ``values`` a leaf that collects gradients.
+        gates: ``[L, H]`` initial values (default all ones), on any device. Kept by
+            reference when it is a tensor that already requires grad, so an optimizer can train
+            it (even on the CPU while the model is on a GPU); otherwise moved to the model's
+            device. ``[S, L, H]`` gates S states at once: the input batch must then be S equal
+            blocks, block s gated by ``gates[s]`` (used to evaluate several head sets in one
+            forward).
+        requires_grad: make ``values`` a leaf on the model's device that collects gradients.
         observer: optional ``fn(layer, context)`` called with each layer's gated context
             ``[B, T, n_kept, head_size]`` (for scorers that need per-token statistics).
     """
@@ -56,20 +64,28 @@ class HeadGates:
         self.model = model
         self.adapter = get_adapter(model)
         self.plan = current_plan(model)
+        self.device = module_device(model)
         shape = (self.plan.num_layers, self.plan.num_heads)
         if gates is None:
-            gates = torch.ones(shape, device=_device_of(model))
+            gates = torch.ones(shape, device=self.device)
         _check_shape(gates, shape)
         if requires_grad and not gates.requires_grad:
-            gates = gates.detach().clone().requires_grad_(True)
-        self.values = gates
+            gates = gates.detach().to(self.device, copy=True).requires_grad_(True)
+        self.values = self._placed(gates)
         self.observer = observer
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
     def set(self, gates: torch.Tensor) -> None:
         """Replace the gate values (same shape) without reinstalling hooks."""
         _check_shape(gates, (self.plan.num_layers, self.plan.num_heads))
-        self.values = gates
+        self.values = self._placed(gates)
+
+    def _placed(self, gates: torch.Tensor) -> torch.Tensor:
+        # A tensor in an autograd graph stays as given: a copy made here would be a new leaf
+        # whose gradients never reach the caller's tensor (or a graph freed after backward).
+        if gates.requires_grad:
+            return gates
+        return gates.to(self.device)
 
     def __enter__(self) -> HeadGates:
         head_size = self.adapter.head_size(self.model.config)
@@ -77,7 +93,7 @@ class HeadGates:
             if not kept:
                 continue
             out_proj = self.adapter.layer_modules(self.model, layer).attn_out.get()
-            hook = self._make_hook(layer, list(kept), head_size)
+            hook = self._make_hook(layer, list(kept), head_size, module_device(out_proj))
             self._handles.append(out_proj.register_forward_pre_hook(hook))
         install_head_mask_guard(self.model)
         return self
@@ -87,14 +103,18 @@ class HeadGates:
             handle.remove()
         self._handles.clear()
 
-    def _make_hook(self, layer: int, kept: list[int], head_size: int):
-        index = torch.tensor(kept, dtype=torch.long)
+    def _make_hook(self, layer: int, kept: list[int], head_size: int, device: torch.device):
+        # Built once on the layer's device: a per-forward host-to-GPU copy would stall the GPU.
+        index = torch.tensor(kept, dtype=torch.long, device=device)
 
         def gate_context(module: nn.Module, args: tuple) -> tuple:
             context = args[0]
             heads = context.unflatten(-1, (len(kept), head_size))
-            values = self.values
-            gate = values[..., layer, :].index_select(-1, index.to(values.device)).to(heads.dtype)
+            # No-ops unless the values are a trainable leaf elsewhere or the model is split
+            # across devices; the copy is differentiable, so gradients still reach the leaf.
+            values = self.values.to(heads.device)
+            gate = values[..., layer, :].index_select(-1, index.to(heads.device))
+            gate = gate.to(heads.dtype)
             if values.ndim == 3:  # S stacked states: the batch is S blocks of equal size
                 blocks = heads.unflatten(0, (gate.shape[0], -1))
                 gated = (blocks * gate[:, None, None, :, None]).flatten(0, 1)
@@ -113,7 +133,3 @@ def _check_shape(gates: torch.Tensor, shape: tuple[int, int]) -> None:
             f"gates must have shape {list(shape)} (or [S, {shape[0]}, {shape[1]}]), "
             f"got {list(gates.shape)}"
         )
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device

@@ -65,7 +65,14 @@ def load_for_task(
     """A sequence-classification model for ``task`` and its tokenizer.
 
     A prunekit directory (or any checkpoint already fine-tuned for this label count) loads
-    as is; a base encoder gets a fresh classification head sized for the task.
+    as is; a base encoder gets a fresh classification head sized for the task. Either way the
+    config's ``id2label``/``label2id`` are the task's label names afterwards: a model fine-tuned
+    on another task with as many labels is relabelled (with a warning), so a re-fine-tuned SST-2
+    model is no longer labelled ``entailment``/``not_entailment``.
+
+    Raises:
+        ModelLoadError: the model cannot be loaded, has no classification head, or predicts
+            another number of labels than the task has.
     """
     source = resolve_model(spec)
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
@@ -73,6 +80,7 @@ def load_for_task(
     if local and is_prunekit_dir(source):
         model = load(source, **kwargs)
         _check_task_head(model, task, source)
+        _use_task_labels(model, task, source)
         return model, load_tokenizer(source)
 
     label_kwargs: dict[str, Any] = {"num_labels": task.num_labels}
@@ -98,6 +106,7 @@ def load_for_task(
             f"cannot load model {spec!r} {where}: {str(err).splitlines()[0]}"
         ) from None
     get_adapter(model)
+    _use_task_labels(model, task, source)
     return model, tokenizer
 
 
@@ -124,6 +133,34 @@ def _check_task_head(model: PreTrainedModel, task: TaskSpec, source: str) -> Non
             f"{source} predicts {labels} labels but task {task.name} needs {task.num_labels}; "
             "was it fine-tuned on another task?"
         )
+
+
+def _task_label_names(task: TaskSpec) -> dict[int, str]:
+    # Regression gets what transformers' PretrainedConfig writes for one output: LABEL_0.
+    if task.labels is None:
+        return {i: f"LABEL_{i}" for i in range(task.num_labels)}
+    return dict(enumerate(task.labels))
+
+
+def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> None:
+    """Rename the model's labels to the task's (the label count was checked before)."""
+    config = model.config
+    wanted = _task_label_names(task)
+    current = {int(i): str(name) for i, name in (config.id2label or {}).items()}
+    if current == wanted:
+        return
+    config.id2label = dict(wanted)
+    config.label2id = {name: i for i, name in wanted.items()}
+    # transformers' placeholder names carry no meaning; real names from another task do.
+    placeholder = all(name == f"LABEL_{i}" for i, name in current.items())
+    report = log.info if placeholder else log.warning
+    report(
+        "%s was labelled %s; relabelled for task %s as %s",
+        source,
+        list(current.values()),
+        task.name,
+        list(wanted.values()),
+    )
 
 
 def recorded_task(model: str | Path) -> str:

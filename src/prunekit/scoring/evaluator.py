@@ -13,6 +13,10 @@ With ``memo_dir`` every state's metric is also appended to ``<memo_dir>/<fingerp
 where the fingerprint hashes the weights, the head plan, the split's inputs and labels and the
 metric. A later evaluator of the same model on the same split reads it back, so searches that
 share states (A* at several budgets, a killed search run again) never pay twice.
+
+Everything runs on the model's device: the split is moved there once, gates are built there and
+cached layer outputs stay there (``cache_bytes`` then bounds device memory). Metrics computed on
+a GPU can differ from CPU ones in the last float digits, so non-CPU devices get their own memo.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 
 from prunekit.data import TaskSpec, compute_metrics, primary_metric
+from prunekit.device import module_device
 from prunekit.models.adapter import get_adapter
 from prunekit.models.gates import HeadGates
 from prunekit.models.surgery import current_plan
@@ -68,8 +73,8 @@ class GatedEvaluator:
     """The task's primary metric of ``model`` with given heads removed, on fixed batches.
 
     Args:
-        model: a fine-tuned sequence classifier (not modified; eval mode is used).
-        batches: the labelled split, materialised once.
+        model: a fine-tuned sequence classifier on any device (not modified; eval mode).
+        batches: the labelled split, materialised once on the model's device.
         task: decides the metric (primary metric of the task, x100).
         cache_bytes: LRU bound for cached layer outputs; 0 disables the prefix cache.
         states_per_forward: how many states may share one stacked forward.
@@ -86,10 +91,13 @@ class GatedEvaluator:
         memo_dir: Path | str | None = None,
     ) -> None:
         self.model = model.eval()
+        self.device = module_device(model)
         self.task = task
         self.metric_name = primary_metric(task)
         self.batches = [dict(b) for b in batches]
-        self.labels = np.concatenate([b.pop("labels").numpy() for b in self.batches])
+        self.labels = np.concatenate([b.pop("labels").cpu().numpy() for b in self.batches])
+        # Moved once: the split is re-read for every state, a copy per forward would dominate.
+        self.batches = [{k: v.to(self.device) for k, v in b.items()} for b in self.batches]
         self.plan = current_plan(model)
         self.layers = get_adapter(model).layer_list(model)
         self.num_layers = len(self.layers)
@@ -110,6 +118,10 @@ class GatedEvaluator:
     # ------------------------------------------------------------------ public
 
     def gates_of(self, state: State) -> torch.Tensor:
+        """``[L, H]`` CPU gates of a state: 1 for kept heads, 0 for removed or absent ones.
+
+        The CPU copy is the cache key; `HeadGates` moves it to the model's device.
+        """
         gates = torch.zeros(self.plan.num_layers, self.plan.num_heads)
         for layer, kept in enumerate(self.plan.kept_heads):
             gates[layer, list(kept)] = 1.0
@@ -134,16 +146,17 @@ class GatedEvaluator:
 
     def fingerprint(self) -> str:
         """Hash of what a metric depends on: weights, heads, inputs, labels, metric, torch."""
-        digest = hashlib.sha256(
-            f"{MEMO_FORMAT}|{torch.__version__}|{self.metric_name}|{self.plan.to_json()}".encode()
-        )
+        # The device type joins the key only off the CPU, so existing CPU memo files stay valid.
+        device = "" if self.device.type == "cpu" else f"|{self.device.type}"
+        header = f"{MEMO_FORMAT}|{torch.__version__}|{self.metric_name}|{self.plan.to_json()}"
+        digest = hashlib.sha256(f"{header}{device}".encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
             digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
         for batch in self.batches:
             for name in sorted(batch):
                 digest.update(name.encode())
-                digest.update(batch[name].contiguous().numpy().tobytes())
+                digest.update(batch[name].cpu().contiguous().numpy().tobytes())
         digest.update(self.labels.tobytes())
         return digest.hexdigest()[:24]
 
@@ -181,8 +194,7 @@ class GatedEvaluator:
     @torch.inference_mode()
     def _run(self, states: list[State], start: int, cached: list | None) -> None:
         count = len(states)
-        gates = torch.stack([self.gates_of(s) for s in states])  # [S, L, H]
-        device = next(self.model.parameters()).device
+        gates = torch.stack([self.gates_of(s) for s in states])  # [S, L, H], CPU: cache keys
         outputs_per_layer: list[list] = [[] for _ in range(self.num_layers)]
         logits = []
         captured: dict[int, object] = {}
@@ -194,10 +206,7 @@ class GatedEvaluator:
         try:
             with HeadGates(self.model, gates):
                 for b, batch in enumerate(self.batches):
-                    inputs = {
-                        k: v.repeat(count, *([1] * (v.ndim - 1))).to(device)
-                        for k, v in batch.items()
-                    }
+                    inputs = {k: v.repeat(count, *([1] * (v.ndim - 1))) for k, v in batch.items()}
                     if start > 0:
                         replay = _stack(cached[b], count)
                         for i in range(start):

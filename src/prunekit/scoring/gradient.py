@@ -6,6 +6,10 @@ number of tokens, where ``c`` is the head's context vector entering the output p
 respect to a per-token head gate, so its sum over tokens (without the absolute value) is exactly
 ``dL/dg[l, h]`` of `HeadGates`. Reference code: pmichel31415/pytorch-pretrained-BERT@paul,
 ``examples/classifier_eval.py`` (per-token absolute value; ``--normalize_pruning_by_layer``).
+
+Runs on the model's device: batches and gates are moved there, scores come back on the CPU.
+Per-token products of float16/bfloat16 models are taken in float32; sums are float64 (float32
+on MPS, which has no float64).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from prunekit.device import module_device
 from prunekit.models.gates import HeadGates
 from prunekit.models.surgery import current_plan
 
@@ -30,14 +35,19 @@ def head_importance(
     """Importance ``[L, H]`` in original head indices (0 for heads the model no longer has).
 
     Args:
-        batches: labelled batches (``labels`` included) of the validation split.
+        model: a sequence classifier on any device (scored in eval mode, then restored).
+        batches: labelled batches (``labels`` included) of the validation split, on any device.
         gates: optional ``[L, H]`` gate values to score under (iterative pruning gates removed
-            heads to 0 instead of re-slicing).
+            heads to 0 instead of re-slicing), on any device.
         per_token_abs: Michel's estimator (absolute value per token). ``False`` gives the
             signed gradient ``dL/dg`` summed over the data (useful for tests and ablations).
+
+    Returns:
+        ``[L, H]`` float32 scores on the CPU.
     """
     plan = current_plan(model)
-    device = next(model.parameters()).device
+    device = module_device(model)
+    wide = torch.float32 if device.type == "mps" else torch.float64
     importance = torch.zeros(plan.num_layers, plan.num_heads, dtype=torch.float64)
     contexts: dict[int, torch.Tensor] = {}
 
@@ -54,18 +64,24 @@ def head_importance(
             model.zero_grad(set_to_none=True)
             contexts.clear()
             model(**batch).loss.backward()
-            mask = batch["attention_mask"].to(torch.float64)  # [B, T]
+            mask = batch["attention_mask"].to(wide)  # [B, T]
             tokens += int(mask.sum())
             for layer, context in contexts.items():
                 # [B, T, heads, dh] -> per-token gate gradient [B, T, heads]
-                per_token = (context.detach() * context.grad).sum(-1).to(torch.float64)
+                product = _widened(context.detach()) * _widened(context.grad)
+                per_token = product.sum(-1).to(wide)
                 if per_token_abs:
                     per_token = per_token.abs()
                 summed = (per_token * mask[..., None]).sum((0, 1))
-                importance[layer, list(plan.kept_heads[layer])] += summed.cpu()
+                importance[layer, list(plan.kept_heads[layer])] += summed.cpu().double()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return (importance / max(tokens, 1)).float()
+
+
+def _widened(tensor: torch.Tensor) -> torch.Tensor:
+    """Half-precision products summed over head_size lose digits (or overflow in float16)."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
 
 
 def normalize_per_layer(scores: torch.Tensor, eps: float = 1e-20) -> torch.Tensor:
