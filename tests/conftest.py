@@ -87,6 +87,12 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
+def unbatch(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """A batch as a list of examples: a train set for methods that train through the loop."""
+    size = len(next(iter(batch.values())))
+    return [{k: v[i] for k, v in batch.items()} for i in range(size)]
+
+
 @pytest.fixture(params=FAMILIES)
 def family(request) -> str:
     return request.param
@@ -123,7 +129,7 @@ def finetuned_minilm(tmp_path_factory) -> Path:
             data_dir=glue_dir(),
             max_train_samples=64,
             train=TrainConfig(max_steps=3, batch_size=16, learning_rate=5e-5),
-            progress=False,
-        )
+        ),
+        progress=False,
     )
     return out

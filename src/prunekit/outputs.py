@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prunekit.errors import OutputExistsError
 
-__all__ = ["atomic_output_dir", "check_output_dir"]
+__all__ = ["atomic_output_dir", "check_output_dir", "checkpoint_dir_for", "write_json"]
 
 
 def check_output_dir(path: str | Path, overwrite: bool) -> Path:
@@ -44,3 +46,14 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     tmp.rename(path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_dir_for(out: str | Path) -> Path:
+    """Checkpoints of the run that writes ``out`` live beside it, since ``out`` only appears
+    once the run is complete (`atomic_output_dir`)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoints"
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -174,7 +174,7 @@ def test_budget_mode_respects_the_budget_on_the_search_split():
     model = tiny_model("bert")
     plan = get_method("astar")(
         astar_request(model, HeadTarget(keep=L * H), budget=0.0, max_evals=300)
-    )
+    ).plan
     certificate = plan.meta["certificate"]
     assert certificate["mode"] == "max-heads-under-budget"
     assert certificate["final_drop"] <= 0.0
@@ -189,7 +189,7 @@ def test_budget_mode_respects_the_budget_on_the_search_split():
 def test_fixed_k_mode_hits_the_head_count():
     model = tiny_model("bert")
     target = head_target(current_plan(model), keep_heads=7)
-    plan = get_method("astar")(astar_request(model, target, max_evals=200, branching=4))
+    plan = get_method("astar")(astar_request(model, target, max_evals=200, branching=4)).plan
     assert plan.heads_kept == 7
     assert plan.meta["certificate"]["mode"] == "fixed-k"
 
@@ -212,10 +212,10 @@ def test_cache_evicting_mid_call_still_gives_exact_outputs():
 def test_memo_replays_a_search_without_forwards_and_gives_the_same_plan(tmp_path):
     model = tiny_model("bert")
     options = {"budget": 0.0, "max_evals": 120, "memo_dir": str(tmp_path)}
-    first = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options))
+    first = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options)).plan
     memo_files = list(tmp_path.glob("*.jsonl"))
     assert len(memo_files) == 1
-    again = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options))
+    again = get_method("astar")(astar_request(model, HeadTarget(keep=L * H), **options)).plan
     assert again.kept_heads == first.kept_heads
     cert, cert_again = first.meta["certificate"], again.meta["certificate"]
     assert cert_again["cache"]["forwards"] == 0  # every metric came from the memo
@@ -264,12 +264,12 @@ def test_a_killed_search_resumes_from_its_memo(tmp_path):
     request = astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
     request.on_progress = kill  # dies after the first chunk of single-head ablations
     with pytest.raises(Killed):
-        get_method("astar")(request)
+        get_method("astar")(request).plan
     (memo,) = tmp_path.glob("*.jsonl")
     assert len(memo.read_text().splitlines()) == 1 + 8  # a0 and the first eight ablations
     again = get_method("astar")(
         astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
-    )
+    ).plan
     assert again.meta["certificate"]["evaluations_from_memo"] == 1 + 8
 
 

@@ -4,7 +4,8 @@ budget; neither touches the model's weights (unless L0 is asked to train them)."
 from __future__ import annotations
 
 import torch
-from conftest import TINY, tiny_batch, tiny_model
+from conftest import TINY, tiny_batch, tiny_model, unbatch
+from torch.utils.data import default_collate
 
 from prunekit import current_plan
 from prunekit.methods import PruneRequest, get_method, head_target
@@ -13,8 +14,11 @@ from prunekit.scoring import head_importance, normalize_per_layer
 L, H = TINY["layers"], TINY["heads"]
 
 
+BATCH = {**tiny_batch(batch=4, seq=9), "labels": torch.tensor([0, 1, 1, 0])}
+
+
 def batches():
-    return iter([{**tiny_batch(batch=4, seq=9), "labels": torch.tensor([0, 1, 1, 0])}])
+    return iter([BATCH])
 
 
 def make_request(model, keep, per_layer=False, **options) -> PruneRequest:
@@ -25,7 +29,8 @@ def make_request(model, keep, per_layer=False, **options) -> PruneRequest:
         target=head_target(plan, keep_heads=keep, per_layer=per_layer),
         seed=0,
         batches=batches,
-        train_batches=batches,
+        train_set=unbatch(BATCH),
+        collate=default_collate,
         options=options,
     )
 
@@ -33,7 +38,7 @@ def make_request(model, keep, per_layer=False, **options) -> PruneRequest:
 def test_hisp_keeps_the_top_layer_normalised_heads():
     model = tiny_model("bert")
     scores = normalize_per_layer(head_importance(model, batches()))
-    plan = get_method("hisp")(make_request(model, 5))
+    plan = get_method("hisp")(make_request(model, 5)).plan
     kept = {(layer, h) for layer, heads in enumerate(plan.kept_heads) for h in heads}
     top5 = {divmod(i, H) for i in torch.argsort(scores.flatten(), descending=True)[:5].tolist()}
     assert kept == top5
@@ -41,15 +46,15 @@ def test_hisp_keeps_the_top_layer_normalised_heads():
 
 def test_hisp_iterative_hits_the_target_in_both_modes():
     model = tiny_model("bert")
-    assert get_method("hisp")(make_request(model, 4, iterative=True)).heads_kept == 4
-    per_layer = get_method("hisp")(make_request(model, 3, per_layer=True, iterative=True))
+    assert get_method("hisp")(make_request(model, 4, iterative=True)).plan.heads_kept == 4
+    per_layer = get_method("hisp")(make_request(model, 3, per_layer=True, iterative=True)).plan
     assert per_layer.heads_per_layer == [1, 1, 1]
 
 
 def test_l0_expected_open_heads_reach_the_budget():
     model = tiny_model("bert")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    plan = get_method("l0")(make_request(model, 4, steps=300, gate_lr=0.1, lagrangian_lr=0.2))
+    plan = get_method("l0")(make_request(model, 4, steps=300, gate_lr=0.1, lagrangian_lr=0.2)).plan
     assert plan.heads_kept == 4
     assert abs(plan.meta["expected_open_heads"] - 4) < 1.5
     after = model.state_dict()
@@ -62,6 +67,6 @@ def test_l0_reports_progress():
     seen = []
     request = make_request(model, 6, steps=5)
     request.on_progress = seen.append
-    get_method("l0")(request)
+    get_method("l0")(request).plan
     assert [s["step"] for s in seen] == [1, 2, 3, 4, 5]
     assert {"loss", "expected_open_heads", "budget"} <= set(seen[0])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY, tiny_batch, tiny_model
+from conftest import TINY, tiny_batch, tiny_model, unbatch
+from torch.utils.data import default_collate
 
 from prunekit import PruningPlan, apply_plan, current_plan
 from prunekit.data import get_task
 from prunekit.errors import ConfigError
 from prunekit.methods import (
+    MethodConfig,
     PruneRequest,
     get_method,
     head_target,
@@ -26,14 +28,15 @@ def request(
 ) -> PruneRequest:
     plan = current_plan(model)
     target = head_target(plan, keep_heads=keep, per_layer=per_layer)
-    batches = lambda: iter([{**tiny_batch(), "labels": torch.tensor([0, 1, 0])}])  # noqa: E731
+    batch = {**tiny_batch(), "labels": torch.tensor([0, 1, 0])}
     return PruneRequest(
         model=model,
         plan=plan,
         target=target,
         seed=seed,
-        batches=batches,
-        train_batches=batches,
+        batches=lambda: iter([batch]),
+        train_set=unbatch(batch),
+        collate=default_collate,
         task=get_task("rte"),
         options=dict(FAST.get(name, {})),
     )
@@ -46,7 +49,7 @@ FAST = {"l0": {"steps": 20}, "astar": {"max_evals": 60, "branching": 4}}
 @pytest.mark.parametrize("keep", [1, 5, 11])
 def test_methods_hit_the_exact_head_count(name, keep):
     model = tiny_model("bert")
-    plan = get_method(name)(request(model, keep, name=name))
+    plan = get_method(name)(request(model, keep, name=name)).plan
     assert plan.heads_kept == keep
     assert plan.method == name
     apply_plan(model, plan)  # the plan is valid for surgery
@@ -55,20 +58,20 @@ def test_methods_hit_the_exact_head_count(name, keep):
 @pytest.mark.parametrize("name", list_methods())
 def test_methods_are_deterministic_for_a_seed(name):
     model = tiny_model("bert")
-    first = get_method(name)(request(model, 6, seed=4, name=name))
-    second = get_method(name)(request(model, 6, seed=4, name=name))
+    first = get_method(name)(request(model, 6, seed=4, name=name)).plan
+    second = get_method(name)(request(model, 6, seed=4, name=name)).plan
     assert first.kept_heads == second.kept_heads
 
 
-@pytest.mark.parametrize("name", [m for m in list_methods() if m != "astar"])
+@pytest.mark.parametrize("name", [m for m in list_methods() if get_method(m).per_layer])
 def test_per_layer_mode_keeps_the_same_count_everywhere(name):
-    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True, name=name))
+    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True, name=name)).plan
     assert plan.heads_per_layer == [2, 2, 2]
 
 
 def test_random_depends_on_the_seed():
     model = tiny_model("bert")
-    plans = {get_method("random")(request(model, 6, seed=s)).kept_heads for s in range(5)}
+    plans = {get_method("random")(request(model, 6, seed=s)).plan.kept_heads for s in range(5)}
     assert len(plans) > 1
 
 
@@ -81,7 +84,7 @@ def test_methods_only_choose_heads_the_model_still_has():
         ),
     )
     for seed in range(5):
-        plan = get_method("random")(request(model, 4, seed=seed))
+        plan = get_method("random")(request(model, 4, seed=seed)).plan
         assert plan.is_subset_of(current_plan(model))
 
 
@@ -111,7 +114,7 @@ def test_bad_targets_are_clear_errors(kwargs, message):
 
 def test_registering_a_name_twice_fails():
     with pytest.raises(ValueError, match="already registered"):
-        register_method("random")(lambda request: None)
+        register_method("random", config=MethodConfig, summary="")(lambda request, config: None)
 
 
 def test_unknown_method_lists_the_known_ones():
@@ -121,4 +124,4 @@ def test_unknown_method_lists_the_known_ones():
 
 def test_astar_rejects_per_layer_targets():
     with pytest.raises(ConfigError, match="per-layer"):
-        get_method("astar")(request(tiny_model("bert"), 6, per_layer=True, name="astar"))
+        get_method("astar")(request(tiny_model("bert"), 6, per_layer=True, name="astar")).plan

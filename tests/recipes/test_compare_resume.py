@@ -38,7 +38,7 @@ def sweep_config(model, out) -> CompareConfig:
         model=str(model),
         methods=("random", "hisp"),
         fractions=(0.25, 0.5),
-        astar_budgets=(0.0,),
+        budgets=(0.0,),
         method_options={"astar": {"max_evals": 40, "branching": 3}},
         seeds=(0, 1),
         data_dir=glue_dir(),
@@ -108,14 +108,14 @@ def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
         update={"methods": (), "seeds": (0,)}
     )
     (first,) = run_compare(config)
-    assert list((config.out / "astar_memo").glob("*.jsonl"))
-    rows = run_compare(config.model_copy(update={"astar_budgets": (0.5,)}))
+    assert list((config.out / "work" / "cache" / "astar").glob("*.jsonl"))
+    rows = run_compare(config.model_copy(update={"budgets": (0.5,)}))
     (second,) = [r for r in rows if r["budget"] == 0.5]
     # a0 and the single-head ablations at least were measured by the B = 0 search already
     assert second["certificate"]["evaluations_from_memo"] >= 1 + 2 * 4
     assert first["certificate"]["evaluations_from_memo"] == 0
 
-    whole = config.model_copy(update={"astar_budgets": (1.0,), "search_samples": 10**6})
+    whole = config.model_copy(update={"budgets": (1.0,), "search_samples": 10**6})
     (row,) = [r for r in run_compare(whole) if r["budget"] == 1.0]
     assert row["certificate"]["search_examples"] == 249  # RTE's carved validation split
     assert row["certificate"]["verified"] is None  # searched whole: nothing to re-verify

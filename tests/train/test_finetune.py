@@ -44,7 +44,13 @@ def test_training_lowers_the_loss():
     data = toy_dataset()
     losses = []
     config = TrainConfig(learning_rate=1e-3, epochs=6, batch_size=8, warmup_ratio=0.0)
-    finetune(model, data, default_collate, config, on_step=lambda s, t, loss: losses.append(loss))
+    finetune(
+        model,
+        data,
+        default_collate,
+        config,
+        on_step=lambda s, t, values: losses.append(values["loss"]),
+    )
     assert len(losses) == 36
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
     assert not model.training
@@ -58,7 +64,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
     class Killed(Exception):
         pass
 
-    def kill_at_step_10(step, total, loss):
+    def kill_at_step_10(step, total, values):
         if step == 10:
             raise Killed
 

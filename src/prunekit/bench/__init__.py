@@ -9,6 +9,7 @@ from prunekit.bench.latency import (
     time_models,
     unreliable,
 )
+from prunekit.bench.speed import speed_table
 
 __all__ = [
     "SPREAD_THRESHOLD",
@@ -17,5 +18,6 @@ __all__ = [
     "spread_warning",
     "summarize",
     "time_models",
+    "speed_table",
     "unreliable",
 ]

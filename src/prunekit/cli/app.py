@@ -33,6 +33,18 @@ DataDir = Annotated[
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+DeviceOption = Annotated[str, typer.Option(help="auto (cuda when present), cpu, cuda or cuda:N.")]
+MethodOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Method setting KEY=VALUE (repeatable), e.g. steps=300 for l0; "
+        "`prunekit methods` lists each method's settings."
+    ),
+]
+MethodConfigFile = Annotated[
+    Path | None,
+    typer.Option(help="JSON or TOML file of method settings (--method-option wins)."),
+]
 
 
 def user_errors(fn):
@@ -55,14 +67,14 @@ def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
     else:
         from prunekit.recipes.common import console
 
-        console.print(human, highlight=False)
+        console.print(human, highlight=False, markup=False)
 
 
 def train_config(**kwargs: Any):
     from pydantic import ValidationError
 
     from prunekit.errors import ConfigError
-    from prunekit.train import TrainConfig
+    from prunekit.recipes.finetune import TrainConfig
 
     try:
         return TrainConfig(**{k: v for k, v in kwargs.items() if v is not None})

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from prunekit.cli.app import (
     AsJson,
     DataDir,
+    DeviceOption,
+    MethodConfigFile,
+    MethodOption,
     Overwrite,
     Quiet,
     Seed,
@@ -46,6 +48,7 @@ def finetune(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint.")
     ] = False,
+    device: DeviceOption = "auto",
     seed: Seed = 0,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
@@ -62,6 +65,7 @@ def finetune(
         warmup_ratio=warmup_ratio,
         weight_decay=weight_decay,
         checkpoint_every=checkpoint_every,
+        device=device,
         seed=seed,
     )
     record = run_finetune(
@@ -75,8 +79,8 @@ def finetune(
             max_train_samples=max_train_samples,
             resume=resume,
             overwrite=overwrite,
-            progress=not quiet,
-        )
+        ),
+        progress=not quiet,
     )
     emit(
         record,
@@ -116,22 +120,6 @@ def eval_(
     )
 
 
-def _method_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict, with JSON values where they parse (3, 0.1, true)."""
-    from prunekit.errors import ConfigError
-
-    options: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--method-option expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.replace("-", "_")] = value
-    return options
-
-
 @app.command()
 @user_errors
 def prune(
@@ -153,21 +141,20 @@ def prune(
     iterative: Annotated[
         bool, typer.Option("--iterative", help="hisp: re-score after every 10% of heads.")
     ] = False,
-    method_option: Annotated[
-        list[str] | None,
-        typer.Option(help="Method setting KEY=VALUE (repeatable), e.g. steps=300 for l0."),
-    ] = None,
+    method_option: MethodOption = None,
+    method_config: MethodConfigFile = None,
     budget: Annotated[
         float | None,
         typer.Option(
-            help="astar: allowed drop of the primary metric (points) on the search split."
+            help="Methods with a budget (astar): allowed drop of the primary metric in points "
+            "on the search split; without --heads the method picks the head count."
         ),
     ] = None,
     max_evals: Annotated[
-        int | None, typer.Option(help="astar: cap on evaluated head sets.")
+        int | None, typer.Option(help="Search methods (astar): cap on evaluated head sets.")
     ] = None,
     branching: Annotated[
-        int | None, typer.Option(help="astar: successors per state (lowest-ablation heads).")
+        int | None, typer.Option(help="Search methods (astar): successors per state.")
     ] = None,
     task: Annotated[str | None, typer.Option(help="GLUE task (default: the model's).")] = None,
     data_dir: DataDir = None,
@@ -191,6 +178,14 @@ def prune(
     distill_alpha: Annotated[
         float, typer.Option(help="Weight of the KD term; CE gets 1 - alpha.")
     ] = 0.5,
+    allow_untrained_head: Annotated[
+        bool,
+        typer.Option(
+            "--allow-untrained-head",
+            help="Prune a model that was never fine-tuned for the task (random classifier).",
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
     seed: Seed = 0,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
@@ -198,21 +193,25 @@ def prune(
 ) -> None:
     """Remove attention heads with a registered method and save the smaller model."""
     from prunekit.errors import ConfigError
-    from prunekit.recipes.prune import DistillConfig, PruneConfig, run_prune
+    from prunekit.recipes.prune import (
+        DistillConfig,
+        PruneConfig,
+        read_method_options,
+        run_prune,
+    )
 
-    if heads is None and keep_heads is None and method != "astar":
-        raise ConfigError("give --heads FRACTION (e.g. 0.5) or --keep-heads N")
-    options = _method_options(method_option)
+    options = read_method_options(method_config, method_option or ())
+    # Shorthands for common method settings; the method's Config says whether it has them.
     for key, value in (("budget", budget), ("max_evals", max_evals), ("branching", branching)):
         if value is not None:
-            if method != "astar":
-                raise ConfigError(f"--{key.replace('_', '-')} applies to --method astar only")
             options[key] = value
     if iterative:
         options["iterative"] = True
     recover = None
     if recover_epochs:
-        recover = train_config(epochs=recover_epochs, learning_rate=learning_rate, seed=seed)
+        recover = train_config(
+            epochs=recover_epochs, learning_rate=learning_rate, seed=seed, device=device
+        )
     elif distill:
         raise ConfigError("--distill applies to recovery; add --recover-epochs E")
     distill_config = None
@@ -238,6 +237,8 @@ def prune(
             eval_max_samples=eval_max_samples,
             distill=distill_config,
             options=options,
+            allow_untrained_head=allow_untrained_head,
+            device=device,
             overwrite=overwrite,
             progress=not quiet,
         )
@@ -253,17 +254,26 @@ def inspect(
     seq_len: Annotated[int, typer.Option(help="Sequence length for MACs.")] = 128,
     as_json: AsJson = False,
 ) -> None:
-    """Heads, FFN widths, parameters and MACs of a model, now and when dense."""
-    from prunekit.models import load, model_stats
-    from prunekit.models.sources import resolve_model
+    """Heads, FFN widths, parameters (dense and nonzero) and MACs of a model, now and dense."""
+    from prunekit.recipes.inspect import run_inspect
 
-    stats = model_stats(load(resolve_model(model)), seq_len).to_dict()
+    stats = run_inspect(model, seq_len)
     human = (
         f"{stats['architecture']}: {stats['heads_total']}/{stats['heads_original']} heads "
         f"(per layer {stats['heads_per_layer']}), {stats['parameters']:,}/"
-        f"{stats['parameters_original']:,} parameters, encoder MACs@{seq_len} "
-        f"{stats['encoder_macs']:,}/{stats['encoder_macs_original']:,}"
+        f"{stats['parameters_original']:,} parameters"
     )
+    if "parameters_nonzero" in stats and stats["parameters_nonzero"] != stats["parameters"]:
+        human += f" ({stats['parameters_nonzero']:,} nonzero)"
+    human += (
+        f", encoder MACs@{seq_len} {stats['encoder_macs']:,}/{stats['encoder_macs_original']:,}"
+    )
+    if stats.get("dropped_modules"):
+        human += (
+            "\nnot counted: the config names "
+            f"{', '.join(stats['dropped_modules'])}, whose weights are not in the checkpoint "
+            "(loaded without them instead of initialising them at random)"
+        )
     emit(stats, as_json, human)
 
 
@@ -279,18 +289,14 @@ def bench(
     runtime: Annotated[
         str, typer.Option(help="torch, or onnxruntime (exports and checks each model first).")
     ] = "torch",
+    device: DeviceOption = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Measured latency (batch 1) and throughput (batch 32) vs the MAC-ideal speed-up."""
-    from prunekit.models.sources import resolve_model
     from prunekit.recipes.bench import run_bench
 
     result = run_bench(
-        resolve_model(model),
-        resolve_model(against) if against else None,
-        seq_len=seq_len,
-        rounds=rounds,
-        runtime=runtime,
+        model, against, seq_len=seq_len, rounds=rounds, runtime=runtime, device=device
     )
     lines = [f"runtime: {result['runtime']}"]
     for name, entry in result["models"].items():
@@ -305,16 +311,29 @@ def bench(
                 f"ideal {s['ideal']:.2f}x (measured/ideal {s['throughput_vs_ideal']:.2f})"
             )
         lines.append(line)
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
     emit(result, as_json, "\n".join(lines))
 
 
 @app.command()
 def methods(as_json: AsJson = False) -> None:
-    """List the registered pruning methods."""
-    from prunekit.methods import list_methods
+    """List the registered pruning methods, what they need and their settings."""
+    from prunekit.recipes.inspect import run_methods
 
-    names = list_methods()
-    emit({"methods": names}, as_json, "\n".join(names))
+    infos = run_methods()
+    lines = []
+    for info in infos:
+        needs = [f"targets {'/'.join(info['targets'])}"]
+        needs += [flag.replace("_", " ") for flag in _FLAGS if info[flag]]
+        if info["attn_implementation"]:
+            needs.append(f"{info['attn_implementation']} attention")
+        lines.append(f"{info['name']}: {info['summary']} ({', '.join(needs)})")
+        for name, option in info["options"].items():
+            lines.append(f"    {name} = {option['default']!r}  {option['description']}")
+    emit({"methods": infos}, as_json, "\n".join(lines))
+
+
+_FLAGS = ("decides_count", "trains_weights", "needs_teacher", "prunes_pretrained")
 
 
 @app.command()
@@ -330,10 +349,9 @@ def export(
     as_json: AsJson = False,
 ) -> None:
     """Export to ONNX (dynamic batch and length) and check it against PyTorch with onnxruntime."""
-    from prunekit.models.export import export_onnx
-    from prunekit.models.sources import resolve_model
+    from prunekit.recipes.inspect import run_export
 
-    report = export_onnx(resolve_model(model), out, opset, tolerance, overwrite).to_dict()
+    report = run_export(model, out, opset, tolerance, overwrite)
     human = (
         f"wrote {report['path']} ({report['onnx_bytes'] / 1e6:.1f} MB, opset {report['opset']}); "
         f"onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.1e} on shapes "

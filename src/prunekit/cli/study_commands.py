@@ -34,7 +34,13 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
 def compare(
     task: Annotated[str, typer.Option(help="GLUE task.")],
     out: Annotated[Path, typer.Option(help="Run directory (results.jsonl, dense/ cache).")],
-    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = "random,hisp,l0",
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated methods (default: every method that prunes to a head count).",
+            show_default=False,
+        ),
+    ] = None,
     heads: Annotated[str, typer.Option(help="Comma-separated fractions of heads removed.")] = (
         "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
     ),
@@ -65,10 +71,16 @@ def compare(
     eval_max_samples: Annotated[
         int | None, typer.Option(help="Cap on evaluated examples per split.")
     ] = None,
-    l0_steps: Annotated[int | None, typer.Option(help="Gate-training steps for l0.")] = None,
-    astar_budgets: Annotated[
+    method_option: Annotated[
+        list[str] | None,
+        typer.Option(help="METHOD.KEY=VALUE (repeatable), e.g. l0.steps=300."),
+    ] = None,
+    budgets: Annotated[
         str | None,
-        typer.Option(help="Also run astar in budget mode at these budgets, e.g. 0,0.5,1,2."),
+        typer.Option(
+            help="Also run the methods that choose the head count (astar) once per budget, "
+            "e.g. 0,0.5,1,2 (metric points)."
+        ),
     ] = None,
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
@@ -76,16 +88,22 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Sweep methods x fractions x seeds in regimes R0/R1 into RUNDIR/results.jsonl (resumable)."""
-    from prunekit.recipes.compare import CompareConfig, run_compare
-    from prunekit.recipes.prune import DistillConfig
+    from prunekit.recipes.compare import (
+        CompareConfig,
+        DistillConfig,
+        per_method_options,
+        run_compare,
+    )
 
-    options = {"l0": {"steps": l0_steps}} if l0_steps else {}
+    chosen = {}
+    if methods is not None:
+        chosen["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
     rows = run_compare(
         CompareConfig(
             task=task,
             out=out,
             model=model,
-            methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+            **chosen,
             fractions=_floats(heads, "--heads"),
             seeds=tuple(int(x) for x in _floats(seeds, "--seeds")),
             regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
@@ -97,8 +115,8 @@ def compare(
             distill=DistillConfig() if distill else None,
             search_samples=search_samples,
             eval_max_samples=eval_max_samples,
-            method_options=options,
-            astar_budgets=_floats(astar_budgets, "--astar-budgets") if astar_budgets else (),
+            method_options=per_method_options(method_option or ()),
+            budgets=_floats(budgets, "--budgets") if budgets else (),
             time_speed=not no_timing,
             progress=not quiet,
         )

@@ -1,23 +1,34 @@
-"""Pruning methods, one module each, registered by name (`list_methods()`)."""
+"""Pruning methods, one module each, registered by name with their metadata (`list_methods()`,
+`get_method(name)`), and `decide`, the one way recipes run them."""
 
+from prunekit.methods.decide import decide
 from prunekit.methods.registry import (
     HeadTarget,
-    PruneMethod,
+    MethodConfig,
+    MethodInfo,
+    MethodResult,
     PruneRequest,
     get_method,
     head_target,
+    kept_head_gates,
     list_methods,
+    read_method_options,
     register_method,
     select_top_heads,
 )
 
 __all__ = [
     "HeadTarget",
-    "PruneMethod",
+    "MethodConfig",
+    "MethodInfo",
+    "MethodResult",
     "PruneRequest",
+    "decide",
     "get_method",
     "head_target",
+    "kept_head_gates",
     "list_methods",
+    "read_method_options",
     "register_method",
     "select_top_heads",
 ]

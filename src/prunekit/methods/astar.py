@@ -27,12 +27,10 @@ every choice configurable):
   the search backs off to the largest verified feasible state found (sizes bisected).
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
-Options: ``budget`` (metric points, default 0 in budget mode, infinity in fixed-K mode),
-``branching`` (16), ``max_evals`` (2000), ``states_per_forward`` (4), ``cache_mb`` (4096),
-``budget_search`` ("deepest" or "per-k"), ``memo_dir`` (none: a directory where measured
-metrics persist, keyed by a fingerprint of model and split, so a killed search resumes and
-searches at other budgets reuse them; the search and its result are the same with or without
-it).
+Settings are the fields of `Config`. ``memo_dir`` (or, without it, the caller's shared
+``cache_dir``) persists measured metrics keyed by a fingerprint of model and split, so a killed
+search resumes and searches at other budgets reuse them; the search and its result are the same
+with or without it.
 """
 
 from __future__ import annotations
@@ -42,14 +40,16 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from prunekit.errors import ConfigError
-from prunekit.methods.registry import PruneRequest, register_method
-from prunekit.plan import PruningPlan
+from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
 from prunekit.scoring.evaluator import GatedEvaluator, State
 
 __all__ = [
+    "Config",
     "prune_astar",
     "SearchResult",
     "search_fixed_k",
@@ -58,16 +58,22 @@ __all__ = [
     "verify_or_back_off",
 ]
 
-DEFAULTS = {
-    "budget": None,
-    "branching": 16,
-    "max_evals": 2000,
-    "states_per_forward": 4,
-    "cache_mb": 4096,
-    "memo_dir": None,
-    "budget_search": "deepest",
-}
-BUDGET_SEARCHES = ("deepest", "per-k")
+
+class Config(MethodConfig):
+    budget: float | None = Field(
+        None,
+        ge=0,
+        description="allowed drop of the primary metric in points on the search split "
+        "(default 0 in budget mode, unbounded with a head target)",
+    )
+    branching: int = Field(16, ge=1, description="successors per state (lowest-ablation heads)")
+    max_evals: int = Field(2000, ge=1, description="cap on distinct head sets evaluated")
+    states_per_forward: int = Field(4, ge=1, description="head sets stacked in one forward")
+    cache_mb: int = Field(4096, ge=0, description="prefix-activation cache size (MiB)")
+    memo_dir: str | None = Field(None, description="persist measured states here (resumable)")
+    budget_search: Literal["deepest", "per-k"] = Field(
+        "deepest", description="budget mode: deepest-first best-first, or fixed-K A* per K"
+    )
 
 
 MAX_BACK_OFF = 16
@@ -233,21 +239,21 @@ def search_deepest(
     return SearchResult(best[0], best[1], counter.used, capped=capped, feasible=feasible)
 
 
-@register_method("astar")
-def prune_astar(request: PruneRequest) -> PruningPlan:
+@register_method(
+    "astar",
+    config=Config,
+    summary="A* search for the largest head set within --budget points, with a certificate",
+    per_layer=False,
+    decides_count=True,
+)
+def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     if request.batches is None or request.task is None:
         raise ConfigError("astar needs the task and labelled validation (search) batches")
-    unknown = set(request.options) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown astar options: {', '.join(sorted(unknown))}")
-    if request.target.per_layer:
-        raise ConfigError("astar searches global head sets; --per-layer is not supported")
-    cfg = {**DEFAULTS, **request.options}
-    if cfg["budget_search"] not in BUDGET_SEARCHES:
-        raise ConfigError(
-            f"unknown astar budget_search {cfg['budget_search']!r}; choose "
-            + " or ".join(BUDGET_SEARCHES)
-        )
+    # Budgets and fixed-K points on one model search the same states: without a memo_dir of
+    # its own, the search keeps its memo in the caller's shared cache (compare's run dir).
+    memo_dir = config.memo_dir
+    if memo_dir is None and request.cache_dir is not None:
+        memo_dir = str(request.cache_dir)
     # A head target selects fixed-K mode; "keep everything" asks for the most heads under budget.
     fixed_k = request.target.keep < request.plan.heads_kept
     started = time.perf_counter()
@@ -256,24 +262,21 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         request.model,
         request.batches(),
         request.task,
-        cache_bytes=int(cfg["cache_mb"]) << 20,
-        states_per_forward=int(cfg["states_per_forward"]),
-        memo_dir=cfg["memo_dir"],
+        cache_bytes=config.cache_mb << 20,
+        states_per_forward=config.states_per_forward,
+        memo_dir=memo_dir,
     )
     a0 = evaluator.metric(frozenset())
     heads = [(layer, h) for layer, kept in enumerate(plan.kept_heads) for h in kept]
     ablation: list[float] = []
     for i in range(0, len(heads), ABLATION_CHUNK):  # chunks: progress, and memo lines as we go
         ablation += evaluator.metrics([frozenset([h]) for h in heads[i : i + ABLATION_CHUNK]])
-        if request.on_progress is not None:
-            request.on_progress(
-                {"step": len(ablation), "steps": len(heads), "phase": "single-head ablations"}
-            )
+        request.progress(step=len(ablation), steps=len(heads), note="single-head ablations")
     delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
     delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
 
-    counter = _Counter(int(cfg["max_evals"]))
-    budget = cfg["budget"]
+    counter = _Counter(config.max_evals)
+    budget = config.budget
     if fixed_k:
         budget = math.inf if budget is None else float(budget)
     else:
@@ -286,22 +289,23 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         largest = max(
             [largest] + [len(s) for s, d in zip(states, drops, strict=True) if d <= budget]
         )
-        if request.on_progress is not None:
-            request.on_progress(
-                {"step": counter.used, "steps": counter.limit, "largest_feasible": largest}
-            )
+        request.progress(
+            step=counter.used,
+            steps=counter.limit,
+            note=f"largest set within budget: {largest} heads",
+        )
         return drops
 
     if fixed_k:
         k = plan.heads_kept - request.target.keep
-        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter)
-    elif cfg["budget_search"] == "deepest":
+        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, config.branching, counter)
+    elif config.budget_search == "deepest":
         result = search_deepest(
-            delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
+            delta_plus, drop_of, budget, config.branching, counter, plan.heads_kept - 1
         )
     else:
         result = search_max_heads(
-            a0, delta_plus, drop_of, budget, int(cfg["branching"]), counter, plan.heads_kept - 1
+            a0, delta_plus, drop_of, budget, config.branching, counter, plan.heads_kept - 1
         )
     if result.state is None:
         raise ConfigError(
@@ -313,7 +317,7 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
     verified = None
     if request.full_batches is not None:
         removed, drop, verified = _verify(
-            request, request.full_batches, removed, result, budget, cfg["memo_dir"]
+            request, request.full_batches, removed, result, budget, memo_dir
         )
         reference = verified["a0"]  # the certificate speaks for the whole search split
     kept = [
@@ -334,7 +338,7 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
         "capped": result.capped,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "mode": "fixed-k" if fixed_k else "max-heads-under-budget",
-        "budget_search": None if fixed_k else cfg["budget_search"],
+        "budget_search": None if fixed_k else config.budget_search,
         "search_examples": len(evaluator.labels),
         "search_a0": a0,
         "search_drop": result.drop,
@@ -347,9 +351,10 @@ def prune_astar(request: PruneRequest) -> PruningPlan:
             "forwards": evaluator.stats.forwards,
         },
     }
-    return plan.model_copy(
+    chosen = plan.model_copy(
         update={"kept_heads": tuple(kept), "method": "astar", "meta": {"certificate": certificate}}
     )
+    return MethodResult(chosen, record={"certificate": certificate})
 
 
 def _verify(

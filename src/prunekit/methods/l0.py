@@ -3,8 +3,9 @@
 Each head gets a Hard Concrete gate with parameter log alpha, sampled during training
 (``u ~ U(0,1)``, ``s = sigmoid((log u - log(1-u) + log alpha) / beta)``, stretched to
 (gamma, zeta) = (-0.1, 1.1) and clipped to [0, 1]) and applied through `HeadGates`. The gates
-are trained with the task loss on the fine-tuned model. Reference: lena-voita/the-story-of-heads,
-``lib/layers/concrete_gate.py``.
+are trained with the task loss on the fine-tuned model, through the package's one training loop
+(`prunekit.train.finetune`): checkpoints, ``--resume`` and the loss curve come with it.
+Reference: lena-voita/the-story-of-heads, ``lib/layers/concrete_gate.py``.
 
 Deviations (OUR CHOICE, methods.md §5.3):
 - log alpha starts at 3 (gates open) and beta = 2/3 (Louizos et al.; Voita's code uses 0.33).
@@ -13,38 +14,47 @@ Deviations (OUR CHOICE, methods.md §5.3):
   ``E = sum sigmoid(log alpha - beta log(-gamma/zeta))`` (normalised by the head count), with the
   multipliers trained by gradient ascent, as in CoFi; then the top-t heads by log alpha are kept.
 - Only the gates train by default (``train_weights=False``): the model is already fine-tuned and
-  recovery is a separate, equal-budget step for every method.
-
-Options: ``steps`` (default 150), ``batch_size`` is the train loader's, ``gate_lr`` (0.05),
-``lagrangian_lr`` (0.05), ``beta`` (2/3), ``init_log_alpha`` (3.0), ``train_weights`` (False),
-``weight_lr`` (2e-5), ``warmup_fraction`` (0.3: the budget ramps linearly from all heads to t).
+  recovery is a separate, equal-budget step for every method. With ``train_weights=True`` a copy
+  of the model trains too (constant learning rate ``weight_lr``) and is returned as the result.
 """
 
 from __future__ import annotations
 
-import itertools
+import copy
 import math
 
 import torch
+from pydantic import Field
 
-from prunekit.errors import ConfigError
-from prunekit.methods.registry import PruneRequest, register_method, select_top_heads
+from prunekit.methods.registry import (
+    MethodConfig,
+    MethodResult,
+    PruneRequest,
+    kept_head_gates,
+    register_method,
+    select_top_heads,
+)
 from prunekit.models.gates import HeadGates
-from prunekit.plan import PruningPlan
+from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras, finetune
+from prunekit.train.schedules import linear_ramp
 
-__all__ = ["prune_l0", "HardConcrete"]
+__all__ = ["Config", "prune_l0", "HardConcrete"]
 
 GAMMA, ZETA = -0.1, 1.1
-DEFAULTS = {
-    "steps": 150,
-    "gate_lr": 0.05,
-    "lagrangian_lr": 0.05,
-    "beta": 2 / 3,
-    "init_log_alpha": 3.0,
-    "train_weights": False,
-    "weight_lr": 2e-5,
-    "warmup_fraction": 0.3,
-}
+
+
+class Config(MethodConfig):
+    steps: int = Field(150, ge=1, description="gate-training steps")
+    batch_size: int = Field(32, ge=1, description="train sequences per step")
+    gate_lr: float = Field(0.05, gt=0, description="Adam learning rate of log alpha")
+    lagrangian_lr: float = Field(0.05, gt=0, description="learning rate of the multipliers")
+    beta: float = Field(2 / 3, gt=0, description="Hard Concrete temperature")
+    init_log_alpha: float = Field(3.0, description="initial log alpha (gates open)")
+    train_weights: bool = Field(False, description="also train the model's weights")
+    weight_lr: float = Field(2e-5, gt=0, description="weights' learning rate (train_weights)")
+    warmup_fraction: float = Field(
+        0.3, gt=0, le=1, description="share of steps over which the budget ramps down"
+    )
 
 
 class HardConcrete(torch.nn.Module):
@@ -57,7 +67,8 @@ class HardConcrete(torch.nn.Module):
         self.beta = beta
 
     def sample(self, generator: torch.Generator) -> torch.Tensor:
-        u = torch.rand(self.log_alpha.shape, generator=generator).clamp(1e-6, 1 - 1e-6)
+        u = torch.rand(self.log_alpha.shape, generator=generator)
+        u = u.to(self.log_alpha.device).clamp(1e-6, 1 - 1e-6)
         s = torch.sigmoid((u.log() - (-u).log1p() + self.log_alpha) / self.beta)
         return (s * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0) * self.available
 
@@ -67,75 +78,93 @@ class HardConcrete(torch.nn.Module):
         return (torch.sigmoid(self.log_alpha - shift) * self.available).sum()
 
 
-@register_method("l0")
-def prune_l0(request: PruneRequest) -> PruningPlan:
-    if request.train_batches is None:
-        raise ConfigError("l0 trains its gates and needs train batches")
-    unknown = set(request.options) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown l0 options: {', '.join(sorted(unknown))}")
-    cfg = {**DEFAULTS, **request.options}
-    plan, target, model = request.plan, request.target, request.model
-    available = torch.zeros(plan.num_layers, plan.num_heads)
-    for layer, kept in enumerate(plan.kept_heads):
-        available[layer, list(kept)] = 1.0
-    total = float(available.sum())
+class _Multipliers(torch.nn.Module):
+    """The Lagrange multipliers (lambda1, lambda2), a module so they checkpoint with the run."""
 
-    torch.manual_seed(request.seed)
+    def __init__(self) -> None:
+        super().__init__()
+        self.values = torch.nn.Parameter(torch.zeros(2))
+
+
+@register_method(
+    "l0",
+    config=Config,
+    summary="Voita et al. 2019: Hard Concrete head gates trained to an exact budget (Lagrangian)",
+    trains_weights=True,
+    needs_data=("train",),
+)
+def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
+    plan, target = request.plan, request.target
+    model = copy.deepcopy(request.model) if config.train_weights else request.model
+    device = next(model.parameters()).device
+    available = kept_head_gates(plan, device)
+    total = float(available.sum())
+    gates = HardConcrete(available, config.beta, config.init_log_alpha).to(device)
+    multipliers = _Multipliers().to(device)
     generator = torch.Generator().manual_seed(request.seed)
-    gates = HardConcrete(available, cfg["beta"], cfg["init_log_alpha"])
-    lambdas = torch.zeros(2, requires_grad=True)
-    optimizers = [
-        torch.optim.Adam(gates.parameters(), lr=cfg["gate_lr"]),
-        # maximise over the multipliers: ascent via a negated learning rate is not allowed,
-        # so their gradient is negated before the step
-        torch.optim.Adam([lambdas], lr=cfg["lagrangian_lr"]),
-    ]
-    weights = [p for p in model.parameters() if p.requires_grad]
-    original_flags = [p.requires_grad for p in weights]
-    if cfg["train_weights"]:
-        optimizers.append(torch.optim.AdamW(weights, lr=cfg["weight_lr"]))
-    else:
+    warmup = max(1, int(config.warmup_fraction * config.steps))
+
+    def budget(step: int) -> float:
+        return linear_ramp(step, total, float(target.keep), warmup)
+
+    def loss_fn(model, batch, step: int) -> dict[str, torch.Tensor]:
+        head_gates.set(gates.sample(generator))
+        gap = (gates.expected_open() - budget(step + 1)) / total
+        lambdas = multipliers.values
+        return {"task": model(**batch).loss, "lagrangian": lambdas[0] * gap + lambdas[1] * gap**2}
+
+    extras = TrainExtras(
+        param_groups=[
+            ParamGroup(gates.parameters(), lr=config.gate_lr),
+            ParamGroup(multipliers.parameters(), lr=config.lagrangian_lr, ascent=True),
+        ],
+        state={"gates": gates, "multipliers": multipliers, "sampler": GeneratorState(generator)},
+        status=lambda: {"expected_open_heads": float(gates.expected_open().detach())},
+    )
+    train = TrainConfig(
+        learning_rate=config.weight_lr,
+        max_steps=config.steps,
+        batch_size=config.batch_size,
+        warmup_ratio=0.0,
+        lr_schedule="constant",
+        seed=request.seed,
+        device=device.type,
+    )
+    weights = list(model.parameters())
+    flags = [p.requires_grad for p in weights]
+    if not config.train_weights:
         for p in weights:
             p.requires_grad_(False)
 
-    steps = int(cfg["steps"])
-    warmup = max(1, int(cfg["warmup_fraction"] * steps))
-    batches = itertools.chain.from_iterable(request.train_batches() for _ in itertools.count())
-    model.train()
+    def on_step(step: int, steps: int, values: dict[str, float]) -> None:
+        request.progress(step=step, steps=steps, budget=budget(step), **values)
+
     try:
         with HeadGates(model, gates.sample(generator)) as head_gates:
-            for step, batch in zip(range(1, steps + 1), batches, strict=False):
-                head_gates.set(gates.sample(generator))
-                budget = total - (total - target.keep) * min(1.0, step / warmup)
-                gap = (gates.expected_open() - budget) / total
-                task_loss = model(**batch).loss
-                loss = task_loss + lambdas[0] * gap + lambdas[1] * gap**2
-                for optimizer in optimizers:
-                    optimizer.zero_grad()
-                loss.backward()
-                lambdas.grad.neg_()
-                for optimizer in optimizers:
-                    optimizer.step()
-                if request.on_progress is not None:
-                    request.on_progress(
-                        {
-                            "step": step,
-                            "steps": steps,
-                            "loss": task_loss.item(),
-                            "expected_open_heads": float(gates.expected_open().detach()),
-                            "budget": budget,
-                        }
-                    )
+            trained = finetune(
+                model,
+                request.train_set,
+                request.collate,
+                train,
+                checkpoint_dir=request.state_dir,
+                resume=True,
+                loss_fn=loss_fn,
+                on_step=on_step,
+                extras=extras,
+            )
     finally:
-        model.eval()
-        for p, flag in zip(weights, original_flags, strict=True):
+        for p, flag in zip(weights, flags, strict=True):
             p.requires_grad_(flag)
 
     chosen = select_top_heads(gates.log_alpha.detach(), plan, target)
     meta = {
         "expected_open_heads": float(gates.expected_open().detach()),
-        "steps": steps,
-        "train_weights": bool(cfg["train_weights"]),
+        "steps": config.steps,
+        "train_weights": config.train_weights,
     }
-    return chosen.model_copy(update={"method": "l0", "meta": meta})
+    record = {"loss_curve": trained.log, "train_steps": trained.steps, "seconds": trained.seconds}
+    return MethodResult(
+        chosen.model_copy(update={"method": "l0", "meta": meta}),
+        model=model if config.train_weights else None,
+        record=record,
+    )

@@ -8,20 +8,33 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.errors import ConfigError
-from prunekit.methods.registry import PruneRequest, register_method, select_top_heads
-from prunekit.plan import PruningPlan
+from prunekit.methods.registry import (
+    MethodConfig,
+    MethodResult,
+    PruneRequest,
+    register_method,
+    select_top_heads,
+)
 
-__all__ = ["prune_random"]
+__all__ = ["Config", "prune_random"]
 
 
-@register_method("random")
-def prune_random(request: PruneRequest) -> PruningPlan:
-    if request.options:
-        raise ConfigError(f"random takes no options, got {', '.join(sorted(request.options))}")
+class Config(MethodConfig):
+    """Random takes no settings: ``--seed`` is its only input."""
+
+
+@register_method(
+    "random",
+    config=Config,
+    summary="uniformly random heads (global or --per-layer): the floor to beat",
+    needs_data=(),
+)
+def prune_random(request: PruneRequest, config: Config) -> MethodResult:
     plan = request.plan
     generator = torch.Generator().manual_seed(request.seed)
     # Random scores + the shared selector = uniform sampling that honours every target mode.
     scores = torch.rand(plan.num_layers, plan.num_heads, generator=generator)
     result = select_top_heads(scores, plan, request.target)
-    return result.model_copy(update={"method": "random", "meta": {"seed": request.seed}})
+    return MethodResult(
+        result.model_copy(update={"method": "random", "meta": {"seed": request.seed}})
+    )

@@ -1,17 +1,25 @@
-"""Method registry: every pruning method is one module with one registered entry function.
+"""The method contract and its registry (timm's registry, kept to one decorator).
 
-All methods share one signature, ``fn(request: PruneRequest) -> PruningPlan``, so the CLI,
-`compare` and the tests treat them alike. Registering a name twice is an error.
+A method is one module: a frozen pydantic ``Config`` (extra="forbid"), then score -> select ->
+plan (-> train, for methods that train, through `prunekit.train.finetune`), then one registered
+entry ``fn(request, config) -> MethodResult``. The decorator records what the method needs and
+does (`MethodInfo`), and recipes, `compare` and the report read that metadata instead of
+testing method names. Adding a method touches no recipe, CLI or report code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
+from torch.utils.data import Dataset
 
 from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
@@ -19,14 +27,28 @@ from prunekit.plan import PruningPlan
 
 __all__ = [
     "HeadTarget",
+    "MethodConfig",
+    "MethodInfo",
+    "MethodResult",
     "PruneRequest",
-    "PruneMethod",
+    "Target",
     "register_method",
     "get_method",
     "list_methods",
     "head_target",
     "select_top_heads",
+    "kept_head_gates",
+    "read_method_options",
 ]
+
+Target = Literal["heads", "ffn", "sparsity"]
+Batches = Callable[[], Iterable[dict[str, torch.Tensor]]]
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's settings: frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -40,45 +62,177 @@ class HeadTarget:
 
 @dataclass
 class PruneRequest:
-    """Everything a method may use to decide. Methods must not touch ``dev`` data.
+    """Everything a method may use to decide. Methods must not touch ``dev`` data, and must not
+    modify ``model``: a method that trains weights trains a copy and returns it.
 
     Attributes:
-        model: the (fine-tuned) model to prune; methods do not modify it.
+        model: the model to prune (fine-tuned, or pre-trained for ``prunes_pretrained``).
         plan: what the model keeps now (methods choose among these heads).
-        target: the head budget.
+        target: the head budget (all kept heads in budget mode: the method decides).
         seed: the only source of randomness.
-        batches: callable returning an iterable of validation-split batches (labels included),
-            or None for data-free methods.
-        train_batches: callable returning shuffled train-split batches, for methods that train
-            (L0 gates); each call starts a new pass.
+        batches: re-iterable validation-split batches (labels included), or None.
         full_batches: the whole validation split when ``batches`` is a subsample of it (for
             methods that re-verify a decision), else None.
+        train_set, collate: the train split, for methods that train through the loop.
         task: the task being pruned for (its primary metric), when known.
-        options: method-specific settings from the CLI/config.
-        on_progress: optional callback for long-running methods (e.g. ``{"step", "loss"}``).
+        teacher: the unpruned model, frozen (methods with ``needs_teacher``).
+        options: raw settings (``KEY=VALUE``); validated against the method's ``Config``
+            unless ``config`` is given.
+        config: the method's typed settings.
+        state_dir: a directory for this run's checkpoints; kept across kills.
+        cache_dir: a directory shared by every run of this method on this model (memos).
+        train_budget_steps: optimizer steps the other methods get for recovery (compare's
+            equal budget); methods that train weights spend no more unless told to.
+        on_progress: callback for long-running work: ``{"step", "steps", "loss"?, "note"?,
+            ...}``; numeric extras are shown as ``name value``.
     """
 
     model: nn.Module
     plan: PruningPlan
     target: HeadTarget
     seed: int = 0
-    batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
-    train_batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
-    full_batches: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None
+    batches: Batches | None = None
+    full_batches: Batches | None = None
+    train_set: Dataset | None = None
+    collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
     task: TaskSpec | None = None
+    teacher: nn.Module | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    on_progress: Callable[[dict[str, float]], None] | None = None
+    config: MethodConfig | None = None
+    state_dir: Path | None = None
+    cache_dir: Path | None = None
+    train_budget_steps: int | None = None
+    on_progress: Callable[[dict[str, Any]], None] | None = None
+
+    def progress(self, **info: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(info)
 
 
-PruneMethod = Callable[[PruneRequest], PruningPlan]
-_METHODS: dict[str, PruneMethod] = {}
+@dataclass
+class MethodResult:
+    """A method's answer: the plan, plus what a training-time method produced.
+
+    Attributes:
+        plan: what stays (original indices); the method's name is in ``plan.method``.
+        model: the trained weights (same shapes as the request's model, before `apply_plan`),
+            or None when the method only decided.
+        record: provenance for files and reports: ``certificate`` (A*), ``loss_curve``
+            (the loop's metrics.jsonl lines), ``train_steps``, ``seconds``...
+    """
+
+    plan: PruningPlan
+    model: nn.Module | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained_weights(self) -> bool:
+        return self.model is not None
 
 
-def register_method(name: str) -> Callable[[PruneMethod], PruneMethod]:
-    def add(fn: PruneMethod) -> PruneMethod:
+MethodFn = Callable[[PruneRequest, Any], MethodResult]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method and what it needs and does.
+
+    Attributes:
+        summary: one line for ``prunekit methods``.
+        targets: what it prunes (heads, ffn neurons, unstructured sparsity).
+        per_layer: supports ``--per-layer`` (the same head count in every layer).
+        decides_count: runs without ``--heads`` (budget mode: the method picks how many).
+        attn_implementation: load the model with this attention (``eager`` for attention maps).
+        trains_weights: may train the model's weights (then the result carries them).
+        needs_teacher: gets the unpruned model as ``request.teacher``.
+        prunes_pretrained: meant for pre-trained models (no fine-tuned classifier needed).
+        needs_data: splits it reads: ``validation`` (search/scoring) and/or ``train``.
+    """
+
+    name: str
+    fn: MethodFn = field(repr=False)
+    config: type[MethodConfig]
+    summary: str
+    targets: tuple[Target, ...] = ("heads",)
+    per_layer: bool = True
+    decides_count: bool = False
+    attn_implementation: str | None = None
+    trains_weights: bool = False
+    needs_teacher: bool = False
+    prunes_pretrained: bool = False
+    needs_data: tuple[str, ...] = ("validation",)
+
+    def parse_config(self, options: Mapping[str, Any] | None) -> MethodConfig:
+        """Validate ``options`` against the method's Config (one-line `ConfigError`)."""
+        options = dict(options or {})
+        fields = self.config.model_fields
+        valid = ", ".join(sorted(fields)) or "none"
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown option {unknown[0]!r}; valid options: {valid}")
+        try:
+            return self.config(**options)
+        except ValidationError as err:
+            first = err.errors()[0]
+            key = ".".join(str(p) for p in first.get("loc", ())) or "?"
+            value = options.get(key, first.get("input"))
+            raise ConfigError(
+                f"{self.name}: option {key}={value!r}: {first['msg']}; valid options: {valid}"
+            ) from None
+
+    def __call__(self, request: PruneRequest) -> MethodResult:
+        config = request.config
+        if not isinstance(config, self.config):
+            config = self.parse_config(request.options)
+        if request.target.per_layer and not self.per_layer:
+            raise ConfigError(f"{self.name} chooses heads globally; --per-layer is not supported")
+        if self.needs_teacher and request.teacher is None:
+            raise ConfigError(f"{self.name} distils from the unpruned model and needs a teacher")
+        if "train" in self.needs_data and request.train_set is None:
+            raise ConfigError(f"{self.name} trains and needs the train split")
+        result = self.fn(request, config)
+        if result.plan.method is None:
+            result.plan = result.plan.model_copy(update={"method": self.name})
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        """Metadata and the config's fields (type, default, description): `methods --json`."""
+        options = {}
+        for name, info in self.config.model_fields.items():
+            annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
+            default = info.get_default(call_default_factory=True)
+            options[name] = {
+                "type": annotation.replace("typing.", ""),
+                "default": default if _jsonable(default) else str(default),
+                "description": info.description or "",
+            }
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "targets": list(self.targets),
+            "per_layer": self.per_layer,
+            "decides_count": self.decides_count,
+            "attn_implementation": self.attn_implementation,
+            "trains_weights": self.trains_weights,
+            "needs_teacher": self.needs_teacher,
+            "prunes_pretrained": self.prunes_pretrained,
+            "needs_data": list(self.needs_data),
+            "options": options,
+        }
+
+
+_METHODS: dict[str, MethodInfo] = {}
+
+
+def register_method(
+    name: str, *, config: type[MethodConfig], summary: str, **metadata: Any
+) -> Callable[[MethodFn], MethodFn]:
+    """Register ``fn(request, config) -> MethodResult`` under ``name`` with its metadata."""
+
+    def add(fn: MethodFn) -> MethodFn:
         if name in _METHODS:
             raise ValueError(f"pruning method {name!r} is already registered")
-        _METHODS[name] = fn
+        _METHODS[name] = MethodInfo(name=name, fn=fn, config=config, summary=summary, **metadata)
         return fn
 
     return add
@@ -93,11 +247,37 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
-def get_method(name: str) -> PruneMethod:
+def get_method(name: str) -> MethodInfo:
     _import_methods()
     if name not in _METHODS:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(sorted(_METHODS))}")
     return _METHODS[name]
+
+
+def read_method_options(path: Path | None, pairs: Iterable[str] = ()) -> dict[str, Any]:
+    """Settings from a JSON or TOML file, then ``KEY=VALUE`` pairs on top (values parsed as
+    JSON where they parse: 3, 0.1, true; otherwise kept as strings)."""
+    options: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"method config file not found: {path}")
+        text = path.read_text()
+        try:
+            loaded = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(f"{path} is not valid {path.suffix[1:] or 'JSON'}: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a table/object of method options")
+        options.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--method-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = value
+    return options
 
 
 def head_target(
@@ -137,16 +317,23 @@ def head_target(
     return HeadTarget(keep=keep, per_layer=per_layer, min_per_layer=min_per_layer)
 
 
+def kept_head_gates(plan: PruningPlan, device: torch.device | str | None = None) -> torch.Tensor:
+    """``[L, H]`` 0/1 gates of the heads ``plan`` keeps (the one copy of this loop)."""
+    gates = torch.zeros(plan.num_layers, plan.num_heads, device=device)
+    for layer, kept in enumerate(plan.kept_heads):
+        gates[layer, list(kept)] = 1.0
+    return gates
+
+
 def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget) -> PruningPlan:
     """Keep the highest-scoring heads (``scores [L, H]``, original indices) meeting ``target``.
 
     Only heads the model still has are eligible. Ties break towards lower (layer, head) indices
     so the result is deterministic. Shared by every score-based method.
     """
-    eligible = torch.zeros_like(scores, dtype=torch.bool)
-    for layer, kept in enumerate(plan.kept_heads):
-        eligible[layer, list(kept)] = True
-    masked = torch.where(eligible, scores.float(), torch.full_like(scores.float(), -torch.inf))
+    scores = scores.detach().float().cpu()
+    eligible = kept_head_gates(plan).bool()
+    masked = torch.where(eligible, scores, torch.full_like(scores, -torch.inf))
     num_layers, num_heads = scores.shape
     chosen: set[tuple[int, int]] = set()
     if target.per_layer:
@@ -173,3 +360,11 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
 
 def _stable_desc(values: torch.Tensor) -> list[int]:
     return torch.sort(values, descending=True, stable=True).indices.tolist()
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True

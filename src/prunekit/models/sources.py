@@ -95,10 +95,12 @@ def load_for_task(
         # A base encoder has no classifier yet; transformers' load report would call that a
         # problem in a long table, so it is silenced here and the new head is logged instead.
         with quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, local_files_only=local, **label_kwargs, **kwargs
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=local, output_loading_info=True, **label_kwargs, **kwargs
             )
-        log.info("loaded %s with a new %d-label classification head", source, task.num_labels)
+        # Recipes read this to refuse pruning a model whose classifier is still random.
+        model.prunekit_new_modules = sorted({k.rsplit(".", 1)[0] for k in loading["missing_keys"]})
+        log.info("loaded %s; initialised at random: %s", source, model.prunekit_new_modules)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as err:
         where = "from the directory" if local else "from the Hugging Face hub (is it reachable?)"

@@ -1,4 +1,5 @@
-"""Recipe: measured latency/throughput of a model (optionally against a baseline) vs the ideal."""
+"""Recipe `prunekit bench`: measured latency/throughput of a model (optionally against a
+baseline) vs the MAC-ideal speed-up, in PyTorch or ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prunekit.bench import environment, time_models
+from prunekit.bench import speed_table
+from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.models import load, model_stats
 from prunekit.models.export import export_onnx, require_onnx
+from prunekit.models.sources import resolve_model
 
-__all__ = ["RUNTIMES", "run_bench", "speed_table"]
+__all__ = ["RUNTIMES", "run_bench"]
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -25,16 +28,27 @@ def run_bench(
     rounds: int = 10,
     warmup: int = 2,
     runtime: str = "torch",
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Time ``model`` (and ``against``) in PyTorch, or in onnxruntime after a checked export."""
+    """Time ``model`` (and ``against``) in PyTorch on ``device``, or in onnxruntime (CPU) after
+    a checked export."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    sources = {"model": Path(model)}
+    sources = {"model": Path(resolve_model(model))}
     if against is not None:
-        sources["baseline"] = Path(against)
+        sources["baseline"] = Path(resolve_model(against))
     models = {name: load(path) for name, path in sources.items()}
+    stats = {name: model_stats(m, seq_len).to_dict() for name, m in models.items()}
+    timing = dict(
+        seq_len=seq_len,
+        latency_batch=latency_batch,
+        throughput_batch=throughput_batch,
+        rounds=rounds,
+        warmup=warmup,
+    )
     if runtime == "torch":
-        return speed_table(models, seq_len, latency_batch, throughput_batch, rounds, warmup)
+        target = resolve_device(device)
+        return speed_table({n: m.to(target) for n, m in models.items()}, stats, **timing)
     onnxruntime = require_onnx()
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
         sessions = {
@@ -44,57 +58,5 @@ def run_bench(
             for name, path in sources.items()
         }
         return speed_table(
-            models, seq_len, latency_batch, throughput_batch, rounds, warmup, sessions
+            models, stats, **timing, sessions=sessions, runtime_version=onnxruntime.__version__
         )
-
-
-def speed_table(
-    models: dict[str, Any],
-    seq_len: int = 128,
-    latency_batch: int = 1,
-    throughput_batch: int = 32,
-    rounds: int = 10,
-    warmup: int = 2,
-    sessions: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Timings of each model; with a ``baseline`` entry also measured vs ideal speed-ups.
-
-    With ``sessions`` (onnxruntime, same names) the exported graphs are timed instead.
-    """
-    timing = dict(seq_len=seq_len, rounds=rounds, warmup=warmup, sessions=sessions)
-    latency = time_models(models, latency_batch, **timing)
-    throughput = time_models(models, throughput_batch, **timing)
-    runtime = "torch" if sessions is None else "onnxruntime"
-    result: dict[str, Any] = {
-        "environment": environment(),
-        "runtime": runtime,
-        "seq_len": seq_len,
-        "models": {},
-    }
-    if sessions is not None:
-        result["environment"]["onnxruntime"] = require_onnx().__version__
-    for name, model in models.items():
-        stats = model_stats(model, seq_len)
-        result["models"][name] = {
-            "heads": stats.heads_total,
-            "parameters": stats.parameters,
-            "encoder_macs": stats.encoder_macs,
-            "latency": latency[name].to_dict(),
-            "throughput": throughput[name].to_dict(),
-        }
-    if "baseline" in models:
-        base = result["models"]["baseline"]
-        for name, entry in result["models"].items():
-            if name == "baseline":
-                continue
-            ideal = base["encoder_macs"] / entry["encoder_macs"]
-            lat = base["latency"]["median_s"] / entry["latency"]["median_s"]
-            thr = entry["throughput"]["sequences_per_s"] / base["throughput"]["sequences_per_s"]
-            entry["speedup"] = {
-                "ideal": ideal,
-                "latency": lat,
-                "throughput": thr,
-                "latency_vs_ideal": lat / ideal,
-                "throughput_vs_ideal": thr / ideal,
-            }
-    return result

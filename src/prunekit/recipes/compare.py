@@ -1,11 +1,14 @@
-"""Recipe: the head-pruning comparison sweep (methods.md §6).
+"""Recipe `prunekit compare`: the head-pruning comparison sweep (methods.md §6).
 
 For each seed one dense model is fine-tuned and cached in ``RUNDIR/dense/seed<S>``. Every
 (method, fraction, seed) then runs through the same `decide` -> `apply_plan` path and is
 evaluated in two regimes: R0 (no retraining) and R1 (the same recovery budget for every method,
-starting from the pruned fine-tuned weights). Each finished run is appended to
-``RUNDIR/results.jsonl`` and flushed at once, so a killed sweep continues where it stopped and
-never repeats a run.
+starting from the pruned fine-tuned weights). A method whose metadata says it trains weights
+already spent its training inside the decision: its R1 row is its own trained model (marked
+``r1_source: "method"``), given the same number of optimizer steps as the others' recovery.
+Methods that choose the head count themselves (``decides_count``) also run once per budget.
+Each finished run is appended to ``RUNDIR/results.jsonl`` and flushed at once, so a killed sweep
+continues where it stopped and never repeats a run.
 """
 
 from __future__ import annotations
@@ -13,24 +16,58 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from prunekit.bench import speed_table
+from prunekit.data import TaskData, primary_metric
 from prunekit.errors import ConfigError
-from prunekit.methods import HeadTarget, get_method, head_target
+from prunekit.methods import (
+    HeadTarget,
+    MethodResult,
+    decide,
+    get_method,
+    head_target,
+    list_methods,
+    read_method_options,
+)
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
-from prunekit.recipes.bench import speed_table
-from prunekit.recipes.common import TaskData, console, seed_everything, write_json
-from prunekit.recipes.finetune import FinetuneConfig, run_finetune
-from prunekit.recipes.prune import DistillConfig, decide, evaluate_on, recover
-from prunekit.train import TrainConfig
+from prunekit.outputs import write_json
+from prunekit.recipes.common import console, seed_everything
+from prunekit.report import read_results
+from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover, recovery_steps
+from prunekit.train.task import FinetuneConfig, finetune_task
 
-__all__ = ["CompareConfig", "run_compare", "read_results", "run_key"]
+# DistillConfig is re-exported for the CLI, which only calls recipes.
+__all__ = [
+    "CompareConfig",
+    "DistillConfig",
+    "per_method_options",
+    "read_results",
+    "run_compare",
+    "run_key",
+]
 
 REGIMES = ("r0", "r1")
+SPLITS = ("validation", "dev")
+
+
+def _budget_methods() -> tuple[str, ...]:
+    return tuple(m for m in list_methods() if get_method(m).decides_count)
+
+
+def _head_methods() -> tuple[str, ...]:
+    """The default sweep: methods that prune heads of a fine-tuned model to a given count
+    (budget-mode searches run through ``budgets`` instead)."""
+    return tuple(
+        m
+        for m in list_methods()
+        if "heads" in (info := get_method(m)).targets
+        and not (info.decides_count or info.prunes_pretrained)
+    )
 
 
 class CompareConfig(BaseModel):
@@ -39,7 +76,7 @@ class CompareConfig(BaseModel):
     task: str
     out: Path
     model: str = "default"
-    methods: tuple[str, ...] = ("random", "hisp", "l0")
+    methods: tuple[str, ...] = Field(default_factory=_head_methods)
     fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     seeds: tuple[int, ...] = (0, 1, 2)
     regimes: tuple[str, ...] = REGIMES
@@ -52,34 +89,39 @@ class CompareConfig(BaseModel):
     search_samples: int | None = None
     eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
     method_options: dict[str, dict[str, Any]] = {}
-    astar_budgets: tuple[float, ...] = ()
+    budgets: tuple[float, ...] = ()
+    budget_methods: tuple[str, ...] = Field(
+        default_factory=_budget_methods, description="methods run once per budget"
+    )
     time_speed: bool = True
     progress: bool = True
+
+
+def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``METHOD.KEY=VALUE`` strings to ``{method: {key: value}}`` (values parsed as JSON)."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        method, dot, setting = pair.partition(".")
+        if not dot or "=" not in setting:
+            raise ConfigError(f"--method-option expects METHOD.KEY=VALUE, got {pair!r}")
+        options.setdefault(method, {}).update(read_method_options(None, [setting]))
+    return options
 
 
 def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
     return f"{method}|{fraction:.4f}|{seed}|{regime}"
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results.jsonl; a torn last line (killed mid-write) is ignored."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
 def run_compare(
     config: CompareConfig, after_run: Callable[[dict[str, Any]], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
-    for method in config.methods:
-        get_method(method)
+    for method in {*config.methods, *config.method_options}:
+        get_method(method).parse_config(config.method_options.get(method))
+    budget_methods = config.budget_methods if config.budgets else ()
+    for method in budget_methods:
+        if not get_method(method).decides_count:
+            raise ConfigError(f"{method} does not choose a head count; it has no budget mode")
     bad = set(config.regimes) - set(REGIMES)
     if bad:
         raise ConfigError(f"unknown regimes {sorted(bad)}; use r0 and/or r1")
@@ -93,26 +135,28 @@ def run_compare(
     done = {row["key"] for row in rows}
 
     for seed in config.seeds:
-        pending = [
-            (m, f)
+        runs: list[tuple[str, float, bool]] = [  # (method, fraction or budget, is_budget)
+            (m, f, False)
             for m in config.methods
             for f in config.fractions
             if any(run_key(m, f, seed, r) not in done for r in config.regimes)
         ]
-        budgets = [
-            b for b in config.astar_budgets if run_key("astar-budget", b, seed, "r0") not in done
+        runs += [
+            (m, b, True)
+            for m in budget_methods
+            for b in config.budgets
+            if run_key(f"{m}-budget", b, seed, "r0") not in done
         ]
-        if not pending and not budgets:
+        if not runs:
             continue
         dense_dir = _dense_model(config, seed)
         dense = load(dense_dir)
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
-        dense_eval = evaluate_on(dense, data, ("validation", "dev"), config.eval_max_samples)
-        work = [(_one_run, (method, fraction)) for method, fraction in pending]
-        work += [(_budget_run, (budget,)) for budget in budgets]
-        for run, args in work:
-            new_rows = run(config, dense, data, dense_eval, *args, seed, done)
+        dense_eval = evaluate_splits(dense, data, SPLITS, config.eval_max_samples)
+        sweep = _Sweep(config, dense, data, dense_eval, seed, done)
+        for method, value, is_budget in runs:
+            new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
             with results.open("a") as handle:
                 for row in new_rows:
                     handle.write(json.dumps(row) + "\n")
@@ -132,7 +176,7 @@ def _dense_model(config: CompareConfig, seed: int) -> Path:
     out = config.out / "dense" / f"seed{seed}"
     if not (out / "metrics.json").is_file():
         console.rule(f"dense fine-tune, seed {seed}")
-        run_finetune(
+        finetune_task(
             FinetuneConfig(
                 model=config.model,
                 task=config.task,
@@ -142,147 +186,120 @@ def _dense_model(config: CompareConfig, seed: int) -> Path:
                 max_train_samples=config.max_train_samples,
                 resume=True,
                 overwrite=out.exists(),
-                progress=config.progress,
             )
         )
     return out
 
 
-def _one_run(
-    config: CompareConfig,
-    dense,
-    data: TaskData,
-    dense_eval: dict,
-    method: str,
-    fraction: float,
-    seed: int,
-    done: set[str],
-) -> list[dict[str, Any]]:
-    seed_everything(seed)
-    model = copy.deepcopy(dense)
-    target = head_target(current_plan(model), heads=fraction)
-    plan, decision_seconds = decide(
-        model, method, target, data, seed, _method_options(config, method), config.search_samples
-    )
-    return _evaluate_plan(
-        config, dense, model, plan, decision_seconds, data, dense_eval, method, fraction, seed, done
-    )
+class _Sweep:
+    """The runs of one seed: one dense model, one task's data, one recovery budget."""
 
+    def __init__(self, config, dense, data: TaskData, dense_eval: dict, seed: int, done: set):
+        self.config, self.dense, self.data, self.seed, self.done = config, dense, data, seed, done
+        self.dense_eval = dense_eval
+        self.recover = config.recover.model_copy(update={"seed": seed})
+        self.budget_steps = recovery_steps(data, self.recover, config.recover_max_samples)
 
-def _method_options(config: CompareConfig, method: str) -> dict[str, Any]:
-    options = dict(config.method_options.get(method, {}))
-    if method == "astar":
-        # Budgets and fixed-K points of one seed search the same states: measure each once,
-        # and let a killed sweep pick up its searches where they stopped.
-        options.setdefault("memo_dir", str(config.out / "astar_memo"))
-    return options
+    def decide(self, method: str, target: HeadTarget, options: dict, key: str) -> MethodResult:
+        seed_everything(self.seed)
+        work = self.config.out / "work"
+        return decide(
+            self.dense,
+            method,
+            target,
+            self.data,
+            self.seed,
+            options,
+            self.config.search_samples,
+            teacher=self.dense if get_method(method).needs_teacher else None,
+            state_dir=work / "state" / key.replace("|", "_"),
+            # One memo per method and run dir: budgets and fractions of a seed share states.
+            cache_dir=work / "cache" / method,
+            train_budget_steps=self.budget_steps,
+        )
 
+    def run(self, method: str, fraction: float) -> list[dict[str, Any]]:
+        target = head_target(current_plan(self.dense), heads=fraction)
+        options = dict(self.config.method_options.get(method, {}))
+        result = self.decide(method, target, options, run_key(method, fraction, self.seed, "r0"))
+        return self.evaluate(result, method, fraction, self.config.regimes)
 
-def _budget_run(
-    config: CompareConfig,
-    dense,
-    data: TaskData,
-    dense_eval: dict,
-    budget: float,
-    seed: int,
-    done: set[str],
-) -> list[dict[str, Any]]:
-    """A* in max-heads-under-budget mode: one R0 point whose head count A* chooses."""
-    seed_everything(seed)
-    model = copy.deepcopy(dense)
-    options = {**_method_options(config, "astar"), "budget": budget}
-    target = HeadTarget(keep=current_plan(model).heads_kept)
-    plan, seconds = decide(model, "astar", target, data, seed, options, config.search_samples)
-    certificate = plan.meta["certificate"]
-    r0_only = config.model_copy(update={"regimes": ("r0",)})
-    # The budget stands in the run key's fraction slot (A* picks the head count), so resume
-    # checks `run_key("astar-budget", budget, ...)`; the real fraction is filled in below.
-    rows = _evaluate_plan(
-        r0_only, dense, model, plan, seconds, data, dense_eval, "astar-budget", budget, seed, done
-    )
-    for row in rows:
-        row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
-        row["budget"] = budget
-        row["certificate"] = {
-            k: certificate[k]
-            for k in (
-                "a0",
-                "final_metric",
-                "final_drop",
-                "evaluations",
-                "evaluations_from_memo",
-                "search_examples",
-                "wall_seconds",
-                "capped",
-                "verified",
-                "search_drop",
-            )
+    def budget_run(self, method: str, budget: float) -> list[dict[str, Any]]:
+        """Budget mode: one R0 point whose head count the method chooses."""
+        target = HeadTarget(keep=current_plan(self.dense).heads_kept)
+        options = {**self.config.method_options.get(method, {}), "budget": budget}
+        name = f"{method}-budget"
+        result = self.decide(method, target, options, run_key(name, budget, self.seed, "r0"))
+        # The budget stands in the run key's fraction slot (the method picks the head count),
+        # so resume checks `run_key(name, budget, ...)`; the real fraction is filled in below.
+        rows = self.evaluate(result, name, budget, ("r0",))
+        certificate = result.record.get("certificate", {})
+        for row in rows:
+            row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
+            row["budget"] = budget
+            row["certificate"] = {
+                k: v for k, v in certificate.items() if not isinstance(v, dict | list)
+            }
+            row["cache_saved_fraction"] = certificate.get("cache", {}).get("saved_fraction", 0.0)
+            row["dev_drop"] = row["dense_dev"] - row["dev"]
+            row["dev_violation"] = row["dev_drop"] > budget
+        return rows
+
+    def evaluate(
+        self, result: MethodResult, method: str, fraction: float, regimes: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        model = apply_plan(copy.deepcopy(self.dense), result.plan)
+        stats = model_stats(model)
+        base = {
+            "task": self.data.task.name,
+            "metric": primary_metric(self.data.task),
+            "method": method,
+            "fraction": fraction,
+            "seed": self.seed,
+            "heads_kept": stats.heads_total,
+            "heads_removed": stats.heads_original - stats.heads_total,
+            "heads_per_layer": stats.heads_per_layer,
+            "kept_heads": [list(h) for h in result.plan.kept_heads],
+            "parameters": stats.parameters,
+            "parameters_original": stats.parameters_original,
+            "encoder_macs": stats.encoder_macs,
+            "encoder_macs_original": stats.encoder_macs_original,
+            "ideal_speedup": stats.encoder_macs_original / max(stats.encoder_macs, 1),
+            "decision_seconds": result.record["decision_seconds"],
+            "dense_validation": self.dense_eval["validation"]["primary"],
+            "dense_dev": self.dense_eval["dev"]["primary"],
         }
-        row["cache_saved_fraction"] = certificate["cache"]["saved_fraction"]
-        row["dev_drop"] = row["dense_dev"] - row["dev"]
-        row["dev_violation"] = row["dev_drop"] > budget
-    return rows
+        if self.config.time_speed and self.seed == self.config.seeds[0]:
+            models = {"baseline": self.dense, "model": model}
+            sizes = {n: model_stats(m).to_dict() for n, m in models.items()}
+            timing = speed_table(models, sizes, rounds=3, warmup=1)
+            base["measured_speedup"] = timing["models"]["model"]["speedup"]["throughput"]
+            base["timing_warnings"] = timing["warnings"]
+        rows = []
+        max_samples = self.config.eval_max_samples
+        if "r0" in regimes and self._todo(method, fraction, "r0"):
+            rows.append(_row(base, "r0", evaluate_splits(model, self.data, SPLITS, max_samples)))
+        if "r1" in regimes and self._todo(method, fraction, "r1"):
+            if result.trained_weights:  # the method trained already: its model is its R1
+                model = apply_plan(result.model, result.plan)
+                extra = {"r1_source": "method", "train_steps": result.record.get("train_steps")}
+            else:
+                trained = recover(
+                    model,
+                    self.data,
+                    self.recover,
+                    self.config.recover_max_samples,
+                    self.dense,
+                    self.config.distill,
+                )
+                extra = {"r1_source": "recovery", "train_steps": trained.steps}
+                extra["recovery_seconds"] = round(trained.seconds, 2)
+            row = _row(base, "r1", evaluate_splits(model, self.data, SPLITS, max_samples))
+            rows.append(row | extra | {"budget_steps": self.budget_steps})
+        return rows
 
-
-def _evaluate_plan(
-    config: CompareConfig,
-    dense,
-    model,
-    plan,
-    decision_seconds: float,
-    data: TaskData,
-    dense_eval: dict,
-    method: str,
-    fraction: float,
-    seed: int,
-    done: set[str],
-) -> list[dict[str, Any]]:
-    apply_plan(model, plan)
-    stats = model_stats(model)
-    base = {
-        "task": data.task.name,
-        "method": method,
-        "fraction": fraction,
-        "seed": seed,
-        "heads_kept": stats.heads_total,
-        "heads_removed": stats.heads_original - stats.heads_total,
-        "heads_per_layer": stats.heads_per_layer,
-        "kept_heads": [list(h) for h in plan.kept_heads],
-        "parameters": stats.parameters,
-        "parameters_original": stats.parameters_original,
-        "encoder_macs": stats.encoder_macs,
-        "encoder_macs_original": stats.encoder_macs_original,
-        "ideal_speedup": stats.encoder_macs_original / max(stats.encoder_macs, 1),
-        "decision_seconds": round(decision_seconds, 3),
-        "dense_validation": dense_eval["validation"]["primary"],
-        "dense_dev": dense_eval["dev"]["primary"],
-    }
-    if config.time_speed and seed == config.seeds[0]:
-        timing = speed_table(
-            {"baseline": dense, "model": model},
-            rounds=3,
-            warmup=1,
-            latency_batch=1,
-            throughput_batch=32,
-        )
-        base["measured_speedup"] = timing["models"]["model"]["speedup"]["throughput"]
-    splits = ("validation", "dev")
-    rows = []
-    if "r0" in config.regimes and run_key(method, fraction, seed, "r0") not in done:
-        rows.append(_row(base, "r0", evaluate_on(model, data, splits, config.eval_max_samples)))
-    if "r1" in config.regimes and run_key(method, fraction, seed, "r1") not in done:
-        seconds = recover(
-            model,
-            data,
-            config.recover.model_copy(update={"seed": seed}),
-            config.recover_max_samples,
-            dense,
-            config.distill,
-        )
-        row = _row(base, "r1", evaluate_on(model, data, splits, config.eval_max_samples))
-        row["recovery_seconds"] = round(seconds, 2)
-        rows.append(row)
-    return rows
+    def _todo(self, method: str, fraction: float, regime: str) -> bool:
+        return run_key(method, fraction, self.seed, regime) not in self.done
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:

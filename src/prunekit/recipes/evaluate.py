@@ -1,12 +1,11 @@
-"""Recipe: evaluate a model on one split of a GLUE task."""
+"""Recipe `prunekit eval`: evaluate a model on one split of a GLUE task."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prunekit.data import get_task, make_collate
+from prunekit.data import get_task, make_collate, task_dataset
 from prunekit.models.sources import load_for_task, recorded_task
-from prunekit.recipes.common import task_dataset
 from prunekit.train import EvalResult, evaluate
 
 __all__ = ["run_evaluate"]

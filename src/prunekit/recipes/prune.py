@@ -1,42 +1,35 @@
-"""Recipe: decide a plan with a registered method, cut the model, optionally recover, save.
-
-The steps (`decide`, `recover`, `evaluate_on`) are shared with the `compare` sweep so that every
-method runs through exactly the same code.
-"""
+"""Recipe `prunekit prune`: decide a plan with a registered method, cut the model, optionally
+recover, save. Every decision reads the method's metadata, never its name."""
 
 from __future__ import annotations
 
 import copy
-import time
+import shutil
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
-from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
+from prunekit.data import TaskData
+from prunekit.device import resolve_device
+from prunekit.errors import ConfigError
+from prunekit.methods import (
+    HeadTarget,
+    MethodInfo,
+    decide,
+    get_method,
+    head_target,
+    read_method_options,
+)
 from prunekit.models import apply_plan, current_plan, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import load_for_task, recorded_task, resolve_model
-from prunekit.outputs import atomic_output_dir, check_output_dir
-from prunekit.plan import PruningPlan
-from prunekit.recipes.common import TaskData, seed_everything, step_progress, write_json
-from prunekit.train import TrainConfig, evaluate, finetune, make_distillation_loss
+from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
+from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
+from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover
 
-__all__ = ["DistillConfig", "PruneConfig", "run_prune", "decide", "recover", "evaluate_on"]
-
-
-class DistillConfig(BaseModel):
-    """Logit distillation from the unpruned model during recovery."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    temperature: float = Field(2.0, gt=0)
-    alpha_kd: float = Field(0.5, ge=0, le=1)
-
-    @property
-    def alpha_ce(self) -> float:
-        return 1.0 - self.alpha_kd
+# DistillConfig and read_method_options are re-exported for the CLI, which only calls recipes.
+__all__ = ["DistillConfig", "PruneConfig", "read_method_options", "run_prune"]
 
 
 class PruneConfig(BaseModel):
@@ -61,151 +54,72 @@ class PruneConfig(BaseModel):
     evaluate_splits: tuple[str, ...] = ("validation", "dev")
     eval_max_samples: int | None = None
     options: dict[str, Any] = {}
+    allow_untrained_head: bool = False
+    device: str = "auto"
     overwrite: bool = False
     progress: bool = True
 
 
-def decide(
-    model: nn.Module,
-    method: str,
-    target: HeadTarget,
-    data: TaskData,
-    seed: int,
-    options: dict[str, Any] | None = None,
-    search_samples: int | None = None,
-    progress: bool = False,
-) -> tuple[PruningPlan, float]:
-    """Run a method on ``model`` (not modified unless the method trains weights).
-
-    Returns the plan and the seconds spent deciding.
-    """
-    fn = get_method(method)
-    # A sample as large as the split is the split: no subsample, nothing to re-verify on.
-    subsample = search_samples is not None and search_samples < len(data.dataset("validation"))
-    started = time.perf_counter()
-    with step_progress(f"{method} decision", progress) as on_step:
-
-        def on_progress(info: dict[str, float]) -> None:
-            if on_step is not None and "step" in info:
-                note = ""
-                if "expected_open_heads" in info:
-                    note = f"open heads {info['expected_open_heads']:.1f} -> {info['budget']:.0f}"
-                if "phase" in info:
-                    note = info["phase"]
-                if "largest_feasible" in info:
-                    note = f"largest set within budget: {info['largest_feasible']:.0f} heads"
-                on_step(int(info["step"]), int(info["steps"]), info.get("loss"), note)
-
-        request = PruneRequest(
-            model=model,
-            plan=current_plan(model),
-            target=target,
-            seed=seed,
-            batches=data.batches("validation", search_samples if subsample else None),
-            train_batches=data.batches("train", shuffle_seed=seed),
-            full_batches=data.batches("validation") if subsample else None,
-            task=data.task,
-            options=dict(options or {}),
-            on_progress=on_progress,
-        )
-        plan = fn(request)
-    return plan, time.perf_counter() - started
-
-
-def recover(
-    model: nn.Module,
-    data: TaskData,
-    config: TrainConfig,
-    max_samples: int | None = None,
-    teacher: nn.Module | None = None,
-    distill: DistillConfig | None = None,
-    progress: bool = False,
-) -> float:
-    """Fine-tune the pruned ``model`` in place (with KD from ``teacher`` if ``distill``)."""
-    loss_fn = None
-    if distill is not None:
-        if teacher is None:
-            raise ValueError("distillation needs the unpruned teacher")
-        loss_fn = make_distillation_loss(
-            teacher,
-            distill.temperature,
-            distill.alpha_kd,
-            distill.alpha_ce,
-            data.task.is_regression,
-        )
-    train_set = data.dataset("train", max_samples)
-    with step_progress("recover", progress) as on_step:
-        result = finetune(model, train_set, data.collate, config, loss_fn=loss_fn, on_step=on_step)
-    return result.seconds
-
-
-def evaluate_on(
-    model: nn.Module, data: TaskData, splits: tuple[str, ...], max_samples: int | None = None
-) -> dict[str, dict]:
-    return {
-        s: evaluate(model, data.dataset(s, max_samples), data.collate, data.task, s).to_dict()
-        for s in splits
-    }
-
-
 def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
-    get_method(config.method)  # unknown methods fail before any loading
+    info = get_method(config.method)
+    info.parse_config(config.options)  # bad options fail before any loading
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
+    device = resolve_device(config.device)
     seed_everything(config.seed)
     task_name = config.task or recorded_task(config.model)
     data = TaskData.for_task(
         task_name, None, config.data_dir, config.seed, config.max_seq_length, config.batch_size
     )
-    model, tokenizer = load_for_task(config.model, data.task)
+    model, tokenizer = load_for_task(config.model, data.task, info.attn_implementation)
+    _check_head_is_trained(model, info, config)
+    model.to(device)
     data = data.with_tokenizer(tokenizer)
     before = model_stats(model)
-    if config.heads is None and config.keep_heads is None and config.method == "astar":
-        target = HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: A* decides
-    else:
-        target = head_target(
-            current_plan(model),
-            config.heads,
-            config.keep_heads,
-            config.per_layer,
-            config.min_heads_per_layer,
-        )
-    teacher = copy.deepcopy(model) if config.distill is not None else None
+    target = _target(model, info, config)
+    teacher = copy.deepcopy(model) if config.distill or info.needs_teacher else None
+    work = checkpoint_dir_for(config.out)
 
     record: dict[str, Any] = {"task": data.task.name, "method": config.method, "seed": config.seed}
-    record["before"] = evaluate_on(model, data, config.evaluate_splits, config.eval_max_samples)
-    plan, seconds = decide(
-        model,
-        config.method,
-        target,
-        data,
-        config.seed,
-        config.options,
-        config.search_samples,
-        config.progress,
-    )
-    record["decision_seconds"] = round(seconds, 3)
-    apply_plan(model, plan)
-    record["after_pruning"] = evaluate_on(
-        model, data, config.evaluate_splits, config.eval_max_samples
-    )
-    certificate = _certificate(plan, record)
-    if config.recover is not None:
-        seconds = recover(
+    record["before"] = evaluate_splits(model, data, config.evaluate_splits, config.eval_max_samples)
+    with method_progress(f"{config.method} decision", config.progress) as on_progress:
+        result = decide(
             model,
+            config.method,
+            target,
             data,
-            config.recover,
-            config.recover_max_samples,
-            teacher,
-            config.distill,
-            config.progress,
+            config.seed,
+            config.options,
+            config.search_samples,
+            teacher=teacher,
+            state_dir=work / "method",
+            cache_dir=work / "cache",
+            on_progress=on_progress,
         )
-        record["recovery_seconds"] = round(seconds, 2)
-        record["after_recovery"] = evaluate_on(
-            model, data, config.evaluate_splits, config.eval_max_samples
+    record["decision_seconds"] = result.record["decision_seconds"]
+    record["method_trained_weights"] = result.trained_weights
+    pruned = apply_plan(result.model or model, result.plan)
+    record["after_pruning"] = evaluate_splits(
+        pruned, data, config.evaluate_splits, config.eval_max_samples
+    )
+    certificate = _certificate(result.record.get("certificate"), record)
+    if config.recover is not None:
+        with step_progress("recover", config.progress) as on_step:
+            trained = recover(
+                pruned,
+                data,
+                config.recover,
+                config.recover_max_samples,
+                teacher,
+                config.distill,
+                on_step,
+            )
+        record["recovery_seconds"] = round(trained.seconds, 2)
+        record["after_recovery"] = evaluate_splits(
+            pruned, data, config.evaluate_splits, config.eval_max_samples
         )
-    after = model_stats(model)
+    after = model_stats(pruned)
     record["heads"] = {
         "before": before.heads_total,
         "after": after.heads_total,
@@ -220,19 +134,58 @@ def run_prune(config: PruneConfig) -> dict:
     record["config"] = config.model_dump(mode="json")
 
     with atomic_output_dir(config.out, config.overwrite) as tmp:
-        write_model_files(model, tmp, tokenizer)
-        plan.write(tmp / "plan.json")
+        write_model_files(pruned, tmp, tokenizer)
+        result.plan.write(tmp / "plan.json")
         write_json(tmp / "metrics.json", record)
         if certificate is not None:
             write_json(tmp / "certificate.json", certificate)
+        if result.record.get("loss_curve"):
+            write_json(tmp / "method_log.json", result.record["loss_curve"])
+    shutil.rmtree(work, ignore_errors=True)
     return record
 
 
-def _certificate(plan: PruningPlan, record: dict[str, Any]) -> dict[str, Any] | None:
-    """A method's certificate (A*) plus the dev-set drop, reported separately and never used."""
-    certificate = plan.meta.get("certificate")
+def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:
+    if config.heads is None and config.keep_heads is None:
+        if not info.decides_count:
+            raise ConfigError(
+                f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {info.name} does not "
+                "choose the head count itself"
+            )
+        return HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: it decides
+    if config.per_layer and not info.per_layer:
+        raise ConfigError(f"{info.name} chooses heads globally; drop --per-layer")
+    return head_target(
+        current_plan(model),
+        config.heads,
+        config.keep_heads,
+        config.per_layer,
+        config.min_heads_per_layer,
+    )
+
+
+def _check_head_is_trained(model, info: MethodInfo, config: PruneConfig) -> None:
+    """Pruning a model whose classifier was just created measures noise: refuse, unless the
+    method prunes pre-trained models by design or the user says so."""
+    new = getattr(model, "prunekit_new_modules", None)
+    if not new or info.prunes_pretrained:
+        return
+    if not config.allow_untrained_head:
+        raise ConfigError(
+            f"{config.model} was never fine-tuned for this task ({', '.join(new)} would be "
+            "random, so every metric is meaningless); fine-tune it first with prunekit "
+            f"finetune --model {config.model} --task ..., or pass --allow-untrained-head"
+        )
+    console.print(
+        f"[bold red]warning:[/] {', '.join(new)} initialised at random "
+        "(--allow-untrained-head): metrics before recovery are chance level"
+    )
+
+
+def _certificate(certificate: dict[str, Any] | None, record: dict[str, Any]) -> dict | None:
+    """A method's certificate plus the dev-set drop, reported separately and never used."""
     if certificate is None or "dev" not in record["before"]:
-        return None
+        return certificate
     before = record["before"]["dev"]["primary"]
     after = record["after_pruning"]["dev"]["primary"]
     dev = {

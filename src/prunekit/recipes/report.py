@@ -1,4 +1,4 @@
-"""Recipe: render RUNDIR/results.jsonl into RUNDIR/report.md and figures."""
+"""Recipe `prunekit report`: render RUNDIR/results.jsonl into RUNDIR/report.md and figures."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from prunekit.data import primary_metric
 from prunekit.errors import DataError
-from prunekit.recipes.compare import read_results
-from prunekit.report import write_report
+from prunekit.report import read_results, write_report
 
 __all__ = ["run_report"]
 
@@ -17,6 +17,8 @@ def run_report(run_dir: Path, notes: str = "") -> Path:
     rows = read_results(run_dir / "results.jsonl")
     if not rows:
         raise DataError(f"{run_dir / 'results.jsonl'} has no results; run `prunekit compare` first")
+    for row in rows:  # rows written before 0.2 do not name their metric
+        row.setdefault("metric", primary_metric(row["task"]))
     # Render into a scratch folder first so a failure never leaves a half-updated report.
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".report-") as scratch:
         write_report(rows, Path(scratch), notes)

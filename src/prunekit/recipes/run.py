@@ -1,4 +1,5 @@
-"""Recipe: the main job. Fine-tune -> prune -> recover -> evaluate -> save -> measure.
+"""Recipe `prunekit run`, the main job: fine-tune -> prune -> recover -> evaluate -> save ->
+measure.
 
 Stages write into ``out/dense`` and ``out/pruned``; with ``resume`` a finished stage is reused
 and an interrupted fine-tune continues from its last checkpoint.
@@ -13,15 +14,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from prunekit.data import primary_metric
+from prunekit.bench import speed_table
+from prunekit.data import TaskData, primary_metric
 from prunekit.errors import OutputExistsError
-from prunekit.models import load, model_stats
+from prunekit.methods import decide, get_method, head_target
+from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
+from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL
-from prunekit.recipes.bench import speed_table
-from prunekit.recipes.common import console, write_json
-from prunekit.recipes.finetune import FinetuneConfig, run_finetune
-from prunekit.recipes.prune import PruneConfig, run_prune
-from prunekit.train import TrainConfig
+from prunekit.outputs import atomic_output_dir, write_json
+from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
+from prunekit.train import TrainConfig, evaluate_splits, recover
+from prunekit.train.task import FinetuneConfig, finetune_task
 
 __all__ = ["RunConfig", "run_main_job"]
 
@@ -47,6 +50,7 @@ class RunConfig(BaseModel):
 
 
 def run_main_job(config: RunConfig) -> dict[str, Any]:
+    get_method(config.method)  # an unknown method fails before an hour of fine-tuning
     out = config.out
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
@@ -57,69 +61,89 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
 
     if not dense_dir.is_dir():
         console.rule(f"1/3 fine-tune {config.model} on {config.task}")
-        run_finetune(
-            FinetuneConfig(
-                model=config.model,
-                task=config.task,
-                out=dense_dir,
-                data_dir=config.data_dir,
-                train=config.finetune.model_copy(update={"seed": config.seed}),
-                max_train_samples=config.max_train_samples,
-                resume=config.resume,
-                progress=config.progress,
+        with step_progress(f"fine-tune {config.task}", config.progress) as on_step:
+            finetune_task(
+                FinetuneConfig(
+                    model=config.model,
+                    task=config.task,
+                    out=dense_dir,
+                    data_dir=config.data_dir,
+                    train=config.finetune.model_copy(update={"seed": config.seed}),
+                    max_train_samples=config.max_train_samples,
+                    resume=config.resume,
+                ),
+                on_step,
             )
-        )
     if not pruned_dir.is_dir():
         console.rule(f"2/3 prune {config.heads:.0%} of heads ({config.method}) and recover")
-        run_prune(
-            PruneConfig(
-                model=str(dense_dir),
-                out=pruned_dir,
-                method=config.method,
-                heads=config.heads,
-                task=config.task,
-                data_dir=config.data_dir,
-                seed=config.seed,
-                recover=config.recover.model_copy(update={"seed": config.seed}),
-                recover_max_samples=config.recover_max_samples,
-                progress=config.progress,
-            )
-        )
+        _prune_and_recover(config, dense_dir, pruned_dir)
 
     console.rule("3/3 measure")
-
     dense_metrics = json.loads((dense_dir / "metrics.json").read_text())
     pruned_metrics = json.loads((pruned_dir / "metrics.json").read_text())
     models = {"baseline": load(dense_dir), "model": load(pruned_dir)}
-    speed = speed_table(models, rounds=config.bench_rounds)
-    dense_stats, pruned_stats = (model_stats(m) for m in (models["baseline"], models["model"]))
+    stats = {name: model_stats(m) for name, m in models.items()}
+    speed = speed_table(
+        models, {n: s.to_dict() for n, s in stats.items()}, rounds=config.bench_rounds
+    )
+    timed = speed["models"]
     summary = {
         "task": config.task,
         "method": config.method,
         "seed": config.seed,
         "dense": {
-            "heads": dense_stats.heads_total,
-            "parameters": dense_stats.parameters,
+            "heads": stats["baseline"].heads_total,
+            "parameters": stats["baseline"].parameters,
             "validation": dense_metrics["validation"]["primary"],
             "dev": dense_metrics["dev"]["primary"],
-            "latency_ms": speed["models"]["baseline"]["latency"]["median_s"] * 1e3,
-            "throughput": speed["models"]["baseline"]["throughput"]["sequences_per_s"],
+            "latency_ms": timed["baseline"]["latency"]["median_s"] * 1e3,
+            "throughput": timed["baseline"]["throughput"]["sequences_per_s"],
         },
         "pruned": {
-            "heads": pruned_stats.heads_total,
-            "parameters": pruned_stats.parameters,
+            "heads": stats["model"].heads_total,
+            "parameters": stats["model"].parameters,
             "validation_before_recovery": pruned_metrics["after_pruning"]["validation"]["primary"],
             "dev_before_recovery": pruned_metrics["after_pruning"]["dev"]["primary"],
             "validation": pruned_metrics["after_recovery"]["validation"]["primary"],
             "dev": pruned_metrics["after_recovery"]["dev"]["primary"],
-            "latency_ms": speed["models"]["model"]["latency"]["median_s"] * 1e3,
-            "throughput": speed["models"]["model"]["throughput"]["sequences_per_s"],
+            "latency_ms": timed["model"]["latency"]["median_s"] * 1e3,
+            "throughput": timed["model"]["throughput"]["sequences_per_s"],
         },
         "primary_metric": primary_metric(config.task),
-        "speedup": speed["models"]["model"]["speedup"],
+        "speedup": timed["model"]["speedup"],
+        "timing_warnings": speed.get("warnings", []),
         "environment": speed["environment"],
         "paths": {"dense": str(dense_dir), "pruned": str(pruned_dir)},
         "config": config.model_dump(mode="json"),
     }
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> None:
+    """Decide on the validation split, cut, recover on a train subset, evaluate, save."""
+    seed_everything(config.seed)
+    model, tokenizer = load(dense_dir), load_tokenizer(dense_dir)
+    data = TaskData.for_task(config.task, tokenizer, config.data_dir, config.seed)
+    target = head_target(current_plan(model), heads=config.heads)
+    with method_progress(f"{config.method} decision", config.progress) as on_progress:
+        result = decide(model, config.method, target, data, config.seed, on_progress=on_progress)
+    pruned = apply_plan(result.model or model, result.plan)
+    splits = ("validation", "dev")
+    record: dict[str, Any] = {"task": config.task, "method": config.method, "seed": config.seed}
+    record["after_pruning"] = evaluate_splits(pruned, data, splits)
+    with step_progress("recover", config.progress) as on_step:
+        trained = recover(
+            pruned,
+            data,
+            config.recover.model_copy(update={"seed": config.seed}),
+            config.recover_max_samples,
+            on_step=on_step,
+        )
+    record["recovery_seconds"] = round(trained.seconds, 2)
+    record["after_recovery"] = evaluate_splits(pruned, data, splits)
+    record["decision_seconds"] = result.record["decision_seconds"]
+    with atomic_output_dir(pruned_dir) as tmp:
+        write_model_files(pruned, tmp, tokenizer)
+        result.plan.write(tmp / "plan.json")
+        write_json(tmp / "metrics.json", record)

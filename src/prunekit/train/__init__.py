@@ -1,16 +1,43 @@
-"""Fine-tuning (accelerate) and evaluation."""
+"""The one training loop (accelerate), its losses and schedules, recovery and evaluation."""
 
-from prunekit.train.distill import distillation_loss, make_distillation_loss
-from prunekit.train.evaluate import EvalResult, evaluate, predict
-from prunekit.train.finetune import TrainConfig, TrainResult, finetune
+from prunekit.train.distill import (
+    DistillConfig,
+    distillation_loss,
+    distillation_parts,
+    make_distillation_loss,
+)
+from prunekit.train.evaluate import EvalResult, evaluate, evaluate_splits, predict
+from prunekit.train.finetune import (
+    METRICS_FILE,
+    GeneratorState,
+    LossFn,
+    ParamGroup,
+    StepCallback,
+    TrainConfig,
+    TrainExtras,
+    TrainResult,
+    finetune,
+)
+from prunekit.train.recover import recover, recovery_steps
 
 __all__ = [
+    "METRICS_FILE",
+    "DistillConfig",
     "EvalResult",
+    "GeneratorState",
+    "LossFn",
+    "ParamGroup",
+    "StepCallback",
     "TrainConfig",
+    "TrainExtras",
     "TrainResult",
     "distillation_loss",
+    "distillation_parts",
     "evaluate",
+    "evaluate_splits",
     "finetune",
     "make_distillation_loss",
     "predict",
+    "recover",
+    "recovery_steps",
 ]

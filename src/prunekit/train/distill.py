@@ -3,21 +3,36 @@
 Classification: ``alpha_kd * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + alpha_ce * CE``
 (Hinton et al.; movement-pruning defaults T = 2, 0.5 / 0.5). Regression (STS-B, OUR CHOICE from
 methods.md §6.5, applied to every KD method): ``alpha_kd * MSE(student, teacher) +
-alpha_ce * MSE(student, gold)``.
+alpha_ce * MSE(student, gold)``. The two terms are returned as named parts (``kd``, ``ce``) so
+the training loop shows and logs each.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from prunekit.train.finetune import LossFn
 
-__all__ = ["distillation_loss", "make_distillation_loss"]
+__all__ = ["DistillConfig", "distillation_loss", "distillation_parts", "make_distillation_loss"]
 
 
-def distillation_loss(
+class DistillConfig(BaseModel):
+    """Logit distillation from the unpruned model during recovery."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(2.0, gt=0)
+    alpha_kd: float = Field(0.5, ge=0, le=1)
+
+    @property
+    def alpha_ce(self) -> float:
+        return 1.0 - self.alpha_kd
+
+
+def distillation_parts(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
     labels: torch.Tensor,
@@ -25,47 +40,50 @@ def distillation_loss(
     alpha_kd: float = 0.5,
     alpha_ce: float = 0.5,
     is_regression: bool = False,
-) -> torch.Tensor:
-    """Combined loss for one batch; logits ``[B, C]`` (``[B, 1]`` for regression)."""
+) -> dict[str, torch.Tensor]:
+    """The weighted ``kd`` and ``ce`` terms for one batch; logits ``[B, C]`` (``[B, 1]``)."""
     if is_regression:
         student = student_logits.squeeze(-1)
-        return alpha_kd * F.mse_loss(student, teacher_logits.squeeze(-1)) + alpha_ce * F.mse_loss(
-            student, labels.to(student.dtype)
-        )
+        return {
+            "kd": alpha_kd * F.mse_loss(student, teacher_logits.squeeze(-1)),
+            "ce": alpha_ce * F.mse_loss(student, labels.to(student.dtype)),
+        }
     t = temperature
     kd = F.kl_div(
         F.log_softmax(student_logits / t, dim=-1),
         F.softmax(teacher_logits / t, dim=-1),
         reduction="batchmean",
     ) * (t * t)
-    return alpha_kd * kd + alpha_ce * F.cross_entropy(student_logits, labels)
+    return {"kd": alpha_kd * kd, "ce": alpha_ce * F.cross_entropy(student_logits, labels)}
+
+
+def distillation_loss(*args, **kwargs) -> torch.Tensor:
+    """The combined loss (``kd + ce``) of `distillation_parts`."""
+    parts = distillation_parts(*args, **kwargs)
+    return parts["kd"] + parts["ce"]
 
 
 def make_distillation_loss(
-    teacher: nn.Module,
-    temperature: float = 2.0,
-    alpha_kd: float = 0.5,
-    alpha_ce: float = 0.5,
-    is_regression: bool = False,
+    teacher: nn.Module, config: DistillConfig, is_regression: bool = False
 ) -> LossFn:
-    """A ``loss_fn(student, batch)`` for `finetune` that runs the frozen teacher on each batch."""
+    """A ``loss_fn(student, batch, step)`` for `finetune` that runs the frozen teacher."""
     teacher.eval()
     for param in teacher.parameters():
         param.requires_grad_(False)
 
-    def loss_fn(student: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss_fn(student: nn.Module, batch: dict[str, torch.Tensor], step: int):
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         device = next(teacher.parameters()).device
         with torch.no_grad():
             teacher_logits = teacher(**{k: v.to(device) for k, v in inputs.items()}).logits
         student_logits = student(**inputs).logits
-        return distillation_loss(
+        return distillation_parts(
             student_logits,
             teacher_logits.to(student_logits.device),
             batch["labels"],
-            temperature,
-            alpha_kd,
-            alpha_ce,
+            config.temperature,
+            config.alpha_kd,
+            config.alpha_ce,
             is_regression,
         )
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prunekit.data import TaskSpec, compute_metrics, primary_metric
+from prunekit.data import TaskData, TaskSpec, compute_metrics, primary_metric
 
-__all__ = ["EvalResult", "evaluate", "predict"]
+__all__ = ["EvalResult", "evaluate", "evaluate_splits", "predict"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,13 @@ def evaluate(
         primary=metrics[primary_metric(task)],
         examples=len(labels),
     )
+
+
+def evaluate_splits(
+    model: nn.Module, data: TaskData, splits: tuple[str, ...], max_samples: int | None = None
+) -> dict[str, dict]:
+    """`evaluate` on several splits of one task: ``{split: EvalResult.to_dict()}``."""
+    return {
+        s: evaluate(model, data.dataset(s, max_samples), data.collate, data.task, s).to_dict()
+        for s in splits
+    }

@@ -1,7 +1,17 @@
-"""Fine-tuning loop on `accelerate`: one process on CPU by default, several via
-``accelerate launch`` / ``torchrun``. Checkpoints every epoch (or N steps) and resumes to the
-same result: model, optimizer, scheduler and RNG states are restored and the already-seen
-batches of the interrupted epoch are skipped.
+"""The one training loop: fine-tuning, recovery, distillation and every method that trains.
+
+Runs on `accelerate`: one process on CPU by default, several via ``accelerate launch`` /
+``torchrun``. Checkpoints every epoch (or N steps) and resumes to the same result: model,
+optimizer, scheduler, RNG states and every piece of method state registered in `TrainExtras`
+are restored, and the already-seen batches of the interrupted epoch are skipped.
+
+What a training-time method adds (`TrainExtras`), instead of writing its own loop:
+- a step-aware loss ``loss_fn(model, batch, step)`` returning a tensor or named parts (summed;
+  each part is shown in the progress line and logged to ``metrics.jsonl``);
+- extra parameter groups with their own learning rate (L0 log alpha, movement scores), some
+  trained by gradient ascent (Lagrange multipliers);
+- hooks run on every process after each optimizer step (re-applying masks, schedule events);
+- state objects (``state_dict``/``load_state_dict``) checkpointed with the model.
 """
 
 from __future__ import annotations
@@ -10,10 +20,11 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -21,16 +32,32 @@ from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from transformers import get_linear_schedule_with_warmup
 
-__all__ = ["TrainConfig", "TrainResult", "finetune", "LossFn", "StepCallback"]
+from prunekit.device import resolve_device
+from prunekit.train.schedules import constant, linear_warmup_decay
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainExtras",
+    "ParamGroup",
+    "GeneratorState",
+    "finetune",
+    "LossFn",
+    "LossOutput",
+    "StepCallback",
+    "METRICS_FILE",
+]
 
 log = logging.getLogger(__name__)
 
-LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
-StepCallback = Callable[[int, int, float], None]  # (step, total_steps, loss)
+LossOutput = torch.Tensor | dict[str, torch.Tensor]
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], LossOutput]
+# (step, total_steps, values): values holds "loss" (the sum), each named part and any status.
+StepCallback = Callable[[int, int, dict[str, float]], None]
 
 _STATE_FILE = "trainer_state.json"
+METRICS_FILE = "metrics.jsonl"
 
 
 class TrainConfig(BaseModel):
@@ -45,10 +72,60 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
+    lr_schedule: Literal["linear", "constant"] = "linear"
     checkpoint_every: int | None = Field(
         None, ge=1, description="steps between checkpoints; default: every epoch"
     )
+    log_every: int = Field(10, ge=1, description="steps per line of metrics.jsonl")
+    device: str = Field("auto", description="auto (cuda when present), cpu or cuda")
     seed: int = 0
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class ParamGroup:
+    """Parameters outside the model's weights, with their own optimiser settings.
+
+    ``ascent`` trains them to *maximise* the loss (Lagrange multipliers): their gradient is
+    negated before the step. ``scheduled`` makes them follow the weights' warm-up/decay.
+    """
+
+    params: Sequence[torch.Tensor]
+    lr: float
+    weight_decay: float = 0.0
+    ascent: bool = False
+    scheduled: bool = False
+
+    def __post_init__(self) -> None:
+        self.params = list(self.params)  # a generator (module.parameters()) would run dry
+
+
+@dataclass
+class TrainExtras:
+    """What a training-time method plugs into `finetune` (see the module docstring)."""
+
+    param_groups: Sequence[ParamGroup] = ()
+    after_step: Sequence[Callable[[int], None]] = ()
+    state: Mapping[str, Stateful] = field(default_factory=dict)
+    status: Callable[[], dict[str, float]] | None = None
+
+
+class GeneratorState:
+    """A `torch.Generator` as checkpointable state, so resumed sampling continues exactly."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["rng"])
 
 
 @dataclass
@@ -57,6 +134,7 @@ class TrainResult:
     final_loss: float
     resumed_from_step: int
     seconds: float
+    log: list[dict[str, float]] = field(default_factory=list)
 
 
 def finetune(
@@ -68,22 +146,25 @@ def finetune(
     resume: bool = False,
     loss_fn: LossFn | None = None,
     on_step: StepCallback | None = None,
+    extras: TrainExtras | None = None,
 ) -> TrainResult:
     """Train ``model`` in place. Returns when ``max_steps`` or ``epochs`` are done.
 
     Args:
-        loss_fn: ``fn(model, batch) -> loss``; default is the model's own loss from ``labels``.
-        checkpoint_dir: where ``last/`` (the newest checkpoint) is kept; ``None`` = no checkpoints.
+        loss_fn: ``fn(model, batch, step) -> loss or {name: loss}`` (``step`` counts optimizer
+            steps done before this batch); default is the model's own loss from ``labels``.
+        checkpoint_dir: holds ``last/`` (the newest checkpoint) and ``metrics.jsonl``;
+            ``None`` = no checkpoints and no log file (the log is still returned).
         resume: continue from ``checkpoint_dir/last`` when it exists.
         on_step: called on the main process after every optimizer step.
+        extras: parameter groups, hooks and state of a training-time method.
     """
-    import time
-
     started = time.perf_counter()
+    extras = extras or TrainExtras()
     set_seed(config.seed)
     accelerator = Accelerator(
         # accelerate only forms a multi-process CPU group (gloo) when told it runs on CPU.
-        cpu=not torch.cuda.is_available(),
+        cpu=resolve_device(config.device).type == "cpu",
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
     loader = DataLoader(
@@ -93,23 +174,36 @@ def finetune(
         collate_fn=collate,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    optimizer = torch.optim.AdamW(
-        _param_groups(model, config.weight_decay), lr=config.learning_rate
-    )
+    groups, schedules = _param_groups(model, config, extras.param_groups)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = len(loader)  # per process, after sharding
     total = config.max_steps or steps_per_epoch * config.epochs
     epochs = math.ceil(total / steps_per_epoch)
+    warmup = int(config.warmup_ratio * total)
+    weights_schedule = (
+        (lambda s: linear_warmup_decay(s, warmup, total))
+        if config.lr_schedule == "linear"
+        else constant
+    )
     # Not passed to prepare(): accelerate would step it once per process per optimizer step.
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [weights_schedule if s else constant for s in schedules]
+    )
     accelerator.register_for_checkpointing(scheduler)
+    for name in sorted(extras.state):  # sorted: the checkpoint slots must not depend on order
+        accelerator.register_for_checkpointing(extras.state[name])
     compute_loss = loss_fn or _model_loss
+    ascent = [p for g in extras.param_groups if g.ascent for p in g.params]
 
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
+    logger = _MetricsLog(checkpoint_dir, config.log_every, accelerator.is_main_process)
     if resume and last_dir is not None and (last_dir / _STATE_FILE).is_file():
         accelerator.load_state(str(last_dir))
-        step = json.loads((last_dir / _STATE_FILE).read_text())["step"]
+        saved = json.loads((last_dir / _STATE_FILE).read_text())
+        step = saved["step"]
+        logger.restore(step, saved.get("pending", {}))
         log.info("resumed from step %d of %d", step, total)
     resumed_from = step
 
@@ -120,20 +214,32 @@ def finetune(
         seen = step - epoch * steps_per_epoch
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
         for batch in batches:
-            loss = compute_loss(model, batch)
+            parts = _named_parts(compute_loss(model, batch, step))
+            loss = sum(parts.values())
             accelerator.backward(loss)
+            for param in ascent:
+                if param.grad is not None:
+                    param.grad.neg_()
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
             step += 1
+            for hook in extras.after_step:  # every process: masks must match across ranks
+                hook(step)
             loss_value = loss.detach().item()
+            values = {"loss": loss_value}
+            if len(parts) > 1:
+                values |= {name: part.detach().item() for name, part in parts.items()}
+            if extras.status is not None:
+                values |= extras.status()
+            logger.add(step, values, scheduler.get_last_lr()[0], final=step >= total)
             if on_step is not None and accelerator.is_main_process:
-                on_step(step, total, loss_value)
+                on_step(step, total, values)
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             if last_dir is not None and due and step < total:
-                _save_checkpoint(accelerator, last_dir, step)
+                _save_checkpoint(accelerator, last_dir, step, logger.pending_state())
             if step >= total:
                 break
         if step >= total:
@@ -148,27 +254,95 @@ def finetune(
         final_loss=loss_value,
         resumed_from_step=resumed_from,
         seconds=time.perf_counter() - started,
+        log=logger.read(),
     )
 
 
-def _model_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:
     return model(**batch).loss
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def _named_parts(output: LossOutput) -> dict[str, torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return {"loss": output}
+    if not output:
+        raise ValueError("the loss function returned no loss parts")
+    return dict(output)
+
+
+def _param_groups(
+    model: nn.Module, config: TrainConfig, extra: Iterable[ParamGroup]
+) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Optimizer groups (model weights first) and whether each follows the weights' schedule."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         # Biases and LayerNorm weights are not decayed (BERT recipe).
         (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    schedules = [True, True]
+    for group in extra:
+        groups.append(
+            {"params": list(group.params), "lr": group.lr, "weight_decay": group.weight_decay}
+        )
+        schedules.append(group.scheduled)
+    kept = [i for i, g in enumerate(groups) if g["params"]]  # frozen weights leave groups empty
+    if not kept:
+        raise ValueError("nothing to train: no parameter requires grad")
+    return [groups[i] for i in kept], [schedules[i] for i in kept]
 
 
-def _save_checkpoint(accelerator: Accelerator, last_dir: Path, step: int) -> None:
+class _MetricsLog:
+    """Means of every logged value over each ``log_every`` steps, appended to metrics.jsonl.
+
+    The sums of an unfinished interval travel in the checkpoint, so a resumed run writes the
+    same lines as an uninterrupted one; lines past the checkpoint are dropped on resume.
+    """
+
+    def __init__(self, directory: Path | None, every: int, main: bool) -> None:
+        self.path = directory / METRICS_FILE if directory is not None else None
+        self.every, self.main = every, main
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.lines: list[dict[str, float]] = []
+        if self.path is not None and main:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def restore(self, step: int, pending: dict[str, Any]) -> None:
+        self.sums, self.count = dict(pending.get("sums", {})), int(pending.get("count", 0))
+        if self.path is not None and self.path.is_file():
+            kept = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
+            self.lines = [line for line in kept if line["step"] <= step]
+            if self.main:
+                self.path.write_text("".join(json.dumps(x) + "\n" for x in self.lines))
+
+    def add(self, step: int, values: dict[str, float], lr: float, final: bool) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+        if step % self.every and not final:
+            return
+        line = {"step": step, "lr": lr, **{k: v / self.count for k, v in self.sums.items()}}
+        self.lines.append(line)
+        self.sums, self.count = {}, 0
+        if self.path is not None and self.main:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+    def pending_state(self) -> dict[str, Any]:
+        return {"sums": self.sums, "count": self.count}
+
+    def read(self) -> list[dict[str, float]]:
+        return list(self.lines)
+
+
+def _save_checkpoint(
+    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any]
+) -> None:
     """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one."""
     tmp = last_dir.with_name(f"{last_dir.name}.tmp")
     if accelerator.is_main_process and tmp.exists():
@@ -176,7 +350,7 @@ def _save_checkpoint(accelerator: Accelerator, last_dir: Path, step: int) -> Non
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
-        (tmp / _STATE_FILE).write_text(json.dumps({"step": step}))
+        (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "pending": pending}))
         if last_dir.exists():
             shutil.rmtree(last_dir)
         tmp.rename(last_dir)

@@ -1,0 +1,114 @@
+"""One task's tokenised splits and batch iterators: what every recipe and method reads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
+from prunekit.data.glue import TaskSpec, get_task, load_examples
+from prunekit.errors import ConfigError
+
+__all__ = ["SPLIT_SEED", "TaskData", "task_dataset"]
+
+# The validation split is carved from train with this fixed seed whatever --seed says, so a
+# model fine-tuned with one seed is never pruned or selected on examples it was trained on.
+SPLIT_SEED = 0
+
+
+def task_dataset(
+    task: TaskSpec,
+    split: str,
+    tokenizer: Any,
+    data_dir: str | os.PathLike | None,
+    seed: int,
+    max_seq_length: int = 128,
+    max_samples: int | None = None,
+) -> EncodedDataset:
+    """Tokenised examples of one split; ``max_samples`` keeps a ``seed``-ed random subset."""
+    examples = load_examples(task, split, data_dir=data_dir, seed=SPLIT_SEED)
+    if max_samples is not None:
+        if max_samples < 1:
+            raise ConfigError(f"--max-*-samples must be at least 1, got {max_samples}")
+        if max_samples < len(examples):
+            order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))
+            examples = [examples[i] for i in sorted(order[:max_samples].tolist())]
+    return encode_examples(examples, tokenizer, max_seq_length, is_regression=task.is_regression)
+
+
+@dataclass
+class TaskData:
+    """One task's tokenised splits, built lazily and cached, plus batch iterators over them."""
+
+    task: TaskSpec
+    tokenizer: Any
+    data_dir: str | os.PathLike | None
+    seed: int
+    max_seq_length: int = 128
+    batch_size: int = 32
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_task(
+        cls,
+        task: str | TaskSpec,
+        tokenizer: Any,
+        data_dir: str | os.PathLike | None,
+        seed: int,
+        max_seq_length: int = 128,
+        batch_size: int = 32,
+    ) -> TaskData:
+        """Checks that the task's train data exists before anything expensive happens."""
+        spec = get_task(task)
+        load_examples(spec, "train", data_dir=data_dir, seed=SPLIT_SEED)
+        return cls(spec, tokenizer, data_dir, seed, max_seq_length, batch_size)
+
+    def with_tokenizer(self, tokenizer: Any) -> TaskData:
+        return TaskData(
+            self.task, tokenizer, self.data_dir, self.seed, self.max_seq_length, self.batch_size
+        )
+
+    @property
+    def collate(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+        return make_collate(self.tokenizer)
+
+    def dataset(self, split: str, max_samples: int | None = None) -> EncodedDataset:
+        key = (split, max_samples)
+        if key not in self._cache:
+            self._cache[key] = task_dataset(
+                self.task,
+                split,
+                self.tokenizer,
+                self.data_dir,
+                self.seed,
+                self.max_seq_length,
+                max_samples,
+            )
+        return self._cache[key]
+
+    def batches(
+        self, split: str, max_samples: int | None = None, shuffle_seed: int | None = None
+    ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
+        """A re-iterable source of padded batches; with ``shuffle_seed`` each pass reshuffles
+        (deterministically: pass k uses seed ``shuffle_seed + k``)."""
+        passes = iter(range(1 << 30))
+
+        def iterate() -> Iterator[dict[str, torch.Tensor]]:
+            dataset = self.dataset(split, max_samples)
+            generator = None
+            if shuffle_seed is not None:
+                generator = torch.Generator().manual_seed(shuffle_seed + next(passes))
+            yield from DataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                collate_fn=self.collate,
+                shuffle=generator is not None,
+                generator=generator,
+            )
+
+        return iterate

@@ -1,0 +1,66 @@
+"""`decide`: run one registered method on a model and a task's data, the same way everywhere.
+
+`prunekit prune`, `prunekit compare` and the main job all decide through here, so every method
+sees the same splits: validation (carved from train, optionally subsampled) for scoring and
+search, train for methods that train, never dev.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from prunekit.data import TaskData
+from prunekit.methods.registry import HeadTarget, MethodResult, PruneRequest, get_method
+from prunekit.models import current_plan
+
+__all__ = ["decide"]
+
+
+def decide(
+    model: nn.Module,
+    method: str,
+    target: HeadTarget,
+    data: TaskData,
+    seed: int,
+    options: dict[str, Any] | None = None,
+    search_samples: int | None = None,
+    teacher: nn.Module | None = None,
+    state_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    train_budget_steps: int | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> MethodResult:
+    """Run ``method`` on ``model`` (never modified: a method that trains returns a copy).
+
+    The seconds spent deciding are added to ``result.record["decision_seconds"]``.
+    """
+    info = get_method(method)
+    config = info.parse_config(options)
+    # A sample as large as the split is the split: no subsample, nothing to re-verify on.
+    subsample = search_samples is not None and search_samples < len(data.dataset("validation"))
+    started = time.perf_counter()
+    request = PruneRequest(
+        model=model,
+        plan=current_plan(model),
+        target=target,
+        seed=seed,
+        batches=data.batches("validation", search_samples if subsample else None),
+        full_batches=data.batches("validation") if subsample else None,
+        train_set=data.dataset("train") if "train" in info.needs_data else None,
+        collate=data.collate,
+        task=data.task,
+        teacher=teacher,
+        config=config,
+        state_dir=state_dir,
+        cache_dir=cache_dir,
+        train_budget_steps=train_budget_steps,
+        on_progress=on_progress,
+    )
+    result = info(request)
+    result.record["decision_seconds"] = round(time.perf_counter() - started, 3)
+    return result

@@ -1,0 +1,30 @@
+"""Schedules as pure functions of the optimizer step, so a resumed run lands on the same values.
+
+Nothing here wraps ``optimizer.step``: the loop turns a schedule into a ``LambdaLR`` factor, and
+methods call their schedules (budget ramps, sparsity) with the step the loss function receives.
+"""
+
+from __future__ import annotations
+
+__all__ = ["linear_warmup_decay", "constant", "linear_ramp"]
+
+
+def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: 0 -> 1 over ``warmup`` steps, then 1 -> 0 at ``total`` (BERT).
+
+    The same formula as transformers' ``get_linear_schedule_with_warmup``, so fine-tuning runs
+    reproduce the numbers of prunekit 0.1.
+    """
+    if step < warmup:
+        return float(step) / float(max(1, warmup))
+    return max(0.0, float(total - step) / float(max(1, total - warmup)))
+
+
+def constant(step: int) -> float:
+    """Learning-rate factor 1 at every step (gates, multipliers, or ``lr_schedule="constant"``)."""
+    return 1.0
+
+
+def linear_ramp(step: int, start: float, end: float, ramp_steps: int) -> float:
+    """``start`` at step 0, ``end`` from ``ramp_steps`` on, linear in between (L0's budget)."""
+    return start + (end - start) * min(1.0, step / max(1, ramp_steps))
