@@ -4,21 +4,72 @@ A plan names what *stays*, always in the indices of the original dense model, so
 any checkpoint means the same thing whatever was pruned before it. Per layer it holds the kept
 attention heads and the kept FFN neurons (``None`` = the layer's FFN is untouched, which keeps
 config.json short for head-only pruning).
+
+A plan may also carry unstructured masks (`with_masks`): boolean tensors keyed
+``"{layer}.{slot}"`` (slot: one of `MASK_SLOTS`, the adapter's six linears), each in the dense
+shape of that linear's weight, so that they compose with head and FFN pruning like every other
+index in a plan. ``sparse_masks`` names the safetensors file that holds them, beside plan.json or
+in a model directory; the tensors themselves live in a private attribute and are never put in JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+import safetensors.torch
+import torch
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
+from safetensors import SafetensorError
 
 from prunekit.errors import PlanError
 
-__all__ = ["PruningPlan", "PLAN_FORMAT_VERSION"]
+__all__ = [
+    "PruningPlan",
+    "PLAN_FORMAT_VERSION",
+    "READABLE_FORMAT_VERSIONS",
+    "MASK_SLOTS",
+    "MASKS_FILE",
+]
 
-PLAN_FORMAT_VERSION = 1
+# 1: prunekit 0.1.0 (heads and FFN neurons). 2: adds ``sparse_masks``. Version 1 reads as 2.
+PLAN_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+MASK_SLOTS = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
+MASKS_FILE = "masks.safetensors"
+
+# Which dense dimension each weight axis has: "attn" = heads * head_size, "ffn" = FFN width,
+# "hidden" = model width. Used to check that masks agree with each other and with the plan.
+_MASK_AXES = {
+    "query": ("attn", "hidden"),
+    "key": ("attn", "hidden"),
+    "value": ("attn", "hidden"),
+    "attn_out": ("hidden", "attn"),
+    "ffn_in": ("ffn", "hidden"),
+    "ffn_out": ("hidden", "ffn"),
+}
+
+
+class _MaskSet:
+    """A plan's mask tensors, wrapped because pydantic compares private attributes with ``==``."""
+
+    __slots__ = ("tensors",)
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _MaskSet):
+            return NotImplemented
+        return self.tensors.keys() == other.tensors.keys() and all(
+            torch.equal(mask, other.tensors[key]) for key, mask in self.tensors.items()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class PruningPlan(BaseModel):
@@ -31,7 +82,8 @@ class PruningPlan(BaseModel):
         kept_heads: ``[L]`` sorted lists of kept head indices in ``[0, H)``; may be empty.
         kept_ffn: ``None`` (all FFN neurons kept) or ``[L]`` entries, each ``None`` (layer
             untouched) or a sorted list of kept neuron indices in ``[0, intermediate_size)``.
-        sparse_masks: reserved for unstructured methods: parameter FQN -> mask file name.
+        sparse_masks: file name of the plan's masks (see `with_masks`), relative to the directory
+            of plan.json or of the model; ``None`` when the plan has no masks.
         method: name of the method that produced the plan, for provenance.
         meta: free-form provenance (seed, scores file, ...); never read by surgery.
     """
@@ -43,9 +95,12 @@ class PruningPlan(BaseModel):
     intermediate_size: int
     kept_heads: tuple[tuple[int, ...], ...]
     kept_ffn: tuple[tuple[int, ...] | None, ...] | None = None
-    sparse_masks: dict[str, str] | None = None
+    sparse_masks: str | None = None
     method: str | None = None
     meta: dict[str, Any] = {}
+
+    # None = no masks loaded: either the plan has none, or it names a file not read yet.
+    _mask_set: _MaskSet | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> PruningPlan:
@@ -65,6 +120,10 @@ class PruningPlan(BaseModel):
             for layer, neurons in enumerate(self.kept_ffn):
                 if neurons is not None:
                     _check_indices(neurons, self.intermediate_size, f"kept_ffn[{layer}]")
+        if self.sparse_masks is not None and _bad_file_name(self.sparse_masks):
+            raise ValueError(
+                f"sparse_masks must be a plain *.safetensors file name, got {self.sparse_masks!r}"
+            )
         return self
 
     # ------------------------------------------------------------------ construction
@@ -99,10 +158,26 @@ class PruningPlan(BaseModel):
 
     @classmethod
     def read(cls, path: str | Path) -> PruningPlan:
+        """Read plan.json and, if it names one, the masks file beside it."""
         path = Path(path)
         if not path.is_file():
             raise PlanError(f"plan file not found: {path}")
-        return cls.from_json(path.read_text())
+        return cls.from_json(path.read_text()).resolve_masks(path.parent)
+
+    def resolve_masks(self, directory: str | Path) -> PruningPlan:
+        """This plan with the masks file it names read from ``directory`` (safetensors only)."""
+        if self.sparse_masks is None:
+            return self
+        path = Path(directory) / self.sparse_masks
+        if not path.is_file():
+            raise PlanError(
+                f"plan names masks file {self.sparse_masks!r} but {path} does not exist"
+            )
+        try:
+            masks = safetensors.torch.load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise PlanError(f"masks file {path} is corrupt: {err}") from None
+        return self.with_masks(masks, self.sparse_masks)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, exclude_none=True)
@@ -111,7 +186,67 @@ class PruningPlan(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+        """Write plan.json to ``path`` and the masks file it names beside it, each atomically."""
+        path = Path(path)
+        self.write_masks(path.parent)
+        _write_atomic(path, lambda tmp: tmp.write_text(self.to_json() + "\n"))
+
+    def write_masks(self, directory: str | Path) -> Path | None:
+        """Write the masks to ``directory / sparse_masks`` atomically; None when there are none."""
+        masks = self.masks
+        if not masks:
+            return None
+        path = Path(directory) / self.sparse_masks  # type: ignore[operator]
+        _write_atomic(
+            path, lambda tmp: safetensors.torch.save_file(masks, str(tmp), {"format": "pt"})
+        )
+        return path
+
+    # ------------------------------------------------------------------ masks
+
+    def with_masks(
+        self, masks: Mapping[str, torch.Tensor], file_name: str = MASKS_FILE
+    ) -> PruningPlan:
+        """This plan with unstructured ``masks`` (True = keep), replacing any it had.
+
+        Args:
+            masks: ``"{layer}.{slot}"`` -> bool tensor in the dense shape of that linear's weight
+                (``[out, in]``); a missing key keeps the whole weight. The plan keeps references
+                to (CPU copies of) the tensors: do not modify them afterwards.
+            file_name: name of the safetensors file the masks are written to.
+
+        Raises:
+            PlanError: a key, dtype or shape does not fit the plan, or the file name is bad.
+        """
+        if not masks:
+            return self.without_masks()
+        if _bad_file_name(file_name):
+            raise PlanError(
+                f"masks file name must be a plain *.safetensors name, got {file_name!r}"
+            )
+        # model_copy skips validation, which `_check_masks` and the name check above stand in for.
+        plan = self.model_copy(update={"sparse_masks": file_name})
+        plan._mask_set = _MaskSet(_check_masks(self, masks))
+        return plan
+
+    def without_masks(self) -> PruningPlan:
+        if self.sparse_masks is None and self._mask_set is None:
+            return self
+        plan = self.model_copy(update={"sparse_masks": None})
+        plan._mask_set = None
+        return plan
+
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """``"{layer}.{slot}"`` -> bool mask in the dense weight shape; ``{}`` when none."""
+        if self.sparse_masks is None:
+            return {}
+        if self._mask_set is None:
+            raise PlanError(
+                f"plan names masks file {self.sparse_masks!r} but its masks were not loaded; "
+                "read it with PruningPlan.read or prunekit.load"
+            )
+        return dict(self._mask_set.tensors)
 
     # ------------------------------------------------------------------ queries
 
@@ -153,8 +288,11 @@ class PruningPlan(BaseModel):
             other.intermediate_size,
         )
 
-    def is_subset_of(self, other: PruningPlan) -> bool:
-        """True when everything this plan keeps is also kept by ``other``."""
+    def is_subset_of(self, other: PruningPlan, masks: bool = True) -> bool:
+        """True when everything this plan keeps is also kept by ``other``.
+
+        With ``masks``, each mask entry must be kept by ``other`` too (a missing mask keeps all).
+        """
         if not self.same_shape_as(other):
             return False
         for layer in range(self.num_layers):
@@ -162,7 +300,15 @@ class PruningPlan(BaseModel):
                 return False
             if not set(self.ffn_kept(layer)) <= set(other.ffn_kept(layer)):
                 return False
-        return True
+        if not masks:
+            return True
+        mine = self.masks
+        return all(
+            bool(limit.all())
+            if key not in mine
+            else mine[key].shape == limit.shape and not bool((mine[key] & ~limit).any())
+            for key, limit in other.masks.items()
+        )
 
     def then(self, later: PruningPlan) -> PruningPlan:
         """The plan equal to applying ``self`` and then ``later``: what both keep."""
@@ -184,11 +330,24 @@ class PruningPlan(BaseModel):
                 else tuple(sorted(set(self.ffn_kept(i)) & set(later.ffn_kept(i))))
                 for i in range(self.num_layers)
             )
-        return self.model_copy(update={"kept_heads": heads, "kept_ffn": ffn, "method": None})
+        plan = self.without_masks().model_copy(
+            update={"kept_heads": heads, "kept_ffn": ffn, "method": None}
+        )
+        masks = self.masks  # AND: an entry survives only if both plans keep it
+        for key, mask in later.masks.items():
+            masks[key] = masks[key] & mask if key in masks else mask
+        if not masks:
+            return plan
+        return plan.with_masks(masks, self.sparse_masks or later.sparse_masks or MASKS_FILE)
 
     def summary(self) -> str:
         per_layer = " ".join(str(n) for n in self.heads_per_layer)
-        return f"{self.heads_kept}/{self.heads_total} heads kept (per layer: {per_layer})"
+        text = f"{self.heads_kept}/{self.heads_total} heads kept (per layer: {per_layer})"
+        if self.sparse_masks is not None and self._mask_set is not None:
+            masks = self._mask_set.tensors.values()
+            kept = sum(int(m.sum()) for m in masks) / sum(m.numel() for m in masks)
+            text += f"; {len(masks)} masks keep {kept:.1%} of their weights"
+        return text
 
 
 def _check_indices(indices: tuple[int, ...], upper: int, where: str) -> None:
@@ -206,3 +365,48 @@ def _first_error(err: ValidationError) -> str:
     loc = ".".join(str(p) for p in first.get("loc", ()))
     msg = first.get("msg", str(err)).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg
+
+
+def _check_masks(plan: PruningPlan, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Validated CPU masks in layer/slot order; `PlanError` names the first offending mask."""
+    dims: dict[str, int] = {"ffn": plan.intermediate_size}
+    checked: dict[tuple[int, int], tuple[str, torch.Tensor]] = {}
+    for key, mask in masks.items():
+        layer_text, _, slot = str(key).partition(".")
+        if not layer_text.isdigit() or slot not in MASK_SLOTS:
+            raise PlanError(f"mask key {key!r} is not '<layer>.<slot>' with slot in {MASK_SLOTS}")
+        layer = int(layer_text)
+        if layer >= plan.num_layers:
+            raise PlanError(f"mask {key!r} is for layer {layer}; the plan has {plan.num_layers}")
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
+            what = f"{mask.dtype} {list(mask.shape)}" if isinstance(mask, torch.Tensor) else mask
+            raise PlanError(
+                f"mask {key!r} must be a 2-D bool tensor, got {type(mask).__name__} {what}"
+            )
+        for axis, size in zip(_MASK_AXES[slot], mask.shape, strict=True):
+            expected = dims.setdefault(axis, size)
+            if size != expected or (axis == "attn" and size % plan.num_heads):
+                raise PlanError(
+                    f"mask {key!r} has shape {list(mask.shape)}, which does not fit the plan "
+                    f"(FFN {plan.intermediate_size}, {plan.num_heads} heads) or the other masks"
+                )
+        checked[(layer, MASK_SLOTS.index(slot))] = (f"{layer}.{slot}", mask)  # "01." -> "1."
+    # Sorted, contiguous CPU tensors: safetensors needs contiguity, and sorting keeps files stable.
+    return {key: mask.detach().to("cpu").contiguous() for _, (key, mask) in sorted(checked.items())}
+
+
+def _bad_file_name(name: str) -> bool:
+    # A bare file name only: a config.json must not be able to point reads or writes elsewhere.
+    return Path(name).name != name or name.startswith(".") or not name.endswith(".safetensors")
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary sibling and rename it, so readers never see half a file."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import safetensors.torch
@@ -12,8 +14,12 @@ from conftest import TINY, tiny_batch, tiny_model
 
 from prunekit import PruningPlan, apply_plan, current_plan, load, save
 from prunekit.errors import ModelLoadError, OutputExistsError, UnsupportedModelError
+from prunekit.models import load_tokenizer
 from prunekit.models.adapter import get_adapter
 from prunekit.models.surgery import _head_rows, _slice_linear
+from prunekit.plan import MASK_SLOTS
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
 
@@ -43,7 +49,7 @@ def test_save_load_is_bit_identical(family, tmp_path):
 def test_config_records_plan_and_card_reports_sizes(tmp_path):
     save(apply_plan(tiny_model("bert"), UNEVEN), tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["prunekit"]["format_version"] == 1
+    assert config["prunekit"]["format_version"] == 2
     assert config["prunekit"]["plan"]["kept_heads"] == [[1, 3], [], [0, 1, 2]]
     assert config["num_attention_heads"] == H  # the config stays dense; the plan is the truth
     card = (tmp_path / "m" / "README.md").read_text()
@@ -177,3 +183,147 @@ def test_unsupported_architecture_directory(tmp_path):
     transformers.GPT2Model(config).save_pretrained(tmp_path / "gpt2")
     with pytest.raises(UnsupportedModelError, match="gpt2"):
         load(tmp_path / "gpt2")
+
+
+# ---------------------------------------------------------------------------- masks
+
+
+def tiny_masks(model, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random masks (about half kept) in the dense shape of every maskable linear."""
+    adapter = get_adapter(model)
+    generator = torch.Generator().manual_seed(seed)
+    masks = {}
+    for layer in range(L):
+        parts = adapter.layer_modules(model, layer)
+        for slot in MASK_SLOTS:
+            shape = getattr(parts, slot).get().weight.shape
+            masks[f"{layer}.{slot}"] = torch.rand(shape, generator=generator) < 0.5
+    return masks
+
+
+def test_save_load_keeps_masks_and_zeros(family, tmp_path):
+    model = tiny_model(family)
+    masks = tiny_masks(model)
+    apply_plan(model, UNEVEN.with_masks(masks))
+    save(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["prunekit"]["plan"]["sparse_masks"] == "model_masks.safetensors"
+    assert (tmp_path / "m" / "model_masks.safetensors").is_file()
+    loaded = load(tmp_path / "m")
+    for (name, got), (_, want) in zip(
+        loaded.state_dict().items(), model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(got, want), name
+    with torch.no_grad():
+        assert torch.equal(loaded(**tiny_batch()).logits, model(**tiny_batch()).logits)
+    plan = current_plan(loaded)
+    assert plan == current_plan(model)
+    assert all(torch.equal(plan.masks[k], masks[k]) for k in masks)
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "| nonzero parameters |" in card
+
+
+def test_model_with_a_missing_masks_file_does_not_load(tmp_path):
+    model = apply_plan(tiny_model("bert"), UNEVEN.with_masks(tiny_masks(tiny_model("bert"))))
+    save(model, tmp_path / "m")
+    (tmp_path / "m" / "model_masks.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="'model_masks.safetensors' but .* not exist") as info:
+        load(tmp_path / "m")
+    assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------- format versions
+
+
+def test_directory_written_by_prunekit_0_1_0_loads(tmp_path):
+    fixture = FIXTURES / "v0_1_0_bert_tiny"
+    config = json.loads((fixture / "config.json").read_text())
+    assert config["prunekit"]["format_version"] == 1 and "dtype" not in config
+    expected = json.loads((fixture / "expected.json").read_text())
+    model = load(fixture)
+    assert current_plan(model) == PruningPlan.build(
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=12,
+        kept_heads=[[0], [0, 1]],
+        kept_ffn=[None, [0, 2, 3, 5, 7, 8, 11]],
+        method="fixture",
+    )
+    batch = load_tokenizer(fixture)([expected["text"]], return_tensors="pt")
+    assert batch["input_ids"].tolist() == expected["input_ids"]
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert torch.equal(logits, torch.tensor(expected["logits"]))
+    # and what this version writes from it loads too
+    save(model, tmp_path / "again")
+    again = load(tmp_path / "again")
+    assert (
+        json.loads((tmp_path / "again" / "config.json").read_text())["prunekit"]["format_version"]
+        == 2
+    )
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, logits)
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    shutil.copytree(FIXTURES / "v0_1_0_bert_tiny", tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["prunekit"]["format_version"] = 3
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match=r"format version 3 is not supported .*\(reads 1, 2\)"):
+        load(tmp_path / "m")
+
+
+# ---------------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("plan", [None, UNEVEN], ids=["dense", "pruned"])
+def test_half_precision_reloads_bit_identical(tmp_path, dtype, plan):
+    model = tiny_model("bert")
+    if plan is not None:
+        apply_plan(model, plan)
+    model.to(dtype)
+    save(model, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["dtype"] == str(dtype)[6:]
+    loaded = load(tmp_path / "m")
+    assert loaded.dtype == dtype
+    for (name, got), (_, want) in zip(
+        loaded.state_dict().items(), model.state_dict().items(), strict=True
+    ):
+        assert got.dtype == want.dtype and torch.equal(got, want), name
+    with torch.no_grad():
+        assert torch.equal(loaded(**tiny_batch()).logits, model(**tiny_batch()).logits)
+
+
+def test_stale_config_dtype_is_overruled_by_the_weights(tmp_path):
+    """prunekit 0.1.0 kept config.dtype from before ``model.to(float16)``."""
+    model = tiny_model("bert").to(torch.float16)
+    save(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["dtype"] = "float32"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    loaded = load(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(loaded(**tiny_batch()).logits, model(**tiny_batch()).logits)
+
+
+def test_plain_half_precision_directory_loads_in_its_dtype(tmp_path):
+    model = tiny_model("bert").to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "dense")
+    loaded = load(tmp_path / "dense")
+    assert loaded.dtype == torch.bfloat16
+    with torch.no_grad():
+        assert torch.equal(loaded(**tiny_batch()).logits, model(**tiny_batch()).logits)
+
+
+def test_mixed_precision_reloads_bit_identical(tmp_path):
+    model = apply_plan(tiny_model("bert"), UNEVEN).to(torch.float16)
+    model.bert.embeddings.LayerNorm.float()  # a common mixed-precision layout
+    model.classifier.float()
+    save(model, tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    for (name, got), (_, want) in zip(
+        loaded.state_dict().items(), model.state_dict().items(), strict=True
+    ):
+        assert got.dtype == want.dtype and torch.equal(got, want), name

@@ -1,11 +1,13 @@
 """Save and load pruned models as Hugging Face directories that reload exactly.
 
 Layout written by `save`: ``model.safetensors`` (the only weight format read or written),
-``config.json`` with a ``prunekit`` section (format version + plan in original indices),
+``config.json`` with a ``prunekit`` section (format version + plan in original indices) and
+the model's actual ``dtype``, ``model_masks.safetensors`` when the plan has unstructured masks,
 tokenizer files and a ``README.md`` model card. `load` follows timm's builder: dense
 architecture from the config -> shapes from the plan -> strict safetensors load. Stock
 ``from_pretrained`` refuses such a directory with a size-mismatch error, never loads it wrongly.
-Directories written by transformers 4.x ``prune_heads`` (``config.pruned_heads``) load too.
+Directories written by transformers 4.x ``prune_heads`` (``config.pruned_heads``) and by
+prunekit 0.1.0 (format version 1: no masks, no reliable dtype) load too.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
+import torch
 import transformers
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
-from prunekit.errors import ModelLoadError, PrunekitError
+from prunekit.errors import ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.stats import model_stats
 from prunekit.models.surgery import (
@@ -34,13 +38,22 @@ from prunekit.models.surgery import (
     install_head_mask_guard,
 )
 from prunekit.outputs import atomic_output_dir
-from prunekit.plan import PLAN_FORMAT_VERSION, PruningPlan
+from prunekit.plan import PLAN_FORMAT_VERSION, READABLE_FORMAT_VERSIONS, PruningPlan
 
 __all__ = ["save", "write_model_files", "load", "load_tokenizer", "is_prunekit_dir"]
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
+# Not the plan's default "masks.safetensors": a recipe may write a method's plan.json (and its
+# masks) into the same directory, and that plan need not equal the model's composed one.
+MASKS_NAME = "model_masks.safetensors"
+_FLOAT_DTYPES = {
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+}
 
 
 def save(
@@ -58,14 +71,19 @@ def save(
 def write_model_files(model: PreTrainedModel, directory: Path, tokenizer: Any = None) -> None:
     """Write the model files into an existing (temporary) directory."""
     plan = current_plan(model)
+    if plan.sparse_masks is not None:
+        plan = plan.with_masks(plan.masks, MASKS_NAME)
     config = model.config
     setattr(config, CONFIG_KEY, {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()})
+    # ``model.to(float16)`` leaves config.dtype as it was; record what the weights really are.
+    config.dtype = _parameter_dtype(model) or config.dtype
     config.architectures = [type(model).__name__]
     # A transformers-4.x key would make 4.x loaders prune a second time; the plan replaces it.
     if hasattr(config, "pruned_heads"):
         delattr(config, "pruned_heads")
     config.save_pretrained(directory)
     safetensors.torch.save_model(model, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    plan.write_masks(directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(_model_card(model, plan))
@@ -106,9 +124,21 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
         raise ModelLoadError(f"cannot read {directory / 'config.json'}: {err}") from None
     get_adapter(config)  # fail on unsupported architectures before building anything
     model_class = _model_class(raw)
-    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    kwargs: dict[str, Any] = {}
+    if attn_implementation is not None:
+        kwargs["attn_implementation"] = attn_implementation
+    # The weights' own dtype, not config.dtype: prunekit 0.1.0 recorded a stale one.
+    file_dtypes = _file_dtypes(weights)
+    dtype = Counter(file_dtypes.values()).most_common(1)[0][0] if file_dtypes else config.dtype
+    if dtype is not None:
+        kwargs["dtype"] = dtype
 
     plan = _stored_plan(raw, config)
+    if plan is not None:
+        try:
+            plan = plan.resolve_masks(directory)
+        except PlanError as err:
+            raise ModelLoadError(f"{directory} is incomplete: {err}") from None
     for key in (CONFIG_KEY, "pruned_heads"):
         if hasattr(config, key):
             delattr(config, key)
@@ -120,7 +150,11 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
         else:
             model = model_class._from_config(config, **kwargs)
         if plan != dense_plan(config):
-            apply_plan(model, plan)
+            try:
+                apply_plan(model, plan)
+            except PlanError as err:
+                raise ModelLoadError(f"{directory} holds an unusable plan: {err}") from None
+        _match_dtypes(model, file_dtypes)
         _load_weights_strict(model, weights)
     install_head_mask_guard(model)
     return model.eval()
@@ -161,10 +195,10 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
         if not isinstance(section, dict) or "plan" not in section:
             raise ModelLoadError(f"config.json '{CONFIG_KEY}' section has no plan; corrupt")
         version = section.get("format_version")
-        if version != PLAN_FORMAT_VERSION:
+        if version not in READABLE_FORMAT_VERSIONS:
             raise ModelLoadError(
                 f"checkpoint format version {version} is not supported by this prunekit "
-                f"(expects {PLAN_FORMAT_VERSION}); upgrade prunekit"
+                f"(reads {', '.join(map(str, READABLE_FORMAT_VERSIONS))}); upgrade prunekit"
             )
         try:
             return PruningPlan.build(**section["plan"])
@@ -257,6 +291,32 @@ def quiet_transformers() -> Iterator[None]:
             transformers.utils.logging.enable_progress_bar()
 
 
+def _parameter_dtype(model: nn.Module) -> torch.dtype | None:
+    """The most common floating dtype among the parameters (by count), or None."""
+    counts = Counter(p.dtype for p in model.parameters() if p.is_floating_point())
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _file_dtypes(weights: Path) -> dict[str, torch.dtype]:
+    """Floating dtype of each tensor in a safetensors file, read from its header only."""
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            names = handle.keys()  # noqa: SIM118 (the handle is not iterable)
+            found = {key: handle.get_slice(key).get_dtype() for key in names}
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{weights} is corrupt: {err}") from None
+    return {key: _FLOAT_DTYPES[name] for key, name in found.items() if name in _FLOAT_DTYPES}
+
+
+def _match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None:
+    # A strict load casts into the existing tensors, so any tensor stored in another dtype than
+    # the one the model was built in (mixed precision) is converted first, for an exact reload.
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        dtype = file_dtypes.get(key)
+        if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+            tensor.data = tensor.data.to(dtype)
+
+
 def _load_weights_strict(model: nn.Module, weights: Path) -> None:
     try:
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
@@ -281,6 +341,14 @@ def _model_card(model: nn.Module, plan: PruningPlan) -> str:
     stats = model_stats(model)
     saved = 1 - stats.parameters / stats.parameters_original
     per_layer = ", ".join(str(n) for n in stats.heads_per_layer)
+    nonzero = ""
+    if plan.sparse_masks is not None:
+        nonzero = (
+            f"| nonzero parameters | {stats.parameters_original:,} | "
+            f"{stats.parameters_nonzero:,} |\n"
+            f"| nonzero encoder MACs @ {stats.seq_len} tokens | "
+            f"{stats.encoder_macs_original:,} | {stats.encoder_macs_nonzero:,} |\n"
+        )
     return (
         f"# {stats.architecture} pruned with prunekit\n\n"
         f"| | original | pruned |\n|---|---|---|\n"
@@ -288,7 +356,7 @@ def _model_card(model: nn.Module, plan: PruningPlan) -> str:
         f"| parameters | {stats.parameters_original:,} | {stats.parameters:,} "
         f"({saved:.1%} fewer) |\n"
         f"| encoder MACs @ {stats.seq_len} tokens | {stats.encoder_macs_original:,} | "
-        f"{stats.encoder_macs:,} |\n\n"
+        f"{stats.encoder_macs:,} |\n{nonzero}\n"
         f"Heads kept per layer: {per_layer}.\n\n"
         "The weights are physically smaller, so stock `from_pretrained` refuses this directory "
         "with a size-mismatch error. Load it with:\n\n"

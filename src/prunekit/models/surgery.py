@@ -2,8 +2,9 @@
 
 `apply_plan` slices the Q/K/V rows and output-projection columns of removed heads and the
 FFN rows/columns of removed neurons, updates the attention modules' bookkeeping, swaps in
-`EmptyAttention` for layers left without heads, and records the plan in ``config.prunekit``
-so that `prunekit.load` can rebuild the shapes. ``config.num_attention_heads`` and
+`EmptyAttention` for layers left without heads, zeroes what the plan's unstructured masks drop,
+and records the plan in ``config.prunekit`` (masks beside it, see `models/masks.py`) so that
+`prunekit.load` can rebuild the shapes. ``config.num_attention_heads`` and
 ``config.intermediate_size`` keep their dense values on purpose: the plan is the truth.
 """
 
@@ -17,13 +18,21 @@ from torch import nn
 
 from prunekit.errors import PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
-from prunekit.plan import PLAN_FORMAT_VERSION, PruningPlan
+from prunekit.models.masks import (
+    check_mask_shapes,
+    model_masks,
+    store_masks,
+    zero_masked_weights,
+)
+from prunekit.models.masks import head_rows as _head_rows
+from prunekit.plan import MASKS_FILE, PLAN_FORMAT_VERSION, PruningPlan
 
 __all__ = [
     "apply_plan",
     "current_plan",
     "dense_plan",
     "install_head_mask_guard",
+    "reapply_masks",
     "HeadMaskNotSupportedError",
     "CONFIG_KEY",
 ]
@@ -45,22 +54,29 @@ def dense_plan(model_or_config) -> PruningPlan:
 
 
 def current_plan(model_or_config) -> PruningPlan:
-    """What the model keeps now: ``config.prunekit['plan']``, or the dense plan."""
+    """What the model keeps now: ``config.prunekit['plan']``, or the dense plan.
+
+    The plan's masks come from the model (`models/masks.py`); given only a config, a plan that
+    names a masks file comes back without its tensors, and reading ``.masks`` raises `PlanError`.
+    """
     config = getattr(model_or_config, "config", model_or_config)
     section = getattr(config, CONFIG_KEY, None)
     if not section:
         return dense_plan(config)
     if not isinstance(section, dict) or "plan" not in section:
         raise PlanError(f"config.{CONFIG_KEY} has no 'plan' entry; the checkpoint is corrupt")
-    return PruningPlan.build(**section["plan"])
+    plan = PruningPlan.build(**section["plan"])
+    masks = model_masks(model_or_config) if plan.sparse_masks is not None else None
+    return plan if masks is None else plan.with_masks(masks, plan.sparse_masks)
 
 
 def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     """Physically remove what ``plan`` does not keep. Modifies ``model`` in place and returns it.
 
     ``plan`` is in original indices and may be applied to a model that is already pruned,
-    provided it keeps nothing that is already gone; the result equals applying
-    ``current_plan(model).then(plan)`` to the dense model.
+    provided it keeps no head or FFN neuron that is already gone; the result equals applying
+    ``current_plan(model).then(plan)`` to the dense model. Masks compose by AND: weights that
+    earlier masks zeroed stay zero (and are zeroed again if training moved them).
 
     Raises:
         PlanError: the plan does not match the model's shape or keeps removed units.
@@ -73,8 +89,10 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
             f"{plan.intermediate_size}, but the model has {before.num_layers} x "
             f"{before.num_heads}, FFN {before.intermediate_size}"
         )
-    if not plan.is_subset_of(before):
+    # Masks are left out: masked weights still exist (as zeros), so a plan may keep them.
+    if not plan.is_subset_of(before, masks=False):
         raise PlanError("plan keeps heads or FFN neurons that were already removed from this model")
+    check_mask_shapes(model, plan)
 
     head_size = adapter.head_size(model.config)
     for layer in range(plan.num_layers):
@@ -98,6 +116,11 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     adapter.after_surgery(model, [list(h) for h in plan.kept_heads])
 
     record = plan.model_copy(update={"meta": {}})  # provenance stays in plan.json, not config
+    masks = before.then(plan).masks
+    name = plan.sparse_masks or before.sparse_masks or MASKS_FILE
+    record = record.with_masks(masks, name) if masks else record.without_masks()
+    zero_masked_weights(model, record)
+    store_masks(model, record)
     setattr(
         model.config,
         CONFIG_KEY,
@@ -105,6 +128,14 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     )
     install_head_mask_guard(model)
     return model
+
+
+def reapply_masks(model: nn.Module) -> int:
+    """Zero again what the model's masks drop, e.g. after an optimizer step moved those weights.
+
+    Returns the number of weight entries the masks drop (0 for a model without masks).
+    """
+    return zero_masked_weights(model, current_plan(model))
 
 
 def install_head_mask_guard(model: nn.Module) -> None:
@@ -124,14 +155,6 @@ def _reject_head_mask(module: nn.Module, args: tuple, kwargs: dict[str, Any]) ->
 
 
 _reject_head_mask._prunekit_head_mask_guard = True  # type: ignore[attr-defined]
-
-
-def _head_rows(head_positions: list[int], head_size: int) -> torch.Tensor:
-    """Row indices of the given head positions in a ``[heads*head_size, ...]`` projection."""
-    if not head_positions:
-        return torch.empty(0, dtype=torch.long)
-    offsets = torch.arange(head_size)
-    return torch.cat([offsets + p * head_size for p in head_positions])
 
 
 def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:

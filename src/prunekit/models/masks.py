@@ -1,0 +1,108 @@
+"""Unstructured masks on a live model: where they are kept and how they zero the weights.
+
+A plan's masks are bool tensors in the *dense* shape of each linear (original indices), so that
+they mean the same thing before and after heads or FFN neurons are cut. To zero a pruned model's
+weights, `zero_masked_weights` slices each mask with the same head rows and FFN indices that
+surgery uses for the weight.
+
+The masks of the model's current plan are kept as a plain Python attribute (`MASKS_ATTR`) on the
+model, next to the JSON plan in ``config.prunekit``. Not a buffer: buffers go into the state dict,
+so ``model.safetensors`` would gain keys that stock loaders and our strict load reject. Not the
+config: configs are serialised to JSON. A plain attribute survives ``copy.deepcopy`` and costs
+one bool per dense weight entry (85 MB for BERT-base).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from prunekit.errors import PlanError
+from prunekit.models.adapter import get_adapter
+from prunekit.plan import PruningPlan
+
+__all__ = ["MASKS_ATTR", "model_masks", "store_masks", "check_mask_shapes", "zero_masked_weights"]
+
+MASKS_ATTR = "_prunekit_masks"
+
+
+def model_masks(model: nn.Module) -> dict[str, torch.Tensor] | None:
+    """The masks stored on ``model`` by `apply_plan`, or None."""
+    return getattr(model, MASKS_ATTR, None)
+
+
+def store_masks(model: nn.Module, plan: PruningPlan) -> None:
+    """Keep ``plan.masks`` on ``model`` (or drop what was there when the plan has none)."""
+    masks = plan.masks
+    if masks:
+        setattr(model, MASKS_ATTR, masks)
+    elif hasattr(model, MASKS_ATTR):
+        delattr(model, MASKS_ATTR)
+
+
+def check_mask_shapes(model: nn.Module, plan: PruningPlan) -> None:
+    """`PlanError` unless every mask has the dense shape of its linear in ``model``'s family.
+
+    ``[A, d]`` for query/key/value, ``[d, A]`` for attn_out, ``[F, d]`` for ffn_in and ``[d, F]``
+    for ffn_out, with ``A = heads * head_size``, ``d`` the hidden size and ``F`` the FFN width.
+    """
+    adapter = get_adapter(model)
+    config = model.config
+    d = adapter.hidden_size(config)
+    width = adapter.num_heads(config) * adapter.head_size(config)
+    ffn = adapter.intermediate_size(config)
+    dense = {"query": (width, d), "key": (width, d), "value": (width, d)}
+    dense |= {"attn_out": (d, width), "ffn_in": (ffn, d), "ffn_out": (d, ffn)}
+    for key, mask in plan.masks.items():
+        expected = dense[key.split(".", 1)[1]]
+        if tuple(mask.shape) != expected:
+            raise PlanError(
+                f"mask {key!r} has shape {list(mask.shape)} but the dense model's weight is "
+                f"{list(expected)}"
+            )
+
+
+def zero_masked_weights(model: nn.Module, plan: PruningPlan) -> int:
+    """Set to 0 the weights that ``plan.masks`` drops, in ``model``'s current (pruned) shapes.
+
+    ``plan`` must be the model's current plan (its kept heads and FFN neurons say which rows and
+    columns of each dense mask the weights still have). Returns how many entries the masks drop
+    among the remaining weights (already-zero ones included).
+    """
+    masks = plan.masks
+    if not masks:
+        return 0
+    adapter = get_adapter(model)
+    head_size = adapter.head_size(model.config)
+    dropped = 0
+    for layer in range(plan.num_layers):
+        ffn = torch.tensor(plan.ffn_kept(layer), dtype=torch.long)
+        index = {"ffn_in": (0, ffn), "ffn_out": (1, ffn)}
+        # A layer without heads has no Q/K/V, and its output projection has no columns.
+        if plan.kept_heads[layer]:
+            rows = head_rows(list(plan.kept_heads[layer]), head_size)
+            index |= {"query": (0, rows), "key": (0, rows), "value": (0, rows)}
+            index["attn_out"] = (1, rows)
+        parts = adapter.layer_modules(model, layer)
+        for slot, (dim, keep) in index.items():
+            mask = masks.get(f"{layer}.{slot}")
+            if mask is not None:
+                weight = getattr(parts, slot).get().weight
+                dropped += _zero(weight, mask.index_select(dim, keep))
+    return dropped
+
+
+def head_rows(head_positions: list[int], head_size: int) -> torch.Tensor:
+    """Row indices of the given head positions in a ``[heads*head_size, ...]`` projection."""
+    if not head_positions:
+        return torch.empty(0, dtype=torch.long)
+    offsets = torch.arange(head_size)
+    return torch.cat([offsets + p * head_size for p in head_positions])
+
+
+def _zero(weight: torch.Tensor, keep: torch.Tensor) -> int:
+    # masked_fill_, not mul_: 0 * inf is nan, and -w * 0 is -0.0, which differ from a stored 0.
+    drop = ~keep.to(weight.device)
+    with torch.no_grad():
+        weight.masked_fill_(drop, 0.0)
+    return int(drop.sum())
