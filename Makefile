@@ -22,7 +22,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/prunekit run --task sst2 --out runs/demo --overwrite
 
+# House rules first (seconds): lint, and the import layering of pyproject's [tool.importlinter].
 test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: setup

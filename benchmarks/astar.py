@@ -18,8 +18,8 @@ from pathlib import Path
 
 from head_baselines import dense_recipe
 
+from prunekit.data import TaskData
 from prunekit.models import load, load_tokenizer
-from prunekit.recipes.common import TaskData
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.scoring.evaluator import GatedEvaluator
@@ -126,7 +126,7 @@ def main() -> None:
                 task=task,
                 out=out,
                 methods=(),
-                astar_budgets=budgets,
+                budgets=budgets,
                 **dense_recipe(task),
                 **common,
             )

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from prunekit import apply_plan, current_plan
+from prunekit import apply_plan, current_plan, model_stats
+from prunekit.bench import speed_table
 from prunekit.data import get_task
 from prunekit.methods import HeadTarget, PruneRequest, get_method
 from prunekit.models.sources import load_for_task
-from prunekit.recipes.bench import speed_table
 
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = (0.25, 0.5, 0.75)
@@ -40,7 +40,7 @@ def build_models(seed: int) -> dict[str, torch.nn.Module]:
         keep = plan.heads_total - round(fraction * plan.heads_total)
         for mode in ("uniform", "uneven"):
             target = HeadTarget(keep=keep, per_layer=mode == "uniform")
-            chosen = get_method("random")(PruneRequest(dense, plan, target, seed=seed))
+            chosen = get_method("random")(PruneRequest(dense, plan, target, seed=seed)).plan
             models[f"{fraction:.0%} {mode}"] = apply_plan(copy.deepcopy(dense), chosen)
     return models
 
@@ -106,7 +106,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = build_models(args.seed)
-    result = speed_table(models, rounds=args.rounds, warmup=args.warmup)
+    sizes = {name: model_stats(model).to_dict() for name, model in models.items()}
+    result = speed_table(models, sizes, rounds=args.rounds, warmup=args.warmup)
     result.update(
         rounds=args.rounds,
         warmup=args.warmup,

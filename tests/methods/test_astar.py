@@ -264,7 +264,7 @@ def test_a_killed_search_resumes_from_its_memo(tmp_path):
     request = astar_request(model, HeadTarget(keep=L * H), max_evals=40, memo_dir=str(tmp_path))
     request.on_progress = kill  # dies after the first chunk of single-head ablations
     with pytest.raises(Killed):
-        get_method("astar")(request).plan
+        get_method("astar")(request)
     (memo,) = tmp_path.glob("*.jsonl")
     assert len(memo.read_text().splitlines()) == 1 + 8  # a0 and the first eight ablations
     again = get_method("astar")(

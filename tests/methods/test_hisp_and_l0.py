@@ -3,11 +3,13 @@ budget; neither touches the model's weights (unless L0 is asked to train them)."
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import TINY, tiny_batch, tiny_model, unbatch
 from torch.utils.data import default_collate
 
 from prunekit import current_plan
+from prunekit.errors import ConfigError
 from prunekit.methods import PruneRequest, get_method, head_target
 from prunekit.scoring import head_importance, normalize_per_layer
 
@@ -67,6 +69,36 @@ def test_l0_reports_progress():
     seen = []
     request = make_request(model, 6, steps=5)
     request.on_progress = seen.append
-    get_method("l0")(request).plan
+    get_method("l0")(request)
     assert [s["step"] for s in seen] == [1, 2, 3, 4, 5]
     assert {"loss", "expected_open_heads", "budget"} <= set(seen[0])
+
+
+def test_l0_killed_mid_training_resumes_to_the_same_gates(tmp_path):
+    reference = get_method("l0")(make_request(tiny_model("bert"), 4, steps=12)).plan
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(info):
+        if info["step"] == 7:
+            raise Killed
+
+    request = make_request(tiny_model("bert"), 4, steps=12)
+    request.state_dir, request.on_progress = tmp_path, kill_at_7
+    with pytest.raises(Killed):
+        get_method("l0")(request)
+    assert (tmp_path / "last").is_dir()  # every step is an epoch here: checkpointed at 6
+    request = make_request(tiny_model("bert"), 4, steps=12)
+    request.state_dir = tmp_path
+    resumed = get_method("l0")(request)
+    assert resumed.record["train_steps"] == 12
+    assert resumed.plan.kept_heads == reference.kept_heads
+    assert resumed.plan.meta["expected_open_heads"] == reference.meta["expected_open_heads"]
+
+
+def test_l0_options_are_typed():
+    with pytest.raises(ConfigError, match=r"l0: option steps='abc'.*valid options: .*gate_lr"):
+        get_method("l0")(make_request(tiny_model("bert"), 4, steps="abc"))
+    with pytest.raises(ConfigError, match="l0: unknown option 'stepz'; valid options"):
+        get_method("l0")(make_request(tiny_model("bert"), 4, stepz=3))

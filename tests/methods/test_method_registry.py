@@ -124,4 +124,4 @@ def test_unknown_method_lists_the_known_ones():
 
 def test_astar_rejects_per_layer_targets():
     with pytest.raises(ConfigError, match="per-layer"):
-        get_method("astar")(request(tiny_model("bert"), 6, per_layer=True, name="astar")).plan
+        get_method("astar")(request(tiny_model("bert"), 6, per_layer=True, name="astar"))

@@ -72,3 +72,17 @@ def test_report_writes_markdown_and_figures(run_dir):
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="prunekit compare"):
         run_report(tmp_path)
+
+
+def test_methods_that_trained_their_weights_are_marked_r1_equivalent(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    for r in rows:
+        if r["regime"] == "r1":
+            trained = r["method"] == "hisp"  # pretend hisp trained its weights itself
+            r |= {"r1_source": "method" if trained else "recovery", "budget_steps": 40}
+            r["train_steps"] = 30 if trained else 40
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = run_report(run_dir).read_text()
+    assert "| 50% | 69.00 ± 1.41 (-1.50)† | 63.00 ± 1.41 (-7.50) |" in text
+    assert "hisp trained its weights itself (30 steps; the others recover for 40 steps)" in text
+    assert "| 50% | 67.00 ± 1.41 (-3.50) | 61.00 ± 1.41 (-9.50) |" in text  # R0 unmarked

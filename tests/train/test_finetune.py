@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import torch
 from conftest import tiny_model
 from torch.utils.data import default_collate
 
-from prunekit.train import TrainConfig, finetune
+from prunekit import apply_plan, current_plan
+from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras, finetune
 
 HERE = Path(__file__).parent
 
@@ -114,3 +116,108 @@ def test_two_process_gloo_finetune_gives_identical_weights(tmp_path):
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
     assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)
+
+
+class Killed(Exception):
+    pass
+
+
+def masked_training(model, checkpoint_dir=None, resume=False, kill_at=None):
+    """A tiny method on the loop: a two-part loss (task + L1 on a trained scale), an extra
+    parameter group, a mask re-applied after every step, and a generator in the state."""
+    mask = (torch.arange(32 * 32).reshape(32, 32) % 3 != 0).float()
+    target = model.bert.encoder.layer[0].attention.self.query
+    scale = torch.nn.Parameter(torch.ones(1))
+    holder = torch.nn.Module()
+    holder.scale = scale
+    generator = torch.Generator().manual_seed(5)
+
+    def loss_fn(model, batch, step):
+        noise = torch.rand(1, generator=generator)  # consumes method RNG: must resume exactly
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits * scale
+        task = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        return {"task": task, "l1": 0.01 * (scale - noise).abs().sum()}
+
+    def reapply_mask(step):
+        with torch.no_grad():
+            target.weight.mul_(mask)
+
+    seen = []
+
+    def on_step(step, total, values):
+        seen.append(values)
+        if step == kill_at:
+            raise Killed
+
+    config = TrainConfig(
+        learning_rate=1e-3, epochs=3, batch_size=8, checkpoint_every=4, log_every=3
+    )
+    extras = TrainExtras(
+        param_groups=[ParamGroup(holder.parameters(), lr=0.01)],
+        after_step=[reapply_mask],
+        state={"holder": holder, "rng": GeneratorState(generator)},
+    )
+    result = finetune(
+        model,
+        toy_dataset(),
+        default_collate,
+        config,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        loss_fn=loss_fn,
+        on_step=on_step,
+        extras=extras,
+    )
+    return result, scale, mask, target, seen
+
+
+def test_a_method_killed_mid_epoch_resumes_bit_identical(tmp_path):
+    reference = tiny_model("bert")
+    full, ref_scale, mask, ref_target, seen = masked_training(reference, tmp_path / "ref")
+    assert {"loss", "task", "l1"} <= set(seen[0])  # named parts reach the progress line
+    assert torch.equal(ref_target.weight * mask, ref_target.weight)  # the mask held
+    lines = [json.loads(x) for x in (tmp_path / "ref" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 6, 9, 12, 15, 18]
+    assert {"task", "l1", "loss", "lr"} <= set(lines[0])
+    assert lines == full.log
+
+    with pytest.raises(Killed):  # step 10 is mid-epoch (6 steps each), after a checkpoint at 8
+        masked_training(tiny_model("bert"), tmp_path / "run", kill_at=10)
+    resumed = tiny_model("bert")
+    result, scale, _, target, _ = masked_training(resumed, tmp_path / "run", resume=True)
+    assert result.resumed_from_step == 8 and result.steps == 18
+    assert torch.equal(scale, ref_scale)
+    expected, actual = weights(reference), weights(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    assert result.log == full.log  # the loss curve too: same lines, same values
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == (
+        tmp_path / "ref" / "metrics.jsonl"
+    ).read_text()
+
+
+def test_ascent_groups_maximise_the_loss():
+    model = tiny_model("bert")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    multiplier = torch.nn.Parameter(torch.zeros(1))
+
+    def loss_fn(model, batch, step):
+        return {"task": model(**batch).loss, "penalty": multiplier.sum() * 1.0}
+
+    extras = TrainExtras(param_groups=[ParamGroup([multiplier], lr=0.1, ascent=True)])
+    config = TrainConfig(max_steps=5, batch_size=8)
+    finetune(model, toy_dataset(), default_collate, config, loss_fn=loss_fn, extras=extras)
+    assert multiplier.item() > 0.3  # d(loss)/d(multiplier) = 1 > 0: ascent raised it
+
+
+def test_weights_a_plan_masks_stay_zero_through_training():
+    model = tiny_model("bert")
+    weight = model.bert.encoder.layer[1].output.dense.weight  # ffn_out of layer 1: [32, 37]
+    mask = torch.rand(weight.shape, generator=torch.Generator().manual_seed(0)) > 0.5
+    apply_plan(model, current_plan(model).with_masks({"1.ffn_out": mask}))
+    config = TrainConfig(learning_rate=1e-2, max_steps=4, batch_size=8)
+    finetune(model, toy_dataset(), default_collate, config)
+    weight = model.bert.encoder.layer[1].output.dense.weight
+    assert bool((weight[~mask] == 0).all())
+    assert bool((weight[mask] != 0).all())

@@ -3,12 +3,20 @@
 from prunekit.models.adapter import get_adapter, list_architectures
 from prunekit.models.checkpoint import is_prunekit_dir, load, load_tokenizer, save
 from prunekit.models.gates import HeadGates
-from prunekit.models.stats import ModelStats, count_parameters, encoder_macs, model_stats
+from prunekit.models.stats import (
+    ModelStats,
+    count_nonzero_parameters,
+    count_parameters,
+    encoder_macs,
+    model_stats,
+    nonzero_encoder_macs,
+)
 from prunekit.models.surgery import (
     HeadMaskNotSupportedError,
     apply_plan,
     current_plan,
     dense_plan,
+    reapply_masks,
 )
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "HeadMaskNotSupportedError",
     "ModelStats",
     "apply_plan",
+    "count_nonzero_parameters",
     "count_parameters",
     "current_plan",
     "dense_plan",
@@ -26,5 +35,7 @@ __all__ = [
     "load",
     "load_tokenizer",
     "model_stats",
+    "nonzero_encoder_macs",
+    "reapply_masks",
     "save",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prunekit.data import primary_metric
 from prunekit.report.plots import plot_curves, plot_heatmaps, plot_speed
 from prunekit.report.summary import aggregate, dense_reference
 
@@ -21,9 +20,11 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
     rows = [r for r in rows if "budget" not in r]  # curves and tables: fixed head counts
     cells = aggregate(rows)
     dense = dense_reference(rows + budget_rows)
+    # Methods that train weights themselves: their R1 is their own model, not a recovery.
+    trained = {(r["task"], r["method"]) for r in rows if r.get("r1_source") == "method"}
     for task in sorted({r["task"] for r in rows + budget_rows}):
-        metric = primary_metric(task)
         task_rows = [r for r in rows if r["task"] == task]
+        metric = next(r["metric"] for r in rows + budget_rows if r["task"] == task)
         seeds = sorted({r["seed"] for r in task_rows})
         lines += [
             f"## {task}",
@@ -57,9 +58,12 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
                         ),
                         None,
                     )
-                    row.append("–" if cell is None else f"{cell.label} ({cell.delta:+.2f})")
+                    mark = "†" if regime == "r1" and (task, method) in trained else ""
+                    row.append("–" if cell is None else f"{cell.label} ({cell.delta:+.2f}){mark}")
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
+            if regime == "r1" and any(t == task for t, _ in trained):
+                lines += [_trained_note(task_rows), ""]
         task_budget_rows = [r for r in budget_rows if r["task"] == task]
         lines += _budget_table(task_budget_rows, metric)
         curves = plot_curves(rows + task_budget_rows, task, metric, out_dir / f"{task}_curves.png")
@@ -73,6 +77,20 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _trained_note(rows: list[dict[str, Any]]) -> str:
+    """The footnote for † cells: the method's own training, against the recovery budget."""
+    parts = []
+    for method in sorted({r["method"] for r in rows if r.get("r1_source") == "method"}):
+        mine = [r for r in rows if r["method"] == method and r.get("r1_source") == "method"]
+        steps = sorted({r.get("train_steps") for r in mine} - {None})
+        budget = sorted({r.get("budget_steps") for r in mine} - {None})
+        parts.append(
+            f"{method} trained its weights itself ({'/'.join(map(str, steps)) or '?'} steps; "
+            f"the others recover for {'/'.join(map(str, budget)) or '?'} steps)"
+        )
+    return "† R1-equivalent: no recovery step; " + "; ".join(parts) + "."
 
 
 def _speed_table(rows: list[dict[str, Any]]) -> list[str]:

@@ -12,6 +12,9 @@ What a training-time method adds (`TrainExtras`), instead of writing its own loo
   trained by gradient ascent (Lagrange multipliers);
 - hooks run on every process after each optimizer step (re-applying masks, schedule events);
 - state objects (``state_dict``/``load_state_dict``) checkpointed with the model.
+
+A model whose plan carries unstructured masks keeps its dropped weights at zero: the loop
+re-applies the masks after every optimizer step, before the method's own hooks.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from prunekit.device import resolve_device
+from prunekit.models.masks import model_masks
+from prunekit.models.surgery import reapply_masks
 from prunekit.train.schedules import constant, linear_warmup_decay
 
 __all__ = [
@@ -174,6 +179,7 @@ def finetune(
         collate_fn=collate,
         generator=torch.Generator().manual_seed(config.seed),
     )
+    unwrapped = model
     groups, schedules = _param_groups(model, config, extras.param_groups)
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -195,6 +201,9 @@ def finetune(
         accelerator.register_for_checkpointing(extras.state[name])
     compute_loss = loss_fn or _model_loss
     ascent = [p for g in extras.param_groups if g.ascent for p in g.params]
+    after_step = list(extras.after_step)
+    if model_masks(unwrapped):  # weights a plan's masks dropped stay zero through training
+        after_step.insert(0, lambda step: reapply_masks(unwrapped))
 
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
@@ -225,7 +234,7 @@ def finetune(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
-            for hook in extras.after_step:  # every process: masks must match across ranks
+            for hook in after_step:  # every process: masks must match across ranks
                 hook(step)
             loss_value = loss.detach().item()
             values = {"loss": loss_value}
