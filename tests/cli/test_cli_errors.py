@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 import transformers
-from conftest import TINY, glue_dir, tiny_model
+from conftest import TINY, glue_dir, tiny_model, word_tokenizer
 from typer.testing import CliRunner
 
 from prunekit import PruningPlan, apply_plan, save
 from prunekit.cli import app
 
 runner = CliRunner()
+TINY_BERT = dict(
+    vocab_size=120,
+    hidden_size=TINY["hidden"],
+    num_hidden_layers=TINY["layers"],
+    num_attention_heads=TINY["heads"],
+    intermediate_size=TINY["ffn"],
+)
 
 
 def invoke(*args: str, env: dict | None = None):
@@ -150,3 +157,94 @@ def test_unknown_method(pruned_dir, tmp_path):
         tmp_path / "out",
     )
     assert_user_error(result, "unknown method 'oracle'", "random")
+
+
+def prune_args(model, out, *extra: str) -> list:
+    return ["prune", "--model", model, "--task", "rte", "--out", out, *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (
+            ["--method", "l0", "--heads", "0.5", "--method-option", "steps=abc"],
+            ["l0: option steps='abc'", "valid integer", "valid options: batch_size"],
+        ),
+        (
+            ["--method", "l0", "--heads", "0.5", "--method-option", "stepz=3"],
+            ["l0: unknown option 'stepz'", "valid options:"],
+        ),
+        (
+            ["--method", "astar", "--budget", "-1"],
+            ["astar: option budget=-1", "greater than or equal to 0"],
+        ),
+        (
+            ["--method", "random", "--heads", "0.5", "--budget", "1"],
+            ["random: unknown option 'budget'", "valid options: none"],
+        ),
+        (["--method", "hisp"], ["--heads", "hisp does not choose the head count"]),
+        (["--method", "astar", "--heads", "0.5", "--per-layer"], ["astar", "per-layer"]),
+        (["--method", "l0", "--heads", "0.5", "--method-option", "steps"], ["KEY=VALUE"]),
+    ],
+)
+def test_method_settings_are_validated_before_any_work(pruned_dir, tmp_path, extra, fragments):
+    out = tmp_path / "out"
+    assert_user_error(invoke(*prune_args(pruned_dir, out, *extra)), *fragments)
+    assert not out.exists()
+
+
+def test_method_config_files_are_validated(pruned_dir, tmp_path):
+    good = tmp_path / "l0.toml"
+    good.write_text("steps = 'many'\n")
+    result = invoke(
+        *prune_args(
+            pruned_dir,
+            tmp_path / "out",
+            "--method",
+            "l0",
+            "--heads",
+            "0.5",
+            "--method-config",
+            good,
+        )
+    )
+    assert_user_error(result, "l0: option steps='many'")
+    broken = tmp_path / "l0.json"
+    broken.write_text("{steps: 3")
+    result = invoke(
+        *prune_args(
+            pruned_dir,
+            tmp_path / "out",
+            "--method",
+            "l0",
+            "--heads",
+            "0.5",
+            "--method-config",
+            broken,
+        )
+    )
+    assert_user_error(result, "l0.json is not valid json")
+
+
+@pytest.mark.skipif(glue_dir() is None, reason="needs GLUE data (GLUE_DIR or ../shared)")
+def test_pruning_a_model_that_was_never_fine_tuned_is_refused(tmp_path):
+    base = tmp_path / "base"
+    transformers.BertModel(transformers.BertConfig(**TINY_BERT)).save_pretrained(base)
+    word_tokenizer().save_pretrained(base)
+    out = tmp_path / "out"
+    result = invoke(*prune_args(base, out, "--heads", "0.5", "--data-dir", glue_dir()))
+    assert_user_error(result, "never fine-tuned", "classifier", "--allow-untrained-head")
+    assert not out.exists()
+
+
+def test_methods_json_lists_metadata_and_settings():
+    result = invoke("methods", "--json")
+    assert result.exit_code == 0
+    methods = {m["name"]: m for m in json.loads(result.stdout)["methods"]}
+    assert {"random", "hisp", "l0", "astar"} <= set(methods)
+    assert methods["astar"]["decides_count"] and not methods["astar"]["per_layer"]
+    assert methods["l0"]["trains_weights"] and methods["l0"]["needs_data"] == ["train"]
+    assert methods["l0"]["options"]["steps"]["default"] == 150
+    assert methods["astar"]["options"]["budget"]["type"].startswith("float")
+    for info in methods.values():
+        assert set(info) >= {"targets", "attn_implementation", "needs_teacher", "prunes_pretrained"}

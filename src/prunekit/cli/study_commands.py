@@ -11,6 +11,7 @@ import typer
 from prunekit.cli.app import (
     AsJson,
     DataDir,
+    DeviceOption,
     Overwrite,
     Quiet,
     Seed,
@@ -85,6 +86,7 @@ def compare(
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
     ] = False,
+    device: DeviceOption = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Sweep methods x fractions x seeds in regimes R0/R1 into RUNDIR/results.jsonl (resumable)."""
@@ -118,6 +120,7 @@ def compare(
             method_options=per_method_options(method_option or ()),
             budgets=_floats(budgets, "--budgets") if budgets else (),
             time_speed=not no_timing,
+            device=device,
             progress=not quiet,
         )
     )
@@ -157,6 +160,7 @@ def run(
     resume: Annotated[
         bool, typer.Option("--resume", help="Reuse finished stages of --out.")
     ] = False,
+    device: DeviceOption = "auto",
     seed: Seed = 0,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
@@ -178,6 +182,7 @@ def run(
             data_dir=data_dir,
             resume=resume,
             overwrite=overwrite,
+            device=device,
             progress=not quiet,
         )
     )

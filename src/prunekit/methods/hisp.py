@@ -18,10 +18,10 @@ from prunekit.methods.registry import (
     MethodConfig,
     MethodResult,
     PruneRequest,
-    kept_head_gates,
     register_method,
     select_top_heads,
 )
+from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 
@@ -35,7 +35,7 @@ class Config(MethodConfig):
 
 
 def _scores(request: PruneRequest, plan: PruningPlan, normalize: bool) -> torch.Tensor:
-    gates = kept_head_gates(plan, next(request.model.parameters()).device)
+    gates = plan_gates(plan, next(request.model.parameters()).device)
     scores = head_importance(request.model, request.batches(), gates=gates)
     return normalize_per_layer(scores) if normalize else scores
 

@@ -30,11 +30,10 @@ from prunekit.methods.registry import (
     MethodConfig,
     MethodResult,
     PruneRequest,
-    kept_head_gates,
     register_method,
     select_top_heads,
 )
-from prunekit.models.gates import HeadGates
+from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras, finetune
 from prunekit.train.schedules import linear_ramp
 
@@ -97,7 +96,7 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
     plan, target = request.plan, request.target
     model = copy.deepcopy(request.model) if config.train_weights else request.model
     device = next(model.parameters()).device
-    available = kept_head_gates(plan, device)
+    available = plan_gates(plan, device)
     total = float(available.sum())
     gates = HardConcrete(available, config.beta, config.init_log_alpha).to(device)
     multipliers = _Multipliers().to(device)

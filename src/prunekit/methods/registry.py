@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
+from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "list_methods",
     "head_target",
     "select_top_heads",
-    "kept_head_gates",
     "read_method_options",
 ]
 
@@ -317,14 +317,6 @@ def head_target(
     return HeadTarget(keep=keep, per_layer=per_layer, min_per_layer=min_per_layer)
 
 
-def kept_head_gates(plan: PruningPlan, device: torch.device | str | None = None) -> torch.Tensor:
-    """``[L, H]`` 0/1 gates of the heads ``plan`` keeps (the one copy of this loop)."""
-    gates = torch.zeros(plan.num_layers, plan.num_heads, device=device)
-    for layer, kept in enumerate(plan.kept_heads):
-        gates[layer, list(kept)] = 1.0
-    return gates
-
-
 def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget) -> PruningPlan:
     """Keep the highest-scoring heads (``scores [L, H]``, original indices) meeting ``target``.
 
@@ -332,7 +324,7 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
     so the result is deterministic. Shared by every score-based method.
     """
     scores = scores.detach().float().cpu()
-    eligible = kept_head_gates(plan).bool()
+    eligible = plan_gates(plan).bool()
     masked = torch.where(eligible, scores, torch.full_like(scores, -torch.inf))
     num_layers, num_heads = scores.shape
     chosen: set[tuple[int, int]] = set()

@@ -25,8 +25,9 @@ from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.surgery import current_plan, install_head_mask_guard
+from prunekit.plan import PruningPlan
 
-__all__ = ["HeadGates"]
+__all__ = ["HeadGates", "plan_gates"]
 
 ContextObserver = Callable[[int, torch.Tensor], None]
 
@@ -133,3 +134,11 @@ def _check_shape(gates: torch.Tensor, shape: tuple[int, int]) -> None:
             f"gates must have shape {list(shape)} (or [S, {shape[0]}, {shape[1]}]), "
             f"got {list(gates.shape)}"
         )
+
+
+def plan_gates(plan: PruningPlan, device: torch.device | str | None = None) -> torch.Tensor:
+    """``[L, H]`` gates of a plan: 1 for the heads it keeps, 0 for the others."""
+    gates = torch.zeros(plan.num_layers, plan.num_heads, device=device)
+    for layer, kept in enumerate(plan.kept_heads):
+        gates[layer, list(kept)] = 1.0
+    return gates

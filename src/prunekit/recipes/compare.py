@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, primary_metric
+from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
@@ -94,6 +95,7 @@ class CompareConfig(BaseModel):
         default_factory=_budget_methods, description="methods run once per budget"
     )
     time_speed: bool = True
+    device: str = "auto"
     progress: bool = True
 
 
@@ -150,7 +152,7 @@ def run_compare(
         if not runs:
             continue
         dense_dir = _dense_model(config, seed)
-        dense = load(dense_dir)
+        dense = load(dense_dir, **_attention(config)).to(resolve_device(config.device))
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
         dense_eval = evaluate_splits(dense, data, SPLITS, config.eval_max_samples)
@@ -182,7 +184,7 @@ def _dense_model(config: CompareConfig, seed: int) -> Path:
                 task=config.task,
                 out=out,
                 data_dir=config.data_dir,
-                train=config.finetune.model_copy(update={"seed": seed}),
+                train=config.finetune.model_copy(update={"seed": seed, "device": config.device}),
                 max_train_samples=config.max_train_samples,
                 resume=True,
                 overwrite=out.exists(),
@@ -191,13 +193,21 @@ def _dense_model(config: CompareConfig, seed: int) -> Path:
     return out
 
 
+def _attention(config: CompareConfig) -> dict[str, str]:
+    """Load the dense model with the attention a method needs (eager for attention maps)."""
+    wanted = {get_method(m).attn_implementation for m in config.methods} - {None}
+    if len(wanted) > 1:
+        raise ConfigError(f"methods need different attention implementations: {sorted(wanted)}")
+    return {"attn_implementation": wanted.pop()} if wanted else {}
+
+
 class _Sweep:
     """The runs of one seed: one dense model, one task's data, one recovery budget."""
 
     def __init__(self, config, dense, data: TaskData, dense_eval: dict, seed: int, done: set):
         self.config, self.dense, self.data, self.seed, self.done = config, dense, data, seed, done
         self.dense_eval = dense_eval
-        self.recover = config.recover.model_copy(update={"seed": seed})
+        self.recover = config.recover.model_copy(update={"seed": seed, "device": config.device})
         self.budget_steps = recovery_steps(data, self.recover, config.recover_max_samples)
 
     def decide(self, method: str, target: HeadTarget, options: dict, key: str) -> MethodResult:

@@ -63,7 +63,8 @@ class PruneConfig(BaseModel):
 def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
     info = get_method(config.method)
-    info.parse_config(config.options)  # bad options fail before any loading
+    info.parse_config(config.options)  # bad options and targets fail before any loading
+    _check_target_mode(info, config)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
@@ -145,16 +146,19 @@ def run_prune(config: PruneConfig) -> dict:
     return record
 
 
-def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:
-    if config.heads is None and config.keep_heads is None:
-        if not info.decides_count:
-            raise ConfigError(
-                f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {info.name} does not "
-                "choose the head count itself"
-            )
-        return HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: it decides
+def _check_target_mode(info: MethodInfo, config: PruneConfig) -> None:
+    if config.heads is None and config.keep_heads is None and not info.decides_count:
+        raise ConfigError(
+            f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {info.name} does not "
+            "choose the head count itself"
+        )
     if config.per_layer and not info.per_layer:
         raise ConfigError(f"{info.name} chooses heads globally; drop --per-layer")
+
+
+def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:
+    if config.heads is None and config.keep_heads is None:
+        return HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: it decides
     return head_target(
         current_plan(model),
         config.heads,

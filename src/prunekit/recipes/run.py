@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, primary_metric
+from prunekit.device import resolve_device
 from prunekit.errors import OutputExistsError
 from prunekit.methods import decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
@@ -44,6 +45,7 @@ class RunConfig(BaseModel):
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
     recover_max_samples: int | None = 4000
     bench_rounds: int = 5
+    device: str = "auto"
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -68,7 +70,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
                     task=config.task,
                     out=dense_dir,
                     data_dir=config.data_dir,
-                    train=config.finetune.model_copy(update={"seed": config.seed}),
+                    train=config.finetune.model_copy(
+                        update={"seed": config.seed, "device": config.device}
+                    ),
                     max_train_samples=config.max_train_samples,
                     resume=config.resume,
                 ),
@@ -81,7 +85,8 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     console.rule("3/3 measure")
     dense_metrics = json.loads((dense_dir / "metrics.json").read_text())
     pruned_metrics = json.loads((pruned_dir / "metrics.json").read_text())
-    models = {"baseline": load(dense_dir), "model": load(pruned_dir)}
+    device = resolve_device(config.device)
+    models = {"baseline": load(dense_dir).to(device), "model": load(pruned_dir).to(device)}
     stats = {name: model_stats(m) for name, m in models.items()}
     speed = speed_table(
         models, {n: s.to_dict() for n, s in stats.items()}, rounds=config.bench_rounds
@@ -123,7 +128,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
 def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> None:
     """Decide on the validation split, cut, recover on a train subset, evaluate, save."""
     seed_everything(config.seed)
-    model, tokenizer = load(dense_dir), load_tokenizer(dense_dir)
+    model, tokenizer = load(dense_dir).to(resolve_device(config.device)), load_tokenizer(dense_dir)
     data = TaskData.for_task(config.task, tokenizer, config.data_dir, config.seed)
     target = head_target(current_plan(model), heads=config.heads)
     with method_progress(f"{config.method} decision", config.progress) as on_progress:
@@ -136,7 +141,7 @@ def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> 
         trained = recover(
             pruned,
             data,
-            config.recover.model_copy(update={"seed": config.seed}),
+            config.recover.model_copy(update={"seed": config.seed, "device": config.device}),
             config.recover_max_samples,
             on_step=on_step,
         )

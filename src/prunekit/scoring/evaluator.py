@@ -35,7 +35,7 @@ from torch import nn
 from prunekit.data import TaskSpec, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.models.adapter import get_adapter
-from prunekit.models.gates import HeadGates
+from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.surgery import current_plan
 
 __all__ = ["GatedEvaluator", "EvaluatorStats", "State"]
@@ -122,9 +122,7 @@ class GatedEvaluator:
 
         The CPU copy is the cache key; `HeadGates` moves it to the model's device.
         """
-        gates = torch.zeros(self.plan.num_layers, self.plan.num_heads)
-        for layer, kept in enumerate(self.plan.kept_heads):
-            gates[layer, list(kept)] = 1.0
+        gates = plan_gates(self.plan)
         for layer, head in state:
             gates[layer, head] = 0.0
         return gates
