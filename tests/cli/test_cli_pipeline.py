@@ -173,8 +173,11 @@ def test_astar_budget_mode_writes_a_certificate(finetuned_minilm, tmp_path):
     assert certificate["budget"] == 0.0 and certificate["mode"] == "max-heads-under-budget"
     assert certificate["final_drop"] <= 0.0
     assert certificate["heads_removed"] == 72 - record["heads"]["after"]
-    assert certificate["verified"]["examples"] == 855  # re-checked on the full search split
-    assert certificate["verified"]["drop"] <= 0.0
+    # CoLA's carved validation split (855) in halves: 16 of one searched, the other certifies
+    assert certificate["search_examples"] == 16
+    assert certificate["certified"] and certificate["certify_examples"] == 428
+    assert certificate["verified"]["examples"] == 428
+    assert certificate["verified"]["drop"] <= certificate["upper_bound"] <= 0.0
     dev = certificate["dev"]
     assert dev["drop"] == pytest.approx(dev["before"] - dev["after"])
     assert dev["violation"] == (dev["drop"] > 0.0)

@@ -14,9 +14,9 @@ from conftest import TINY, tiny_batch, tiny_model
 from prunekit import current_plan
 from prunekit.data import get_task
 from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
-from prunekit.methods.astar import (
+from prunekit.methods.astar_search import (
+    EvalCounter,
     SearchResult,
-    _Counter,
     search_deepest,
     search_fixed_k,
     search_max_heads,
@@ -53,7 +53,7 @@ def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
         lambda states: [drop(s) for s in states],
         budget=math.inf,
         branching=len(HEADS),
-        counter=_Counter(10**6),
+        counter=EvalCounter(10**6),
     )
     best = min(drop(frozenset(c)) for c in itertools.combinations(HEADS, k))
     assert len(result.state) == k
@@ -63,7 +63,7 @@ def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
 
 def budget_search(name: str, weight, drop, budget: float, limit: int = 10**6):
     drops = lambda states: [drop(s) for s in states]  # noqa: E731
-    counter, branching = _Counter(limit), len(HEADS)
+    counter, branching = EvalCounter(limit), len(HEADS)
     if name == "per-k":
         return search_max_heads(100.0, weight, drops, budget, branching, counter, len(HEADS))
     return search_deepest(weight, drops, budget, branching, counter, len(HEADS))
@@ -106,7 +106,7 @@ def test_capped_fixed_k_search_still_returns_k_heads():
         lambda states: [drop(s) for s in states],
         budget=math.inf,
         branching=4,
-        counter=_Counter(10),
+        counter=EvalCounter(10),
     )
     assert result.capped and len(result.state) == 6
 
@@ -288,3 +288,33 @@ def test_back_off_bisects_to_the_largest_passing_size():
     assert info["states_tried"] <= 1 + math.ceil(math.log2(len(HEADS)))
     nothing = verify_or_back_off(lambda s: 80.0 - 2.0 * bool(s), chain[-1], result, budget=1.0)
     assert nothing["state"] == frozenset() and nothing["drop"] == 0.0
+
+
+def test_lazy_successors_lift_the_old_depth_ceiling():
+    """72 heads, 50 of which cost nothing: at 200 states and branching 8 the old expansion
+    stops at 200 / 8 = 25 heads; measuring 4 successors per pop dives past 50% of heads."""
+    heads = [(layer, h) for layer in range(6) for h in range(12)]
+    free = set(heads[:50])
+
+    def drops(states):
+        return [0.0 if state <= free else 5.0 for state in states]
+
+    weight = {h: (0.0 if h in free else 1.0) for h in heads}
+    old = search_deepest(weight, drops, 0.5, 8, EvalCounter(200), len(heads) - 1)
+    assert len(old.state) <= 25 and old.capped
+    lazy = search_deepest(weight, drops, 0.5, 8, EvalCounter(200), len(heads) - 1, 4)
+    assert len(lazy.state) >= 36  # at least half of the heads
+    assert lazy.state <= free and lazy.drop == 0.0
+
+
+def test_astar_certifies_on_the_held_out_part():
+    model = tiny_model("bert")
+    request = astar_request(model, HeadTarget(keep=L * H), budget=5.0, max_evals=60)
+    request.certify_batches = lambda: labelled(4)  # a held-out part: other examples
+
+    result = get_method("astar")(request)
+    certificate = result.record["certificate"]
+    assert certificate["certified"] and certificate["confidence"] == 0.95
+    assert certificate["certify_examples"] == 4 * 6
+    assert certificate["upper_bound"] <= 5.0  # what is returned is certified within B
+    assert certificate["upper_bound"] >= certificate["final_drop"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import transformers
 from conftest import glue_dir, minilm_path
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.train import TrainConfig
+from prunekit.train.task_recipes import TaskRecipe
 
 pytestmark = pytest.mark.integration
 STABLE = ("key", "validation", "dev", "kept_heads", "heads_kept", "dense_dev")
@@ -42,8 +45,10 @@ def sweep_config(model, out) -> CompareConfig:
         method_options={"astar": {"max_evals": 40, "branching": 3}},
         seeds=(0, 1),
         data_dir=glue_dir(),
-        max_train_samples=32,
-        finetune=TrainConfig(max_steps=2, batch_size=8),
+        recipe=TaskRecipe(
+            learning_rate=5e-5, epochs=1, max_steps=2, batch_size=8, max_train_samples=32
+        ),
+        dense_cache=out.parent / "dense",  # shared by every sweep of a test, as in real use
         recover=TrainConfig(max_steps=1, batch_size=8),
         recover_max_samples=16,
         search_samples=16,
@@ -84,7 +89,15 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tm
     assert len(on_disk) == 18 and len({r["key"] for r in on_disk}) == 18
     by_key = {r["key"]: r for r in stable(rows)}
     assert by_key == {r["key"]: r for r in stable(reference)}
-    assert (config.out / "dense" / "seed0" / "model.safetensors").is_file()
+    cached = sorted(p.name for p in (tmp_path / "dense").iterdir())
+    assert [name.split("-")[2] for name in cached] == ["s0", "s1"]  # one dense model per seed
+    for name in cached:
+        recipe = json.loads((tmp_path / "dense" / name / "recipe.json").read_text())
+        assert (
+            recipe["task"] == "rte"
+            and recipe["max_steps"] == 2
+            and recipe["seed"] == int(name.split("-")[2][1:])
+        )
 
 
 def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_path):
@@ -117,5 +130,8 @@ def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
 
     whole = config.model_copy(update={"budgets": (1.0,), "search_samples": 10**6})
     (row,) = [r for r in run_compare(whole) if r["budget"] == 1.0]
-    assert row["certificate"]["search_examples"] == 249  # RTE's carved validation split
-    assert row["certificate"]["verified"] is None  # searched whole: nothing to re-verify
+    # RTE's carved validation split (249) in halves: the search sees one, the certificate the other
+    assert row["certificate"]["search_examples"] == 124
+    assert row["certificate"]["certify_examples"] == 125
+    assert row["certificate"]["certified"]
+    assert row["certificate"]["upper_bound"] <= 1.0

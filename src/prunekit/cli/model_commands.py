@@ -34,14 +34,28 @@ def finetune(
         str, typer.Option(help="Path, hub name, or 'default' (PyPI MiniLM).")
     ] = "default",
     data_dir: DataDir = None,
-    learning_rate: Annotated[float, typer.Option(help="Peak AdamW learning rate.")] = 5e-5,
-    epochs: Annotated[int, typer.Option(help="Epochs over the train split.")] = 1,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak AdamW learning rate.", show_default=False)
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs over the train split.", show_default=False)
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after N optimizer steps.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sequences per step (per process).")] = 32,
-    max_seq_length: Annotated[int, typer.Option(help="Truncate inputs to N tokens.")] = 128,
-    max_train_samples: Annotated[int | None, typer.Option(help="Seeded subset of train.")] = None,
-    warmup_ratio: Annotated[float, typer.Option(help="Linear warm-up fraction.")] = 0.1,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Sequences per step (per process).", show_default=False)
+    ] = None,
+    max_seq_length: Annotated[
+        int | None, typer.Option(help="Truncate inputs to N tokens.", show_default=False)
+    ] = None,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="Seeded subset of train.", show_default=False)
+    ] = None,
+    warmup_ratio: Annotated[
+        float | None, typer.Option(help="Linear warm-up fraction.", show_default=False)
+    ] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay.", show_default=False)
+    ] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Checkpoint every N steps (default: each epoch).")
     ] = None,
@@ -54,10 +68,20 @@ def finetune(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Fine-tune an encoder on a GLUE task (`accelerate launch` runs it on several processes)."""
-    from prunekit.recipes.finetune import FinetuneConfig, run_finetune
+    """Fine-tune an encoder on a GLUE task with the task's dense recipe (each flag overrides
+    its part). `accelerate launch` runs it on several processes."""
+    from prunekit.recipes.finetune import finetune_config, run_finetune
 
-    train = train_config(
+    config = finetune_config(
+        task,
+        out,
+        model,
+        data_dir,
+        seed,
+        max_seq_length=max_seq_length,
+        max_train_samples=max_train_samples,
+        resume=resume,
+        overwrite=overwrite,
         learning_rate=learning_rate,
         epochs=epochs,
         max_steps=max_steps,
@@ -66,22 +90,8 @@ def finetune(
         weight_decay=weight_decay,
         checkpoint_every=checkpoint_every,
         device=device,
-        seed=seed,
     )
-    record = run_finetune(
-        FinetuneConfig(
-            model=model,
-            task=task,
-            out=out,
-            data_dir=data_dir,
-            train=train,
-            max_seq_length=max_seq_length,
-            max_train_samples=max_train_samples,
-            resume=resume,
-            overwrite=overwrite,
-        ),
-        progress=not quiet,
-    )
+    record = run_finetune(config, progress=not quiet)
     emit(
         record,
         as_json,

@@ -53,7 +53,12 @@ def compare(
         str, typer.Option(help="Base model: path, hub name or 'default'.")
     ] = "default",
     data_dir: DataDir = None,
-    finetune_epochs: Annotated[int, typer.Option(help="Dense fine-tuning epochs.")] = 1,
+    finetune_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Dense fine-tuning epochs (default: the task's recipe).", show_default=False
+        ),
+    ] = None,
     max_train_samples: Annotated[
         int | None, typer.Option(help="Seeded train subset for dense fine-tuning.")
     ] = None,
@@ -93,6 +98,7 @@ def compare(
     from prunekit.recipes.compare import (
         CompareConfig,
         DistillConfig,
+        dense_recipe,
         per_method_options,
         run_compare,
     )
@@ -110,8 +116,7 @@ def compare(
             seeds=tuple(int(x) for x in _floats(seeds, "--seeds")),
             regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
             data_dir=data_dir,
-            finetune=train_config(epochs=finetune_epochs),
-            max_train_samples=max_train_samples,
+            recipe=dense_recipe(task, epochs=finetune_epochs, max_train_samples=max_train_samples),
             recover=train_config(epochs=recover_epochs),
             recover_max_samples=recover_max_samples,
             distill=DistillConfig() if distill else None,

@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
 from prunekit.data.glue import TaskSpec, get_task, load_examples
 from prunekit.errors import ConfigError
 
-__all__ = ["SPLIT_SEED", "TaskData", "task_dataset"]
+__all__ = ["SPLIT_SEED", "CERTIFY_CAP", "TaskData", "task_dataset"]
 
 # The validation split is carved from train with this fixed seed whatever --seed says, so a
 # model fine-tuned with one seed is never pruned or selected on examples it was trained on.
 SPLIT_SEED = 0
+# Each part of a search/certify split holds at most this many examples (large tasks).
+CERTIFY_CAP = 1000
 
 
 def task_dataset(
@@ -91,15 +93,33 @@ class TaskData:
             )
         return self._cache[key]
 
+    def search_certify_split(
+        self, split: str, seed: int, search_samples: int | None = None, cap: int = CERTIFY_CAP
+    ) -> tuple[list[int], list[int]]:
+        """Disjoint, seeded halves of ``split``: examples a search may look at, and examples
+        kept from it to certify its result. Each part holds at most ``cap`` examples (the
+        search part at most ``search_samples``); the same seed gives the same parts."""
+        size = len(self.dataset(split))
+        order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+        half = size // 2
+        search_cap = min(cap, search_samples) if search_samples is not None else cap
+        return sorted(order[:half][:search_cap]), sorted(order[half:][:cap])
+
     def batches(
-        self, split: str, max_samples: int | None = None, shuffle_seed: int | None = None
+        self,
+        split: str,
+        max_samples: int | None = None,
+        shuffle_seed: int | None = None,
+        indices: list[int] | None = None,
     ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
-        """A re-iterable source of padded batches; with ``shuffle_seed`` each pass reshuffles
-        (deterministically: pass k uses seed ``shuffle_seed + k``)."""
+        """A re-iterable source of padded batches (of the examples at ``indices`` only, when
+        given); with ``shuffle_seed`` each pass reshuffles (pass k uses ``shuffle_seed + k``)."""
         passes = iter(range(1 << 30))
 
         def iterate() -> Iterator[dict[str, torch.Tensor]]:
             dataset = self.dataset(split, max_samples)
+            if indices is not None:
+                dataset = Subset(dataset, indices)
             generator = None
             if shuffle_seed is not None:
                 generator = torch.Generator().manual_seed(shuffle_seed + next(passes))

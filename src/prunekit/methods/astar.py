@@ -23,8 +23,18 @@ every choice configurable):
   Both return the largest feasible set when the evaluations are not capped.
 - ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
   infinite), the best partial state is completed greedily by ``d+`` (flagged in the result).
-- With ``verify_batches`` the final set is re-checked on the full search split; if it fails,
-  the search backs off to the largest verified feasible state found (sizes bisected).
+- Successors are generated lazily in budget mode (``successors_per_step``, default 4): a
+  popped state measures its next few successors, not all ``branching`` at once, and goes back
+  to the frontier for the rest. A dive then costs a few evaluations per level instead of
+  ``branching``, which lifts the depth ceiling of ``max_evals / branching`` (25 heads at 200
+  states and branching 8) while the order of the search stays the same.
+- Certificate on unseen data (the request's ``certify_batches``: `decide` splits the carved
+  validation split into disjoint, seeded search and certify halves, because a set chosen for
+  scoring well on its examples overfits them). The final set is certified when the one-sided
+  ``confidence`` (95%) paired-bootstrap upper bound of its drop on the certify part stays
+  within the budget; otherwise the search backs off to the largest measured feasible state
+  that certifies (sizes bisected). Without a certify part, ``full_batches`` (the whole split
+  when the search saw a subsample) re-checks the point drop as before.
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Settings are the fields of `Config`. ``memo_dir`` (or, without it, the caller's shared
@@ -35,28 +45,26 @@ with or without it.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
 
 from prunekit.errors import ConfigError
+from prunekit.methods.astar_search import (
+    EvalCounter,
+    SearchResult,
+    search_deepest,
+    search_fixed_k,
+    search_max_heads,
+    verify_or_back_off,
+)
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.scoring.certify import bootstrap_drop_bound
 from prunekit.scoring.evaluator import GatedEvaluator, State
 
-__all__ = [
-    "Config",
-    "prune_astar",
-    "SearchResult",
-    "search_fixed_k",
-    "search_max_heads",
-    "search_deepest",
-    "verify_or_back_off",
-]
+__all__ = ["Config", "prune_astar"]
 
 
 class Config(MethodConfig):
@@ -74,169 +82,14 @@ class Config(MethodConfig):
     budget_search: Literal["deepest", "per-k"] = Field(
         "deepest", description="budget mode: deepest-first best-first, or fixed-K A* per K"
     )
+    successors_per_step: int | None = Field(
+        4, ge=1, description="budget mode: successors measured per pop (None: all at once)"
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="certificate's one-sided level")
+    bootstrap_samples: int = Field(1000, ge=100, description="resamples for the bound")
 
 
-MAX_BACK_OFF = 16
 ABLATION_CHUNK = 8
-
-
-@dataclass
-class SearchResult:
-    state: State | None
-    drop: float
-    evaluations: int
-    capped: bool = False
-    feasible: list[tuple[State, float]] = field(default_factory=list)
-
-
-class _Counter:
-    """Distinct states evaluated so far; re-visiting a memoised state costs nothing."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.seen: set[State] = set()
-
-    @property
-    def used(self) -> int:
-        return len(self.seen)
-
-    def admit(self, states: list[State]) -> bool:
-        new = [s for s in states if s not in self.seen]
-        if self.used + len(new) > self.limit:
-            return False
-        self.seen.update(new)
-        return True
-
-
-def _head_order(delta_plus: dict) -> list:
-    """Heads by single-head ablation drop d+, smallest first (ties by index, deterministic)."""
-    return sorted(delta_plus, key=lambda h: (delta_plus[h], h))
-
-
-def _feasible_children(
-    state: State, order: list, branching: int, closed: set, counter: _Counter, drop_of, budget
-) -> list[tuple[State, float]] | None:
-    """Measure the successors of ``state`` and keep those within budget, with their g.
-
-    Successors add one of the ``branching`` lowest-d+ heads not yet removed; closed states are
-    skipped. None when the evaluation cap refuses them.
-    """
-    children = [state | {h} for h in order if h not in state][:branching]
-    children = [c for c in children if c not in closed]
-    if not counter.admit(children):
-        return None
-    measured = [(c, max(0.0, drop)) for c, drop in zip(children, drop_of(children), strict=True)]
-    return [(child, g) for child, g in measured if g <= budget]
-
-
-def search_fixed_k(
-    k: int,
-    a0: float,
-    delta_plus: dict[tuple[int, int], float],
-    drop_of,
-    budget: float,
-    branching: int,
-    counter: _Counter,
-) -> SearchResult:
-    """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``)."""
-    order = _head_order(delta_plus)
-
-    def heuristic(state: State) -> float:
-        remaining = k - len(state)
-        return sum(itertools.islice((delta_plus[h] for h in order if h not in state), remaining))
-
-    tie = itertools.count()
-    start: State = frozenset()
-    frontier = [(heuristic(start), -0, next(tie), start, 0.0)]
-    closed: set[State] = set()
-    feasible: list[tuple[State, float]] = []
-    best_partial: tuple[float, int, State, float] | None = None
-    while frontier:
-        f, _, _, state, g = heapq.heappop(frontier)
-        if state in closed:
-            continue
-        closed.add(state)
-        if len(state) == k:
-            return SearchResult(state, g, counter.used, feasible=feasible)
-        if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
-            best_partial = (f, len(state), state, g)
-        children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
-        if children is None:
-            break
-        feasible += children
-        for child, g_child in children:
-            heapq.heappush(
-                frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
-            )
-    if math.isinf(budget) and best_partial is not None:
-        # Out of evaluations: finish the deepest, cheapest partial set greedily by d+.
-        state = best_partial[2]
-        state = state | frozenset([h for h in order if h not in state][: k - len(state)])
-        counter.seen.add(state)
-        return SearchResult(
-            state, max(0.0, drop_of([state])[0]), counter.used, capped=True, feasible=feasible
-        )
-    return SearchResult(None, math.inf, counter.used, capped=bool(frontier), feasible=feasible)
-
-
-def search_max_heads(
-    a0: float,
-    delta_plus: dict,
-    drop_of,
-    budget: float,
-    branching: int,
-    counter: _Counter,
-    max_k: int,
-) -> SearchResult:
-    """Grow K while a feasible K-set exists; return the largest one found."""
-    best = SearchResult(frozenset(), 0.0, 0)
-    feasible: list[tuple[State, float]] = []
-    for k in range(1, max_k + 1):
-        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, branching, counter)
-        feasible += result.feasible
-        if result.state is None:
-            best.capped = result.capped
-            break
-        best = result
-    best.feasible = feasible
-    best.evaluations = counter.used
-    return best
-
-
-def search_deepest(
-    delta_plus: dict,
-    drop_of,
-    budget: float,
-    branching: int,
-    counter: _Counter,
-    max_k: int,
-) -> SearchResult:
-    """Best-first on (more heads removed, smaller drop) over feasible states; the largest wins."""
-    order = _head_order(delta_plus)
-    tie = itertools.count()
-    start: State = frozenset()
-    frontier = [(0, 0.0, next(tie), start)]
-    closed: set[State] = set()
-    feasible: list[tuple[State, float]] = []
-    best: tuple[State, float] = (start, 0.0)
-    capped = False
-    while frontier:
-        _, g, _, state = heapq.heappop(frontier)
-        if state in closed:
-            continue
-        closed.add(state)
-        if (len(state), -g) > (len(best[0]), -best[1]):
-            best = (state, g)
-        if len(state) >= max_k:
-            continue
-        children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
-        if children is None:
-            capped = True
-            break
-        feasible += children
-        for child, g_child in children:
-            heapq.heappush(frontier, (-len(child), g_child, next(tie), child))
-    return SearchResult(best[0], best[1], counter.used, capped=capped, feasible=feasible)
 
 
 @register_method(
@@ -245,6 +98,7 @@ def search_deepest(
     summary="A* search for the largest head set within --budget points, with a certificate",
     per_layer=False,
     decides_count=True,
+    certifies=True,
 )
 def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     if request.batches is None or request.task is None:
@@ -275,7 +129,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
     delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
 
-    counter = _Counter(config.max_evals)
+    counter = EvalCounter(config.max_evals)
     budget = config.budget
     if fixed_k:
         budget = math.inf if budget is None else float(budget)
@@ -301,7 +155,13 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         result = search_fixed_k(k, a0, delta_plus, drop_of, budget, config.branching, counter)
     elif config.budget_search == "deepest":
         result = search_deepest(
-            delta_plus, drop_of, budget, config.branching, counter, plan.heads_kept - 1
+            delta_plus,
+            drop_of,
+            budget,
+            config.branching,
+            counter,
+            plan.heads_kept - 1,
+            config.successors_per_step,
         )
     else:
         result = search_max_heads(
@@ -315,7 +175,10 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         )
     removed, drop, reference = result.state, result.drop, a0
     verified = None
-    if request.full_batches is not None:
+    if request.certify_batches is not None:
+        removed, drop, verified = _certify(request, removed, result, budget, config, memo_dir)
+        reference = verified["a0"]  # the certificate speaks for the certify part
+    elif request.full_batches is not None:
         removed, drop, verified = _verify(
             request, request.full_batches, removed, result, budget, memo_dir
         )
@@ -343,6 +206,10 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         "search_a0": a0,
         "search_drop": result.drop,
         "verified": verified,
+        "certified": request.certify_batches is not None,
+        "certify_examples": verified["examples"] if verified else None,
+        "upper_bound": verified.get("upper_bound") if verified else None,
+        "confidence": config.confidence if request.certify_batches is not None else None,
         "single_head_drops": {f"{li}.{h}": d for (li, h), d in sorted(delta.items())},
         "cache": {
             "layer_forwards": evaluator.stats.layer_forwards,
@@ -371,48 +238,40 @@ def _verify(
     return info.pop("state"), info["drop"], info
 
 
-def verify_or_back_off(
-    metric_of, removed: State, result: SearchResult, budget: float
-) -> dict[str, Any]:
-    """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
+def _certify(
+    request: PruneRequest,
+    removed: State,
+    result: SearchResult,
+    budget: float,
+    config: Config,
+    memo_dir=None,
+) -> tuple[State, float, dict]:
+    """Certify on the held-out part: the largest measured set whose bootstrap upper bound on
+    the drop stays within the budget (the search's own set first)."""
+    held_out = GatedEvaluator(
+        request.model, request.certify_batches(), request.task, cache_bytes=0, memo_dir=memo_dir
+    )
+    (reference,) = held_out.logits([frozenset()])
+    bounds: dict[State, Any] = {}
 
-    Candidates are the feasible states the search measured, the least-drop one of each size up
-    to ``len(removed)``. Their sizes are bisected, taking a failure to mean that larger sets
-    fail too (the usual case, not a law): about log2(sizes) passes over the full split find the
-    largest passing size, at most ``MAX_BACK_OFF`` in all. If none passes, nothing is removed.
-    """
-    a0_full = metric_of(frozenset())
-    tried = 0
+    def upper_bound_of(state: State) -> float:
+        (logits,) = held_out.logits([state])
+        bounds[state] = bootstrap_drop_bound(
+            request.task,
+            reference,
+            logits,
+            held_out.labels,
+            config.bootstrap_samples,
+            config.confidence,
+            request.seed,
+        )
+        return bounds[state].upper_bound
 
-    def drop_if_passing(state: State) -> float | None:
-        nonlocal tried
-        tried += 1
-        drop = max(0.0, a0_full - metric_of(state))
-        return drop if drop <= budget else None
-
-    chosen, drop = removed, drop_if_passing(removed)
-    if drop is None:
-        best_of_size: dict[int, tuple[State, float]] = {}
-        for state, g in result.feasible:
-            size = len(state)
-            if state == removed or size > len(removed):
-                continue
-            if size not in best_of_size or g < best_of_size[size][1]:
-                best_of_size[size] = (state, g)
-        sizes = sorted(best_of_size)
-        chosen, low, high = frozenset(), 0, len(sizes) - 1
-        while low <= high and tried <= MAX_BACK_OFF:
-            middle = (low + high) // 2
-            candidate = best_of_size[sizes[middle]][0]
-            candidate_drop = drop_if_passing(candidate)
-            if candidate_drop is None:
-                high = middle - 1
-            else:
-                chosen, drop, low = candidate, candidate_drop, middle + 1
-    return {
-        "state": chosen,
-        "a0": a0_full,
-        "drop": 0.0 if drop is None else drop,
-        "backed_off": chosen != removed,
-        "states_tried": tried,
-    }
+    info = verify_or_back_off(held_out.metric, removed, result, budget, upper_bound_of)
+    info["examples"] = len(held_out.labels)
+    chosen = info.pop("state")
+    if chosen in bounds:
+        info["upper_bound"] = bounds[chosen].upper_bound
+    else:  # nothing certified: the empty set's bound is zero by construction
+        info["upper_bound"] = 0.0
+    return chosen, info["drop"], info

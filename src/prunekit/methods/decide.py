@@ -41,16 +41,26 @@ def decide(
     """
     info = get_method(method)
     config = info.parse_config(options)
-    # A sample as large as the split is the split: no subsample, nothing to re-verify on.
-    subsample = search_samples is not None and search_samples < len(data.dataset("validation"))
     started = time.perf_counter()
+    search = full = certify = None
+    if info.certifies:  # search on one half, certify on the other (seeded, disjoint)
+        search_part, certify_part = data.search_certify_split("validation", seed, search_samples)
+        search = data.batches("validation", indices=search_part)
+        certify = data.batches("validation", indices=certify_part)
+    else:
+        # A sample as large as the split is the split: no subsample, nothing to re-verify on.
+        size = len(data.dataset("validation"))
+        subsample = search_samples is not None and search_samples < size
+        search = data.batches("validation", search_samples if subsample else None)
+        full = data.batches("validation") if subsample else None
     request = PruneRequest(
         model=model,
         plan=current_plan(model),
         target=target,
         seed=seed,
-        batches=data.batches("validation", search_samples if subsample else None),
-        full_batches=data.batches("validation") if subsample else None,
+        batches=search,
+        full_batches=full,
+        certify_batches=certify,
         train_set=data.dataset("train") if "train" in info.needs_data else None,
         collate=data.collate,
         task=data.task,

@@ -73,6 +73,8 @@ class PruneRequest:
         batches: re-iterable validation-split batches (labels included), or None.
         full_batches: the whole validation split when ``batches`` is a subsample of it (for
             methods that re-verify a decision), else None.
+        certify_batches: for methods that certify (``certifies``), the held-out part of the
+            validation split that ``batches`` (the search part) never includes.
         train_set, collate: the train split, for methods that train through the loop.
         task: the task being pruned for (its primary metric), when known.
         teacher: the unpruned model, frozen (methods with ``needs_teacher``).
@@ -93,6 +95,7 @@ class PruneRequest:
     seed: int = 0
     batches: Batches | None = None
     full_batches: Batches | None = None
+    certify_batches: Batches | None = None
     train_set: Dataset | None = None
     collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
     task: TaskSpec | None = None
@@ -147,6 +150,8 @@ class MethodInfo:
         needs_teacher: gets the unpruned model as ``request.teacher``.
         prunes_pretrained: meant for pre-trained models (no fine-tuned classifier needed).
         needs_data: splits it reads: ``validation`` (search/scoring) and/or ``train``.
+        certifies: states a guarantee; `decide` then splits the validation split into a search
+            part and a disjoint certify part (``request.certify_batches``).
     """
 
     name: str
@@ -161,6 +166,7 @@ class MethodInfo:
     needs_teacher: bool = False
     prunes_pretrained: bool = False
     needs_data: tuple[str, ...] = ("validation",)
+    certifies: bool = False
 
     def parse_config(self, options: Mapping[str, Any] | None) -> MethodConfig:
         """Validate ``options`` against the method's Config (one-line `ConfigError`)."""
@@ -217,6 +223,7 @@ class MethodInfo:
             "needs_teacher": self.needs_teacher,
             "prunes_pretrained": self.prunes_pretrained,
             "needs_data": list(self.needs_data),
+            "certifies": self.certifies,
             "options": options,
         }
 

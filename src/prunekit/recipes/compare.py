@@ -1,6 +1,7 @@
 """Recipe `prunekit compare`: the head-pruning comparison sweep (methods.md §6).
 
-For each seed one dense model is fine-tuned and cached in ``RUNDIR/dense/seed<S>``. Every
+For each seed the dense model comes from the shared dense cache (`cached_dense_model`: the
+task's recipe unless ``recipe`` says otherwise; fine-tuned there once if missing). Every
 (method, fraction, seed) then runs through the same `decide` -> `apply_plan` path and is
 evaluated in two regimes: R0 (no retraining) and R1 (the same recovery budget for every method,
 starting from the pruned fine-tuned weights). A method whose metadata says it trains weights
@@ -40,12 +41,13 @@ from prunekit.outputs import write_json
 from prunekit.recipes.common import console, seed_everything
 from prunekit.report import read_results
 from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover, recovery_steps
-from prunekit.train.task import FinetuneConfig, finetune_task
+from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, recipe_for
 
 # DistillConfig is re-exported for the CLI, which only calls recipes.
 __all__ = [
     "CompareConfig",
     "DistillConfig",
+    "dense_recipe",
     "per_method_options",
     "read_results",
     "run_compare",
@@ -82,8 +84,10 @@ class CompareConfig(BaseModel):
     seeds: tuple[int, ...] = (0, 1, 2)
     regimes: tuple[str, ...] = REGIMES
     data_dir: Path | None = None
-    finetune: TrainConfig = TrainConfig(epochs=1)
-    max_train_samples: int | None = None
+    recipe: TaskRecipe | None = Field(None, description="dense recipe (default: the task's)")
+    dense_cache: Path | None = Field(
+        None, description="default: runs/dense ($PRUNEKIT_DENSE_CACHE)"
+    )
     recover: TrainConfig = TrainConfig(epochs=1)
     recover_max_samples: int | None = None
     distill: DistillConfig | None = None
@@ -108,6 +112,12 @@ def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"--method-option expects METHOD.KEY=VALUE, got {pair!r}")
         options.setdefault(method, {}).update(read_method_options(None, [setting]))
     return options
+
+
+def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
+    """The task's dense recipe with the given (not None) fields replaced; None if none are."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return recipe_for(task).model_copy(update=given) if given else None
 
 
 def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
@@ -174,23 +184,16 @@ def run_compare(
 
 
 def _dense_model(config: CompareConfig, seed: int) -> Path:
-    """The cached dense fine-tuned model of this seed (fine-tuned now if missing)."""
-    out = config.out / "dense" / f"seed{seed}"
-    if not (out / "metrics.json").is_file():
-        console.rule(f"dense fine-tune, seed {seed}")
-        finetune_task(
-            FinetuneConfig(
-                model=config.model,
-                task=config.task,
-                out=out,
-                data_dir=config.data_dir,
-                train=config.finetune.model_copy(update={"seed": seed, "device": config.device}),
-                max_train_samples=config.max_train_samples,
-                resume=True,
-                overwrite=out.exists(),
-            )
-        )
-    return out
+    """The dense fine-tuned model of this seed, from the shared cache (fine-tuned if missing)."""
+    return cached_dense_model(
+        config.model,
+        config.task,
+        seed,
+        config.recipe,
+        config.data_dir,
+        config.dense_cache,
+        config.device,
+    )
 
 
 def _attention(config: CompareConfig) -> dict[str, str]:

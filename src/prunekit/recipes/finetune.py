@@ -1,14 +1,56 @@
-"""Recipe `prunekit finetune`: fine-tune an encoder on a GLUE task and save it."""
+"""Recipe `prunekit finetune`: fine-tune an encoder on a GLUE task with the task's dense recipe
+(flags override any part of it) and save it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from prunekit.data import get_task
+from prunekit.errors import ConfigError
 from prunekit.recipes.common import step_progress
 from prunekit.train import TrainConfig
 from prunekit.train.task import FinetuneConfig, finetune_task
+from prunekit.train.task_recipes import TaskRecipe, recipe_for
 
-__all__ = ["FinetuneConfig", "TrainConfig", "run_finetune"]
+__all__ = ["FinetuneConfig", "TrainConfig", "finetune_config", "run_finetune"]
+
+
+def finetune_config(
+    task: str,
+    out: Path,
+    model: str = "default",
+    data_dir: Path | None = None,
+    seed: int = 0,
+    max_seq_length: int | None = None,
+    max_train_samples: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    **train: Any,
+) -> FinetuneConfig:
+    """``task``'s recipe with every given (not None) setting on top.
+
+    ``train`` takes `TrainConfig` fields (learning_rate, epochs, max_steps, batch_size, ...).
+    """
+    recipe: TaskRecipe = recipe_for(get_task(task).name)
+    try:
+        train_config = recipe.train_config(seed, **train)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ConfigError(f"--{first['loc'][0]}".replace("_", "-") + f": {first['msg']}") from None
+    return FinetuneConfig(
+        model=model,
+        task=task,
+        out=out,
+        data_dir=data_dir,
+        train=train_config,
+        max_seq_length=max_seq_length or recipe.max_seq_length,
+        max_train_samples=max_train_samples or recipe.max_train_samples,
+        resume=resume,
+        overwrite=overwrite,
+    )
 
 
 def run_finetune(config: FinetuneConfig, progress: bool = True) -> dict[str, Any]:

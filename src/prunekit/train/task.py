@@ -75,6 +75,19 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
     with atomic_output_dir(config.out, config.overwrite) as tmp:
         write_model_files(model, tmp, tokenizer)
         write_json(tmp / "metrics.json", record)
+        write_json(tmp / "recipe.json", _effective_recipe(config))
         (tmp / TRAIN_LOG).write_text("".join(json.dumps(line) + "\n" for line in result.log))
     shutil.rmtree(checkpoints, ignore_errors=True)
     return record
+
+
+def _effective_recipe(config: FinetuneConfig) -> dict[str, Any]:
+    """What made these weights, beside them: the dense cache's key is computed from it."""
+    train = config.train.model_dump(exclude={"checkpoint_every", "log_every", "device"})
+    return {
+        "model": config.model,
+        "task": config.task,
+        "max_seq_length": config.max_seq_length,
+        "max_train_samples": config.max_train_samples,
+        **train,
+    }

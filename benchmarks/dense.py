@@ -1,0 +1,212 @@
+"""Dense references: choose each task's fine-tuning recipe on the validation split, then train
+it with seeds 0-2 and report dev against the targets.
+
+Stages per task (every run is a dense-cache entry, so a killed benchmark resumes where it
+stopped, and later benchmarks reuse exactly these models):
+1. sweep, seed 0: the learning rates of ``LEARNING_RATES`` at the base epochs, then the best of
+   them at twice the epochs. The choice is the best *validation* score (the split carved from
+   train); dev is shown beside it but never used to choose.
+2. seeds 0-2 with the chosen recipe: dev mean ± std against ``TARGETS``.
+
+Results: ``benchmarks/results/dense.{json,md}`` and ``dense_sweep.jsonl`` (one line per run,
+written as each finishes). Copy the chosen recipes into ``prunekit/train/task_recipes.py``'s
+table (the report prints them) so that `prunekit finetune` uses them by default.
+
+    python benchmarks/dense.py --tasks rte,mrpc,stsb,cola,sst2
+    python benchmarks/dense.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from prunekit.data import primary_metric
+from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, dense_key
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+SWEEP_LOG = RESULTS / "dense_sweep.jsonl"
+MODEL = "default"
+SEEDS = (0, 1, 2)
+LEARNING_RATES = (2e-5, 5e-5, 1e-4)
+# Dev targets on the default MiniLM, mean of seeds 0-2 (issue: credible comparisons).
+TARGETS = {"sst2": 89.0, "mrpc": 88.0, "stsb": 85.0, "rte": 63.0, "cola": 35.0}
+# Base epochs per task, and the train subset where a full epoch does not fit this CPU.
+BASE = {
+    "rte": TaskRecipe(learning_rate=5e-5, epochs=3),
+    "mrpc": TaskRecipe(learning_rate=5e-5, epochs=3),
+    "stsb": TaskRecipe(learning_rate=5e-5, epochs=3),
+    "cola": TaskRecipe(learning_rate=5e-5, epochs=3),
+    "sst2": TaskRecipe(learning_rate=5e-5, epochs=1, max_train_samples=20000),
+}
+
+
+def progress(label: str):
+    started = time.perf_counter()
+
+    def on_step(step: int, total: int, values: dict) -> None:
+        if step % 25 == 0 or step == total:
+            minutes = (time.perf_counter() - started) / 60
+            print(
+                f"  {label}: step {step}/{total} loss {values['loss']:.4f} ({minutes:.1f} min)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return on_step
+
+
+def logged() -> dict[str, dict]:
+    if not SWEEP_LOG.is_file():
+        return {}
+    rows = [json.loads(line) for line in SWEEP_LOG.read_text().splitlines() if line.strip()]
+    return {row["key"]: row for row in rows}
+
+
+def run(task: str, recipe: TaskRecipe, seed: int, stage: str, data_dir: Path | None) -> dict:
+    """One dense model (cached), logged once to dense_sweep.jsonl."""
+    key = dense_key(MODEL, task, seed, recipe)
+    done = logged()
+    if key in done:
+        return done[key]
+    label = f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
+    print(f"{stage}: {label}", file=sys.stderr, flush=True)
+    path = cached_dense_model(MODEL, task, seed, recipe, data_dir, on_step=progress(label))
+    metrics = json.loads((path / "metrics.json").read_text())
+    row = {
+        "key": key,
+        "task": task,
+        "stage": stage,
+        "seed": seed,
+        "recipe": recipe.model_dump(exclude={"swept"}),
+        "metric": primary_metric(task),
+        "validation": metrics["validation"]["primary"],
+        "dev": metrics["dev"]["primary"],
+        "train_seconds": metrics["train_seconds"],
+        "train_examples": metrics["train_examples"],
+        "steps": metrics["steps"],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with SWEEP_LOG.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return row
+
+
+def choose(task: str, data_dir: Path | None) -> TaskRecipe:
+    """Stage 1: learning rates at the base epochs; stage 2: the best at twice the epochs."""
+    base = BASE[task]
+    candidates = [base.model_copy(update={"learning_rate": lr}) for lr in LEARNING_RATES]
+    rows = [(run(task, c, 0, "sweep", data_dir), c) for c in candidates]
+    best_row, best = max(rows, key=lambda rc: rc[0]["validation"])
+    longer = best.model_copy(update={"epochs": 2 * best.epochs})
+    rows.append((run(task, longer, 0, "sweep", data_dir), longer))
+    return max(rows, key=lambda rc: rc[0]["validation"])[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if not args.report_only:
+        for task in args.tasks.split(","):
+            chosen = choose(task, args.data_dir)
+            for seed in SEEDS:
+                run(task, chosen, seed, "seeds", args.data_dir)
+            write_results()  # after each task: a cut-short run keeps what it has
+    write_results()
+
+
+def write_results() -> None:
+    rows = list(logged().values())
+    summary = {}
+    for task in [t for t in BASE if any(r["task"] == t for r in rows)]:
+        task_rows = [r for r in rows if r["task"] == task]
+        seeds = [r for r in task_rows if r["stage"] == "seeds"]
+        recipe = seeds[0]["recipe"] if seeds else None
+        same = [r for r in task_rows if r["recipe"] == recipe] if recipe else []
+        by_seed = {r["seed"]: r for r in same}
+        devs = [by_seed[s]["dev"] for s in SEEDS if s in by_seed]
+        summary[task] = {
+            "metric": task_rows[0]["metric"],
+            "chosen_recipe": recipe,
+            "seeds": sorted(by_seed),
+            "dev_mean": statistics.fmean(devs) if devs else None,
+            "dev_std": statistics.stdev(devs) if len(devs) > 1 else None,
+            "validation_mean": statistics.fmean(by_seed[s]["validation"] for s in by_seed)
+            if by_seed
+            else None,
+            "target": TARGETS[task],
+            "met": bool(devs)
+            and len(devs) == len(SEEDS)
+            and statistics.fmean(devs) >= TARGETS[task],
+            "sweep": [r for r in task_rows if r["stage"] == "sweep"],
+        }
+    (RESULTS / "dense.json").write_text(
+        json.dumps({"model": MODEL, "seeds": list(SEEDS), "tasks": summary}, indent=2) + "\n"
+    )
+    (RESULTS / "dense.md").write_text(markdown(summary))
+
+
+def markdown(summary: dict) -> str:
+    lines = [
+        "# Dense references (default MiniLM)",
+        "",
+        "Recipes chosen on the validation split carved from train (seed 0 sweep); dev is shown "
+        "beside it and never used to choose. Then seeds 0-2 with the chosen recipe. "
+        "Reproduce: `python benchmarks/dense.py` (resumes; models land in the dense cache, "
+        "`runs/dense/`).",
+        "",
+        "| task | metric | recipe (lr, epochs, batch, train examples) | dev mean ± std "
+        "(seeds) | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, s in summary.items():
+        r = s["chosen_recipe"]
+        recipe = (
+            f"{r['learning_rate']:g}, {r['epochs']}, {r['batch_size']}, "
+            f"{r['max_train_samples'] or 'all'}"
+            if r
+            else "sweep running"
+        )
+        dev = (
+            f"{s['dev_mean']:.2f} ± {s['dev_std'] or 0:.2f} ({', '.join(map(str, s['seeds']))})"
+            if s["dev_mean"] is not None
+            else "–"
+        )
+        met = "yes" if s["met"] else ("no" if len(s["seeds"]) == len(SEEDS) else "pending")
+        lines.append(f"| {task} | {s['metric']} | {recipe} | {dev} | {s['target']:g} | {met} |")
+    lines += ["", "## Sweep (seed 0)", ""]
+    lines += [
+        "| task | lr | epochs | train examples | validation | dev | train minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, s in summary.items():
+        for r in s["sweep"]:
+            rec = r["recipe"]
+            lines.append(
+                f"| {task} | {rec['learning_rate']:g} | {rec['epochs']} | {r['train_examples']} "
+                f"| {r['validation']:.2f} | {r['dev']:.2f} | {r['train_seconds'] / 60:.1f} |"
+            )
+    lines += ["", "Recipes for `TASK_RECIPES` (src/prunekit/train/task_recipes.py):", ""]
+    for task, s in summary.items():
+        if s["chosen_recipe"]:
+            r = s["chosen_recipe"]
+            lines.append(
+                f"- `{task}`: learning_rate={r['learning_rate']:g}, epochs={r['epochs']}, "
+                f"max_train_samples={r['max_train_samples']}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

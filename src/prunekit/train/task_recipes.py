@@ -1,0 +1,135 @@
+"""Dense fine-tuning recipes, one per GLUE task, and the dense-model cache every study shares.
+
+A recipe is what `prunekit finetune --task T` uses unless flags override it, and what every
+benchmark's dense model and teacher were trained with. The table is chosen by
+``benchmarks/dense.py``: a small sweep scored on the validation split carved from train, never
+on dev (results and the sweep in ``benchmarks/results/dense.md``). Tasks the sweep has not
+covered yet keep the shared recipe of methods.md §6.1 and say so (``swept=False``).
+
+Dense models live in one cache keyed by (model, task, seed, recipe), ``runs/dense/<key>/``
+(``$PRUNEKIT_DENSE_CACHE`` moves it), each with its ``recipe.json``: a benchmark asks for the
+dense model it needs and gets the cached one, or a fine-tune that resumes after a kill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prunekit.data import get_task
+from prunekit.train.finetune import StepCallback, TrainConfig
+from prunekit.train.task import FinetuneConfig, finetune_task
+
+__all__ = [
+    "TaskRecipe",
+    "TASK_RECIPES",
+    "recipe_for",
+    "dense_cache_root",
+    "dense_key",
+    "cached_dense_model",
+]
+
+
+class TaskRecipe(BaseModel):
+    """How the dense model of a task is fine-tuned (AdamW, linear warm-up and decay)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop early (quick checks, tests)")
+    batch_size: int = Field(32, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_seq_length: int = Field(128, ge=8)
+    max_train_samples: int | None = Field(None, ge=1, description="seeded train subset")
+    swept: bool = Field(False, description="chosen by the validation sweep (benchmarks/dense.py)")
+
+    def train_config(self, seed: int, **overrides: Any) -> TrainConfig:
+        """The loop's settings for this recipe; ``overrides`` (not None) win."""
+        fields = {
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "max_steps": self.max_steps,
+            "batch_size": self.batch_size,
+            "warmup_ratio": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "seed": seed,
+        }
+        fields |= {k: v for k, v in overrides.items() if v is not None}
+        return TrainConfig(**fields)
+
+    def digest(self) -> str:
+        """A short fingerprint of what changes the trained weights (not ``swept``)."""
+        data = self.model_dump(exclude={"swept"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# The shared dense recipe of methods.md §6.1 (lr 2e-5 is BERT-base's; MiniLM-sized encoders
+# train faster at a higher rate), kept for tasks the sweep has not reached.
+_SHARED = TaskRecipe(learning_rate=5e-5, epochs=3)
+
+TASK_RECIPES: dict[str, TaskRecipe] = {
+    "cola": _SHARED,
+    "sst2": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
+    "mrpc": _SHARED,
+    "stsb": _SHARED,
+    "rte": _SHARED,
+    "qqp": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
+    "mnli": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
+    "qnli": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
+    "wnli": _SHARED,
+}
+
+
+def recipe_for(task: str) -> TaskRecipe:
+    return TASK_RECIPES[get_task(task).name]
+
+
+def dense_cache_root() -> Path:
+    return Path(os.environ.get("PRUNEKIT_DENSE_CACHE", "runs/dense"))
+
+
+def dense_key(model: str, task: str, seed: int, recipe: TaskRecipe) -> str:
+    """``<task>-<model>-s<seed>-<recipe digest>``: readable, and unique per recipe."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(model)).name or str(model))[-40:]
+    return f"{get_task(task).name}-{slug}-s{seed}-{recipe.digest()}"
+
+
+def cached_dense_model(
+    model: str,
+    task: str,
+    seed: int,
+    recipe: TaskRecipe | None = None,
+    data_dir: Path | None = None,
+    root: Path | None = None,
+    device: str = "auto",
+    on_step: StepCallback | None = None,
+) -> Path:
+    """The dense fine-tuned model of (model, task, seed, recipe): from the cache, or fine-tuned
+    into it now (resuming a killed fine-tune). Returns its directory."""
+    recipe = recipe or recipe_for(task)
+    out = (root or dense_cache_root()) / dense_key(model, task, seed, recipe)
+    if (out / "metrics.json").is_file():
+        return out
+    finetune_task(
+        FinetuneConfig(
+            model=model,
+            task=task,
+            out=out,
+            data_dir=data_dir,
+            train=recipe.train_config(seed, device=device),
+            max_seq_length=recipe.max_seq_length,
+            max_train_samples=recipe.max_train_samples,
+            resume=True,
+            overwrite=out.exists(),
+        ),
+        on_step,
+    )
+    return out

@@ -1,0 +1,62 @@
+"""Dense recipes: one per task, flags override them, and the dense cache keys on all of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from prunekit.errors import ConfigError
+from prunekit.recipes.finetune import finetune_config
+from prunekit.train.task_recipes import TASK_RECIPES, TaskRecipe, dense_key, recipe_for
+
+
+def test_every_glue_task_has_a_recipe():
+    assert set(TASK_RECIPES) == {
+        "cola",
+        "sst2",
+        "mrpc",
+        "stsb",
+        "qqp",
+        "mnli",
+        "qnli",
+        "rte",
+        "wnli",
+    }
+    assert recipe_for("SST-2") == TASK_RECIPES["sst2"]  # task aliases resolve
+
+
+def test_finetune_uses_the_task_recipe_and_flags_override_it(tmp_path):
+    recipe = TaskRecipe(learning_rate=7e-5, epochs=4, max_train_samples=1234, max_seq_length=96)
+    TASK_RECIPES["rte"], saved = recipe, TASK_RECIPES["rte"]
+    try:
+        plain = finetune_config("rte", tmp_path / "a", seed=3)
+        assert plain.train.learning_rate == 7e-5 and plain.train.epochs == 4
+        assert plain.train.seed == 3
+        assert plain.max_train_samples == 1234 and plain.max_seq_length == 96
+        custom = finetune_config(
+            "rte", tmp_path / "b", learning_rate=1e-4, epochs=None, max_train_samples=10
+        )
+        assert custom.train.learning_rate == 1e-4  # overridden
+        assert custom.train.epochs == 4  # None keeps the recipe's
+        assert custom.max_train_samples == 10
+    finally:
+        TASK_RECIPES["rte"] = saved
+
+
+def test_bad_overrides_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--learning-rate"):
+        finetune_config("rte", tmp_path / "x", learning_rate=-1.0)
+
+
+def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
+    recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
+    base = dense_key("default", "rte", 0, recipe)
+    assert base.startswith("rte-default-s0-")
+    others = {
+        dense_key("other/model", "rte", 0, recipe),
+        dense_key("default", "mrpc", 0, recipe),
+        dense_key("default", "rte", 1, recipe),
+        dense_key("default", "rte", 0, recipe.model_copy(update={"epochs": 4})),
+    }
+    assert base not in others and len(others) == 4
+    # whether the recipe came from the sweep does not change the weights, nor the key
+    assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
