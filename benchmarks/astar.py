@@ -24,6 +24,7 @@ from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.scoring.evaluator import GatedEvaluator
 from prunekit.train import TrainConfig
+from prunekit.train.task_recipes import cached_dense_model
 
 RESULTS = Path(__file__).parent / "results" / "astar"
 RUNS = Path("runs/head_baselines")
@@ -49,7 +50,7 @@ def cache_speedup(
     task: str, data_dir, search_samples: int, seed: int = 0, states: int = 40
 ) -> dict:
     """Time the same states with the cached/stacked evaluator and with plain full forwards."""
-    dense_dir = RUNS / task / "dense" / f"seed{seed}"
+    dense_dir = cached_dense_model("default", task, seed, data_dir=data_dir)
     model = load(dense_dir)
     data = TaskData.for_task(task, load_tokenizer(dense_dir), data_dir, seed)
     batches = list(data.batches("validation", search_samples)())

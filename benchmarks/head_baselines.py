@@ -59,18 +59,12 @@ PRESETS = {
         "search_samples": 512,
     },
 }
-SST2_TRAIN_SUBSET = 8000  # SST-2 is fine-tuned on a fixed seeded subset so it fits
-# RTE's and MRPC's train sets give ~70 and ~100 steps an epoch; one epoch left RTE at chance
-# (53.1 dev accuracy, seed 0), so both small tasks get three.
-DENSE_EPOCHS = {"rte": 3, "mrpc": 3}
 
 
 def dense_recipe(task: str) -> dict:
-    """How the dense model of ``task`` is fine-tuned (shared with benchmarks/astar.py)."""
-    return {
-        "finetune": TrainConfig(epochs=DENSE_EPOCHS.get(task, 1)),
-        "max_train_samples": SST2_TRAIN_SUBSET if task == "sst2" else None,
-    }
+    """The dense model of ``task`` comes from the shared dense cache with the task's recipe
+    (`TASK_RECIPES`, chosen by benchmarks/dense.py); nothing to override here."""
+    return {}
 
 
 def notes(preset: str) -> str:
@@ -83,9 +77,9 @@ def notes(preset: str) -> str:
     return (
         f"Preset `{preset}` of `benchmarks/head_baselines.py`: tasks "
         f"{', '.join(p['tasks'])}; seeds {', '.join(map(str, p['seeds']))}; {sweeps}. "
-        "Dense model: the PyPI all-MiniLM-L6-v2 fine-tuned 1 epoch (lr 5e-5, batch 32) per seed"
-        " (3 epochs for the small RTE and MRPC train sets; SST-2 on a seeded "
-        f"{SST2_TRAIN_SUBSET}-example train subset). R1 = 1 epoch of recovery"
+        "Dense models: the PyPI all-MiniLM-L6-v2 fine-tuned per seed with each task's recipe "
+        "(`TASK_RECIPES`; see benchmarks/results/dense.md), from the shared dense cache. "
+        "R1 = 1 epoch of recovery"
         + (
             f" on a seeded {p['recover_max_samples']}-example train subset"
             if p["recover_max_samples"]
@@ -96,10 +90,8 @@ def notes(preset: str) -> str:
         + " the validation split carved from train for their decisions. "
         + f"L0 trains its gates for {p['l0_steps']} "
         "steps (batch 32) on train with the Lagrangian budget. The tables report GLUE dev. "
-        "RTE is left out of the subset: one epoch of MiniLM fine-tuning reached only 53.1 dev "
-        "accuracy (seed 0; majority class 52.7), so every method sits at chance there. "
-        "SST-2, MRPC and CoLA did not fit this session's CPU time; `--tasks sst2` (or any "
-        "task) adds them with the same settings. Measured speed-ups in this sweep come from 3 "
+        "`--tasks` runs a subset of the preset's tasks with the same settings. "
+        "Measured speed-ups in this sweep come from 3 "
         "quick rounds taken while other jobs shared the 2-core CPU and are noisy; the clean "
         "timing is benchmarks/results/head_surgery_speed.md. "
         "The full grid is "
