@@ -21,24 +21,34 @@ from pathlib import Path
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
-from prunekit.train import TrainConfig
+from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "head_baselines"
 RUNS = Path("runs/head_baselines")
 ALL_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 PRESETS = {
+    # The comparison of the credible-comparisons issue: five tasks, three seeds, R0 on the
+    # 10..90% grid, R1 (one epoch of recovery with KD from the dense model, the same for every
+    # method) at 30/50/70%. A* runs fixed-K at each fraction (its budget mode is
+    # benchmarks/astar.py). Results are written after every task, so a cut-short run keeps them.
     "full": {
         "tasks": ("rte", "mrpc", "stsb", "cola", "sst2"),
         "sweeps": [
             {
-                "methods": ("random", "hisp", "l0"),
-                "fractions": ALL_FRACTIONS,
-                "regimes": ("r0", "r1"),
-            }
+                "methods": ("random", "hisp", "l0", "astar"),
+                "fractions": (0.1, 0.3, 0.5, 0.7, 0.9),
+                "regimes": ("r0",),
+            },
+            {
+                "methods": ("random", "hisp", "l0", "astar"),
+                "fractions": (0.3, 0.5, 0.7),
+                "regimes": ("r1",),
+            },
         ],
         "seeds": (0, 1, 2),
         "recover_max_samples": None,
+        "distill": True,
         "l0_steps": 150,
         "search_samples": None,
     },
@@ -56,6 +66,7 @@ PRESETS = {
         "seeds": (0, 1, 2),
         "recover_max_samples": 1000,
         "l0_steps": 30,
+        "distill": False,
         "search_samples": 512,
     },
 }
@@ -85,7 +96,8 @@ def notes(preset: str) -> str:
             if p["recover_max_samples"]
             else ""
         )
-        + ", no distillation, same for every method. Methods may use "
+        + (", with logit KD from the dense model" if p["distill"] else ", no distillation")
+        + ", same for every method. Methods may use "
         + (f"{p['search_samples']} seeded examples of" if p["search_samples"] else "all of")
         + " the validation split carved from train for their decisions. "
         + f"L0 trains its gates for {p['l0_steps']} "
@@ -117,17 +129,28 @@ def main() -> None:
                     data_dir=args.data_dir,
                     recover=TrainConfig(epochs=1),
                     recover_max_samples=preset["recover_max_samples"],
-                    method_options={"l0": {"steps": preset["l0_steps"]}},
+                    distill=DistillConfig() if preset["distill"] else None,
+                    method_options={
+                        "l0": {"steps": preset["l0_steps"]},
+                        "astar": {"max_evals": 400, "branching": 8},
+                    },
                     search_samples=preset["search_samples"],
                     progress=False,
                     **dense_recipe(task),
                     **sweep,
                 )
             )
+        write_report(args.preset, preset)  # after every task: a cut-short run keeps its rows
+    write_report(args.preset, preset)
+
+
+def write_report(name: str, preset: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = [row for task in preset["tasks"] for row in read_results(RUNS / task / "results.jsonl")]
+    if not rows:
+        return
     (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = run_report(RESULTS, notes(args.preset))
+    report = run_report(RESULTS, notes(name))
     for leftover in RESULTS.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

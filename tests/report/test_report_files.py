@@ -86,3 +86,18 @@ def test_methods_that_trained_their_weights_are_marked_r1_equivalent(run_dir):
     assert "| 50% | 69.00 ± 1.41 (-1.50)† | 63.00 ± 1.41 (-7.50) |" in text
     assert "hisp trained its weights itself (30 steps; the others recover for 40 steps)" in text
     assert "| 50% | 67.00 ± 1.41 (-3.50) | 61.00 ± 1.41 (-9.50) |" in text  # R0 unmarked
+
+
+def test_the_report_opens_with_retention_averaged_over_tasks(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    # a second task where every method keeps exactly 90% of its dense model
+    rows += [
+        r | {"task": "mrpc", "key": "mrpc" + r["key"], "dev": 0.9 * r["dense_dev"]} for r in rows
+    ]
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = run_report(run_dir).read_text()
+    assert text.index("## Summary: dev retention") < text.index("## mrpc")
+    # hisp, R0, 50%: rte 66/70 and 68/71 -> per seed (94.29 + 90) / 2 and (95.77 + 90) / 2
+    seed0, seed1 = (100 * 66 / 70 + 90) / 2, (100 * 68 / 71 + 90) / 2
+    mean, std = (seed0 + seed1) / 2, abs(seed0 - seed1) / 2**0.5
+    assert f"| 50% | {mean:.1f} ± {std:.1f} |" in text

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.report.plots import plot_curves, plot_heatmaps, plot_speed
-from prunekit.report.summary import aggregate, dense_reference
+from prunekit.report.summary import aggregate, dense_reference, retention_summary
 
 __all__ = ["write_report"]
 
@@ -14,10 +14,11 @@ __all__ = ["write_report"]
 def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> Path:
     """Write ``report.md`` and figures into ``out_dir`` (which must exist). Returns report.md."""
     lines = ["# Head pruning comparison", ""]
-    if notes:
-        lines += [notes.strip(), ""]
     budget_rows = [r for r in rows if "budget" in r]
     rows = [r for r in rows if "budget" not in r]  # curves and tables: fixed head counts
+    lines += _summary_table(rows)
+    if notes:
+        lines += [notes.strip(), ""]
     cells = aggregate(rows)
     dense = dense_reference(rows + budget_rows)
     # Methods that train weights themselves: their R1 is their own model, not a recovery.
@@ -77,6 +78,46 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> 
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The table the report opens with: dev retention (% of dense) over all tasks."""
+    cells = retention_summary(rows)
+    if not cells:
+        return []
+    tasks = sorted({t for c in cells for t in c.tasks})
+    lines = [
+        "## Summary: dev retention (% of dense)",
+        "",
+        f"Mean over tasks ({', '.join(tasks)}) of 100 × pruned dev / dense dev (each seed "
+        "against its own dense model), then mean ± std over seeds. A cell averages only the "
+        "tasks listed under it when some are missing.",
+        "",
+    ]
+    methods = sorted({c.method for c in cells})
+    for regime in sorted({c.regime for c in cells}):
+        title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
+        lines += [f"**{title}**", "", "| heads removed | " + " | ".join(methods) + " |"]
+        lines.append("|---|" + "---|" * len(methods))
+        for fraction in sorted({c.fraction for c in cells if c.regime == regime}):
+            row = [f"{fraction:.0%}"]
+            for method in methods:
+                cell = next(
+                    (
+                        c
+                        for c in cells
+                        if (c.method, c.regime, c.fraction) == (method, regime, fraction)
+                    ),
+                    None,
+                )
+                if cell is None:
+                    row.append("–")
+                else:
+                    partial = "" if len(cell.tasks) == len(tasks) else f" ({', '.join(cell.tasks)})"
+                    row.append(f"{cell.label}{partial}")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
 
 
 def _trained_note(rows: list[dict[str, Any]]) -> str:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cell", "aggregate", "dense_reference"]
+__all__ = ["Cell", "Retention", "aggregate", "dense_reference", "retention_summary"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,51 @@ def aggregate(rows: list[dict[str, Any]], split: str = "dev") -> list[Cell]:
             )
         )
     return cells
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Dev metric as % of the dense model's, averaged over tasks, then mean ± std over seeds."""
+
+    method: str
+    regime: str
+    fraction: float
+    mean: float
+    std: float
+    seeds: int
+    tasks: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.mean:.1f} ± {self.std:.1f}"
+
+
+def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Retention]:
+    """One `Retention` per (method, regime, fraction): for each seed the mean over tasks of
+    ``100 * pruned / dense`` (same seed's dense model), then mean and sample std over the seeds
+    that have every task of that cell."""
+    per_seed: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        dense = row[f"dense_{split}"]
+        if not dense:
+            continue
+        cell = (row["method"], row["regime"], row["fraction"])
+        per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
+    out = []
+    for (method, regime, fraction), seeds in sorted(per_seed.items()):
+        tasks = sorted(set().union(*(set(t) for t in seeds.values())))
+        complete = [statistics.fmean(t.values()) for t in seeds.values() if len(t) == len(tasks)]
+        if not complete:
+            continue
+        out.append(
+            Retention(
+                method=method,
+                regime=regime,
+                fraction=fraction,
+                mean=statistics.fmean(complete),
+                std=statistics.stdev(complete) if len(complete) > 1 else 0.0,
+                seeds=len(complete),
+                tasks=tuple(tasks),
+            )
+        )
+    return out
