@@ -49,6 +49,7 @@ PRESETS = {
         "seeds": (0, 1, 2),
         "recover_max_samples": None,
         "distill": True,
+        "time_onnx": True,
         "l0_steps": 150,
         "search_samples": None,
     },
@@ -67,6 +68,7 @@ PRESETS = {
         "recover_max_samples": 1000,
         "l0_steps": 30,
         "distill": False,
+        "time_onnx": False,
         "search_samples": 512,
     },
 }
@@ -130,6 +132,7 @@ def main() -> None:
                     recover=TrainConfig(epochs=1),
                     recover_max_samples=preset["recover_max_samples"],
                     distill=DistillConfig() if preset["distill"] else None,
+                    time_onnx=preset["time_onnx"],
                     method_options={
                         "l0": {"steps": preset["l0_steps"]},
                         "astar": {"max_evals": 400, "branching": 8},

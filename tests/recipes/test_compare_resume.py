@@ -135,3 +135,24 @@ def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
     assert row["certificate"]["certify_examples"] == 125
     assert row["certificate"]["certified"]
     assert row["certificate"]["upper_bound"] <= 1.0
+
+
+def test_speed_in_both_runtimes(tiny_bert_with_real_tokenizer, tmp_path):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "speed").model_copy(
+        update={
+            "methods": ("random",),
+            "fractions": (0.5,),
+            "seeds": (0,),
+            "regimes": ("r0",),
+            "budgets": (),
+            "time_speed": True,
+            "time_onnx": True,
+        }
+    )
+    (row,) = run_compare(config)
+    assert row["measured_speedup"] > 0 and row["onnx_speedup"] > 0
+    assert row["onnx_vs_torch_dense"] > 0
+    from prunekit.recipes.report import run_report
+
+    text = run_report(config.out).read_text()
+    assert "pruned in ORT vs dense in torch" in text

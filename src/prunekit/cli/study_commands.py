@@ -91,6 +91,12 @@ def compare(
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
     ] = False,
+    onnx_timing: Annotated[
+        bool,
+        typer.Option(
+            "--onnx-timing", help="Also time both models in ONNX Runtime (needs the onnx extra)."
+        ),
+    ] = False,
     device: DeviceOption = "auto",
     quiet: Quiet = False,
 ) -> None:
@@ -125,6 +131,7 @@ def compare(
             method_options=per_method_options(method_option or ()),
             budgets=_floats(budgets, "--budgets") if budgets else (),
             time_speed=not no_timing,
+            time_onnx=onnx_timing,
             device=device,
             progress=not quiet,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ from prunekit.methods import (
     list_methods,
     read_method_options,
 )
-from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
+from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats, save
+from prunekit.models.export import export_onnx, require_onnx
 from prunekit.outputs import write_json
 from prunekit.recipes.common import console, seed_everything
 from prunekit.report import read_results
@@ -99,6 +101,7 @@ class CompareConfig(BaseModel):
         default_factory=_budget_methods, description="methods run once per budget"
     )
     time_speed: bool = True
+    time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
     device: str = "auto"
     progress: bool = True
 
@@ -166,7 +169,7 @@ def run_compare(
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
         dense_eval = evaluate_splits(dense, data, SPLITS, config.eval_max_samples)
-        sweep = _Sweep(config, dense, data, dense_eval, seed, done)
+        sweep = _Sweep(config, dense, data, dense_eval, seed, done, dense_dir)
         for method, value, is_budget in runs:
             new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
             with results.open("a") as handle:
@@ -207,8 +210,11 @@ def _attention(config: CompareConfig) -> dict[str, str]:
 class _Sweep:
     """The runs of one seed: one dense model, one task's data, one recovery budget."""
 
-    def __init__(self, config, dense, data: TaskData, dense_eval: dict, seed: int, done: set):
+    def __init__(
+        self, config, dense, data: TaskData, dense_eval: dict, seed: int, done: set, dense_dir
+    ):
         self.config, self.dense, self.data, self.seed, self.done = config, dense, data, seed, done
+        self.dense_dir = dense_dir
         self.dense_eval = dense_eval
         self.recover = config.recover.model_copy(update={"seed": seed, "device": config.device})
         self.budget_steps = recovery_steps(data, self.recover, config.recover_max_samples)
@@ -288,6 +294,8 @@ class _Sweep:
             timing = speed_table(models, sizes, rounds=3, warmup=1)
             base["measured_speedup"] = timing["models"]["model"]["speedup"]["throughput"]
             base["timing_warnings"] = timing["warnings"]
+            if self.config.time_onnx:
+                base |= self.onnx_speed(model, sizes, timing)
         rows = []
         max_samples = self.config.eval_max_samples
         if "r0" in regimes and self._todo(method, fraction, "r0"):
@@ -310,6 +318,29 @@ class _Sweep:
             row = _row(base, "r1", evaluate_splits(model, self.data, SPLITS, max_samples))
             rows.append(row | extra | {"budget_steps": self.budget_steps})
         return rows
+
+    def onnx_speed(self, model, sizes: dict, torch_timing: dict) -> dict[str, Any]:
+        """Both models timed in ONNX Runtime: pruned vs dense inside ORT, and pruned-in-ORT
+        against dense-in-torch (what a user switching runtime and pruning would see)."""
+        onnxruntime = require_onnx()
+        dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}"
+        if not (dense_onnx / "model.onnx").is_file():
+            export_onnx(self.dense_dir, dense_onnx, overwrite=True)
+        with tempfile.TemporaryDirectory(prefix="prunekit-compare-") as tmp:
+            save(model, Path(tmp) / "model", self.data.tokenizer)
+            pruned_onnx = export_onnx(Path(tmp) / "model", Path(tmp) / "onnx").path
+            sessions = {
+                name: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                for name, path in (("baseline", dense_onnx / "model.onnx"), ("model", pruned_onnx))
+            }
+            models = {"baseline": self.dense, "model": model}
+            ort = speed_table(models, sizes, rounds=3, warmup=1, sessions=sessions)
+        torch_dense = torch_timing["models"]["baseline"]["throughput"]["sequences_per_s"]
+        ort_pruned = ort["models"]["model"]["throughput"]["sequences_per_s"]
+        return {
+            "onnx_speedup": ort["models"]["model"]["speedup"]["throughput"],
+            "onnx_vs_torch_dense": ort_pruned / torch_dense,
+        }
 
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done

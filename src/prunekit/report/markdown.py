@@ -141,17 +141,28 @@ def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
     )
     if not timed:
         return []
-    lines = [
-        "| heads removed | method | parameters | ideal speed-up | measured (b32) | "
-        "measured/ideal |",
-        "|---|---|---|---|---|---|",
-    ]
+    onnx = any("onnx_speedup" in r for r in timed)
+    header = (
+        "| heads removed | method | parameters | ideal speed-up | measured (b32) | measured/ideal |"
+    )
+    rule = "|---|---|---|---|---|---|"
+    if onnx:
+        header += " ONNX Runtime, pruned vs dense (b32) | pruned in ORT vs dense in torch |"
+        rule += "---|---|"
+    lines = [header, rule]
     for r in timed:
-        lines.append(
+        line = (
             f"| {r['fraction']:.0%} | {r['method']} | {r['parameters']:,} | "
             f"{r['ideal_speedup']:.2f}x | {r['measured_speedup']:.2f}x | "
             f"{r['measured_speedup'] / r['ideal_speedup']:.2f} |"
         )
+        if onnx:
+            line += (
+                f" {r['onnx_speedup']:.2f}x | {r['onnx_vs_torch_dense']:.2f}x |"
+                if "onnx_speedup" in r
+                else " – | – |"
+            )
+        lines.append(line)
     return lines + [""]
 
 
