@@ -16,8 +16,6 @@ import random
 import time
 from pathlib import Path
 
-from head_baselines import dense_recipe
-
 from prunekit.data import TaskData
 from prunekit.models import load, load_tokenizer
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
@@ -128,7 +126,6 @@ def main() -> None:
                 out=out,
                 methods=(),
                 budgets=budgets,
-                **dense_recipe(task),
                 **common,
             )
         )
@@ -146,7 +143,6 @@ def main() -> None:
                     out=out,
                     methods=("hisp", "random"),
                     fractions=tuple(counts),
-                    **dense_recipe(task),
                     **common,
                 )
             )

@@ -74,12 +74,6 @@ PRESETS = {
 }
 
 
-def dense_recipe(task: str) -> dict:
-    """The dense model of ``task`` comes from the shared dense cache with the task's recipe
-    (`TASK_RECIPES`, chosen by benchmarks/dense.py); nothing to override here."""
-    return {}
-
-
 def notes(preset: str) -> str:
     p = PRESETS[preset]
     sweeps = "; ".join(
@@ -139,7 +133,6 @@ def main() -> None:
                     },
                     search_samples=preset["search_samples"],
                     progress=False,
-                    **dense_recipe(task),
                     **sweep,
                 )
             )

@@ -248,3 +248,12 @@ def test_methods_json_lists_metadata_and_settings():
     assert methods["astar"]["options"]["budget"]["type"].startswith("float")
     for info in methods.values():
         assert set(info) >= {"targets", "attn_implementation", "needs_teacher", "prunes_pretrained"}
+
+
+def test_flag_values_the_settings_refuse_are_one_line_errors(pruned_dir, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(*prune_args(pruned_dir, out, "--method", "astar", "--search-samples", "0"))
+    assert_user_error(result, "--search-samples", "greater than or equal to 1")
+    result = invoke("finetune", "--task", "rte", "--out", out, "--learning-rate", "-1")
+    assert_user_error(result, "--learning-rate", "greater than 0")
+    assert not out.exists()

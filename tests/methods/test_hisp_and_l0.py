@@ -75,7 +75,8 @@ def test_l0_reports_progress():
 
 
 def test_l0_killed_mid_training_resumes_to_the_same_gates(tmp_path):
-    reference = get_method("l0")(make_request(tiny_model("bert"), 4, steps=12)).plan
+    options = {"steps": 12, "checkpoint_every": 3}
+    reference = get_method("l0")(make_request(tiny_model("bert"), 4, **options)).plan
 
     class Killed(Exception):
         pass
@@ -84,15 +85,16 @@ def test_l0_killed_mid_training_resumes_to_the_same_gates(tmp_path):
         if info["step"] == 7:
             raise Killed
 
-    request = make_request(tiny_model("bert"), 4, steps=12)
+    request = make_request(tiny_model("bert"), 4, **options)
     request.state_dir, request.on_progress = tmp_path, kill_at_7
     with pytest.raises(Killed):
         get_method("l0")(request)
-    assert (tmp_path / "last").is_dir()  # every step is an epoch here: checkpointed at 6
-    request = make_request(tiny_model("bert"), 4, steps=12)
+    assert (tmp_path / "last").is_dir()  # checkpointed at step 6
+    request = make_request(tiny_model("bert"), 4, **options)
     request.state_dir = tmp_path
     resumed = get_method("l0")(request)
     assert resumed.record["train_steps"] == 12
+    assert resumed.record["loss_curve"][-1]["step"] == 12
     assert resumed.plan.kept_heads == reference.kept_heads
     assert resumed.plan.meta["expected_open_heads"] == reference.meta["expected_open_heads"]
 

@@ -9,7 +9,7 @@ import transformers
 from conftest import glue_dir, minilm_path
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
-from prunekit.train import TrainConfig
+from prunekit.train import DistillConfig, TrainConfig
 from prunekit.train.task_recipes import TaskRecipe
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,8 @@ def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_pa
     from prunekit.recipes.report import run_report
 
     text = run_report(config.out).read_text()
-    assert "A* with an accuracy budget" in text
+    assert "Budget mode: the method picks the head count" in text
+    assert "| astar | 0 | 0 |" in text
 
 
 def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
@@ -156,3 +157,22 @@ def test_speed_in_both_runtimes(tiny_bert_with_real_tokenizer, tmp_path):
 
     text = run_report(config.out).read_text()
     assert "pruned in ORT vs dense in torch" in text
+
+
+def test_distilled_recovery_leaves_the_shared_dense_model_trainable(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    """Every R1 run copies the dense model and distils from it: the second run must still
+    find weights to train (the teacher used to be frozen in place)."""
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "kd").model_copy(
+        update={
+            "methods": ("random",),
+            "seeds": (0,),
+            "regimes": ("r1",),
+            "budgets": (),
+            "distill": DistillConfig(),
+        }
+    )
+    rows = run_compare(config)
+    assert [r["regime"] for r in rows] == ["r1", "r1"]
+    assert all(r["r1_source"] == "recovery" and r["train_steps"] == 1 for r in rows)

@@ -221,3 +221,33 @@ def test_weights_a_plan_masks_stay_zero_through_training():
     weight = model.bert.encoder.layer[1].output.dense.weight
     assert bool((weight[~mask] == 0).all())
     assert bool((weight[mask] != 0).all())
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed_and_logs_start_clean(tmp_path):
+    config = TrainConfig(learning_rate=1e-3, epochs=3, batch_size=8, checkpoint_every=4)
+
+    def kill_at_10(step, total, values):
+        if step == 10:
+            raise Killed
+
+    with pytest.raises(Killed):
+        finetune(
+            tiny_model("bert"),
+            toy_dataset(),
+            default_collate,
+            config,
+            checkpoint_dir=tmp_path,
+            on_step=kill_at_10,
+        )
+    other = config.model_copy(update={"learning_rate": 5e-4})
+    result = finetune(
+        tiny_model("bert"),
+        toy_dataset(),
+        default_collate,
+        other,
+        checkpoint_dir=tmp_path,
+        resume=True,
+    )
+    assert result.resumed_from_step == 0 and result.steps == 18
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [10, 18]  # the killed run's lines are gone

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from prunekit.errors import ConfigError
 from prunekit.recipes.finetune import finetune_config
 from prunekit.train.task_recipes import TASK_RECIPES, TaskRecipe, dense_key, recipe_for
 
@@ -42,8 +42,8 @@ def test_finetune_uses_the_task_recipe_and_flags_override_it(tmp_path):
         TASK_RECIPES["rte"] = saved
 
 
-def test_bad_overrides_are_one_line_errors(tmp_path):
-    with pytest.raises(ConfigError, match="--learning-rate"):
+def test_bad_overrides_are_refused(tmp_path):
+    with pytest.raises(ValidationError, match="learning_rate"):
         finetune_config("rte", tmp_path / "x", learning_rate=-1.0)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from prunekit.errors import PrunekitError
 
@@ -48,15 +49,21 @@ MethodConfigFile = Annotated[
 
 
 def user_errors(fn):
-    """Turn PrunekitError into one stderr line and exit code 2."""
+    """Turn PrunekitError, and a flag value the command's settings refuse (pydantic), into one
+    stderr line and exit code 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except PrunekitError as err:
-            typer.echo(f"prunekit: error: {err}", err=True)
-            raise typer.Exit(2) from None
+            message = str(err)
+        except ValidationError as err:
+            first = err.errors()[0]
+            flag = "--" + str(first["loc"][-1]).replace("_", "-") if first["loc"] else "input"
+            message = f"{flag}: {first['msg']}"
+        typer.echo(f"prunekit: error: {message}", err=True)
+        raise typer.Exit(2)
 
     return wrapper
 
@@ -71,16 +78,10 @@ def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
 
 
 def train_config(**kwargs: Any):
-    from pydantic import ValidationError
-
-    from prunekit.errors import ConfigError
+    """Training settings from flags (None = the default); bad values reach `user_errors`."""
     from prunekit.recipes.finetune import TrainConfig
 
-    try:
-        return TrainConfig(**{k: v for k, v in kwargs.items() if v is not None})
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise ConfigError(f"--{first['loc'][0]}".replace("_", "-") + f": {first['msg']}") from None
+    return TrainConfig(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 def main() -> None:

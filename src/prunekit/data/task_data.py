@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Subset
 
 from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
 from prunekit.data.glue import TaskSpec, get_task, load_examples
-from prunekit.errors import ConfigError
+from prunekit.errors import ConfigError, DataError
 
 __all__ = ["SPLIT_SEED", "CERTIFY_CAP", "TaskData", "task_dataset"]
 
@@ -103,7 +103,13 @@ class TaskData:
         order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
         half = size // 2
         search_cap = min(cap, search_samples) if search_samples is not None else cap
-        return sorted(order[:half][:search_cap]), sorted(order[half:][:cap])
+        search, certify = sorted(order[:half][:search_cap]), sorted(order[half:][:cap])
+        if not search or not certify:
+            raise DataError(
+                f"the {split} split of {self.task.name} ({size} examples) is too small to cut "
+                "into a search and a certify part; give --search-samples of at least 1"
+            )
+        return search, certify
 
     def batches(
         self,

@@ -33,8 +33,8 @@ every choice configurable):
   scoring well on its examples overfits them). The final set is certified when the one-sided
   ``confidence`` (95%) paired-bootstrap upper bound of its drop on the certify part stays
   within the budget; otherwise the search backs off to the largest measured feasible state
-  that certifies (sizes bisected). Without a certify part, ``full_batches`` (the whole split
-  when the search saw a subsample) re-checks the point drop as before.
+  that certifies (sizes bisected). Without a certify part (a request built by hand) the
+  certificate is the search part's own.
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Settings are the fields of `Config`. ``memo_dir`` (or, without it, the caller's shared
@@ -178,11 +178,6 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     if request.certify_batches is not None:
         removed, drop, verified = _certify(request, removed, result, budget, config, memo_dir)
         reference = verified["a0"]  # the certificate speaks for the certify part
-    elif request.full_batches is not None:
-        removed, drop, verified = _verify(
-            request, request.full_batches, removed, result, budget, memo_dir
-        )
-        reference = verified["a0"]  # the certificate speaks for the whole search split
     kept = [
         tuple(h for h in layer_heads if (layer, h) not in removed)
         for layer, layer_heads in enumerate(plan.kept_heads)
@@ -219,23 +214,9 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         },
     }
     chosen = plan.model_copy(
-        update={"kept_heads": tuple(kept), "method": "astar", "meta": {"certificate": certificate}}
+        update={"kept_heads": tuple(kept), "meta": {"certificate": certificate}}
     )
     return MethodResult(chosen, record={"certificate": certificate})
-
-
-def _verify(
-    request: PruneRequest,
-    batches,
-    removed: State,
-    result: SearchResult,
-    budget: float,
-    memo_dir=None,
-) -> tuple[State, float, dict]:
-    full = GatedEvaluator(request.model, batches(), request.task, cache_bytes=0, memo_dir=memo_dir)
-    info = verify_or_back_off(full.metric, removed, result, budget)
-    info["examples"] = len(full.labels)
-    return info.pop("state"), info["drop"], info
 
 
 def _certify(

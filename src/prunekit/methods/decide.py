@@ -7,15 +7,24 @@ search, train for methods that train, never dev.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from prunekit.data import TaskData
-from prunekit.methods.registry import HeadTarget, MethodResult, PruneRequest, get_method
+from prunekit.methods.registry import (
+    HeadTarget,
+    MethodConfig,
+    MethodResult,
+    PruneRequest,
+    get_method,
+)
 from prunekit.models import current_plan
 
 __all__ = ["decide"]
@@ -42,24 +51,21 @@ def decide(
     info = get_method(method)
     config = info.parse_config(options)
     started = time.perf_counter()
-    search = full = certify = None
+    certify = None
     if info.certifies:  # search on one half, certify on the other (seeded, disjoint)
         search_part, certify_part = data.search_certify_split("validation", seed, search_samples)
         search = data.batches("validation", indices=search_part)
         certify = data.batches("validation", indices=certify_part)
     else:
-        # A sample as large as the split is the split: no subsample, nothing to re-verify on.
-        size = len(data.dataset("validation"))
-        subsample = search_samples is not None and search_samples < size
-        search = data.batches("validation", search_samples if subsample else None)
-        full = data.batches("validation") if subsample else None
+        search = data.batches("validation", search_samples)
+    if state_dir is not None:  # a checkpoint resumes only the run that wrote it
+        state_dir = state_dir / _run_id(method, config, target, seed)
     request = PruneRequest(
         model=model,
         plan=current_plan(model),
         target=target,
         seed=seed,
         batches=search,
-        full_batches=full,
         certify_batches=certify,
         train_set=data.dataset("train") if "train" in info.needs_data else None,
         collate=data.collate,
@@ -74,3 +80,9 @@ def decide(
     result = info(request)
     result.record["decision_seconds"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _run_id(method: str, config: MethodConfig, target: HeadTarget, seed: int) -> str:
+    """What a method's checkpoint must share with the run that resumes it."""
+    key = json.dumps([method, config.model_dump(mode="json"), asdict(target), seed])
+    return f"{method}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
     HeadTarget,
@@ -35,7 +36,7 @@ class Config(MethodConfig):
 
 
 def _scores(request: PruneRequest, plan: PruningPlan, normalize: bool) -> torch.Tensor:
-    gates = plan_gates(plan, next(request.model.parameters()).device)
+    gates = plan_gates(plan, module_device(request.model))
     scores = head_importance(request.model, request.batches(), gates=gates)
     return normalize_per_layer(scores) if normalize else scores
 
@@ -62,4 +63,4 @@ def prune_hisp(request: PruneRequest, config: Config) -> MethodResult:
             interim = HeadTarget(keep, target.per_layer, target.min_per_layer)
             chosen = select_top_heads(scores, chosen, interim)
     meta = {"iterative": config.iterative, "normalize_layers": config.normalize_layers}
-    return MethodResult(chosen.model_copy(update={"method": "hisp", "meta": meta}))
+    return MethodResult(chosen.model_copy(update={"meta": meta}))

@@ -15,7 +15,8 @@ Deviations (OUR CHOICE, methods.md §5.3):
   multipliers trained by gradient ascent, as in CoFi; then the top-t heads by log alpha are kept.
 - Only the gates train by default (``train_weights=False``): the model is already fine-tuned and
   recovery is a separate, equal-budget step for every method. With ``train_weights=True`` a copy
-  of the model trains too (constant learning rate ``weight_lr``) and is returned as the result.
+  of the model trains too (constant learning rate ``weight_lr``) and is returned as the result;
+  its steps are then capped at the request's ``train_budget_steps`` (compare's recovery budget).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 import torch
 from pydantic import Field
 
+from prunekit.device import module_device
 from prunekit.methods.registry import (
     MethodConfig,
     MethodResult,
@@ -54,6 +56,7 @@ class Config(MethodConfig):
     warmup_fraction: float = Field(
         0.3, gt=0, le=1, description="share of steps over which the budget ramps down"
     )
+    checkpoint_every: int = Field(25, ge=1, description="steps between resumable checkpoints")
 
 
 class HardConcrete(torch.nn.Module):
@@ -95,13 +98,17 @@ class _Multipliers(torch.nn.Module):
 def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
     plan, target = request.plan, request.target
     model = copy.deepcopy(request.model) if config.train_weights else request.model
-    device = next(model.parameters()).device
+    device = module_device(model)
     available = plan_gates(plan, device)
     total = float(available.sum())
     gates = HardConcrete(available, config.beta, config.init_log_alpha).to(device)
     multipliers = _Multipliers().to(device)
     generator = torch.Generator().manual_seed(request.seed)
-    warmup = max(1, int(config.warmup_fraction * config.steps))
+    steps = config.steps
+    if config.train_weights and request.train_budget_steps is not None:
+        # Training weights counts against the recovery budget every other method gets.
+        steps = min(steps, request.train_budget_steps)
+    warmup = max(1, int(config.warmup_fraction * steps))
 
     def budget(step: int) -> float:
         return linear_ramp(step, total, float(target.keep), warmup)
@@ -122,10 +129,11 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
     )
     train = TrainConfig(
         learning_rate=config.weight_lr,
-        max_steps=config.steps,
+        max_steps=steps,
         batch_size=config.batch_size,
         warmup_ratio=0.0,
         lr_schedule="constant",
+        checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=device.type,
     )
@@ -158,12 +166,12 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
     chosen = select_top_heads(gates.log_alpha.detach(), plan, target)
     meta = {
         "expected_open_heads": float(gates.expected_open().detach()),
-        "steps": config.steps,
+        "steps": steps,
         "train_weights": config.train_weights,
     }
     record = {"loss_curve": trained.log, "train_steps": trained.steps, "seconds": trained.seconds}
     return MethodResult(
-        chosen.model_copy(update={"method": "l0", "meta": meta}),
+        chosen.model_copy(update={"meta": meta}),
         model=model if config.train_weights else None,
         record=record,
     )

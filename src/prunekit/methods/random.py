@@ -35,6 +35,4 @@ def prune_random(request: PruneRequest, config: Config) -> MethodResult:
     # Random scores + the shared selector = uniform sampling that honours every target mode.
     scores = torch.rand(plan.num_layers, plan.num_heads, generator=generator)
     result = select_top_heads(scores, plan, request.target)
-    return MethodResult(
-        result.model_copy(update={"method": "random", "meta": {"seed": request.seed}})
-    )
+    return MethodResult(result.model_copy(update={"meta": {"seed": request.seed}}))

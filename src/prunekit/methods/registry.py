@@ -71,8 +71,6 @@ class PruneRequest:
         target: the head budget (all kept heads in budget mode: the method decides).
         seed: the only source of randomness.
         batches: re-iterable validation-split batches (labels included), or None.
-        full_batches: the whole validation split when ``batches`` is a subsample of it (for
-            methods that re-verify a decision), else None.
         certify_batches: for methods that certify (``certifies``), the held-out part of the
             validation split that ``batches`` (the search part) never includes.
         train_set, collate: the train split, for methods that train through the loop.
@@ -94,7 +92,6 @@ class PruneRequest:
     target: HeadTarget
     seed: int = 0
     batches: Batches | None = None
-    full_batches: Batches | None = None
     certify_batches: Batches | None = None
     train_set: Dataset | None = None
     collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
@@ -144,7 +141,8 @@ class MethodInfo:
         summary: one line for ``prunekit methods``.
         targets: what it prunes (heads, ffn neurons, unstructured sparsity).
         per_layer: supports ``--per-layer`` (the same head count in every layer).
-        decides_count: runs without ``--heads`` (budget mode: the method picks how many).
+        decides_count: runs without ``--heads`` (budget mode: the method picks how many); its
+            Config must then have a ``budget`` setting (compare sets it per budget point).
         attn_implementation: load the model with this attention (``eager`` for attention maps).
         trains_weights: may train the model's weights (then the result carries them).
         needs_teacher: gets the unpruned model as ``request.teacher``.
@@ -186,19 +184,27 @@ class MethodInfo:
                 f"{self.name}: option {key}={value!r}: {first['msg']}; valid options: {valid}"
             ) from None
 
+    def check_target(self, counted: bool, per_layer: bool) -> None:
+        """Refuse target modes the method does not have (before anything loads)."""
+        if not counted and not self.decides_count:
+            raise ConfigError(
+                f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {self.name} does not "
+                "choose the head count itself"
+            )
+        if per_layer and not self.per_layer:
+            raise ConfigError(f"{self.name} chooses heads globally; --per-layer is not supported")
+
     def __call__(self, request: PruneRequest) -> MethodResult:
         config = request.config
         if not isinstance(config, self.config):
             config = self.parse_config(request.options)
-        if request.target.per_layer and not self.per_layer:
-            raise ConfigError(f"{self.name} chooses heads globally; --per-layer is not supported")
+        self.check_target(True, request.target.per_layer)
         if self.needs_teacher and request.teacher is None:
             raise ConfigError(f"{self.name} distils from the unpruned model and needs a teacher")
         if "train" in self.needs_data and request.train_set is None:
             raise ConfigError(f"{self.name} trains and needs the train split")
         result = self.fn(request, config)
-        if result.plan.method is None:
-            result.plan = result.plan.model_copy(update={"method": self.name})
+        result.plan = result.plan.model_copy(update={"method": self.name})
         return result
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,6 +245,8 @@ def register_method(
     def add(fn: MethodFn) -> MethodFn:
         if name in _METHODS:
             raise ValueError(f"pruning method {name!r} is already registered")
+        if metadata.get("decides_count") and "budget" not in config.model_fields:
+            raise ValueError(f"{name} chooses the head count, so its Config needs a budget")
         _METHODS[name] = MethodInfo(name=name, fn=fn, config=config, summary=summary, **metadata)
         return fn
 
@@ -246,7 +254,15 @@ def register_method(
 
 
 def _import_methods() -> None:
-    from prunekit.methods import astar, hisp, l0, random  # noqa: F401
+    """Import every module of this package once, so that each method registers itself: a new
+    method is a new module and nothing else."""
+    import importlib
+    import pkgutil
+
+    import prunekit.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def list_methods() -> list[str]:

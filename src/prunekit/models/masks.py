@@ -21,7 +21,16 @@ from prunekit.errors import PlanError
 from prunekit.models.adapter import get_adapter
 from prunekit.plan import PruningPlan
 
-__all__ = ["MASKS_ATTR", "model_masks", "store_masks", "check_mask_shapes", "zero_masked_weights"]
+__all__ = [
+    "MASKS_ATTR",
+    "model_masks",
+    "store_masks",
+    "check_mask_shapes",
+    "weight_masks",
+    "zero_dropped",
+    "zero_masked_weights",
+    "head_rows",
+]
 
 MASKS_ATTR = "_prunekit_masks"
 
@@ -62,19 +71,19 @@ def check_mask_shapes(model: nn.Module, plan: PruningPlan) -> None:
             )
 
 
-def zero_masked_weights(model: nn.Module, plan: PruningPlan) -> int:
-    """Set to 0 the weights that ``plan.masks`` drops, in ``model``'s current (pruned) shapes.
+def weight_masks(model: nn.Module, plan: PruningPlan) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(weight, drop)`` pairs: each masked weight of ``model`` and the boolean entries that
+    ``plan.masks`` drops, sliced to the model's current (pruned) shape, on the weight's device.
 
     ``plan`` must be the model's current plan (its kept heads and FFN neurons say which rows and
-    columns of each dense mask the weights still have). Returns how many entries the masks drop
-    among the remaining weights (already-zero ones included).
+    columns of each dense mask the weights still have).
     """
     masks = plan.masks
     if not masks:
-        return 0
+        return []
     adapter = get_adapter(model)
     head_size = adapter.head_size(model.config)
-    dropped = 0
+    pairs = []
     for layer in range(plan.num_layers):
         ffn = torch.tensor(plan.ffn_kept(layer), dtype=torch.long)
         index = {"ffn_in": (0, ffn), "ffn_out": (1, ffn)}
@@ -88,7 +97,17 @@ def zero_masked_weights(model: nn.Module, plan: PruningPlan) -> int:
             mask = masks.get(f"{layer}.{slot}")
             if mask is not None:
                 weight = getattr(parts, slot).get().weight
-                dropped += _zero(weight, mask.index_select(dim, keep))
+                pairs.append((weight, ~mask.index_select(dim, keep).to(weight.device)))
+    return pairs
+
+
+def zero_masked_weights(model: nn.Module, plan: PruningPlan) -> int:
+    """Set to 0 the weights that ``plan.masks`` drops (see `weight_masks`). Returns how many
+    entries the masks drop among the remaining weights (already-zero ones included)."""
+    dropped = 0
+    for weight, drop in weight_masks(model, plan):
+        zero_dropped(weight, drop)
+        dropped += int(drop.sum())
     return dropped
 
 
@@ -100,9 +119,7 @@ def head_rows(head_positions: list[int], head_size: int) -> torch.Tensor:
     return torch.cat([offsets + p * head_size for p in head_positions])
 
 
-def _zero(weight: torch.Tensor, keep: torch.Tensor) -> int:
+def zero_dropped(weight: torch.Tensor, drop: torch.Tensor) -> None:
     # masked_fill_, not mul_: 0 * inf is nan, and -w * 0 is -0.0, which differ from a stored 0.
-    drop = ~keep.to(weight.device)
     with torch.no_grad():
         weight.masked_fill_(drop, 0.0)
-    return int(drop.sum())

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
-from prunekit.data import TaskData, primary_metric
+from prunekit.data import TaskData, get_task, primary_metric
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
@@ -93,7 +93,7 @@ class CompareConfig(BaseModel):
     recover: TrainConfig = TrainConfig(epochs=1)
     recover_max_samples: int | None = None
     distill: DistillConfig | None = None
-    search_samples: int | None = None
+    search_samples: int | None = Field(None, ge=1)
     eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
     method_options: dict[str, dict[str, Any]] = {}
     budgets: tuple[float, ...] = ()
@@ -131,6 +131,7 @@ def run_compare(
     config: CompareConfig, after_run: Callable[[dict[str, Any]], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
+    get_task(config.task)  # an unknown task fails before RUNDIR is written
     for method in {*config.methods, *config.method_options}:
         get_method(method).parse_config(config.method_options.get(method))
     budget_methods = config.budget_methods if config.budgets else ()
@@ -320,8 +321,9 @@ class _Sweep:
         return rows
 
     def onnx_speed(self, model, sizes: dict, torch_timing: dict) -> dict[str, Any]:
-        """Both models timed in ONNX Runtime: pruned vs dense inside ORT, and pruned-in-ORT
-        against dense-in-torch (what a user switching runtime and pruning would see)."""
+        """Both models timed in ONNX Runtime (CPU): pruned vs dense inside ORT, and pruned-in-ORT
+        against dense-in-torch (what a user switching runtime and pruning would see; a CPU
+        claim, so compare with --device cpu for it)."""
         onnxruntime = require_onnx()
         dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}"
         if not (dense_onnx / "model.onnx").is_file():

@@ -6,10 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from prunekit.data import get_task
-from prunekit.errors import ConfigError
 from prunekit.recipes.common import step_progress
 from prunekit.train import TrainConfig
 from prunekit.train.task import FinetuneConfig, finetune_task
@@ -35,11 +32,7 @@ def finetune_config(
     ``train`` takes `TrainConfig` fields (learning_rate, epochs, max_steps, batch_size, ...).
     """
     recipe: TaskRecipe = recipe_for(get_task(task).name)
-    try:
-        train_config = recipe.train_config(seed, **train)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise ConfigError(f"--{first['loc'][0]}".replace("_", "-") + f": {first['msg']}") from None
+    train_config = recipe.train_config(seed, **train)
     return FinetuneConfig(
         model=model,
         task=task,

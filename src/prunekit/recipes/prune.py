@@ -46,7 +46,7 @@ class PruneConfig(BaseModel):
     data_dir: Path | None = None
     seed: int = 0
     max_seq_length: int = 128
-    search_samples: int | None = None
+    search_samples: int | None = Field(None, ge=1)
     batch_size: int = 32
     recover: TrainConfig | None = None
     recover_max_samples: int | None = None
@@ -64,7 +64,8 @@ def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
     info = get_method(config.method)
     info.parse_config(config.options)  # bad options and targets fail before any loading
-    _check_target_mode(info, config)
+    counted = config.heads is not None or config.keep_heads is not None
+    info.check_target(counted, config.per_layer)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
@@ -110,7 +111,7 @@ def run_prune(config: PruneConfig) -> dict:
             trained = recover(
                 pruned,
                 data,
-                config.recover,
+                config.recover.model_copy(update={"device": config.device}),
                 config.recover_max_samples,
                 teacher,
                 config.distill,
@@ -144,16 +145,6 @@ def run_prune(config: PruneConfig) -> dict:
             write_json(tmp / "method_log.json", result.record["loss_curve"])
     shutil.rmtree(work, ignore_errors=True)
     return record
-
-
-def _check_target_mode(info: MethodInfo, config: PruneConfig) -> None:
-    if config.heads is None and config.keep_heads is None and not info.decides_count:
-        raise ConfigError(
-            f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {info.name} does not "
-            "choose the head count itself"
-        )
-    if config.per_layer and not info.per_layer:
-        raise ConfigError(f"{info.name} chooses heads globally; drop --per-layer")
 
 
 def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:

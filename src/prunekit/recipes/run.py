@@ -128,11 +128,24 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
 def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> None:
     """Decide on the validation split, cut, recover on a train subset, evaluate, save."""
     seed_everything(config.seed)
-    model, tokenizer = load(dense_dir).to(resolve_device(config.device)), load_tokenizer(dense_dir)
+    info = get_method(config.method)
+    model = load(dense_dir, info.attn_implementation).to(resolve_device(config.device))
+    tokenizer = load_tokenizer(dense_dir)
     data = TaskData.for_task(config.task, tokenizer, config.data_dir, config.seed)
     target = head_target(current_plan(model), heads=config.heads)
+    work = config.out / ".work"  # a killed decision resumes here with --resume
     with method_progress(f"{config.method} decision", config.progress) as on_progress:
-        result = decide(model, config.method, target, data, config.seed, on_progress=on_progress)
+        result = decide(
+            model,
+            config.method,
+            target,
+            data,
+            config.seed,
+            teacher=model if info.needs_teacher else None,
+            state_dir=work / "method",
+            cache_dir=work / "cache",
+            on_progress=on_progress,
+        )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
     record: dict[str, Any] = {"task": config.task, "method": config.method, "seed": config.seed}
@@ -152,3 +165,4 @@ def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> 
         write_model_files(pruned, tmp, tokenizer)
         result.plan.write(tmp / "plan.json")
         write_json(tmp / "metrics.json", record)
+    shutil.rmtree(work, ignore_errors=True)

@@ -66,10 +66,12 @@ def distillation_loss(*args, **kwargs) -> torch.Tensor:
 def make_distillation_loss(
     teacher: nn.Module, config: DistillConfig, is_regression: bool = False
 ) -> LossFn:
-    """A ``loss_fn(student, batch, step)`` for `finetune` that runs the frozen teacher."""
+    """A ``loss_fn(student, batch, step)`` for `finetune` that runs the teacher frozen.
+
+    The teacher is only run under ``no_grad`` in eval mode; its parameters are left as they
+    are, since callers share it (compare copies its dense model for every run).
+    """
     teacher.eval()
-    for param in teacher.parameters():
-        param.requires_grad_(False)
 
     def loss_fn(student: nn.Module, batch: dict[str, torch.Tensor], step: int):
         inputs = {k: v for k, v in batch.items() if k != "labels"}

@@ -19,9 +19,11 @@ re-applies the masks after every optimizer step, before the method's own hooks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,14 +33,15 @@ from typing import Any, Literal, Protocol
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from prunekit.device import resolve_device
-from prunekit.models.masks import model_masks
-from prunekit.models.surgery import reapply_masks
+from prunekit.models.masks import model_masks, weight_masks, zero_dropped
+from prunekit.models.surgery import current_plan
 from prunekit.train.schedules import constant, linear_warmup_decay
 
 __all__ = [
@@ -167,11 +170,7 @@ def finetune(
     started = time.perf_counter()
     extras = extras or TrainExtras()
     set_seed(config.seed)
-    accelerator = Accelerator(
-        # accelerate only forms a multi-process CPU group (gloo) when told it runs on CPU.
-        cpu=resolve_device(config.device).type == "cpu",
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
+    accelerator = _accelerator(resolve_device(config.device))
     loader = DataLoader(
         train_dataset,
         batch_size=config.batch_size,
@@ -203,17 +202,26 @@ def finetune(
     ascent = [p for g in extras.param_groups if g.ascent for p in g.params]
     after_step = list(extras.after_step)
     if model_masks(unwrapped):  # weights a plan's masks dropped stay zero through training
-        after_step.insert(0, lambda step: reapply_masks(unwrapped))
+        dropped = weight_masks(unwrapped, current_plan(unwrapped))  # once, on the device
+        after_step.insert(0, lambda step: [zero_dropped(w, d) for w, d in dropped])
 
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
     logger = _MetricsLog(checkpoint_dir, config.log_every, accelerator.is_main_process)
-    if resume and last_dir is not None and (last_dir / _STATE_FILE).is_file():
+    run = _run_fingerprint(config, total, len(train_dataset))
+    saved = _saved_state(last_dir) if resume else None
+    if saved is not None and saved.get("run") != run:
+        # Another configuration wrote this checkpoint (other settings, data or step count):
+        # continuing it would mix two runs, so this one starts over.
+        log.warning("ignoring the checkpoint in %s: it was written by other settings", last_dir)
+        saved = None
+    if saved is not None:
         accelerator.load_state(str(last_dir))
-        saved = json.loads((last_dir / _STATE_FILE).read_text())
         step = saved["step"]
         logger.restore(step, saved.get("pending", {}))
         log.info("resumed from step %d of %d", step, total)
+    else:
+        logger.start()
     resumed_from = step
 
     model.train()
@@ -223,7 +231,8 @@ def finetune(
         seen = step - epoch * steps_per_epoch
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
         for batch in batches:
-            parts = _named_parts(compute_loss(model, batch, step))
+            output = compute_loss(model, batch, step)
+            parts = _named_parts(output)
             loss = sum(parts.values())
             accelerator.backward(loss)
             for param in ascent:
@@ -236,10 +245,8 @@ def finetune(
             step += 1
             for hook in after_step:  # every process: masks must match across ranks
                 hook(step)
-            loss_value = loss.detach().item()
-            values = {"loss": loss_value}
-            if len(parts) > 1:
-                values |= {name: part.detach().item() for name, part in parts.items()}
+            values = _values(loss, parts, named=isinstance(output, dict))
+            loss_value = values["loss"]
             if extras.status is not None:
                 values |= extras.status()
             logger.add(step, values, scheduler.get_last_lr()[0], final=step >= total)
@@ -248,7 +255,7 @@ def finetune(
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             if last_dir is not None and due and step < total:
-                _save_checkpoint(accelerator, last_dir, step, logger.pending_state())
+                _save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run)
             if step >= total:
                 break
         if step >= total:
@@ -267,6 +274,38 @@ def finetune(
     )
 
 
+def _accelerator(device: torch.device) -> Accelerator:
+    """An Accelerator for ``device``. accelerate keeps one device per process: when a run asks
+    for another device type than an earlier one (CUDA fine-tuning, then an L0 search on a CPU
+    model), its state is reset, which is safe in a single process; ``cuda:N`` picks the GPU."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if not distributed:
+        if device.type == "cuda" and device.index is not None:
+            torch.cuda.set_device(device.index)
+        state = AcceleratorState._shared_state
+        if state and getattr(state.get("device"), "type", device.type) != device.type:
+            AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(
+        # accelerate only forms a multi-process CPU group (gloo) when told it runs on CPU.
+        cpu=device.type == "cpu",
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+
+
+def _run_fingerprint(config: TrainConfig, total: int, examples: int) -> str:
+    """What a checkpoint must share with the run that resumes it."""
+    fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device"})
+    return hashlib.sha256(
+        json.dumps([fields, total, examples], sort_keys=True).encode()
+    ).hexdigest()[:16]
+
+
+def _saved_state(last_dir: Path | None) -> dict[str, Any] | None:
+    if last_dir is None or not (last_dir / _STATE_FILE).is_file():
+        return None
+    return json.loads((last_dir / _STATE_FILE).read_text())
+
+
 def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:
     return model(**batch).loss
 
@@ -277,6 +316,14 @@ def _named_parts(output: LossOutput) -> dict[str, torch.Tensor]:
     if not output:
         raise ValueError("the loss function returned no loss parts")
     return dict(output)
+
+
+def _values(loss: torch.Tensor, parts: dict[str, torch.Tensor], named: bool) -> dict[str, float]:
+    """The loss and, when the loss function named them, each part (one name is still shown)."""
+    values = {"loss": loss.detach().item()}
+    if named:
+        values |= {name: part.detach().item() for name, part in parts.items() if name != "loss"}
+    return values
 
 
 def _param_groups(
@@ -321,6 +368,11 @@ class _MetricsLog:
         if self.path is not None and main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def start(self) -> None:
+        """A fresh run: lines an earlier (finished or killed) run left here do not belong."""
+        if self.path is not None and self.main:
+            self.path.write_text("")
+
     def restore(self, step: int, pending: dict[str, Any]) -> None:
         self.sums, self.count = dict(pending.get("sums", {})), int(pending.get("count", 0))
         if self.path is not None and self.path.is_file():
@@ -350,7 +402,7 @@ class _MetricsLog:
 
 
 def _save_checkpoint(
-    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any]
+    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any], run: str
 ) -> None:
     """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one."""
     tmp = last_dir.with_name(f"{last_dir.name}.tmp")
@@ -359,7 +411,8 @@ def _save_checkpoint(
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
-        (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "pending": pending}))
+        state = {"step": step, "pending": pending, "run": run}
+        (tmp / _STATE_FILE).write_text(json.dumps(state))
         if last_dir.exists():
             shutil.rmtree(last_dir)
         tmp.rename(last_dir)
