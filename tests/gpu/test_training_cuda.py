@@ -85,3 +85,12 @@ def test_half_precision_cuda_models_reload_bit_identical(tmp_path, dtype):
     batch = {k: v.cuda() for k, v in tiny_batch().items()}
     with torch.no_grad():
         assert torch.equal(model(**batch).logits, again(**batch).logits)
+
+
+def test_one_process_trains_on_cpu_then_cuda_then_cpu():
+    """accelerate keeps one device per process; the loop switches it when a run asks."""
+    for device in ("cpu", "cuda", "cpu"):
+        model = tiny_model("bert").to(device)
+        config = TrainConfig(learning_rate=1e-3, max_steps=2, batch_size=4, device=device)
+        finetune(model, unbatch(BATCH), default_collate, config)
+        assert next(model.parameters()).device.type == device
