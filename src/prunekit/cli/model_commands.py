@@ -343,7 +343,7 @@ def methods(as_json: AsJson = False) -> None:
     emit({"methods": infos}, as_json, "\n".join(lines))
 
 
-_FLAGS = ("decides_count", "trains_weights", "needs_teacher", "prunes_pretrained")
+_FLAGS = ("decides_count", "certifies", "trains_weights", "needs_teacher", "prunes_pretrained")
 
 
 @app.command()
