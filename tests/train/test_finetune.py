@@ -251,3 +251,48 @@ def test_a_checkpoint_of_other_settings_is_not_resumed_and_logs_start_clean(tmp_
     assert result.resumed_from_step == 0 and result.steps == 18
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [10, 18]  # the killed run's lines are gone
+
+
+def without_dropout(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return model
+
+
+def test_accumulating_two_half_batches_matches_one_full_batch():
+    common = dict(learning_rate=1e-3, epochs=2, warmup_ratio=0.0)
+    whole = without_dropout(tiny_model("bert"))
+    finetune(whole, toy_dataset(), default_collate, TrainConfig(batch_size=8, **common))
+    halves = without_dropout(tiny_model("bert"))
+    result = finetune(
+        halves,
+        toy_dataset(),
+        default_collate,
+        TrainConfig(batch_size=4, accumulation_steps=2, **common),
+    )
+    assert result.steps == 12  # 48 examples / 8 per step, 2 epochs
+    expected, actual = weights(whole), weights(halves)
+    for name in expected:
+        assert torch.allclose(expected[name], actual[name], atol=1e-6), name
+
+
+def test_plain_sgd_takes_the_gradient_step():
+    model = without_dropout(tiny_model("bert"))
+    start = weights(model)
+    batch = default_collate(toy_dataset()[:8])
+    reference = without_dropout(tiny_model("bert"))
+    reference(**batch).loss.backward()
+    config = TrainConfig(
+        optimizer="sgd",
+        learning_rate=0.1,
+        max_steps=1,
+        batch_size=8,
+        warmup_ratio=0.0,
+        lr_schedule="constant",
+        weight_decay=0.0,
+        max_grad_norm=1e9,
+    )
+    finetune(model, toy_dataset()[:8], default_collate, config)
+    name, param = "classifier.weight", dict(reference.named_parameters())["classifier.weight"]
+    assert torch.allclose(weights(model)[name], start[name] - 0.1 * param.grad, atol=1e-6)

@@ -81,6 +81,8 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     lr_schedule: Literal["linear", "constant"] = "linear"
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="sgd: plain, no momentum")
+    accumulation_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
     checkpoint_every: int | None = Field(
         None, ge=1, description="steps between checkpoints; default: every epoch"
     )
@@ -180,9 +182,16 @@ def finetune(
     )
     unwrapped = model
     groups, schedules = _param_groups(model, config, extras.param_groups)
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.SGD
+    optimizer = optimizer_class(groups, lr=config.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = len(loader)  # per process, after sharding
+    # Optimizer steps per epoch, per process after sharding.
+    steps_per_epoch = len(loader) // config.accumulation_steps
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"{len(loader)} batches per epoch cannot fill one step of "
+            f"{config.accumulation_steps} accumulated batches"
+        )
     total = config.max_steps or steps_per_epoch * config.epochs
     epochs = math.ceil(total / steps_per_epoch)
     warmup = int(config.warmup_ratio * total)
@@ -226,15 +235,23 @@ def finetune(
 
     model.train()
     loss_value = float("nan")
+    accumulate = config.accumulation_steps
+    pending: list[dict[str, float]] = []  # values of this step's micro-batches so far
     for epoch in range(step // steps_per_epoch, epochs):
         loader.set_epoch(epoch)
-        seen = step - epoch * steps_per_epoch
+        seen = (step - epoch * steps_per_epoch) * accumulate
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
-        for batch in batches:
+        for micro, batch in enumerate(batches, start=seen + 1):
+            if micro > steps_per_epoch * accumulate:
+                break  # the incomplete last group of micro-batches does not make a step
             output = compute_loss(model, batch, step)
             parts = _named_parts(output)
             loss = sum(parts.values())
-            accelerator.backward(loss)
+            # Dividing by 1 is exact, so without accumulation this is the plain loss.
+            accelerator.backward(loss / accumulate)
+            pending.append(_values(loss, parts, named=isinstance(output, dict)))
+            if micro % accumulate:
+                continue
             for param in ascent:
                 if param.grad is not None:
                     param.grad.neg_()
@@ -245,7 +262,8 @@ def finetune(
             step += 1
             for hook in after_step:  # every process: masks must match across ranks
                 hook(step)
-            values = _values(loss, parts, named=isinstance(output, dict))
+            values = {k: sum(v[k] for v in pending) / len(pending) for k in pending[0]}
+            pending.clear()
             loss_value = values["loss"]
             if extras.status is not None:
                 values |= extras.status()
