@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import TINY, tiny_batch, tiny_model, unbatch
@@ -19,6 +22,7 @@ from prunekit.methods import (
     register_method,
     select_top_heads,
 )
+from prunekit.scoring.smp import HeadPruner, save_pruner
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
 
@@ -42,13 +46,28 @@ def request(
     )
 
 
-FAST = {"l0": {"steps": 20}, "astar": {"max_evals": 60, "branching": 4}}
+def model_for(name: str):
+    """A tiny BERT with the attention implementation the method asks for (eager for maps)."""
+    return tiny_model("bert", attn=get_method(name).attn_implementation)
+
+
+def _untrained_pruner() -> str:
+    directory = Path(tempfile.mkdtemp(prefix="smp-pruner-"))
+    save_pruner(HeadPruner(), directory)
+    return str(directory)
+
+
+FAST = {
+    "l0": {"steps": 20},
+    "astar": {"max_evals": 60, "branching": 4},
+    "smp": {"pruner": _untrained_pruner(), "max_examples": 3},
+}
 
 
 @pytest.mark.parametrize("name", list_methods())
 @pytest.mark.parametrize("keep", [1, 5, 11])
 def test_methods_hit_the_exact_head_count(name, keep):
-    model = tiny_model("bert")
+    model = model_for(name)
     plan = get_method(name)(request(model, keep, name=name)).plan
     assert plan.heads_kept == keep
     assert plan.method == name
@@ -57,7 +76,7 @@ def test_methods_hit_the_exact_head_count(name, keep):
 
 @pytest.mark.parametrize("name", list_methods())
 def test_methods_are_deterministic_for_a_seed(name):
-    model = tiny_model("bert")
+    model = model_for(name)
     first = get_method(name)(request(model, 6, seed=4, name=name)).plan
     second = get_method(name)(request(model, 6, seed=4, name=name)).plan
     assert first.kept_heads == second.kept_heads
@@ -65,7 +84,7 @@ def test_methods_are_deterministic_for_a_seed(name):
 
 @pytest.mark.parametrize("name", [m for m in list_methods() if get_method(m).per_layer])
 def test_per_layer_mode_keeps_the_same_count_everywhere(name):
-    plan = get_method(name)(request(tiny_model("bert"), 6, per_layer=True, name=name)).plan
+    plan = get_method(name)(request(model_for(name), 6, per_layer=True, name=name)).plan
     assert plan.heads_per_layer == [2, 2, 2]
 
 

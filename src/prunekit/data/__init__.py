@@ -11,12 +11,14 @@ from prunekit.data.glue import (
     resolve_data_dir,
 )
 from prunekit.data.metrics import compute_metrics, primary_metric
+from prunekit.data.multitask import TaskMixture
 from prunekit.data.task_data import SPLIT_SEED, TaskData, task_dataset
 
 __all__ = [
     "SPLIT_SEED",
     "TASKS",
     "TaskData",
+    "TaskMixture",
     "task_dataset",
     "EncodedDataset",
     "Example",

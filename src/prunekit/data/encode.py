@@ -128,14 +128,17 @@ def make_collate(
 
     Returns:
         A function mapping a list of dataset items to a dict of tensors: the padded model
-        inputs plus ``labels`` (float32 for regression items, else long).
+        inputs plus ``labels`` (float32 for regression items, else long) when every item has
+        one.
     """
     padder = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        labels = [f["labels"] for f in features]
         inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]
         batch = dict(padder(inputs))
+        if any("labels" not in f for f in features):
+            return batch  # unlabelled inputs (SMP scoring, meta-training): no labels at all
+        labels = [f["labels"] for f in features]
         if all(isinstance(x, torch.Tensor) for x in labels):
             batch["labels"] = torch.stack(labels)
         else:
