@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import TaskData, TaskMixture, get_task
+from prunekit.data import TaskData, TaskMixture, get_task, make_collate
 from prunekit.device import resolve_device
 from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import resolve_model
@@ -72,7 +72,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
         config.micro_batch,
         config.steps * config.accumulation,
         config.seed,
-        TaskData(specs[0], tokenizer, None, config.seed).collate,
+        make_collate(tokenizer),
     )
     pruner = HeadPruner(config.ndf)
     pruner.reset_parameters(torch.Generator().manual_seed(config.seed))
