@@ -1,0 +1,171 @@
+"""Benchmark: Single-Shot Meta-Pruning against random and HISP per layer, each pruned model
+fine-tuned from the pre-trained weights with the task's recipe.
+
+For every (task, seed, fraction of heads per layer, method):
+- ``smp``: the pruner scores the pre-trained model on the task's training inputs (no labels);
+- ``random``: random heads, the same count per layer;
+- ``hisp``: importance from the cached dense fine-tuned model (it has seen labels and a whole
+  fine-tuning run: a strong reference), the same count per layer;
+then the pruned pre-trained model (a new classifier) is fine-tuned with the task's dense recipe
+and evaluated on dev. The dense rows come from the dense cache (the same recipe), so the 50%
+rows can be read against dense; prune-after-fine-tuning is HISP's R1 in
+benchmarks/results/head_baselines. Rows also hold fine-tuning wall time (dense vs pruned, this
+run) and SMP's scoring time; the pruner's own training time is in its pruner.json.
+
+One line per finished run in ``benchmarks/results/smp/results.jsonl`` (a killed run resumes
+there), and ``report.md`` beside it. STS-B is the task held out of pruner training.
+
+    python benchmarks/smp.py --pruner PDIR [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from accelerate.utils import set_seed
+
+from prunekit.data import TaskData, get_task, primary_metric
+from prunekit.methods import decide, head_target
+from prunekit.models import apply_plan, current_plan, load, save
+from prunekit.models.sources import load_for_task
+from prunekit.train.task import FinetuneConfig, finetune_task
+from prunekit.train.task_recipes import cached_dense_model, recipe_for
+
+RESULTS = Path(__file__).parent / "results" / "smp"
+RUNS = Path("runs/smp")
+METHODS = ("smp", "random", "hisp")
+
+
+def done_keys() -> dict[str, dict]:
+    path = RESULTS / "results.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {row["key"]: row for row in rows}
+
+
+def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
+    recipe, spec = recipe_for(task), get_task(task)
+    set_seed(seed)  # the new classifier head of the pre-trained model
+    pretrained, tokenizer = load_for_task("default", spec)
+    data = TaskData.for_task(spec, tokenizer, args.data_dir, seed, recipe.max_seq_length)
+    target = head_target(current_plan(pretrained), heads=fraction, per_layer=True)
+    options: dict = {}
+    if method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
+        source = load(cached_dense_model("default", task, seed, data_dir=args.data_dir))
+    elif method == "smp":  # attention maps need eager attention
+        source, options = load_for_task("default", spec, "eager")[0], {"pruner": str(args.pruner)}
+    else:
+        source = pretrained
+    result = decide(source, method, target, data, seed, options)
+    scoring_seconds = result.record["decision_seconds"]
+    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}" / "init"
+    if not (init / "config.json").is_file():
+        save(apply_plan(pretrained, result.plan), init, tokenizer)
+    out = init.parent / "finetuned"
+    if not (out / "metrics.json").is_file():
+        finetune_task(
+            FinetuneConfig(
+                model=str(init),
+                task=task,
+                out=out,
+                data_dir=args.data_dir,
+                train=recipe.train_config(seed),
+                max_seq_length=recipe.max_seq_length,
+                max_train_samples=recipe.max_train_samples,
+                resume=True,
+                overwrite=out.exists(),
+            )
+        )
+    metrics = json.loads((out / "metrics.json").read_text())
+    dense_dir = cached_dense_model("default", task, seed, data_dir=args.data_dir)
+    dense = json.loads((dense_dir / "metrics.json").read_text())
+    return {
+        "key": f"{task}|{seed}|{fraction:.2f}|{method}",
+        "task": task,
+        "seed": seed,
+        "fraction": fraction,
+        "method": method,
+        "metric": primary_metric(task),
+        "kept_heads": [list(h) for h in result.plan.kept_heads],
+        "dev": metrics["dev"]["primary"],
+        "validation": metrics["validation"]["primary"],
+        "dense_dev": dense["dev"]["primary"],
+        "finetune_seconds": metrics["train_seconds"],
+        "dense_finetune_seconds": dense["train_seconds"],
+        "scoring_seconds": round(scoring_seconds, 2),
+        "held_out_of_pruner_training": task not in args.pruner_tasks,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pruner", type=Path, required=True)
+    parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--fractions", default="0.25,0.5,0.75")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    trained = json.loads((args.pruner / "pruner.json").read_text())
+    args.pruner_tasks = trained.get("trained_on", {}).get("config", {}).get("tasks", [])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for task in args.tasks.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                for fraction in (float(f) for f in args.fractions.split(",")):
+                    for method in args.methods.split(","):
+                        key = f"{task}|{seed}|{fraction:.2f}|{method}"
+                        if key in done_keys():
+                            continue
+                        print(f"run {key}", file=sys.stderr, flush=True)
+                        row = one_run(task, seed, fraction, method, args)
+                        with (RESULTS / "results.jsonl").open("a") as handle:
+                            handle.write(json.dumps(row) + "\n")
+            write_report(trained)  # after every task: a cut-short run keeps what it has
+    write_report(trained)
+
+
+def write_report(trained: dict) -> None:
+    rows = list(done_keys().values())
+    lines = [
+        "# SMP: heads pruned before fine-tuning",
+        "",
+        "Each pruned pre-trained model fine-tuned with the task's dense recipe; dev, mean ± std "
+        "over seeds; Δ vs the dense model of the same seeds and recipe.",
+        "",
+        "| task | heads removed per layer | method | dev | Δ vs dense | fine-tune time pruned / "
+        "dense |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["fraction"], row["method"]), []).append(row)
+    for (task, fraction, method), members in sorted(groups.items()):
+        devs = [m["dev"] for m in members]
+        dense = statistics.fmean(m["dense_dev"] for m in members)
+        std = statistics.stdev(devs) if len(devs) > 1 else 0.0
+        time_ratio = statistics.fmean(
+            m["finetune_seconds"] / m["dense_finetune_seconds"] for m in members
+        )
+        held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
+        lines.append(
+            f"| {task}{held} | {fraction:.0%} | {method} | {statistics.fmean(devs):.2f} ± "
+            f"{std:.2f} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
+        )
+    info = trained.get("trained_on", {})
+    lines += [
+        "",
+        f"Pruner: {info.get('steps', '?')} steps, {info.get('train_seconds', 0) / 60:.0f} min "
+        f"on {', '.join(info.get('config', {}).get('tasks', []))}.",
+    ]
+    (RESULTS / "report.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
