@@ -131,6 +131,7 @@ def main() -> None:
                 out=out,
                 methods=(),
                 budgets=budgets,
+                budget_methods=("astar",),
                 **common,
             )
         )

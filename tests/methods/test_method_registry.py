@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def request(
         train_set=unbatch(batch),
         collate=default_collate,
         task=get_task("rte"),
+        teacher=copy.deepcopy(model) if name and get_method(name).needs_teacher else None,
         options=dict(FAST.get(name, {})),
     )
 
@@ -61,6 +63,7 @@ FAST = {
     "l0": {"steps": 20},
     "astar": {"max_evals": 60, "branching": 4},
     "smp": {"pruner": _untrained_pruner(), "max_examples": 3},
+    "peer": {"epochs": 1, "batch_size": 4, "min_heads_per_layer": 0},
 }
 
 

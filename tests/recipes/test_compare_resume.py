@@ -42,6 +42,7 @@ def sweep_config(model, out) -> CompareConfig:
         methods=("random", "hisp"),
         fractions=(0.25, 0.5),
         budgets=(0.0,),
+        budget_methods=("astar",),
         method_options={"astar": {"max_evals": 40, "branching": 3}},
         seeds=(0, 1),
         data_dir=glue_dir(),

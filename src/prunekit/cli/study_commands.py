@@ -84,8 +84,15 @@ def compare(
     budgets: Annotated[
         str | None,
         typer.Option(
-            help="Also run the methods that choose the head count (astar) once per budget, "
+            help="Also run the methods that choose the head count once per budget, "
             "e.g. 0,0.5,1,2 (metric points)."
+        ),
+    ] = None,
+    budget_methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Which of those run the budgets (default: all: astar and peer's lossless mode).",
+            show_default=False,
         ),
     ] = None,
     no_timing: Annotated[
@@ -130,6 +137,11 @@ def compare(
             eval_max_samples=eval_max_samples,
             method_options=per_method_options(method_option or ()),
             budgets=_floats(budgets, "--budgets") if budgets else (),
+            **(
+                {"budget_methods": tuple(m.strip() for m in budget_methods.split(",") if m)}
+                if budget_methods
+                else {}
+            ),
             time_speed=not no_timing,
             time_onnx=onnx_timing,
             device=device,

@@ -16,7 +16,14 @@ from torch import nn
 
 from prunekit.train.finetune import LossFn
 
-__all__ = ["DistillConfig", "distillation_loss", "distillation_parts", "make_distillation_loss"]
+__all__ = [
+    "DistillConfig",
+    "distillation_loss",
+    "distillation_parts",
+    "make_distillation_loss",
+    "peer_loss",
+    "hidden_state_loss",
+]
 
 
 class DistillConfig(BaseModel):
@@ -90,3 +97,26 @@ def make_distillation_loss(
         )
 
     return loss_fn
+
+
+def peer_loss(
+    student_sums: dict[int, torch.Tensor],
+    teacher_sums: dict[int, torch.Tensor],
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Peer distillation (methods.md §3(b), OUR CHOICE): per layer, the student's retained
+    heads together reproduce the teacher's *whole* attention output, the pruned heads' share
+    included: ``sum_l mean over tokens ||sum_r o^S_{l,r} - sum_h o^T_{l,h}||^2`` (padding left
+    out). Inputs are `AttentionOutputs.sums` of both models (bias excluded)."""
+    weights = attention_mask.to(next(iter(student_sums.values())).dtype)
+    tokens = weights.sum().clamp_min(1.0)
+    total = 0.0
+    for layer, student in student_sums.items():
+        squared = (student - teacher_sums[layer].to(student.device)).pow(2).sum(-1)
+        total = total + (squared * weights).sum() / tokens
+    return total
+
+
+def hidden_state_loss(student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...]):
+    """Sum over the embeddings and every layer of MSE(h^S, h^T) (TinyBERT-style)."""
+    return sum(F.mse_loss(s, t.to(s.device)) for s, t in zip(student, teacher, strict=True))

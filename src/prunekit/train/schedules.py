@@ -6,7 +6,9 @@ methods call their schedules (budget ramps, sparsity) with the step the loss fun
 
 from __future__ import annotations
 
-__all__ = ["linear_warmup_decay", "constant", "linear_ramp"]
+import math
+
+__all__ = ["linear_warmup_decay", "constant", "linear_ramp", "stepped_ramp"]
 
 
 def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
@@ -28,3 +30,11 @@ def constant(step: int) -> float:
 def linear_ramp(step: int, start: float, end: float, ramp_steps: int) -> float:
     """``start`` at step 0, ``end`` from ``ramp_steps`` on, linear in between (L0's budget)."""
     return start + (end - start) * min(1.0, step / max(1, ramp_steps))
+
+
+def stepped_ramp(step: int, ramp_steps: int, increments: int) -> float:
+    """0 until the first of ``increments`` equal steps up, 1 from ``ramp_steps`` on:
+    ``floor(increments * step / ramp_steps) / increments`` (peer distillation's gradual mask)."""
+    if step >= ramp_steps:
+        return 1.0
+    return math.floor(increments * step / max(1, ramp_steps)) / increments

@@ -1,0 +1,259 @@
+"""Automatic Peer Distillation (Li, Wang, Huang, Bragin, Li, Ding, IJCAI 2023).
+
+The paper's text and code were not available; this is methods.md §3(b)'s reconstruction, every
+choice OUR CHOICE and configurable:
+
+- **Location.** HISP importance (Michel et al., layer-normalised) on the validation split carved
+  from train, ranked globally, so the counts per layer come out uneven; at least
+  ``min_heads_per_layer`` (1) stay in every layer. ``locator="l0"`` uses L0 gates with the same
+  target instead.
+- **Peer distillation.** The student starts as a copy of the fine-tuned model (the teacher,
+  frozen). Loss = CE + alpha·τ²·KL(teacher ‖ student at τ) + beta·peer + gamma·hidden-state MSE
+  (`prunekit.train.distill`): the peer term makes each layer's retained heads reproduce the
+  teacher's *whole* attention output, what the pruned heads contributed included
+  (`prunekit.models.head_outputs`). Regression (STS-B) uses MSE for CE and KD.
+- **Gradual removal.** The pruned heads' gates step down to 0 in ``increments`` (4) equal steps
+  over the first ``ramp_fraction`` (half) of training; the final mask trains for the rest. The
+  recipe then removes them physically (the gated and the cut model agree).
+- **Lossless mode** (budget mode: no head target): the largest fraction of ``grid``
+  (0.30..0.90) whose distilled model stays within ``budget`` points (epsilon) of the teacher on
+  the validation split, found by bisection (a larger fraction is assumed to fail when a smaller
+  one does); every fraction tried is in the record.
+- Training: AdamW, lr 2e-5, batch 32, warm-up 10%, linear decay, ``epochs`` (3) of the train
+  split, or the request's ``train_budget_steps`` when given (compare's equal budget).
+- The optional pairing loss of §3(b) (each pruned head's attention map matched by its most
+  similar retained head) is not implemented.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from prunekit.data import compute_metrics, primary_metric
+from prunekit.device import module_device
+from prunekit.errors import ConfigError
+from prunekit.methods.registry import (
+    HeadTarget,
+    MethodConfig,
+    MethodResult,
+    PruneRequest,
+    get_method,
+    register_method,
+    select_top_heads,
+)
+from prunekit.models import apply_plan
+from prunekit.models.gates import HeadGates, plan_gates
+from prunekit.models.head_outputs import AttentionOutputs
+from prunekit.plan import PruningPlan
+from prunekit.scoring import head_importance, normalize_per_layer
+from prunekit.train import TrainConfig, distillation_parts, finetune
+from prunekit.train.distill import hidden_state_loss, peer_loss
+from prunekit.train.schedules import stepped_ramp
+
+__all__ = ["Config", "prune_peer", "largest_feasible"]
+
+GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
+
+
+class Config(MethodConfig):
+    budget: float | None = Field(
+        None, ge=0, description="lossless mode: allowed validation drop (points, epsilon)"
+    )
+    grid: tuple[float, ...] = Field(GRID, description="fractions of heads tried (lossless)")
+    locator: Literal["hisp", "l0"] = Field("hisp", description="how heads are chosen")
+    min_heads_per_layer: int = Field(1, ge=0, description="heads every layer keeps")
+    epochs: int = Field(3, ge=1, description="distillation epochs (without a step budget)")
+    learning_rate: float = Field(2e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    alpha_kd: float = Field(1.0, ge=0, description="weight of logit KD")
+    temperature: float = Field(2.0, gt=0)
+    beta_peer: float = Field(1.0, ge=0, description="weight of the peer loss")
+    gamma_hidden: float = Field(1.0, ge=0, description="weight of hidden-state MSE")
+    increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
+    ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
+    checkpoint_every: int = Field(50, ge=1)
+
+
+@register_method(
+    "peer",
+    config=Config,
+    summary="Li et al. 2023: heads located by HISP rank, their knowledge distilled into the "
+    "retained heads of the same layer (peer loss + KD), removed gradually",
+    per_layer=False,
+    decides_count=True,
+    trains_weights=True,
+    needs_teacher=True,
+    needs_data=("validation", "train"),
+)
+def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
+    total = request.plan.heads_total
+    if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
+        plan = _locate(request, config, request.target)
+        student, record = _distil(request, config, plan)
+        return MethodResult(plan, model=student, record=record)
+
+    budget = 0.0 if config.budget is None else config.budget
+    reference = _validation_metric(request.teacher, request)
+    tried: dict[float, dict[str, Any]] = {}
+
+    def feasible(fraction: float) -> bool:
+        keep = max(1, total - round(fraction * total))
+        target = HeadTarget(keep, min_per_layer=config.min_heads_per_layer)
+        plan = _locate(request, config, target)
+        student, record = _distil(request, config, plan, tag=f"{fraction:.2f}")
+        # Judged as it will be used: the pruned heads cut out.
+        metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
+        ok = reference - metric <= budget
+        tried[fraction] = {"plan": plan, "record": record, "metric": metric}
+        if ok:
+            tried[fraction]["student"] = student
+        return ok
+
+    chosen = largest_feasible(sorted(config.grid), feasible)
+    summary = {f"{f:.2f}": round(v["metric"], 4) for f, v in sorted(tried.items())}
+    if chosen is None:  # not even the smallest fraction is lossless: keep every head
+        dense = request.plan.model_copy(update={"meta": {"tried": summary}})
+        return MethodResult(dense, record={"validation_reference": reference, "tried": summary})
+    best = tried[chosen]
+    record = {
+        **best["record"],
+        "fraction": chosen,
+        "budget": budget,
+        "validation_reference": reference,
+        "validation_metric": best["metric"],
+        "tried": summary,
+    }
+    plan = best["plan"].model_copy(update={"meta": {"fraction": chosen, "tried": summary}})
+    return MethodResult(plan, model=best["student"], record=record)
+
+
+def largest_feasible(grid: list[float], feasible) -> float | None:
+    """The largest grid value with ``feasible(value)`` by bisection (monotone assumption);
+    None when the smallest fails."""
+    low, high, best = 0, len(grid) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        if feasible(grid[middle]):
+            best, low = grid[middle], middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _locate(request: PruneRequest, config: Config, target: HeadTarget) -> PruningPlan:
+    if config.locator == "l0":
+        located = get_method("l0")(
+            PruneRequest(
+                model=request.model,
+                plan=request.plan,
+                target=target,
+                seed=request.seed,
+                train_set=request.train_set,
+                collate=request.collate,
+                task=request.task,
+            )
+        )
+        return located.plan
+    floor = max(target.min_per_layer, config.min_heads_per_layer)
+    if floor * request.plan.num_layers > target.keep:
+        raise ConfigError(
+            f"peer cannot keep {target.keep} heads with at least {floor} in each of "
+            f"{request.plan.num_layers} layers; lower min_heads_per_layer"
+        )
+    scores = normalize_per_layer(head_importance(request.model, request.batches()))
+    return select_top_heads(scores, request.plan, HeadTarget(target.keep, False, floor))
+
+
+def _distil(
+    request: PruneRequest, config: Config, plan: PruningPlan, tag: str = "fixed"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train a copy of the model with the pruned heads gated down gradually; returns it."""
+    teacher = request.teacher.eval()
+    student = copy.deepcopy(request.model)
+    device = module_device(student)
+    kept = plan_gates(plan, device)
+    before = plan_gates(request.plan, device)
+    steps = request.train_budget_steps
+    if steps is None:
+        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+    ramp = max(1, int(config.ramp_fraction * steps))
+    regression = request.task is not None and request.task.is_regression
+
+    def gates(step: int) -> torch.Tensor:
+        fraction = stepped_ramp(step, ramp, config.increments)
+        return kept + (before - kept) * (1.0 - fraction)  # pruned heads: 1 -> 0 in steps
+
+    def loss_fn(model, batch, step: int) -> dict[str, torch.Tensor]:
+        head_gates.set(gates(step))
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            teacher_view.clear()
+            out_t = teacher(**inputs, output_hidden_states=True)
+        student_view.clear()
+        out_s = model(**inputs, output_hidden_states=True)
+        parts = distillation_parts(
+            out_s.logits,
+            out_t.logits,
+            batch["labels"],
+            config.temperature,
+            config.alpha_kd,
+            1.0,
+            regression,
+        )
+        peer = peer_loss(student_view.sums, teacher_view.sums, inputs["attention_mask"])
+        hidden = hidden_state_loss(out_s.hidden_states, out_t.hidden_states)
+        return {**parts, "peer": config.beta_peer * peer, "hidden": config.gamma_hidden * hidden}
+
+    train = TrainConfig(
+        learning_rate=config.learning_rate,
+        max_steps=steps,
+        batch_size=config.batch_size,
+        warmup_ratio=config.warmup_ratio,
+        checkpoint_every=config.checkpoint_every,
+        seed=request.seed,
+        device=device.type,
+    )
+
+    def on_step(step: int, total: int, values: dict[str, float]) -> None:
+        request.progress(step=step, steps=total, note=f"fraction {tag}", **values)
+
+    state_dir = request.state_dir / tag if request.state_dir is not None else None
+    with (
+        HeadGates(student, gates(0)) as head_gates,
+        AttentionOutputs(student) as student_view,
+        AttentionOutputs(teacher) as teacher_view,
+    ):
+        result = finetune(
+            student,
+            request.train_set,
+            request.collate,
+            train,
+            checkpoint_dir=state_dir,
+            resume=True,
+            loss_fn=loss_fn,
+            on_step=on_step,
+        )
+    record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
+    return student, record
+
+
+@torch.no_grad()
+def _validation_metric(model: torch.nn.Module, request: PruneRequest) -> float:
+    """The task's primary metric on the validation batches (never dev)."""
+    model.eval()
+    device = module_device(model)
+    logits, labels = [], []
+    for batch in request.batches():
+        labels.append(batch["labels"].numpy())
+        inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+        logits.append(model(**inputs).logits.float().cpu().numpy())
+    logits_all, labels_all = np.concatenate(logits), np.concatenate(labels)
+    task = request.task
+    predictions = logits_all[:, 0] if task.is_regression else logits_all.argmax(-1)
+    return compute_metrics(task, predictions, labels_all)[primary_metric(task)]

@@ -1,0 +1,106 @@
+"""Peer distillation: its loss, its gradual mask, the lossless search, and a whole small run."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from conftest import TINY, tiny_batch, tiny_model, unbatch
+from torch.utils.data import default_collate
+
+from prunekit import apply_plan, current_plan, load, save
+from prunekit.data import get_task
+from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods.peer import largest_feasible
+from prunekit.models.gates import HeadGates, plan_gates
+from prunekit.models.head_outputs import AttentionOutputs
+from prunekit.train.distill import peer_loss
+from prunekit.train.schedules import stepped_ramp
+
+L, H = TINY["layers"], TINY["heads"]
+BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+
+
+def test_the_peer_loss_is_zero_for_an_unpruned_copy_of_the_teacher():
+    teacher = tiny_model("bert")
+    student = copy.deepcopy(teacher)
+    inputs = {k: v for k, v in BATCH.items() if k != "labels"}
+    with AttentionOutputs(teacher) as t, AttentionOutputs(student) as s, torch.no_grad():
+        teacher(**inputs)
+        student(**inputs)
+        assert peer_loss(s.sums, t.sums, inputs["attention_mask"]).item() == 0.0
+        with HeadGates(student, torch.ones(L, H).index_fill_(1, torch.tensor([0]), 0.0)):
+            student(**inputs)
+        assert peer_loss(s.sums, t.sums, inputs["attention_mask"]).item() > 0.0
+
+
+def test_the_stepped_ramp_goes_up_in_equal_increments_and_ends_at_one():
+    values = [stepped_ramp(step, 8, 4) for step in range(11)]
+    assert values == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1, 1]
+
+
+def test_the_lossless_search_picks_the_largest_feasible_fraction():
+    grid = [round(0.30 + 0.05 * i, 2) for i in range(13)]
+    asked = []
+
+    def feasible(fraction):
+        asked.append(fraction)
+        return fraction <= 0.62
+
+    assert largest_feasible(grid, feasible) == 0.6
+    assert len(asked) <= 4  # bisection, not a scan
+    assert largest_feasible(grid, lambda f: False) is None
+
+
+def peer_request(model, keep: int | None = None, **options) -> PruneRequest:
+    plan = current_plan(model)
+    target = head_target(plan, keep_heads=keep) if keep else None
+    return PruneRequest(
+        model=model,
+        plan=plan,
+        target=target or head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        batches=lambda: iter([BATCH]),
+        train_set=unbatch(BATCH),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=copy.deepcopy(model),
+        options={"epochs": 4, "batch_size": 4, **options},
+    )
+
+
+def test_a_small_run_distils_ends_at_the_planned_mask_and_reloads_exactly(tmp_path, monkeypatch):
+    seen = []
+    original_set = HeadGates.set
+
+    def spy(self, gates):
+        seen.append(gates.detach().clone())
+        return original_set(self, gates)
+
+    monkeypatch.setattr(HeadGates, "set", spy)
+    model = tiny_model("bert")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = get_method("peer")(peer_request(model, keep=6))
+    plan = result.plan
+    assert plan.heads_kept == 6 and min(plan.heads_per_layer) >= 1
+    assert result.trained_weights and result.record["train_steps"] == 8
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # a copy trained
+    assert torch.equal(seen[-1], plan_gates(plan))  # the last half trains the planned mask
+    pruned_gates = sorted({float(g[plan_gates(plan) == 0][0]) for g in seen})
+    assert pruned_gates == [0.0, 0.25, 0.5, 0.75, 1.0]  # four equal steps down
+
+    pruned = apply_plan(result.model, plan)
+    save(pruned, tmp_path / "peer")
+    again = load(tmp_path / "peer")
+    inputs = {k: v for k, v in BATCH.items() if k != "labels"}
+    with torch.no_grad():
+        assert torch.equal(pruned(**inputs).logits, again(**inputs).logits)
+    assert again.config.prunekit["plan"]["method"] == "peer"
+
+
+def test_lossless_mode_reports_every_fraction_it_tried():
+    model = tiny_model("bert")
+    result = get_method("peer")(peer_request(model, budget=100.0, grid=(0.25, 0.5, 0.75)))
+    assert result.record["fraction"] == 0.75  # a budget of 100 points accepts everything
+    assert set(result.record["tried"]) <= {"0.25", "0.50", "0.75"}
+    assert result.plan.heads_kept == L * H - round(0.75 * L * H)
