@@ -257,3 +257,15 @@ def test_flag_values_the_settings_refuse_are_one_line_errors(pruned_dir, tmp_pat
     result = invoke("finetune", "--task", "rte", "--out", out, "--learning-rate", "-1")
     assert_user_error(result, "--learning-rate", "greater than 0")
     assert not out.exists()
+
+
+def test_lossless_takes_no_head_count_and_needs_a_method_that_chooses_one(pruned_dir, tmp_path):
+    out = tmp_path / "out"
+    result = invoke(
+        *prune_args(pruned_dir, out, "--method", "peer", "--lossless", "--heads", "0.5")
+    )
+    assert_user_error(result, "--lossless", "drop --heads")
+    result = invoke(*prune_args(pruned_dir, out, "--method", "hisp", "--lossless"))
+    assert_user_error(result, "hisp does not choose the head count")
+    result = invoke(*prune_args(pruned_dir, out, "--method", "peer", "--epsilon", "-1"))
+    assert_user_error(result, "peer: option budget=-1")

@@ -156,10 +156,20 @@ def prune(
     budget: Annotated[
         float | None,
         typer.Option(
-            help="Methods with a budget (astar): allowed drop of the primary metric in points "
-            "on the search split; without --heads the method picks the head count."
+            "--budget",
+            "--epsilon",
+            help="Methods that choose the head count (astar, peer): allowed drop of the primary "
+            "metric in points; without --heads the method picks the count.",
         ),
     ] = None,
+    lossless: Annotated[
+        bool,
+        typer.Option(
+            "--lossless",
+            help="Let the method choose the largest head count within --epsilon (default 0) "
+            "of the unpruned model; no --heads.",
+        ),
+    ] = False,
     max_evals: Annotated[
         int | None, typer.Option(help="Search methods (astar): cap on evaluated head sets.")
     ] = None,
@@ -211,6 +221,10 @@ def prune(
     )
 
     options = read_method_options(method_config, method_option or ())
+    if lossless and (heads is not None or keep_heads is not None):
+        raise ConfigError("--lossless lets the method choose the head count; drop --heads")
+    if lossless and budget is None:
+        budget = 0.0
     # Shorthands for common method settings; the method's Config says whether it has them.
     for key, value in (("budget", budget), ("max_evals", max_evals), ("branching", branching)):
         if value is not None:

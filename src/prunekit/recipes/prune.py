@@ -63,9 +63,9 @@ class PruneConfig(BaseModel):
 def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
     info = get_method(config.method)
-    info.parse_config(config.options)  # bad options and targets fail before any loading
-    counted = config.heads is not None or config.keep_heads is not None
-    info.check_target(counted, config.per_layer)
+    # Bad targets, then bad options, fail before any loading.
+    info.check_target(config.heads is not None or config.keep_heads is not None, config.per_layer)
+    info.parse_config(config.options)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
