@@ -177,3 +177,21 @@ def test_distilled_recovery_leaves_the_shared_dense_model_trainable(
     rows = run_compare(config)
     assert [r["regime"] for r in rows] == ["r1", "r1"]
     assert all(r["r1_source"] == "recovery" and r["train_steps"] == 1 for r in rows)
+
+
+def test_a_method_that_trains_reports_its_own_model_as_r1_on_the_same_budget(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "peer").model_copy(
+        update={
+            "methods": ("peer",),
+            "fractions": (0.5,),
+            "seeds": (0,),
+            "budgets": (),
+            "method_options": {"peer": {"batch_size": 8}},
+        }
+    )
+    r0, r1 = run_compare(config)
+    assert (r0["regime"], r1["regime"]) == ("r0", "r1")
+    assert r1["r1_source"] == "method" and r1["train_steps"] == r1["budget_steps"] == 1
+    assert r0["kept_heads"] == r1["kept_heads"] and r0["heads_removed"] == 4

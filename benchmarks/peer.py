@@ -1,0 +1,107 @@
+"""Benchmark: Automatic Peer Distillation, lossless mode and against HISP + KD and itself
+without the peer loss, all on the same training budget and teacher.
+
+- Lossless mode (``compare`` budgets, seed 0) at epsilon 0 and 0.5: the fraction of heads each
+  task loses, and dense vs pruned dev.
+- At 50% and 70% of heads, seeds 0-2, R1 only, the same number of optimizer steps (the recovery
+  budget) and the same dense teacher for every row: ``peer``; ``hisp`` then recovery with KD
+  from the dense model; and ``peer`` with ``beta_peer=0`` (the same pipeline without the peer
+  loss: what peer distillation itself buys).
+Dense models and teachers come from the dense cache (each task's recipe). Every run appends to
+its results.jsonl (a killed benchmark resumes); results and report.md under
+benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU and the
+device is recorded.
+
+    python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from prunekit.recipes.compare import CompareConfig, read_results, run_compare
+from prunekit.recipes.report import run_report
+from prunekit.train import DistillConfig, TrainConfig
+
+RESULTS = Path(__file__).parent / "results" / "peer"
+RUNS = Path("runs/peer")
+NO_PEER = "peer (no peer loss)"
+
+
+def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
+    """(run dir, compare settings, renamed method) of the three studies of one task."""
+    common = dict(
+        task=task,
+        data_dir=args.data_dir,
+        recover=TrainConfig(epochs=args.recover_epochs),
+        distill=DistillConfig(),
+        regimes=("r1",),
+        time_speed=False,
+        device=args.device,
+        progress=False,
+    )
+    fixed = dict(fractions=(0.5, 0.7), seeds=(0, 1, 2), **common)
+    return [
+        (
+            RUNS / "lossless" / task,
+            dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
+            None,
+        ),
+        (RUNS / "fixed" / task, dict(fixed, methods=("peer", "hisp")), None),
+        (
+            RUNS / "no_peer" / task,
+            dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
+            NO_PEER,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
+    parser.add_argument("--recover-epochs", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    tasks = args.tasks.split(",")
+    for task in tasks:
+        if not args.report_only:
+            for out, settings, _ in sweeps(task, args):
+                run_compare(CompareConfig(out=out, **settings))
+        write_results(tasks, args)
+
+
+def write_results(tasks: list[str], args) -> None:
+    rows = []
+    for task in tasks:
+        for out, _, renamed in sweeps(task, args):
+            for row in read_results(out / "results.jsonl"):
+                if renamed and row["method"] == "peer":
+                    row["method"] = renamed
+                    row["key"] = row["key"].replace("peer|", f"{renamed}|", 1)
+                rows.append(row | {"device": args.device})
+    if not rows:
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
+    notes = (
+        f"`benchmarks/peer.py`, device {args.device}. R1 rows: every method gets the same "
+        f"optimizer steps (recovery: {args.recover_epochs} epoch(s) of the train split) and the "
+        "same dense teacher; peer trains its own copy within that budget (†), HISP recovers "
+        f"with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: peer's lossless "
+        "mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost of all runs: "
+        f"{seconds / 3600:.2f} h."
+    )
+    report = run_report(RESULTS, notes)
+    for leftover in RESULTS.glob(".report-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    print(f"wrote {report}")
+
+
+if __name__ == "__main__":
+    main()
