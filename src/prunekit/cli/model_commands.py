@@ -162,6 +162,10 @@ def prune(
             "metric in points; without --heads the method picks the count.",
         ),
     ] = None,
+    sparsity: Annotated[
+        float | None,
+        typer.Option(help="Unstructured methods (magnitude): share of weights set to 0."),
+    ] = None,
     lossless: Annotated[
         bool,
         typer.Option(
@@ -226,7 +230,13 @@ def prune(
     if lossless and budget is None:
         budget = 0.0
     # Shorthands for common method settings; the method's Config says whether it has them.
-    for key, value in (("budget", budget), ("max_evals", max_evals), ("branching", branching)):
+    shorthands = {
+        "budget": budget,
+        "max_evals": max_evals,
+        "branching": branching,
+        "sparsity": sparsity,
+    }
+    for key, value in shorthands.items():
         if value is not None:
             options[key] = value
     if iterative:

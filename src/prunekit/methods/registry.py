@@ -186,6 +186,13 @@ class MethodInfo:
 
     def check_target(self, counted: bool, per_layer: bool) -> None:
         """Refuse target modes the method does not have (before anything loads)."""
+        if "heads" not in self.targets:
+            if counted:
+                raise ConfigError(
+                    f"{self.name} prunes {'/'.join(self.targets)}, not heads: drop --heads "
+                    "(see its settings with prunekit methods)"
+                )
+            return
         if not counted and not self.decides_count:
             raise ConfigError(
                 f"give --heads FRACTION (e.g. 0.5) or --keep-heads N; {self.name} does not "
@@ -198,7 +205,8 @@ class MethodInfo:
         config = request.config
         if not isinstance(config, self.config):
             config = self.parse_config(request.options)
-        self.check_target(True, request.target.per_layer)
+        if "heads" in self.targets:
+            self.check_target(True, request.target.per_layer)
         if self.needs_teacher and request.teacher is None:
             raise ConfigError(f"{self.name} distils from the unpruned model and needs a teacher")
         if "train" in self.needs_data and request.train_set is None:

@@ -27,6 +27,8 @@ __all__ = [
     "store_masks",
     "check_mask_shapes",
     "weight_masks",
+    "masked_linears",
+    "dense_masks",
     "zero_dropped",
     "zero_masked_weights",
     "head_rows",
@@ -71,6 +73,55 @@ def check_mask_shapes(model: nn.Module, plan: PruningPlan) -> None:
             )
 
 
+def _slot_indices(model: nn.Module, plan: PruningPlan, layer: int) -> dict[str, tuple]:
+    """``{slot: (dim, kept original indices)}`` of one layer's six linears: which rows or
+    columns of the dense weight the model's current weight still has."""
+    head_size = get_adapter(model).head_size(model.config)
+    ffn = torch.tensor(plan.ffn_kept(layer), dtype=torch.long)
+    index: dict[str, tuple] = {"ffn_in": (0, ffn), "ffn_out": (1, ffn)}
+    # A layer without heads has no Q/K/V, and its output projection has no columns.
+    if plan.kept_heads[layer]:
+        rows = head_rows(list(plan.kept_heads[layer]), head_size)
+        index |= {"query": (0, rows), "key": (0, rows), "value": (0, rows)}
+        index["attn_out"] = (1, rows)
+    return index
+
+
+def masked_linears(model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
+    """``{"{layer}.{slot}": weight}`` of the six prunable linears of every layer (in their
+    current shapes; the layers' Q/K/V are absent when no head is left)."""
+    adapter = get_adapter(model)
+    weights = {}
+    for layer in range(plan.num_layers):
+        parts = adapter.layer_modules(model, layer)
+        for slot in _slot_indices(model, plan, layer):
+            weights[f"{layer}.{slot}"] = getattr(parts, slot).get().weight
+    return weights
+
+
+def dense_masks(model: nn.Module, plan: PruningPlan, masks: dict[str, torch.Tensor]):
+    """Masks in the model's current shapes -> the dense shapes a `PruningPlan` holds (entries
+    of rows or columns the model no longer has are kept: they are cut anyway)."""
+    adapter = get_adapter(model)
+    config = model.config
+    head_width = adapter.num_heads(config) * adapter.head_size(config)
+    sizes = {
+        "query": (head_width, None), "key": (head_width, None), "value": (head_width, None),
+        "attn_out": (None, head_width), "ffn_in": (plan.intermediate_size, None),
+        "ffn_out": (None, plan.intermediate_size),
+    }  # fmt: skip
+    out = {}
+    for key, mask in masks.items():
+        layer, slot = key.split(".")
+        dim, keep = _slot_indices(model, plan, int(layer))[slot]
+        shape = list(mask.shape)
+        shape[dim] = sizes[slot][dim]
+        dense = torch.ones(shape, dtype=torch.bool)
+        dense.index_copy_(dim, keep, mask.bool().cpu())
+        out[key] = dense
+    return out
+
+
 def weight_masks(model: nn.Module, plan: PruningPlan) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(weight, drop)`` pairs: each masked weight of ``model`` and the boolean entries that
     ``plan.masks`` drops, sliced to the model's current (pruned) shape, on the weight's device.
@@ -82,18 +133,10 @@ def weight_masks(model: nn.Module, plan: PruningPlan) -> list[tuple[torch.Tensor
     if not masks:
         return []
     adapter = get_adapter(model)
-    head_size = adapter.head_size(model.config)
     pairs = []
     for layer in range(plan.num_layers):
-        ffn = torch.tensor(plan.ffn_kept(layer), dtype=torch.long)
-        index = {"ffn_in": (0, ffn), "ffn_out": (1, ffn)}
-        # A layer without heads has no Q/K/V, and its output projection has no columns.
-        if plan.kept_heads[layer]:
-            rows = head_rows(list(plan.kept_heads[layer]), head_size)
-            index |= {"query": (0, rows), "key": (0, rows), "value": (0, rows)}
-            index["attn_out"] = (1, rows)
         parts = adapter.layer_modules(model, layer)
-        for slot, (dim, keep) in index.items():
+        for slot, (dim, keep) in _slot_indices(model, plan, layer).items():
             mask = masks.get(f"{layer}.{slot}")
             if mask is not None:
                 weight = getattr(parts, slot).get().weight

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["linear_warmup_decay", "constant", "linear_ramp", "stepped_ramp"]
+__all__ = [
+    "linear_warmup_decay",
+    "constant",
+    "linear_ramp",
+    "stepped_ramp",
+    "cubic_sparsity_events",
+]
 
 
 def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
@@ -38,3 +44,18 @@ def stepped_ramp(step: int, ramp_steps: int, increments: int) -> float:
     if step >= ramp_steps:
         return 1.0
     return math.floor(increments * step / max(1, ramp_steps)) / increments
+
+
+def cubic_sparsity_events(total_steps: int, events: int, final: float) -> dict[int, float]:
+    """Gradual pruning (Zhu & Gupta 2017, as SparseBERT's code runs it): masks are updated at
+    optimizer steps t = f, 2f, ... below ``total_steps`` with f = round(total / events), event
+    k = t/f aiming at ``final * (1 - (1 - k/events)^3)``; OUR CHOICE adds a last update at
+    ``total_steps`` to exactly ``final`` (the authors' last event falls just short of it).
+    Returns ``{step: sparsity}``."""
+    every = max(1, round(total_steps / events))
+    schedule = {
+        step: final * (1.0 - (1.0 - min(1.0, (step // every) / events)) ** 3)
+        for step in range(every, total_steps, every)
+    }
+    schedule[total_steps] = final
+    return schedule

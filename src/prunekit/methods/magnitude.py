@@ -1,0 +1,132 @@
+"""Gradual magnitude pruning of the fine-tuned model (Zhu & Gupta 2017), with optional KD.
+
+Unstructured: the weights of the six linears of every layer (Q, K, V, attention output, both
+FFN matrices) are masked per tensor (local top-k by |w|); biases, LayerNorms, embeddings and
+the classifier are not pruned (as SparseBERT's code, methods.md §4(b), §5.4). A copy of the
+model trains on the task through the shared loop while the sparsity follows the cubic schedule
+to ``sparsity`` over ``events`` mask updates (`prunekit.train.schedules.cubic_sparsity_events`;
+OUR CHOICE: a last update at the final step hits the target exactly). The masks are re-applied
+after every optimizer step (the loop's hook, on every process) and checkpointed with the run,
+so a killed run resumes to the same masks. With ``distill`` the loss is KD from the unpruned
+model (``alpha_kd``, ``temperature``) plus CE. The result is a `PruningPlan` with masks (the
+heads all stay) and the trained weights.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from prunekit.device import module_device
+from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.models.masks import dense_masks, masked_linears
+from prunekit.train import DistillConfig, TrainConfig, TrainExtras, finetune
+from prunekit.train.distill import make_distillation_loss
+from prunekit.train.schedules import cubic_sparsity_events
+
+__all__ = ["Config", "prune_magnitude", "magnitude_masks"]
+
+
+class Config(MethodConfig):
+    sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
+    events: int = Field(100, ge=1, description="mask updates over the run (cubic schedule)")
+    epochs: int = Field(3, ge=1, description="training epochs (without a step budget)")
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    distill: bool = Field(False, description="KD from the unpruned model (needs the teacher)")
+    alpha_kd: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(2.0, gt=0)
+    checkpoint_every: int = Field(50, ge=1)
+
+
+class _Masks(nn.Module):
+    """The current boolean masks as buffers, so they are checkpointed with the run."""
+
+    def __init__(self, weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.names = sorted(weights)
+        for i, name in enumerate(self.names):
+            self.register_buffer(f"mask_{i}", torch.ones_like(weights[name], dtype=torch.bool))
+
+    def items(self):
+        return [(name, getattr(self, f"mask_{i}")) for i, name in enumerate(self.names)]
+
+
+def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: float) -> None:
+    """Per tensor, keep the ``round((1 - sparsity) * n)`` largest |w * mask| (already pruned
+    weights stay pruned: they are 0)."""
+    for name, mask in masks.items():
+        magnitude = (weights[name].detach() * mask).abs().flatten()
+        keep = round((1.0 - sparsity) * magnitude.numel())
+        new = torch.zeros_like(magnitude, dtype=torch.bool)
+        if keep:
+            new[torch.topk(magnitude, keep, sorted=False).indices] = True
+        mask.copy_(new.view_as(mask))
+
+
+@register_method(
+    "magnitude",
+    config=Config,
+    summary="gradual magnitude pruning (Zhu & Gupta 2017) of the linears' weights to a "
+    "sparsity, cubic schedule, optional KD",
+    targets=("sparsity",),
+    per_layer=False,
+    trains_weights=True,
+    needs_teacher=True,
+    needs_data=("train",),
+)
+def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
+    student = copy.deepcopy(request.model)
+    weights = masked_linears(student, request.plan)
+    masks = _Masks(weights).to(module_device(student))
+    steps = request.train_budget_steps
+    if steps is None:
+        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+    events = cubic_sparsity_events(steps, config.events, config.sparsity)
+
+    def after_step(step: int) -> None:
+        if step in events:
+            magnitude_masks(weights, masks, events[step])
+        with torch.no_grad():
+            for name, mask in masks.items():
+                weights[name].mul_(mask)
+
+    loss_fn = None
+    if config.distill:
+        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
+        regression = request.task is not None and request.task.is_regression
+        loss_fn = make_distillation_loss(request.teacher, distill, regression)
+    train = TrainConfig(
+        learning_rate=config.learning_rate,
+        max_steps=steps,
+        batch_size=config.batch_size,
+        checkpoint_every=config.checkpoint_every,
+        seed=request.seed,
+        device=module_device(student).type,
+    )
+
+    def on_step(step: int, total: int, values: dict[str, float]) -> None:
+        sparsity = max((s for t, s in events.items() if t <= step), default=0.0)
+        request.progress(step=step, steps=total, sparsity=sparsity, **values)
+
+    result = finetune(
+        student,
+        request.train_set,
+        request.collate,
+        train,
+        checkpoint_dir=request.state_dir,
+        resume=True,
+        loss_fn=loss_fn,
+        on_step=on_step,
+        extras=TrainExtras(after_step=[after_step], state={"masks": masks}),
+    )
+    current = {name: mask.cpu() for name, mask in masks.items()}
+    plan = request.plan.with_masks(dense_masks(student, request.plan, current))
+    kept = sum(int(m.sum()) for m in current.values())
+    total = sum(m.numel() for m in current.values())
+    meta = {"sparsity": 1.0 - kept / total, "target": config.sparsity, "distill": config.distill}
+    record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
+    return MethodResult(plan.model_copy(update={"meta": meta}), model=student, record=record)

@@ -1,0 +1,101 @@
+"""Gradual magnitude pruning: the cubic schedule, masks that hold through training and
+resume, and sparsity on top of head pruning that saves and reloads exactly."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import TINY, tiny_batch, tiny_model, unbatch
+from torch.utils.data import default_collate
+
+from prunekit import PruningPlan, apply_plan, current_plan, load, model_stats, save
+from prunekit.data import get_task
+from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.models.masks import masked_linears
+from prunekit.train.schedules import cubic_sparsity_events
+
+L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
+BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+
+
+def request(model, **options) -> PruneRequest:
+    plan = current_plan(model)
+    return PruneRequest(
+        model=model,
+        plan=plan,
+        target=head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        train_set=unbatch(BATCH),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=copy.deepcopy(model),
+        options={"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.8, **options},
+    )
+
+
+def test_the_cubic_schedule_hits_each_event_and_the_final_target():
+    events = cubic_sparsity_events(1000, 100, 0.95)
+    assert sorted(events)[:2] == [10, 20] and len(events) == 100
+    for step, sparsity in events.items():
+        if step < 1000:
+            assert sparsity == pytest.approx(0.95 * (1 - (1 - (step // 10) / 100) ** 3))
+    assert events[1000] == 0.95  # exactly the target at the end
+    values = [events[s] for s in sorted(events)]
+    assert values == sorted(values)  # monotone
+
+
+def test_every_pruned_tensor_ends_at_the_target_sparsity_and_stays_masked():
+    model = tiny_model("bert")
+    result = get_method("magnitude")(request(model, distill=True))
+    student = result.model
+    for key, weight in masked_linears(student, result.plan).items():
+        zeros = int((weight == 0).sum())
+        assert zeros == weight.numel() - round(0.2 * weight.numel()), key
+        layer, slot = key.split(".")
+        assert torch.equal(weight != 0, result.plan.masks[key]), key  # dense shape == current
+    assert result.record["train_steps"] == 16
+    assert result.plan.meta["sparsity"] == pytest.approx(0.8, abs=0.01)
+
+
+def test_a_killed_run_resumes_to_the_same_masks_and_weights(tmp_path):
+    reference = get_method("magnitude")(request(tiny_model("bert"))).model
+
+    class Killed(Exception):
+        pass
+
+    def kill(info):
+        if info["step"] == 11:
+            raise Killed
+
+    interrupted = request(tiny_model("bert"), checkpoint_every=5)
+    interrupted.state_dir, interrupted.on_progress = tmp_path, kill
+    with pytest.raises(Killed):
+        get_method("magnitude")(interrupted)
+    again = request(tiny_model("bert"), checkpoint_every=5)
+    again.state_dir = tmp_path
+    resumed = get_method("magnitude")(again).model
+    expected, actual = reference.state_dict(), resumed.state_dict()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+
+
+def test_sparsity_on_a_head_pruned_model_composes_and_reloads(tmp_path):
+    model = tiny_model("bert")
+    heads = PruningPlan.build(
+        num_layers=L, num_heads=H, intermediate_size=F, kept_heads=[[0, 2], [1], [0, 1, 3]]
+    )
+    apply_plan(model, heads)
+    result = get_method("magnitude")(request(model, sparsity=0.5, epochs=1))
+    assert result.plan.kept_heads == heads.kept_heads  # head pruning stays in the plan
+    assert result.plan.is_subset_of(heads)
+    pruned = apply_plan(result.model, result.plan)
+    stats = model_stats(pruned)
+    assert stats.parameters_nonzero < stats.parameters
+    save(pruned, tmp_path / "sparse")
+    again = load(tmp_path / "sparse")
+    inputs = {k: v for k, v in BATCH.items() if k != "labels"}
+    with torch.no_grad():
+        assert torch.equal(pruned(**inputs).logits, again(**inputs).logits)
+    assert current_plan(again).masks.keys() == result.plan.masks.keys()
