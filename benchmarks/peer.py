@@ -9,7 +9,7 @@ without the peer loss, all on the same training budget and teacher.
   loss: what peer distillation itself buys).
 Dense models and teachers come from the dense cache (each task's recipe). Every run appends to
 its results.jsonl (a killed benchmark resumes); results and report.md under
-benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU and the
+benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU; the resolved
 device is recorded.
 
     python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--device auto]
@@ -22,6 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
+from prunekit.device import resolve_device
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
@@ -83,19 +84,19 @@ def write_results(tasks: list[str], args) -> None:
                 if renamed and row["method"] == "peer":
                     row["method"] = renamed
                     row["key"] = row["key"].replace("peer|", f"{renamed}|", 1)
-                rows.append(row | {"device": args.device})
+                rows.append(row | {"device": str(resolve_device(args.device))})
     if not rows:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
     notes = (
-        f"`benchmarks/peer.py`, device {args.device}. R1 rows: every method gets the same "
-        f"optimizer steps (recovery: {args.recover_epochs} epoch(s) of the train split) and the "
-        "same dense teacher; peer trains its own copy within that budget (†), HISP recovers "
-        f"with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: peer's lossless "
-        "mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost of all runs: "
-        f"{seconds / 3600:.2f} h."
+        f"`benchmarks/peer.py`, device {resolve_device(args.device)}. R1 rows: every method "
+        f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
+        "train split) and the same dense teacher; peer trains its own copy within that budget "
+        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: "
+        "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost "
+        f"of all runs: {seconds / 3600:.2f} h."
     )
     report = run_report(RESULTS, notes)
     for leftover in RESULTS.glob(".report-*"):

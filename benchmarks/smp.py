@@ -7,10 +7,11 @@ For every (task, seed, fraction of heads per layer, method):
 - ``hisp``: importance from the cached dense fine-tuned model (it has seen labels and a whole
   fine-tuning run: a strong reference), the same count per layer;
 then the pruned pre-trained model (a new classifier) is fine-tuned with the task's dense recipe
-and evaluated on dev. The dense rows come from the dense cache (the same recipe), so the 50%
-rows can be read against dense; prune-after-fine-tuning is HISP's R1 in
-benchmarks/results/head_baselines. Rows also hold fine-tuning wall time (dense vs pruned, this
-run) and SMP's scoring time; the pruner's own training time is in its pruner.json.
+and evaluated on dev. A ``dense`` row per (task, seed) fine-tunes the unpruned model in the
+same run, the reference for fine-tuning wall time (and the dense metric beside the cached
+dense model's); prune-after-fine-tuning is HISP's R1 in benchmarks/results/head_baselines. Rows
+hold the fine-tuning wall time, SMP's scoring time and the device; the pruner's own training
+time is in its pruner.json.
 
 One line per finished run in ``benchmarks/results/smp/results.jsonl`` (a killed run resumes
 there), and ``report.md`` beside it. STS-B is the task held out of pruner training.
@@ -29,6 +30,7 @@ from pathlib import Path
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
+from prunekit.device import resolve_device
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
@@ -55,17 +57,22 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     data = TaskData.for_task(spec, tokenizer, args.data_dir, seed, recipe.max_seq_length)
     target = head_target(current_plan(pretrained), heads=fraction, per_layer=True)
     options: dict = {}
-    if method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
+    if method == "dense":  # the unpruned model, fine-tuned in this same run (time reference)
+        source = None
+    elif method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
         source = load(cached_dense_model("default", task, seed, data_dir=args.data_dir))
     elif method == "smp":  # attention maps need eager attention
         source, options = load_for_task("default", spec, "eager")[0], {"pruner": str(args.pruner)}
     else:
         source = pretrained
-    result = decide(source, method, target, data, seed, options)
-    scoring_seconds = result.record["decision_seconds"]
+    if source is None:
+        plan, scoring_seconds = current_plan(pretrained), 0.0
+    else:
+        result = decide(source, method, target, data, seed, options)
+        plan, scoring_seconds = result.plan, result.record["decision_seconds"]
     init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}" / "init"
     if not (init / "config.json").is_file():
-        save(apply_plan(pretrained, result.plan), init, tokenizer)
+        save(apply_plan(pretrained, plan), init, tokenizer)
     out = init.parent / "finetuned"
     if not (out / "metrics.json").is_file():
         finetune_task(
@@ -91,12 +98,12 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "fraction": fraction,
         "method": method,
         "metric": primary_metric(task),
-        "kept_heads": [list(h) for h in result.plan.kept_heads],
+        "kept_heads": [list(h) for h in plan.kept_heads],
         "dev": metrics["dev"]["primary"],
         "validation": metrics["validation"]["primary"],
         "dense_dev": dense["dev"]["primary"],
         "finetune_seconds": metrics["train_seconds"],
-        "dense_finetune_seconds": dense["train_seconds"],
+        "device": str(resolve_device("auto")),
         "scoring_seconds": round(scoring_seconds, 2),
         "held_out_of_pruner_training": task not in args.pruner_tasks,
     }
@@ -118,15 +125,20 @@ def main() -> None:
     if not args.report_only:
         for task in args.tasks.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
-                for fraction in (float(f) for f in args.fractions.split(",")):
-                    for method in args.methods.split(","):
-                        key = f"{task}|{seed}|{fraction:.2f}|{method}"
-                        if key in done_keys():
-                            continue
-                        print(f"run {key}", file=sys.stderr, flush=True)
-                        row = one_run(task, seed, fraction, method, args)
-                        with (RESULTS / "results.jsonl").open("a") as handle:
-                            handle.write(json.dumps(row) + "\n")
+                runs = [(0.0, "dense")]  # first: the time reference of this run
+                runs += [
+                    (float(f), m)
+                    for f in args.fractions.split(",")
+                    for m in args.methods.split(",")
+                ]
+                for fraction, method in runs:
+                    key = f"{task}|{seed}|{fraction:.2f}|{method}"
+                    if key in done_keys():
+                        continue
+                    print(f"run {key}", file=sys.stderr, flush=True)
+                    row = one_run(task, seed, fraction, method, args)
+                    with (RESULTS / "results.jsonl").open("a") as handle:
+                        handle.write(json.dumps(row) + "\n")
             write_report(trained)  # after every task: a cut-short run keeps what it has
     write_report(trained)
 
@@ -144,15 +156,21 @@ def write_report(trained: dict) -> None:
         "|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
+    dense_time = {
+        (r["task"], r["seed"]): r["finetune_seconds"] for r in rows if r["method"] == "dense"
+    }
     for row in rows:
         groups.setdefault((row["task"], row["fraction"], row["method"]), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
         dense = statistics.fmean(m["dense_dev"] for m in members)
         std = statistics.stdev(devs) if len(devs) > 1 else 0.0
-        time_ratio = statistics.fmean(
-            m["finetune_seconds"] / m["dense_finetune_seconds"] for m in members
-        )
+        ratios = [
+            m["finetune_seconds"] / dense_time[(m["task"], m["seed"])]
+            for m in members
+            if (m["task"], m["seed"]) in dense_time
+        ]
+        time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
         lines.append(
             f"| {task}{held} | {fraction:.0%} | {method} | {statistics.fmean(devs):.2f} ± "

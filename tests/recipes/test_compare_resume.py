@@ -195,3 +195,20 @@ def test_a_method_that_trains_reports_its_own_model_as_r1_on_the_same_budget(
     assert (r0["regime"], r1["regime"]) == ("r0", "r1")
     assert r1["r1_source"] == "method" and r1["train_steps"] == r1["budget_steps"] == 1
     assert r0["kept_heads"] == r1["kept_heads"] and r0["heads_removed"] == 4
+
+
+def test_a_budget_row_of_a_training_method_is_its_own_model(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "lossless").model_copy(
+        update={
+            "methods": (),
+            "seeds": (0,),
+            "budgets": (100.0,),
+            "budget_methods": ("peer",),
+            "method_options": {"peer": {"batch_size": 8, "grid": (0.25, 0.5)}},
+        }
+    )
+    (row,) = run_compare(config)
+    assert row["method"] == "peer-budget" and row["trained_by_method"]
+    assert row["fraction"] == 0.5  # a budget of 100 points accepts the largest fraction

@@ -138,7 +138,7 @@ def compare(
             method_options=per_method_options(method_option or ()),
             budgets=_floats(budgets, "--budgets") if budgets else (),
             **(
-                {"budget_methods": tuple(m.strip() for m in budget_methods.split(",") if m)}
+                {"budget_methods": tuple(m.strip() for m in budget_methods.split(",") if m.strip())}
                 if budget_methods
                 else {}
             ),

@@ -8,7 +8,6 @@ seed, so the sequence is the same on every run and a resumed run continues it ex
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,11 +66,5 @@ class TaskMixture(Dataset):
             {k: v for k, v in self.datasets[task][i].items() if k != "labels"} for i in indices
         ]
         batch = self.collate_examples(examples)
-        batch.pop("labels", None)
         batch["tag"] = torch.tensor(self.tags[task])
         return batch
-
-    @staticmethod
-    def expected_share(sizes: Sequence[int], alpha: float = 0.2) -> list[float]:
-        weights = [math.floor(size**alpha) for size in sizes]
-        return [w / sum(weights) for w in weights]

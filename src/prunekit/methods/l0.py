@@ -135,7 +135,7 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
         lr_schedule="constant",
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
-        device=device.type,
+        device=str(device),
     )
     weights = list(model.parameters())
     flags = [p.requires_grad for p in weights]

@@ -105,7 +105,7 @@ def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
         batch_size=config.batch_size,
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
-        device=module_device(student).type,
+        device=str(module_device(student)),
     )
 
     def on_step(step: int, total: int, values: dict[str, float]) -> None:

@@ -3,8 +3,9 @@
 The paper's text and code were not available; this is methods.md §3(b)'s reconstruction, every
 choice OUR CHOICE and configurable:
 
-- **Location.** HISP importance (Michel et al., layer-normalised) on the validation split carved
-  from train, ranked globally, so the counts per layer come out uneven; at least
+- **Location.** HISP importance (Michel et al., layer-normalised) on ``importance_examples``
+  seeded training examples (the validation split judges losslessness), ranked globally, so
+  the counts per layer come out uneven; at least
   ``min_heads_per_layer`` (1) stay in every layer. ``locator="l0"`` uses L0 gates with the same
   target instead.
 - **Peer distillation.** The student starts as a copy of the fine-tuned model (the teacher,
@@ -33,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from torch.utils.data import DataLoader, Subset
 
 from prunekit.data import compute_metrics, primary_metric
 from prunekit.device import module_device
@@ -67,6 +69,9 @@ class Config(MethodConfig):
     grid: tuple[float, ...] = Field(GRID, description="fractions of heads tried (lossless)")
     locator: Literal["hisp", "l0"] = Field("hisp", description="how heads are chosen")
     min_heads_per_layer: int = Field(1, ge=0, description="heads every layer keeps")
+    importance_examples: int = Field(
+        2000, ge=1, description="seeded train examples HISP importance is measured on"
+    )
     epochs: int = Field(3, ge=1, description="distillation epochs (without a step budget)")
     learning_rate: float = Field(2e-5, gt=0)
     batch_size: int = Field(32, ge=1)
@@ -93,29 +98,36 @@ class Config(MethodConfig):
 )
 def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     total = request.plan.heads_total
+    scores = None  # HISP's importance does not depend on the fraction: measured once
+    if config.locator == "hisp":
+        scores = _importance(request, config.importance_examples)
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
-        plan = _locate(request, config, request.target)
+        plan = _locate(request, config, request.target, scores)
         student, record = _distil(request, config, plan)
         return MethodResult(plan, model=student, record=record)
 
     budget = 0.0 if config.budget is None else config.budget
     reference = _validation_metric(request.teacher, request)
+    floor = config.min_heads_per_layer * request.plan.num_layers
+    grid = sorted(f for f in config.grid if total - round(f * total) >= max(1, floor))
     tried: dict[float, dict[str, Any]] = {}
 
     def feasible(fraction: float) -> bool:
-        keep = max(1, total - round(fraction * total))
+        keep = total - round(fraction * total)
         target = HeadTarget(keep, min_per_layer=config.min_heads_per_layer)
-        plan = _locate(request, config, target)
+        plan = _locate(request, config, target, scores)
         student, record = _distil(request, config, plan, tag=f"{fraction:.2f}")
         # Judged as it will be used: the pruned heads cut out.
         metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
         ok = reference - metric <= budget
         tried[fraction] = {"plan": plan, "record": record, "metric": metric}
-        if ok:
+        if ok:  # bisection: a later feasible fraction is larger, so one student is enough
+            for earlier in tried.values():
+                earlier.pop("student", None)
             tried[fraction]["student"] = student
         return ok
 
-    chosen = largest_feasible(sorted(config.grid), feasible)
+    chosen = largest_feasible(grid, feasible)
     summary = {f"{f:.2f}": round(v["metric"], 4) for f, v in sorted(tried.items())}
     if chosen is None:  # not even the smallest fraction is lossless: keep every head
         dense = request.plan.model_copy(update={"meta": {"tried": summary}})
@@ -146,13 +158,21 @@ def largest_feasible(grid: list[float], feasible) -> float | None:
     return best
 
 
-def _locate(request: PruneRequest, config: Config, target: HeadTarget) -> PruningPlan:
+def _locate(
+    request: PruneRequest, config: Config, target: HeadTarget, scores: torch.Tensor | None
+) -> PruningPlan:
+    floor = max(target.min_per_layer, config.min_heads_per_layer)
+    if floor * request.plan.num_layers > target.keep:
+        raise ConfigError(
+            f"peer cannot keep {target.keep} heads with at least {floor} in each of "
+            f"{request.plan.num_layers} layers; lower min_heads_per_layer"
+        )
     if config.locator == "l0":
         located = get_method("l0")(
             PruneRequest(
                 model=request.model,
                 plan=request.plan,
-                target=target,
+                target=HeadTarget(target.keep, False, floor),
                 seed=request.seed,
                 train_set=request.train_set,
                 collate=request.collate,
@@ -160,14 +180,18 @@ def _locate(request: PruneRequest, config: Config, target: HeadTarget) -> Prunin
             )
         )
         return located.plan
-    floor = max(target.min_per_layer, config.min_heads_per_layer)
-    if floor * request.plan.num_layers > target.keep:
-        raise ConfigError(
-            f"peer cannot keep {target.keep} heads with at least {floor} in each of "
-            f"{request.plan.num_layers} layers; lower min_heads_per_layer"
-        )
-    scores = normalize_per_layer(head_importance(request.model, request.batches()))
     return select_top_heads(scores, request.plan, HeadTarget(target.keep, False, floor))
+
+
+def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
+    """Layer-normalised HISP importance on a seeded subset of the *train* split (the
+    validation split judges losslessness, so it must not choose the heads)."""
+    order = torch.randperm(
+        len(request.train_set), generator=torch.Generator().manual_seed(request.seed)
+    )
+    subset = Subset(request.train_set, sorted(order[:examples].tolist()))
+    batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
+    return normalize_per_layer(head_importance(request.model, batches))
 
 
 def _distil(
@@ -175,6 +199,7 @@ def _distil(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train a copy of the model with the pruned heads gated down gradually; returns it."""
     teacher = request.teacher.eval()
+    teacher_device = module_device(teacher)
     student = copy.deepcopy(request.model)
     device = module_device(student)
     kept = plan_gates(plan, device)
@@ -194,7 +219,8 @@ def _distil(
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
             teacher_view.clear()
-            out_t = teacher(**inputs, output_hidden_states=True)
+            on_teacher = {k: v.to(teacher_device) for k, v in inputs.items()}
+            out_t = teacher(**on_teacher, output_hidden_states=True)
         student_view.clear()
         out_s = model(**inputs, output_hidden_states=True)
         parts = distillation_parts(
@@ -207,7 +233,9 @@ def _distil(
             regression,
         )
         peer = peer_loss(student_view.sums, teacher_view.sums, inputs["attention_mask"])
-        hidden = hidden_state_loss(out_s.hidden_states, out_t.hidden_states)
+        hidden = hidden_state_loss(
+            out_s.hidden_states, out_t.hidden_states, inputs["attention_mask"]
+        )
         return {**parts, "peer": config.beta_peer * peer, "hidden": config.gamma_hidden * hidden}
 
     train = TrainConfig(
@@ -217,7 +245,7 @@ def _distil(
         warmup_ratio=config.warmup_ratio,
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
-        device=device.type,
+        device=str(device),
     )
 
     def on_step(step: int, total: int, values: dict[str, float]) -> None:

@@ -252,7 +252,9 @@ class _Sweep:
         result = self.decide(method, target, options, run_key(name, budget, self.seed, "r0"))
         # The budget stands in the run key's fraction slot (the method picks the head count),
         # so resume checks `run_key(name, budget, ...)`; the real fraction is filled in below.
-        rows = self.evaluate(result, name, budget, ("r0",))
+        # A method that trained (peer's lossless mode) is judged by its own model; the row
+        # says so.
+        rows = self.evaluate(result, name, budget, ("r0",), own_model=result.trained_weights)
         certificate = result.record.get("certificate", {})
         for row in rows:
             row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
@@ -266,9 +268,15 @@ class _Sweep:
         return rows
 
     def evaluate(
-        self, result: MethodResult, method: str, fraction: float, regimes: tuple[str, ...]
+        self,
+        result: MethodResult,
+        method: str,
+        fraction: float,
+        regimes: tuple[str, ...],
+        own_model: bool = False,
     ) -> list[dict[str, Any]]:
-        model = apply_plan(copy.deepcopy(self.dense), result.plan)
+        source = result.model if own_model else self.dense
+        model = apply_plan(copy.deepcopy(source), result.plan)
         stats = model_stats(model)
         base = {
             "task": self.data.task.name,
@@ -300,7 +308,8 @@ class _Sweep:
         rows = []
         max_samples = self.config.eval_max_samples
         if "r0" in regimes and self._todo(method, fraction, "r0"):
-            rows.append(_row(base, "r0", evaluate_splits(model, self.data, SPLITS, max_samples)))
+            row = _row(base, "r0", evaluate_splits(model, self.data, SPLITS, max_samples))
+            rows.append(row | ({"trained_by_method": True} if own_model else {}))
         if "r1" in regimes and self._todo(method, fraction, "r1"):
             if result.trained_weights:  # the method trained already: its model is its R1
                 model = apply_plan(result.model, result.plan)

@@ -10,6 +10,7 @@ directory holds ``pruner.safetensors``, ``pruner.json`` (settings and provenance
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -89,9 +90,12 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
         max_grad_norm=1.0,
         checkpoint_every=max(1, min(50, config.steps // 4)),
         seed=config.seed,
-        device=device.type,
+        device=str(device),
     )
-    checkpoints = checkpoint_dir_for(config.out)
+    # A checkpoint resumes only the run that wrote it: the same tasks, widths and batches.
+    settings = config.model_dump(mode="json", exclude={"out", "resume", "overwrite", "progress"})
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    checkpoints = checkpoint_dir_for(config.out) / digest
     with step_progress("train SMP pruner", config.progress) as on_step:
         result = finetune(
             pruner,
@@ -115,5 +119,5 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
     with atomic_output_dir(config.out, config.overwrite) as tmp:
         save_pruner(pruner.cpu(), tmp, trained_on=record)
         (tmp / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in result.log))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    shutil.rmtree(checkpoints.parent, ignore_errors=True)
     return record

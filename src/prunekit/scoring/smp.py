@@ -96,15 +96,26 @@ def map_scores(
     num_heads: int,
 ) -> torch.Tensor:
     """Scores ``[L, H]`` (original head indices) of one batch: the pruner's ``channel`` output
-    per head, averaged over the batch's examples; heads the model no longer has score 0."""
-    rows = []
+    per head, averaged over the batch's examples; heads the model no longer has score 0.
+
+    All layers' maps go through the pruner in one call, as in the authors' code: in training
+    mode its BatchNorm then normalises over every layer's maps together.
+    """
+    attentions = list(attentions)
+    maps = [
+        fit_maps(a, attention_mask).reshape(-1, 1, MAP_SIZE, MAP_SIZE)
+        for a in attentions
+        if a.shape[1]
+    ]
+    scores = pruner(torch.cat(maps).float())[:, channel] if maps else None
+    rows, start = [], 0
     for attention, kept in zip(attentions, kept_heads, strict=True):
         batch, heads = attention.shape[:2]
         layer = torch.zeros(num_heads, device=attention.device)
         if heads:
-            maps = fit_maps(attention, attention_mask).reshape(batch * heads, 1, MAP_SIZE, MAP_SIZE)
-            scores = pruner(maps.float())[:, channel].reshape(batch, heads).mean(0)
-            layer = layer.index_put((torch.tensor(kept, device=layer.device),), scores)
+            chunk = scores[start : start + batch * heads].reshape(batch, heads).mean(0)
+            layer = layer.index_put((torch.tensor(kept, device=layer.device),), chunk)
+            start += batch * heads
         rows.append(layer)
     return torch.stack(rows)
 

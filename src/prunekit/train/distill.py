@@ -117,6 +117,16 @@ def peer_loss(
     return total
 
 
-def hidden_state_loss(student: tuple[torch.Tensor, ...], teacher: tuple[torch.Tensor, ...]):
-    """Sum over the embeddings and every layer of MSE(h^S, h^T) (TinyBERT-style)."""
-    return sum(F.mse_loss(s, t.to(s.device)) for s, t in zip(student, teacher, strict=True))
+def hidden_state_loss(
+    student: tuple[torch.Tensor, ...],
+    teacher: tuple[torch.Tensor, ...],
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Sum over the embeddings and every layer of the MSE between student and teacher hidden
+    states ``[B, T, d]`` (TinyBERT-style), over real tokens only."""
+    weights = attention_mask[..., None].to(student[0].dtype)
+    count = (weights.sum() * student[0].shape[-1]).clamp_min(1.0)
+    return sum(
+        ((s - t.to(s.device)).pow(2) * weights).sum() / count
+        for s, t in zip(student, teacher, strict=True)
+    )
