@@ -28,6 +28,7 @@ __all__ = [
     "check_mask_shapes",
     "weight_masks",
     "masked_linears",
+    "prunable_linears",
     "dense_masks",
     "zero_dropped",
     "zero_masked_weights",
@@ -87,16 +88,21 @@ def _slot_indices(model: nn.Module, plan: PruningPlan, layer: int) -> dict[str, 
     return index
 
 
-def masked_linears(model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
-    """``{"{layer}.{slot}": weight}`` of the six prunable linears of every layer (in their
-    current shapes; the layers' Q/K/V are absent when no head is left)."""
+def prunable_linears(model: nn.Module, plan: PruningPlan) -> dict[str, nn.Linear]:
+    """``{"{layer}.{slot}": linear}``: the six prunable linears of every layer (the layers' Q/K/V
+    are absent when no head is left)."""
     adapter = get_adapter(model)
-    weights = {}
+    linears = {}
     for layer in range(plan.num_layers):
         parts = adapter.layer_modules(model, layer)
         for slot in _slot_indices(model, plan, layer):
-            weights[f"{layer}.{slot}"] = getattr(parts, slot).get().weight
-    return weights
+            linears[f"{layer}.{slot}"] = getattr(parts, slot).get()
+    return linears
+
+
+def masked_linears(model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
+    """The weights of `prunable_linears`, in their current shapes."""
+    return {key: linear.weight for key, linear in prunable_linears(model, plan).items()}
 
 
 def dense_masks(model: nn.Module, plan: PruningPlan, masks: dict[str, torch.Tensor]):

@@ -63,7 +63,7 @@ def sample_head_mask(
             gumbel = -torch.log(-torch.log(uniform)).to(scores.device, scores.dtype)
             soft = torch.softmax(scores[layer] + gumbel, dim=-1)
             hard = F.one_hot(soft.argmax(), num_heads).to(soft.dtype)
-            union = torch.maximum(union, hard - soft.detach() + soft)
+            union = torch.maximum(union, hard + (soft - soft.detach()))  # exactly hard forward
             if int((union.detach() > 0.5).sum()) >= half:
                 break
         rows.append(union)

@@ -1,0 +1,154 @@
+"""Movement pruning (Sanh, Wolf, Rush, NeurIPS 2020; huggingface movement-pruning, ``topK``).
+
+Every prunable matrix W (the six linears of each layer) gets a score matrix S (zeros) and is
+used as ``W' = W ⊙ TopK(S)``, TopK keeping the top fraction of S per matrix. The mask is
+straight-through: dL/dS = dL/dW' ⊙ W, so S accumulates -sum_t dL/dW · W and weights moving
+away from zero score high. S trains with its own learning rate (``scores_lr``, 1e-2, Adam);
+the kept fraction follows the cubic schedule to ``sparsity`` (`cubic_sparsity_events`, whose
+value at a step is a pure function of it, so a resumed run continues exactly). Optional KD from
+the unpruned model. At the end the masks are folded into the weights and the
+parametrizations removed (nothing is left on the model), and the plan carries the masks.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from pydantic import Field
+from torch import nn
+from torch.nn.utils import parametrize
+
+from prunekit.device import module_device
+from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.models.masks import dense_masks, masked_linears, prunable_linears
+from prunekit.train import DistillConfig, ParamGroup, TrainConfig, TrainExtras, finetune
+from prunekit.train.distill import make_distillation_loss
+from prunekit.train.schedules import cubic_sparsity_events
+
+__all__ = ["Config", "prune_movement", "TopKMask"]
+
+
+class Config(MethodConfig):
+    sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
+    events: int = Field(100, ge=1, description="updates of the kept fraction (cubic schedule)")
+    epochs: int = Field(3, ge=1, description="training epochs (without a step budget)")
+    learning_rate: float = Field(3e-5, gt=0, description="the weights' learning rate")
+    scores_lr: float = Field(1e-2, gt=0, description="the scores' learning rate")
+    batch_size: int = Field(32, ge=1)
+    distill: bool = Field(False, description="KD from the unpruned model")
+    alpha_kd: float = Field(0.5, ge=0, le=1)
+    temperature: float = Field(2.0, gt=0)
+    checkpoint_every: int = Field(50, ge=1)
+
+
+class _Schedule:
+    """The kept fraction now, shared by every mask (set from the step by the loss)."""
+
+    keep: float = 1.0
+
+
+def topk_mask(scores: torch.Tensor, keep: float) -> torch.Tensor:
+    """Boolean mask of the ``round(keep * n)`` largest scores (ties: lower index first)."""
+    count = round(keep * scores.numel())
+    order = torch.sort(scores.flatten(), descending=True, stable=True).indices
+    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+    mask[order[:count]] = True
+    return mask.view_as(scores)
+
+
+class TopKMask(nn.Module):
+    """Parametrization ``W -> W ⊙ TopK(S)`` with a straight-through gradient to S."""
+
+    def __init__(self, scores: nn.Parameter, schedule: _Schedule) -> None:
+        super().__init__()
+        # Not registered here: the scores belong to their own optimizer group (and checkpoint),
+        # not to the model's weights.
+        self.__dict__["scores"] = scores
+        self.schedule = schedule
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        hard = topk_mask(self.scores.detach(), self.schedule.keep).to(weight.dtype)
+        # (S - S.detach()) is exactly 0 forward and 1 backward: the value stays exactly W * mask.
+        return weight * (hard + (self.scores - self.scores.detach()))
+
+
+@register_method(
+    "movement",
+    config=Config,
+    summary="Sanh et al. 2020: movement pruning, learned scores with straight-through top-k "
+    "masks, cubic schedule, optional KD",
+    targets=("sparsity",),
+    per_layer=False,
+    trains_weights=True,
+    needs_teacher=True,
+    needs_data=("train",),
+)
+def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
+    student = copy.deepcopy(request.model)
+    device = module_device(student)
+    weights = masked_linears(student, request.plan)
+    holder = nn.Module()  # the scores, as one module: trained in their group, checkpointed
+    holder.scores = nn.ParameterDict(
+        {k.replace(".", "_"): nn.Parameter(torch.zeros_like(w)) for k, w in weights.items()}
+    )
+    holder.to(device)
+    schedule = _Schedule()
+    steps = request.train_budget_steps
+    if steps is None:
+        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+    events = cubic_sparsity_events(steps, config.events, config.sparsity)
+    modules = prunable_linears(student, request.plan)
+    for key, module in modules.items():
+        scores = holder.scores[key.replace(".", "_")]
+        parametrize.register_parametrization(module, "weight", TopKMask(scores, schedule))
+
+    def sparsity_at(step: int) -> float:
+        return max((s for t, s in events.items() if t <= step), default=0.0)
+
+    model_loss = None
+    if config.distill:
+        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
+        regression = request.task is not None and request.task.is_regression
+        model_loss = make_distillation_loss(request.teacher, distill, regression)
+
+    def loss_fn(model, batch, step: int):
+        schedule.keep = 1.0 - sparsity_at(step)
+        return model_loss(model, batch, step) if model_loss else model(**batch).loss
+
+    def on_step(step: int, total: int, values: dict[str, float]) -> None:
+        request.progress(step=step, steps=total, sparsity=sparsity_at(step), **values)
+
+    train = TrainConfig(
+        learning_rate=config.learning_rate,
+        max_steps=steps,
+        batch_size=config.batch_size,
+        checkpoint_every=config.checkpoint_every,
+        seed=request.seed,
+        device=str(device),
+    )
+    extras = TrainExtras(
+        param_groups=[ParamGroup(holder.parameters(), lr=config.scores_lr)],
+        state={"scores": holder},
+    )
+    result = finetune(
+        student,
+        request.train_set,
+        request.collate,
+        train,
+        checkpoint_dir=request.state_dir,
+        resume=True,
+        loss_fn=loss_fn,
+        on_step=on_step,
+        extras=extras,
+    )
+    schedule.keep = 1.0 - config.sparsity
+    masks = {}
+    for key, module in modules.items():
+        masks[key] = topk_mask(holder.scores[key.replace(".", "_")].detach(), schedule.keep).cpu()
+        # Fold W ⊙ mask into the weight and leave no parametrization behind.
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    plan = request.plan.with_masks(dense_masks(student, request.plan, masks))
+    meta = {"sparsity": config.sparsity, "distill": config.distill}
+    record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
+    return MethodResult(plan.model_copy(update={"meta": meta}), model=student, record=record)

@@ -1,0 +1,81 @@
+"""Movement pruning: straight-through scores, the target per tensor, nothing left behind."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import tiny_batch, tiny_model, unbatch
+from torch.nn.utils import parametrize
+from torch.utils.data import default_collate
+
+from prunekit import current_plan
+from prunekit.data import get_task
+from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods.movement import TopKMask, _Schedule, topk_mask
+from prunekit.models.masks import masked_linears
+
+BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+
+
+def request(model, **options) -> PruneRequest:
+    plan = current_plan(model)
+    return PruneRequest(
+        model=model,
+        plan=plan,
+        target=head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        train_set=unbatch(BATCH),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=copy.deepcopy(model),
+        options={"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.75, **options},
+    )
+
+
+def test_the_mask_is_top_k_forward_and_straight_through_backward():
+    weight = torch.randn(4, 5)
+    scores = torch.nn.Parameter(torch.randn(4, 5))
+    schedule = _Schedule()
+    schedule.keep = 0.25
+    masked = TopKMask(scores, schedule)(weight)
+    kept = topk_mask(scores.detach(), 0.25)
+    assert int(kept.sum()) == 5 and torch.equal(masked, weight * kept)
+    masked.sum().backward()
+    assert torch.allclose(scores.grad, weight)  # dL/dS = dL/dW' * W
+
+
+def test_every_tensor_ends_at_the_target_with_no_parametrization_left():
+    model = tiny_model("bert")
+    result = get_method("movement")(request(model, distill=True))
+    student = result.model
+    assert not any(parametrize.is_parametrized(m) for m in student.modules())
+    assert not any("scores" in name for name, _ in student.named_parameters())
+    for key, weight in masked_linears(student, result.plan).items():
+        kept = round(0.25 * weight.numel())
+        assert int((weight != 0).sum()) <= kept, key
+        assert int(result.plan.masks[key].sum()) == kept, key
+        assert bool((weight[~result.plan.masks[key]] == 0).all()), key
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    reference = get_method("movement")(request(tiny_model("bert"))).model
+
+    class Killed(Exception):
+        pass
+
+    def kill(info):
+        if info["step"] == 11:
+            raise Killed
+
+    interrupted = request(tiny_model("bert"), checkpoint_every=5)
+    interrupted.state_dir, interrupted.on_progress = tmp_path, kill
+    with pytest.raises(Killed):
+        get_method("movement")(interrupted)
+    again = request(tiny_model("bert"), checkpoint_every=5)
+    again.state_dir = tmp_path
+    resumed = get_method("movement")(again).model
+    expected, actual = reference.state_dict(), resumed.state_dict()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
