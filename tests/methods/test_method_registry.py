@@ -66,6 +66,7 @@ FAST = {
     "peer": {"epochs": 1, "batch_size": 4, "min_heads_per_layer": 0},
     "magnitude": {"epochs": 2, "batch_size": 2, "events": 2, "sparsity": 0.5},
     "movement": {"epochs": 2, "batch_size": 2, "events": 2, "sparsity": 0.5},
+    "sparse-kd": {"epochs": 2, "batch_size": 2, "events": 2, "sparsity": 0.5},
 }
 
 

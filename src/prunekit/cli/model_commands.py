@@ -202,6 +202,13 @@ def prune(
     distill_alpha: Annotated[
         float, typer.Option(help="Weight of the KD term; CE gets 1 - alpha.")
     ] = 0.5,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tuned model to distil from (default: a copy of --model, or for methods "
+            "that prune pre-trained models the task's model from the dense cache)."
+        ),
+    ] = None,
     allow_untrained_head: Annotated[
         bool,
         typer.Option(
@@ -272,6 +279,7 @@ def prune(
             distill=distill_config,
             options=options,
             allow_untrained_head=allow_untrained_head,
+            teacher=teacher,
             device=device,
             overwrite=overwrite,
             progress=not quiet,

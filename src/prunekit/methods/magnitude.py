@@ -15,6 +15,7 @@ heads all stay) and the trained weights.
 from __future__ import annotations
 
 import copy
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -23,11 +24,11 @@ from torch import nn
 from prunekit.device import module_device
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears
-from prunekit.train import DistillConfig, TrainConfig, TrainExtras, finetune
+from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras, finetune
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events
 
-__all__ = ["Config", "prune_magnitude", "magnitude_masks"]
+__all__ = ["Config", "prune_magnitude", "gradual_magnitude", "magnitude_masks"]
 
 
 class Config(MethodConfig):
@@ -39,6 +40,9 @@ class Config(MethodConfig):
     distill: bool = Field(False, description="KD from the unpruned model (needs the teacher)")
     alpha_kd: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
+    lr_schedule: Literal["linear", "constant"] = Field(
+        "linear", description="constant: SparseBERT's (its warm-up has no effect)"
+    )
     checkpoint_every: int = Field(50, ge=1)
 
 
@@ -79,7 +83,20 @@ def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: f
     needs_data=("train",),
 )
 def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
-    student = copy.deepcopy(request.model)
+    loss_fn = None
+    if config.distill:
+        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
+        regression = request.task is not None and request.task.is_regression
+        loss_fn = make_distillation_loss(request.teacher, distill, regression)
+    return gradual_magnitude(request, config, copy.deepcopy(request.model), loss_fn)
+
+
+def gradual_magnitude(
+    request: PruneRequest, config: Config, student: nn.Module, loss_fn: LossFn | None
+) -> MethodResult:
+    """Train ``student`` with ``loss_fn`` while per-tensor magnitude masks follow the cubic
+    schedule to ``config.sparsity`` (re-applied after every step, checkpointed); the result
+    carries the masks in its plan and the trained student. Shared with `sparse-kd`."""
     weights = masked_linears(student, request.plan)
     masks = _Masks(weights).to(module_device(student))
     steps = request.train_budget_steps
@@ -94,15 +111,12 @@ def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
             for name, mask in masks.items():
                 weights[name].mul_(mask)
 
-    loss_fn = None
-    if config.distill:
-        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
-        regression = request.task is not None and request.task.is_regression
-        loss_fn = make_distillation_loss(request.teacher, distill, regression)
     train = TrainConfig(
         learning_rate=config.learning_rate,
         max_steps=steps,
         batch_size=config.batch_size,
+        lr_schedule=config.lr_schedule,
+        warmup_ratio=0.0 if config.lr_schedule == "constant" else 0.1,
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(module_device(student)),
@@ -127,6 +141,6 @@ def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
     plan = request.plan.with_masks(dense_masks(student, request.plan, current))
     kept = sum(int(m.sum()) for m in current.values())
     total = sum(m.numel() for m in current.values())
-    meta = {"sparsity": 1.0 - kept / total, "target": config.sparsity, "distill": config.distill}
+    meta = {"sparsity": 1.0 - kept / total, "target": config.sparsity}
     record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
     return MethodResult(plan.model_copy(update={"meta": meta}), model=student, record=record)

@@ -133,7 +133,14 @@ def run_compare(
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
     get_task(config.task)  # an unknown task fails before RUNDIR is written
     for method in {*config.methods, *config.method_options}:
-        get_method(method).parse_config(config.method_options.get(method))
+        info = get_method(method)
+        info.parse_config(config.method_options.get(method))
+        if info.prunes_pretrained and method in config.methods:
+            raise ConfigError(
+                f"{method} prunes the pre-trained model before fine-tuning, so R0/R1 on a "
+                "fine-tuned model do not apply; its comparison is its own benchmark "
+                f"(benchmarks/{method.replace('-', '_')}.py)"
+            )
     budget_methods = config.budget_methods if config.budgets else ()
     for method in budget_methods:
         if not get_method(method).decides_count:

@@ -27,6 +27,7 @@ from prunekit.models.sources import load_for_task, recorded_task, resolve_model
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
 from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
 from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover
+from prunekit.train.task_recipes import cached_dense_model
 
 # DistillConfig and read_method_options are re-exported for the CLI, which only calls recipes.
 __all__ = ["DistillConfig", "PruneConfig", "read_method_options", "run_prune"]
@@ -55,6 +56,7 @@ class PruneConfig(BaseModel):
     eval_max_samples: int | None = None
     options: dict[str, Any] = {}
     allow_untrained_head: bool = False
+    teacher: str | None = Field(None, description="fine-tuned model to distil from")
     device: str = "auto"
     overwrite: bool = False
     progress: bool = True
@@ -80,7 +82,7 @@ def run_prune(config: PruneConfig) -> dict:
     data = data.with_tokenizer(tokenizer)
     before = model_stats(model)
     target = _target(model, info, config)
-    teacher = copy.deepcopy(model) if config.distill or info.needs_teacher else None
+    teacher = _teacher(model, info, config, data)
     work = checkpoint_dir_for(config.out)
 
     record: dict[str, Any] = {"task": data.task.name, "method": config.method, "seed": config.seed}
@@ -145,6 +147,21 @@ def run_prune(config: PruneConfig) -> dict:
             write_json(tmp / "method_log.json", result.record["loss_curve"])
     shutil.rmtree(work, ignore_errors=True)
     return record
+
+
+def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
+    """The unpruned model to distil from: ``--teacher``; for a method that prunes the
+    pre-trained model, the task's fine-tuned dense model from the dense cache (fine-tuned
+    there if missing); otherwise a frozen copy of the model being pruned."""
+    if not (info.needs_teacher or config.distill):
+        return None
+    device = resolve_device(config.device)
+    if config.teacher is not None:
+        return load_for_task(config.teacher, data.task, info.attn_implementation)[0].to(device)
+    if info.prunes_pretrained:
+        dense = cached_dense_model(config.model, data.task.name, config.seed, None, config.data_dir)
+        return load_for_task(str(dense), data.task, info.attn_implementation)[0].to(device)
+    return copy.deepcopy(model)
 
 
 def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:

@@ -1,0 +1,63 @@
+"""SparseBERT's losses and method: zero distillation for an identical student, the target
+sparsity per tensor, and compare refusing methods that prune pre-trained models."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import tiny_batch, tiny_model, unbatch
+from torch.utils.data import default_collate
+
+from prunekit import current_plan
+from prunekit.data import get_task
+from prunekit.errors import ConfigError
+from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods.sparse_kd import sparse_kd_parts
+from prunekit.models.masks import masked_linears
+from prunekit.recipes.compare import CompareConfig, run_compare
+
+BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+
+
+def outputs(model):
+    inputs = {k: v for k, v in BATCH.items() if k != "labels"}
+    with torch.no_grad():
+        return model(**inputs, output_attentions=True, output_hidden_states=True)
+
+
+def test_the_distillation_terms_vanish_for_a_student_equal_to_the_teacher():
+    teacher = tiny_model("bert", attn="eager")
+    same = outputs(copy.deepcopy(teacher))
+    parts = sparse_kd_parts(same, outputs(teacher), BATCH["attention_mask"], BATCH["labels"], False)
+    assert parts["attention"].item() == 0.0 and parts["hidden"].item() == 0.0
+    probabilities = torch.softmax(same.logits, -1)
+    entropy = -(probabilities * torch.log_softmax(same.logits, -1)).mean()
+    assert parts["prediction"].item() == pytest.approx(entropy.item())  # soft CE's minimum
+
+
+def test_the_student_ends_at_the_target_sparsity():
+    model = tiny_model("bert", attn="eager")
+    plan = current_plan(model)
+    request = PruneRequest(
+        model=model,
+        plan=plan,
+        target=head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        train_set=unbatch(BATCH),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=tiny_model("bert", attn="eager", seed=1),
+        options={"epochs": 2, "batch_size": 4, "events": 3, "sparsity": 0.9},
+    )
+    result = get_method("sparse-kd")(request)
+    for key, weight in masked_linears(result.model, result.plan).items():
+        assert int((weight != 0).sum()) <= round(0.1 * weight.numel()), key
+    assert {"attention", "hidden", "prediction"} <= set(result.record["loss_curve"][0])
+
+
+@pytest.mark.parametrize("method", ["sparse-kd", "smp"])
+def test_compare_refuses_methods_that_prune_pre_trained_models(method, tmp_path):
+    with pytest.raises(ConfigError, match="pre-trained"):
+        run_compare(CompareConfig(task="rte", out=tmp_path, methods=(method,)))
