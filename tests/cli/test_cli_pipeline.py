@@ -182,3 +182,38 @@ def test_astar_budget_mode_writes_a_certificate(finetuned_minilm, tmp_path):
     assert dev["drop"] == pytest.approx(dev["before"] - dev["after"])
     assert dev["violation"] == (dev["drop"] > 0.0)
     assert {"evaluations", "wall_seconds", "a0", "cache"} <= set(certificate)
+
+
+def test_magnitude_writes_a_sparse_model_that_inspect_counts(finetuned_minilm, tmp_path):
+    out = tmp_path / "sparse"
+    record = run_json(
+        "prune",
+        "--model",
+        finetuned_minilm,
+        "--method",
+        "magnitude",
+        "--sparsity",
+        "0.5",
+        "--method-option",
+        "epochs=1",
+        "--method-option",
+        "batch_size=16",
+        "--method-option",
+        "events=2",
+        "--train-samples",
+        "32",
+        "--eval-max-samples",
+        "32",
+        "--out",
+        out,
+        "--quiet",
+        "--data-dir",
+        glue_dir(),
+    )
+    assert record["method_trained_weights"] and record["heads"]["after"] == 72
+    stats = run_json("inspect", out)
+    linear = sum(
+        2 * 384 * 384 * 2 + 2 * 384 * 1536 for _ in range(6)
+    )  # Q, K, V, O and both FFN matrices of MiniLM's six layers
+    assert stats["parameters"] - stats["parameters_nonzero"] >= 0.5 * linear - 1000
+    assert (out / "model_masks.safetensors").is_file()

@@ -185,6 +185,10 @@ def prune(
     search_samples: Annotated[
         int | None, typer.Option(help="Subsample the validation split for the decision.")
     ] = None,
+    train_samples: Annotated[
+        int | None,
+        typer.Option(help="Seeded train subset for methods that train or score on train."),
+    ] = None,
     eval_max_samples: Annotated[
         int | None, typer.Option(help="Evaluate on a seeded subset of each split (quick checks).")
     ] = None,
@@ -273,6 +277,7 @@ def prune(
             data_dir=data_dir,
             seed=seed,
             search_samples=search_samples,
+            train_samples=train_samples,
             recover=recover,
             recover_max_samples=recover_max_samples,
             eval_max_samples=eval_max_samples,

@@ -39,12 +39,15 @@ def decide(
     options: dict[str, Any] | None = None,
     search_samples: int | None = None,
     teacher: nn.Module | None = None,
+    train_samples: int | None = None,
     state_dir: Path | None = None,
     cache_dir: Path | None = None,
     train_budget_steps: int | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> MethodResult:
     """Run ``method`` on ``model`` (never modified: a method that trains returns a copy).
+
+    ``train_samples`` gives methods that read the train split a seeded subset of it.
 
     The seconds spent deciding are added to ``result.record["decision_seconds"]``.
     """
@@ -67,7 +70,7 @@ def decide(
         seed=seed,
         batches=search,
         certify_batches=certify,
-        train_set=data.dataset("train") if "train" in info.needs_data else None,
+        train_set=data.dataset("train", train_samples) if "train" in info.needs_data else None,
         collate=data.collate,
         task=data.task,
         teacher=teacher,

@@ -48,6 +48,7 @@ class PruneConfig(BaseModel):
     seed: int = 0
     max_seq_length: int = 128
     search_samples: int | None = Field(None, ge=1)
+    train_samples: int | None = Field(None, ge=1, description="train subset for methods")
     batch_size: int = 32
     recover: TrainConfig | None = None
     recover_max_samples: int | None = None
@@ -97,6 +98,7 @@ def run_prune(config: PruneConfig) -> dict:
             config.options,
             config.search_samples,
             teacher=teacher,
+            train_samples=config.train_samples,
             state_dir=work / "method",
             cache_dir=work / "cache",
             on_progress=on_progress,
