@@ -217,3 +217,13 @@ def test_magnitude_writes_a_sparse_model_that_inspect_counts(finetuned_minilm, t
     )  # Q, K, V, O and both FFN matrices of MiniLM's six layers
     assert stats["parameters"] - stats["parameters_nonzero"] >= 0.5 * linear - 1000
     assert (out / "model_masks.safetensors").is_file()
+    sparse = stats["disk_bytes"]["sparse_tensors"]
+    assert sparse["ratio"] > 1.5  # half the entries kept: values + 1 bit each, vs fp32
+
+
+def test_inspect_reports_bytes_on_disk(pruned):
+    out, _ = pruned
+    stats = run_json("inspect", out)
+    files = stats["disk_bytes"]["files"]
+    assert files["model.safetensors"] > 1_000_000
+    assert stats["disk_bytes"]["total"] == sum(files.values())

@@ -315,6 +315,14 @@ def inspect(
     human += (
         f", encoder MACs@{seq_len} {stats['encoder_macs']:,}/{stats['encoder_macs_original']:,}"
     )
+    disk = stats["disk_bytes"]
+    human += f"\non disk: {disk['total'] / 1e6:.1f} MB"
+    if "sparse_tensors" in disk:
+        sparse = disk["sparse_tensors"]
+        human += (
+            f"; sparse linears {sparse['stored_bytes'] / 1e6:.1f} MB stored for "
+            f"{sparse['dense_fp32_bytes'] / 1e6:.1f} MB dense fp32 ({sparse['ratio']:.1f}x smaller)"
+        )
     if stats.get("dropped_modules"):
         human += (
             "\nnot counted: the config names "

@@ -23,7 +23,7 @@ from torch import nn
 
 from prunekit.device import module_device
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
-from prunekit.models.masks import dense_masks, masked_linears
+from prunekit.models.masks import dense_masks, masked_linears, zero_dropped
 from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras, finetune
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events
@@ -107,9 +107,8 @@ def gradual_magnitude(
     def after_step(step: int) -> None:
         if step in events:
             magnitude_masks(weights, masks, events[step])
-        with torch.no_grad():
-            for name, mask in masks.items():
-                weights[name].mul_(mask)
+        for name, mask in masks.items():  # masked_fill_: +0.0, where a product gives -0.0
+            zero_dropped(weights[name], ~mask)
 
     train = TrainConfig(
         learning_rate=config.learning_rate,

@@ -29,6 +29,13 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from prunekit.errors import ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
+from prunekit.models.sparse_storage import (
+    SPARSE_NAME,
+    emptied,
+    read_sparse,
+    sparse_parameters,
+    write_sparse,
+)
 from prunekit.models.stats import model_stats
 from prunekit.models.surgery import (
     CONFIG_KEY,
@@ -82,7 +89,14 @@ def write_model_files(model: PreTrainedModel, directory: Path, tokenizer: Any = 
     if hasattr(config, "pruned_heads"):
         delattr(config, "pruned_heads")
     config.save_pretrained(directory)
-    safetensors.torch.save_model(model, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    # Masked weights are stored compactly (bitmask + values) and leave an empty placeholder.
+    sparse = sparse_parameters(model, plan)
+    with emptied(sparse) as dense:
+        safetensors.torch.save_model(
+            model, str(directory / WEIGHTS_NAME), metadata={"format": "pt"}
+        )
+    if sparse:
+        write_sparse(directory / SPARSE_NAME, dense)
     plan.write_masks(directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
@@ -155,7 +169,7 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
             except PlanError as err:
                 raise ModelLoadError(f"{directory} holds an unusable plan: {err}") from None
         _match_dtypes(model, file_dtypes)
-        _load_weights_strict(model, weights)
+        _load_weights(model, weights, plan, directory)
     install_head_mask_guard(model)
     return model.eval()
 
@@ -315,6 +329,25 @@ def _match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None
         dtype = file_dtypes.get(key)
         if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
             tensor.data = tensor.data.to(dtype)
+
+
+def _load_weights(model: nn.Module, weights: Path, plan: PruningPlan, directory: Path) -> None:
+    """Strict load; sparse-stored weights come from their compact file."""
+    sparse = sparse_parameters(model, plan) if (directory / SPARSE_NAME).is_file() else {}
+    if not sparse:
+        _load_weights_strict(model, weights)
+        return
+    try:
+        stored = read_sparse(directory / SPARSE_NAME)
+    except (SafetensorError, KeyError, ValueError, RuntimeError) as err:
+        raise ModelLoadError(f"{directory / SPARSE_NAME} is corrupt: {err}") from None
+    with emptied(sparse):
+        _load_weights_strict(model, weights)
+    for name, param in sparse.items():
+        if name not in stored or tuple(stored[name].shape) != tuple(param.shape):
+            raise ModelLoadError(f"{directory / SPARSE_NAME} does not hold {name} as the plan says")
+        with torch.no_grad():
+            param.copy_(stored[name])
 
 
 def _load_weights_strict(model: nn.Module, weights: Path) -> None:
