@@ -342,7 +342,11 @@ def bench(
     seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 128,
     rounds: Annotated[int, typer.Option(help="Timed rounds per model (median reported).")] = 10,
     runtime: Annotated[
-        str, typer.Option(help="torch, or onnxruntime (exports and checks each model first).")
+        str,
+        typer.Option(
+            help="torch; onnxruntime (exports and checks each model first); or sparse (the "
+            "model dense in torch vs its sparse CPU path, with the break-even sparsity)."
+        ),
     ] = "torch",
     device: DeviceOption = "auto",
     as_json: AsJson = False,
@@ -366,6 +370,14 @@ def bench(
                 f"ideal {s['ideal']:.2f}x (measured/ideal {s['throughput_vs_ideal']:.2f})"
             )
         lines.append(line)
+    if "sparse_linears" in result:
+        converted = sum(c["sparse"] for c in result["sparse_linears"])
+        even = result["break_even_sparsity"]
+        lines.append(
+            f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted; "
+            "break-even sparsity on this CPU: "
+            + (f"{even:.0%}" if even is not None else "none up to 98%")
+        )
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     emit(result, as_json, "\n".join(lines))
 

@@ -3,6 +3,7 @@ baseline) vs the MAC-ideal speed-up, in PyTorch or ONNX Runtime."""
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ from prunekit.errors import ConfigError
 from prunekit.models import load, model_stats
 from prunekit.models.export import export_onnx, require_onnx
 from prunekit.models.sources import resolve_model
+from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
 
 __all__ = ["RUNTIMES", "run_bench"]
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime", "sparse")
 
 
 def run_bench(
@@ -31,7 +33,8 @@ def run_bench(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Time ``model`` (and ``against``) in PyTorch on ``device``, or in onnxruntime (CPU) after
-    a checked export."""
+    a checked export, or (``sparse``) the model dense in torch against its sparse CPU path
+    (each linear converted where it is faster), with the break-even sparsity of this CPU."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     sources = {"model": Path(resolve_model(model))}
@@ -49,6 +52,18 @@ def run_bench(
     if runtime == "torch":
         target = resolve_device(device)
         return speed_table({n: m.to(target) for n, m in models.items()}, stats, **timing)
+    if runtime == "sparse":  # the model dense in torch against its sparse CPU path
+        dense = models["model"]
+        sparse = copy.deepcopy(dense)
+        choices = to_sparse_inference(sparse, tokens=throughput_batch * seq_len)
+        pair = {"baseline": dense, "model": sparse}
+        table = speed_table(pair, {n: stats["model"] for n in pair}, **timing)
+        table["sparse_linears"] = [c.to_dict() for c in choices]
+        hidden, inner = dense.config.hidden_size, dense.config.intermediate_size
+        table["break_even_sparsity"] = break_even_sparsity(
+            hidden, inner, throughput_batch * seq_len
+        )
+        return table
     onnxruntime = require_onnx()
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
         sessions = {

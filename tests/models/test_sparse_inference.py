@@ -1,0 +1,42 @@
+"""The sparse CPU path: CSR linears match dense outputs, and conversion keeps the model's
+outputs while reporting a choice for every linear."""
+
+from __future__ import annotations
+
+import torch
+from conftest import TINY, tiny_batch, tiny_model
+
+from prunekit import apply_plan, current_plan
+from prunekit.models.masks import masked_linears
+from prunekit.models.sparse import SparseLinear, to_sparse_inference
+
+L = TINY["layers"]
+
+
+def test_a_csr_linear_matches_the_dense_one():
+    linear = torch.nn.Linear(32, 37)
+    with torch.no_grad():
+        linear.weight.mul_(torch.rand(37, 32, generator=torch.Generator().manual_seed(0)) > 0.9)
+    x = torch.randn(3, 700, 32)  # more rows than one chunk
+    with torch.no_grad():
+        assert torch.allclose(SparseLinear(linear)(x), linear(x), atol=1e-5)
+
+
+def test_converting_a_sparse_model_keeps_its_outputs():
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    generator = torch.Generator().manual_seed(1)
+    masks = {
+        k: torch.rand(w.shape, generator=generator) > 0.95
+        for k, w in masked_linears(model, plan).items()
+    }
+    apply_plan(model, plan.with_masks(masks))
+    with torch.no_grad():
+        expected = model(**tiny_batch()).logits
+    choices = to_sparse_inference(model, tokens=256, rounds=2)
+    assert len(choices) == 6 * L and all(c.sparsity > 0.9 for c in choices)
+    forced = [c for c in choices if c.sparse]
+    with torch.no_grad():
+        assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
+    assert all(isinstance(c.sparse_ms, float) for c in choices)
+    assert len(forced) == sum(isinstance(m, SparseLinear) for m in model.modules())
