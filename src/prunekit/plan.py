@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import safetensors.torch
 import torch
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
@@ -174,8 +175,8 @@ class PruningPlan(BaseModel):
                 f"plan names masks file {self.sparse_masks!r} but {path} does not exist"
             )
         try:
-            masks = safetensors.torch.load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as err:
+            masks = _unpack_masks(safetensors.torch.load_file(str(path)))
+        except (SafetensorError, OSError, ValueError, KeyError) as err:
             raise PlanError(f"masks file {path} is corrupt: {err}") from None
         return self.with_masks(masks, self.sparse_masks)
 
@@ -198,7 +199,10 @@ class PruningPlan(BaseModel):
             return None
         path = Path(directory) / self.sparse_masks  # type: ignore[operator]
         _write_atomic(
-            path, lambda tmp: safetensors.torch.save_file(masks, str(tmp), {"format": "pt"})
+            path,
+            lambda tmp: safetensors.torch.save_file(
+                _pack_masks(masks), str(tmp), {"format": "prunekit-bits-1"}
+            ),
         )
         return path
 
@@ -410,3 +414,28 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _pack_masks(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Masks as packed bits (8 entries a byte) plus their shapes: a 95%-sparse model's masks
+    must not outweigh its values."""
+    packed = {}
+    for key, mask in masks.items():
+        bits = np.packbits(mask.cpu().contiguous().flatten().numpy())
+        packed[key] = torch.from_numpy(bits)
+        packed[f"{key}::shape"] = torch.tensor(mask.shape, dtype=torch.int64)
+    return packed
+
+
+def _unpack_masks(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    masks = {}
+    for key, value in stored.items():
+        if key.endswith("::shape"):
+            continue
+        if value.dtype == torch.bool:  # written unpacked (before packing existed)
+            masks[key] = value
+            continue
+        shape = tuple(stored[f"{key}::shape"].tolist())
+        bits = np.unpackbits(value.numpy(), count=int(np.prod(shape))).astype(bool)
+        masks[key] = torch.from_numpy(bits).view(shape)
+    return masks

@@ -79,3 +79,20 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     expected, actual = reference.state_dict(), resumed.state_dict()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+
+def test_weights_an_earlier_plan_dropped_stay_dropped():
+    from prunekit import apply_plan
+
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    generator = torch.Generator().manual_seed(0)
+    earlier = {
+        k: torch.rand(w.shape, generator=generator) > 0.3
+        for k, w in masked_linears(model, plan).items()
+    }
+    apply_plan(model, plan.with_masks(earlier))
+    result = get_method("movement")(request(model, sparsity=0.5))
+    for key, kept in result.plan.masks.items():
+        assert not bool((kept & ~earlier[key]).any()), key  # nothing dropped comes back
+        assert int(kept.sum()) == round(0.5 * kept.numel()), key  # and the target holds

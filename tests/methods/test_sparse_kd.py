@@ -61,3 +61,45 @@ def test_the_student_ends_at_the_target_sparsity():
 def test_compare_refuses_methods_that_prune_pre_trained_models(method, tmp_path):
     with pytest.raises(ConfigError, match="pre-trained"):
         run_compare(CompareConfig(task="rte", out=tmp_path, methods=(method,)))
+
+
+def kd_request(student, teacher, **options) -> PruneRequest:
+    plan = current_plan(student)
+    return PruneRequest(
+        model=student,
+        plan=plan,
+        target=head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        train_set=unbatch(BATCH),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=teacher,
+        options={"epochs": 1, "batch_size": 4, "events": 2, "sparsity": 0.5, **options},
+    )
+
+
+def test_a_head_pruned_student_is_compared_on_its_own_heads():
+    from prunekit import PruningPlan, apply_plan
+
+    student = tiny_model("bert", attn="eager")
+    apply_plan(
+        student,
+        PruningPlan.build(
+            num_layers=3, num_heads=4, intermediate_size=37, kept_heads=[[0, 2], [], [1, 2, 3]]
+        ),
+    )
+    result = get_method("sparse-kd")(kd_request(student, tiny_model("bert", attn="eager", seed=1)))
+    assert result.plan.kept_heads == ((0, 2), (), (1, 2, 3))
+
+
+def test_a_teacher_of_another_shape_is_a_clear_error():
+    import transformers
+    from conftest import tiny_config
+
+    config = tiny_config("bert")
+    config.hidden_size, config.num_attention_heads = 48, 4
+    other = transformers.AutoModelForSequenceClassification.from_config(
+        config, attn_implementation="eager"
+    )
+    with pytest.raises(ConfigError, match="layers, heads and width"):
+        get_method("sparse-kd")(kd_request(tiny_model("bert", attn="eager"), other))

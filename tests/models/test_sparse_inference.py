@@ -3,10 +3,14 @@ outputs while reporting a choice for every linear."""
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 from conftest import TINY, tiny_batch, tiny_model
 
 from prunekit import apply_plan, current_plan
+from prunekit.errors import ConfigError
 from prunekit.models.masks import masked_linears
 from prunekit.models.sparse import SparseLinear, to_sparse_inference
 
@@ -33,10 +37,16 @@ def test_converting_a_sparse_model_keeps_its_outputs():
     apply_plan(model, plan.with_masks(masks))
     with torch.no_grad():
         expected = model(**tiny_batch()).logits
-    choices = to_sparse_inference(model, tokens=256, rounds=2)
-    assert len(choices) == 6 * L and all(c.sparsity > 0.9 for c in choices)
-    forced = [c for c in choices if c.sparse]
+    chosen = to_sparse_inference(copy.deepcopy(model), tokens=256, rounds=2)
+    assert len(chosen) == 6 * L and all(c.sparsity > 0.9 for c in chosen)
+    assert all(isinstance(c.sparse_ms, float) for c in chosen)
+    choices = to_sparse_inference(model, tokens=256, rounds=2, always=True)
+    assert all(c.sparse for c in choices)
+    assert sum(isinstance(m, SparseLinear) for m in model.modules()) == 6 * L
     with torch.no_grad():
         assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
-    assert all(isinstance(c.sparse_ms, float) for c in choices)
-    assert len(forced) == sum(isinstance(m, SparseLinear) for m in model.modules())
+
+
+def test_the_sparse_path_refuses_half_precision_models():
+    with pytest.raises(ConfigError, match="float32"):
+        to_sparse_inference(tiny_model("bert").half(), tokens=16)

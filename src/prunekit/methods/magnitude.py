@@ -26,24 +26,51 @@ from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, 
 from prunekit.models.masks import dense_masks, masked_linears, zero_dropped
 from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras, finetune
 from prunekit.train.distill import make_distillation_loss
-from prunekit.train.schedules import cubic_sparsity_events
+from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
-__all__ = ["Config", "prune_magnitude", "gradual_magnitude", "magnitude_masks"]
+__all__ = [
+    "Config",
+    "GradualConfig",
+    "prune_magnitude",
+    "gradual_magnitude",
+    "magnitude_masks",
+    "planned_steps",
+    "distillation",
+]
 
 
-class Config(MethodConfig):
+class GradualConfig(MethodConfig):
+    """What every gradual (cubic-schedule) sparsifier shares."""
+
     sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
     events: int = Field(100, ge=1, description="mask updates over the run (cubic schedule)")
     epochs: int = Field(3, ge=1, description="training epochs (without a step budget)")
     learning_rate: float = Field(3e-5, gt=0)
     batch_size: int = Field(32, ge=1)
+    lr_schedule: Literal["linear", "constant"] = Field("linear", description="weights' schedule")
+    checkpoint_every: int = Field(50, ge=1)
+
+
+class Config(GradualConfig):
     distill: bool = Field(False, description="KD from the unpruned model (needs the teacher)")
     alpha_kd: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
-    lr_schedule: Literal["linear", "constant"] = Field(
-        "linear", description="constant: SparseBERT's (its warm-up has no effect)"
-    )
-    checkpoint_every: int = Field(50, ge=1)
+
+
+def planned_steps(request: PruneRequest, config: GradualConfig) -> int:
+    """The request's step budget (compare's recovery budget), else ``epochs`` of train."""
+    if request.train_budget_steps is not None:
+        return request.train_budget_steps
+    return config.epochs * -(-len(request.train_set) // config.batch_size)
+
+
+def distillation(request: PruneRequest, config: Config) -> LossFn | None:
+    """Logit KD from the request's teacher when ``config.distill``, else None (task loss)."""
+    if not config.distill:
+        return None
+    distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
+    regression = request.task is not None and request.task.is_regression
+    return make_distillation_loss(request.teacher, distill, regression)
 
 
 class _Masks(nn.Module):
@@ -83,25 +110,24 @@ def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: f
     needs_data=("train",),
 )
 def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
-    loss_fn = None
-    if config.distill:
-        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
-        regression = request.task is not None and request.task.is_regression
-        loss_fn = make_distillation_loss(request.teacher, distill, regression)
-    return gradual_magnitude(request, config, copy.deepcopy(request.model), loss_fn)
+    result = gradual_magnitude(
+        request, config, copy.deepcopy(request.model), distillation(request, config)
+    )
+    result.plan = result.plan.model_copy(
+        update={"meta": {**result.plan.meta, "distill": config.distill}}
+    )
+    return result
 
 
 def gradual_magnitude(
-    request: PruneRequest, config: Config, student: nn.Module, loss_fn: LossFn | None
+    request: PruneRequest, config: GradualConfig, student: nn.Module, loss_fn: LossFn | None
 ) -> MethodResult:
     """Train ``student`` with ``loss_fn`` while per-tensor magnitude masks follow the cubic
     schedule to ``config.sparsity`` (re-applied after every step, checkpointed); the result
     carries the masks in its plan and the trained student. Shared with `sparse-kd`."""
     weights = masked_linears(student, request.plan)
     masks = _Masks(weights).to(module_device(student))
-    steps = request.train_budget_steps
-    if steps is None:
-        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+    steps = planned_steps(request, config)
     events = cubic_sparsity_events(steps, config.events, config.sparsity)
 
     def after_step(step: int) -> None:
@@ -122,8 +148,7 @@ def gradual_magnitude(
     )
 
     def on_step(step: int, total: int, values: dict[str, float]) -> None:
-        sparsity = max((s for t, s in events.items() if t <= step), default=0.0)
-        request.progress(step=step, steps=total, sparsity=sparsity, **values)
+        request.progress(step=step, steps=total, sparsity=sparsity_at(events, step), **values)
 
     result = finetune(
         student,

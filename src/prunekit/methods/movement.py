@@ -8,6 +8,11 @@ the kept fraction follows the cubic schedule to ``sparsity`` (`cubic_sparsity_ev
 value at a step is a pure function of it, so a resumed run continues exactly). Optional KD from
 the unpruned model. At the end the masks are folded into the weights and the
 parametrizations removed (nothing is left on the model), and the plan carries the masks.
+
+Deviations (OUR CHOICE): the scores' learning rate is constant and their gradients are not
+clipped; embeddings train with the other weights; the schedule has no initial or final
+warm-up; weights an earlier plan dropped start with scores far below the rest, so they stay
+dropped. Soft movement is not implemented.
 """
 
 from __future__ import annotations
@@ -20,26 +25,20 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from prunekit.device import module_device
-from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.methods.magnitude import Config as MagnitudeConfig
+from prunekit.methods.magnitude import distillation, planned_steps
+from prunekit.methods.registry import MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears, prunable_linears
-from prunekit.train import DistillConfig, ParamGroup, TrainConfig, TrainExtras, finetune
-from prunekit.train.distill import make_distillation_loss
-from prunekit.train.schedules import cubic_sparsity_events
+from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
+from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
 __all__ = ["Config", "prune_movement", "TopKMask"]
 
 
-class Config(MethodConfig):
-    sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
-    events: int = Field(100, ge=1, description="updates of the kept fraction (cubic schedule)")
-    epochs: int = Field(3, ge=1, description="training epochs (without a step budget)")
-    learning_rate: float = Field(3e-5, gt=0, description="the weights' learning rate")
-    scores_lr: float = Field(1e-2, gt=0, description="the scores' learning rate")
-    batch_size: int = Field(32, ge=1)
-    distill: bool = Field(False, description="KD from the unpruned model")
-    alpha_kd: float = Field(0.5, ge=0, le=1)
-    temperature: float = Field(2.0, gt=0)
-    checkpoint_every: int = Field(50, ge=1)
+class Config(MagnitudeConfig):
+    """Magnitude's settings (sparsity, schedule, KD) plus the scores' learning rate."""
+
+    scores_lr: float = Field(1e-2, gt=0, description="the scores' learning rate (Adam)")
 
 
 class _Schedule:
@@ -92,37 +91,34 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     holder.scores = nn.ParameterDict(
         {k.replace(".", "_"): nn.Parameter(torch.zeros_like(w)) for k, w in weights.items()}
     )
+    # Weights an earlier plan already dropped stay out: their scores start far below any other
+    # (a finite value: the straight-through term S - S.detach() must stay 0, not NaN).
+    with torch.no_grad():
+        for key, weight in weights.items():
+            holder.scores[key.replace(".", "_")].masked_fill_(weight == 0, -1e9)
     holder.to(device)
     schedule = _Schedule()
-    steps = request.train_budget_steps
-    if steps is None:
-        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+    steps = planned_steps(request, config)
     events = cubic_sparsity_events(steps, config.events, config.sparsity)
     modules = prunable_linears(student, request.plan)
     for key, module in modules.items():
         scores = holder.scores[key.replace(".", "_")]
         parametrize.register_parametrization(module, "weight", TopKMask(scores, schedule))
 
-    def sparsity_at(step: int) -> float:
-        return max((s for t, s in events.items() if t <= step), default=0.0)
-
-    model_loss = None
-    if config.distill:
-        distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
-        regression = request.task is not None and request.task.is_regression
-        model_loss = make_distillation_loss(request.teacher, distill, regression)
+    model_loss = distillation(request, config)
 
     def loss_fn(model, batch, step: int):
-        schedule.keep = 1.0 - sparsity_at(step)
+        schedule.keep = 1.0 - sparsity_at(events, step)
         return model_loss(model, batch, step) if model_loss else model(**batch).loss
 
     def on_step(step: int, total: int, values: dict[str, float]) -> None:
-        request.progress(step=step, steps=total, sparsity=sparsity_at(step), **values)
+        request.progress(step=step, steps=total, sparsity=sparsity_at(events, step), **values)
 
     train = TrainConfig(
         learning_rate=config.learning_rate,
         max_steps=steps,
         batch_size=config.batch_size,
+        lr_schedule=config.lr_schedule,
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),

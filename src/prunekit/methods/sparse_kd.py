@@ -2,7 +2,8 @@
 dongkuanx27/SparseBERT, ``task_distill_prune_simultaneously.py``; methods.md §4).
 
 The student is the **pre-trained** model with a new classifier (this method's metadata says it
-prunes pre-trained models, so `prunekit prune` loads it as such); the teacher is the fine-tuned
+prunes pre-trained models, so `prunekit prune` loads it as such; a head-pruned student is
+compared on the heads it has); the teacher is the fine-tuned
 dense model (by default from the dense cache, or ``--teacher DIR``). While the student learns
 from the teacher (attention maps, hidden states of the embeddings and every layer, and the
 logits), the six linears of every layer are magnitude-pruned per tensor to ``sparsity`` (0.95)
@@ -12,7 +13,7 @@ MSE(H^S, H^T) + soft cross-entropy at τ = 1 (MSE to the gold score for STS-B), 
 
 Deviations (OUR CHOICE): transformers 5 does not expose pre-softmax attention scores, so the
 attention term compares attention probabilities (padded keys are 0 in both; padded query rows
-are zeroed as the code zeroes masked entries); lr 3e-5 with the code's constant schedule.
+are zeroed as well); lr 3e-5 with the code's constant schedule.
 TinyBERT-style data augmentation is not implemented yet.
 """
 
@@ -25,15 +26,16 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from prunekit.methods.magnitude import Config as MagnitudeConfig
-from prunekit.methods.magnitude import gradual_magnitude
+from prunekit.errors import ConfigError
+from prunekit.methods.magnitude import GradualConfig, gradual_magnitude
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
+from prunekit.models import current_plan
 
 __all__ = ["Config", "prune_sparse_kd", "sparse_kd_parts"]
 
 
-class Config(MagnitudeConfig):
-    """The magnitude settings, with SparseBERT's defaults (KD always on)."""
+class Config(GradualConfig):
+    """The gradual sparsifier's settings, with SparseBERT's defaults (its KD is always on)."""
 
     lr_schedule: Literal["linear", "constant"] = Field(
         "constant", description="SparseBERT's code trains at a constant rate"
@@ -41,14 +43,28 @@ class Config(MagnitudeConfig):
 
 
 def sparse_kd_parts(
-    student_out, teacher_out, attention_mask: torch.Tensor, labels: torch.Tensor, regression: bool
+    student_out,
+    teacher_out,
+    attention_mask: torch.Tensor,
+    labels: torch.Tensor,
+    regression: bool,
+    pairs: list[tuple[int, int, torch.Tensor | None]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The three SparseBERT terms of one batch (attention, hidden, prediction)."""
+    """The three SparseBERT terms of one batch (attention, hidden, prediction).
+
+    ``pairs``: for each student layer with heads, ``(student attention index, teacher attention
+    index, positions of the student's heads among the teacher's or None)``; layers without
+    heads return no attention map. None pairs every layer one to one.
+    """
     rows = attention_mask[:, None, :, None].to(student_out.attentions[0].dtype)
-    attention = sum(
-        F.mse_loss(s * rows, t.to(s.device) * rows)
-        for s, t in zip(student_out.attentions, teacher_out.attentions, strict=True)
-    )
+    if pairs is None:
+        pairs = [(i, i, None) for i in range(len(student_out.attentions))]
+    attention = 0.0
+    for mine, theirs, heads in pairs:
+        s, t = student_out.attentions[mine], teacher_out.attentions[theirs].to(rows.device)
+        if heads is not None:
+            t = t.index_select(1, heads.to(t.device))
+        attention = attention + F.mse_loss(s * rows, t * rows)
     hidden = sum(
         F.mse_loss(s, t.to(s.device))
         for s, t in zip(student_out.hidden_states, teacher_out.hidden_states, strict=True)
@@ -78,6 +94,7 @@ def sparse_kd_parts(
 def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
     teacher = request.teacher.eval()
     regression = request.task is not None and request.task.is_regression
+    pairs = _attention_pairs(request.plan, current_plan(teacher), request.model, teacher)
 
     def loss_fn(student, batch, step: int) -> dict[str, torch.Tensor]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -88,7 +105,12 @@ def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
             teacher_out = teacher(**on_teacher, **outputs)
         student_out = student(**inputs, **outputs)
         return sparse_kd_parts(
-            student_out, teacher_out, inputs["attention_mask"], batch["labels"], regression
+            student_out,
+            teacher_out,
+            inputs["attention_mask"],
+            batch["labels"],
+            regression,
+            pairs,
         )
 
     result = gradual_magnitude(request, config, copy.deepcopy(request.model), loss_fn)
@@ -96,3 +118,29 @@ def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
         update={"meta": {**result.plan.meta, "distill": "attention+hidden+prediction"}}
     )
     return result
+
+
+def _attention_pairs(student, teacher, student_model, teacher_model):
+    """Which attention map of the teacher each of the student's is compared with, and which of
+    its heads; refuses a teacher of another shape (one line, not a shape error mid-training)."""
+    same = (student.num_layers, student.num_heads) == (teacher.num_layers, teacher.num_heads)
+    widths = student_model.config.hidden_size == teacher_model.config.hidden_size
+    if not (same and widths):
+        raise ConfigError(
+            "sparse-kd distils layer by layer: the teacher must have the student's layers, heads "
+            "and width (give a --teacher fine-tuned from the same pre-trained model)"
+        )
+    pairs, mine_index, theirs_index = [], 0, 0
+    for layer, (mine, theirs) in enumerate(
+        zip(student.kept_heads, teacher.kept_heads, strict=True)
+    ):
+        if not set(mine) <= set(theirs):
+            raise ConfigError(f"the student keeps heads of layer {layer} the teacher lacks")
+        if mine:
+            heads = None
+            if mine != theirs:
+                heads = torch.tensor([theirs.index(h) for h in mine], dtype=torch.long)
+            pairs.append((mine_index, theirs_index, heads))
+            mine_index += 1
+        theirs_index += bool(theirs)  # a layer without heads returns no attention map
+    return pairs

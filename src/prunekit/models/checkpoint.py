@@ -30,6 +30,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from prunekit.errors import ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.sparse_storage import (
+    MASKS_NAME,
     SPARSE_NAME,
     emptied,
     read_sparse,
@@ -52,9 +53,9 @@ __all__ = ["save", "write_model_files", "load", "load_tokenizer", "is_prunekit_d
 log = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
-# Not the plan's default "masks.safetensors": a recipe may write a method's plan.json (and its
-# masks) into the same directory, and that plan need not equal the model's composed one.
-MASKS_NAME = "model_masks.safetensors"
+# Not the plan's default "masks.safetensors" (MASKS_NAME is "model_masks.safetensors"): a recipe
+# may write a method's plan.json (and its masks) into the same directory, and that plan need not
+# equal the model's composed one.
 _FLOAT_DTYPES = {
     "F16": torch.float16,
     "BF16": torch.bfloat16,
@@ -333,10 +334,15 @@ def _match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None
 
 def _load_weights(model: nn.Module, weights: Path, plan: PruningPlan, directory: Path) -> None:
     """Strict load; sparse-stored weights come from their compact file."""
-    sparse = sparse_parameters(model, plan) if (directory / SPARSE_NAME).is_file() else {}
+    sparse = sparse_parameters(model, plan)
     if not sparse:
         _load_weights_strict(model, weights)
         return
+    if not (directory / SPARSE_NAME).is_file():
+        raise ModelLoadError(
+            f"{directory} has no {SPARSE_NAME}, which holds its sparse weights; the directory "
+            "is incomplete"
+        )
     try:
         stored = read_sparse(directory / SPARSE_NAME)
     except (SafetensorError, KeyError, ValueError, RuntimeError) as err:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.surgery import current_plan
 
@@ -85,13 +86,24 @@ def time_linear(module: nn.Module, x: torch.Tensor, rounds: int = 5) -> float:
 
 
 def to_sparse_inference(
-    model: nn.Module, tokens: int = 32 * 128, min_sparsity: float = 0.5, rounds: int = 5
+    model: nn.Module,
+    tokens: int = 32 * 128,
+    min_sparsity: float = 0.5,
+    rounds: int = 5,
+    always: bool = False,
 ) -> list[LinearChoice]:
     """Replace each of the six linears of every layer by a `SparseLinear` where it is timed
-    faster on ``tokens`` random input rows (linears below ``min_sparsity`` are not tried).
-    Modifies ``model`` in place (CPU); returns the choice made for every linear."""
+    faster on ``tokens`` random input rows (linears below ``min_sparsity`` are not tried;
+    ``always`` converts every tried one). Modifies ``model`` in place (float32, CPU); returns
+    the choice made for every linear."""
     adapter = get_adapter(model)
     plan = current_plan(model)
+    parameter = next(model.parameters())
+    if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
+        raise ConfigError(
+            f"the sparse path runs float32 models on the CPU; this one is {parameter.dtype} on "
+            f"{parameter.device} (use --device cpu, and a float32 model)"
+        )
     generator = torch.Generator().manual_seed(0)
     choices = []
     for layer in range(plan.num_layers):
@@ -106,7 +118,7 @@ def to_sparse_inference(
             dense = time_linear(linear, x, rounds)
             candidate = SparseLinear(linear) if sparsity >= min_sparsity else None
             sparse_time = time_linear(candidate, x, rounds) if candidate else None
-            faster = sparse_time is not None and sparse_time < dense
+            faster = sparse_time is not None and (always or sparse_time < dense)
             if faster:
                 slot.set(candidate)
             sparse_ms = None if sparse_time is None else sparse_time * 1e3

@@ -23,9 +23,18 @@ from torch import nn
 from prunekit.models.masks import masked_linears
 from prunekit.plan import PruningPlan
 
-__all__ = ["SPARSE_NAME", "sparse_parameters", "emptied", "write_sparse", "read_sparse"]
+__all__ = [
+    "SPARSE_NAME",
+    "MASKS_NAME",
+    "sparse_parameters",
+    "emptied",
+    "write_sparse",
+    "read_sparse",
+    "storage_report",
+]
 
 SPARSE_NAME = "model_sparse.safetensors"
+MASKS_NAME = "model_masks.safetensors"  # the plan's masks in a model directory (checkpoint.py)
 
 
 def sparse_parameters(model: nn.Module, plan: PruningPlan) -> dict[str, nn.Parameter]:
@@ -89,9 +98,11 @@ def storage_report(directory: Path) -> dict[str, Any]:
         with safetensors.safe_open(str(sparse), framework="pt") as handle:
             shapes = [handle.get_tensor(k) for k in handle.keys() if k.endswith("::shape")]  # noqa: SIM118
         dense = sum(int(np.prod(s.tolist())) * 4 for s in shapes)
+        # What the sparse weights cost: their values and bitmask, and the plan's masks file.
+        stored = files[SPARSE_NAME] + files.get(MASKS_NAME, 0)
         report["sparse_tensors"] = {
             "dense_fp32_bytes": dense,
-            "stored_bytes": files[SPARSE_NAME],
-            "ratio": dense / max(files[SPARSE_NAME], 1),
+            "stored_bytes": stored,
+            "ratio": dense / max(stored, 1),
         }
     return report

@@ -53,11 +53,16 @@ def run_bench(
         target = resolve_device(device)
         return speed_table({n: m.to(target) for n, m in models.items()}, stats, **timing)
     if runtime == "sparse":  # the model dense in torch against its sparse CPU path
+        if against is not None or resolve_device(device).type == "cuda" and device != "auto":
+            raise ConfigError(
+                "--runtime sparse times one model on the CPU: drop --against/--device"
+            )
         dense = models["model"]
         sparse = copy.deepcopy(dense)
         choices = to_sparse_inference(sparse, tokens=throughput_batch * seq_len)
         pair = {"baseline": dense, "model": sparse}
         table = speed_table(pair, {n: stats["model"] for n in pair}, **timing)
+        table["runtime"] = "torch dense vs sparse (CPU)"
         table["sparse_linears"] = [c.to_dict() for c in choices]
         hidden, inner = dense.config.hidden_size, dense.config.intermediate_size
         table["break_even_sparsity"] = break_even_sparsity(

@@ -138,8 +138,12 @@ def run_compare(
         if info.prunes_pretrained and method in config.methods:
             raise ConfigError(
                 f"{method} prunes the pre-trained model before fine-tuning, so R0/R1 on a "
-                "fine-tuned model do not apply; its comparison is its own benchmark "
-                f"(benchmarks/{method.replace('-', '_')}.py)"
+                "fine-tuned model do not apply; its comparison is its own benchmark"
+            )
+        if "heads" not in info.targets and method in config.methods:
+            raise ConfigError(
+                f"{method} prunes {'/'.join(info.targets)}, not heads: the head-fraction sweep "
+                "does not apply"
             )
     budget_methods = config.budget_methods if config.budgets else ()
     for method in budget_methods:

@@ -159,9 +159,25 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
         return None
     device = resolve_device(config.device)
     if config.teacher is not None:
-        return load_for_task(config.teacher, data.task, info.attn_implementation)[0].to(device)
+        teacher = load_for_task(config.teacher, data.task, info.attn_implementation)[0]
+        if getattr(teacher, "prunekit_new_modules", None):
+            raise ConfigError(
+                f"--teacher {config.teacher} was never fine-tuned for {data.task.name} (its "
+                "classifier would be random); give a fine-tuned model"
+            )
+        return teacher.to(device)
     if info.prunes_pretrained:
-        dense = cached_dense_model(config.model, data.task.name, config.seed, None, config.data_dir)
+        console.rule(f"teacher: the dense {data.task.name} model from the dense cache")
+        with step_progress("fine-tune teacher (once, cached)", config.progress) as on_step:
+            dense = cached_dense_model(
+                config.model,
+                data.task.name,
+                config.seed,
+                None,
+                config.data_dir,
+                device=config.device,
+                on_step=on_step,
+            )
         return load_for_task(str(dense), data.task, info.attn_implementation)[0].to(device)
     return copy.deepcopy(model)
 

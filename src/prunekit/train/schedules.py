@@ -14,6 +14,7 @@ __all__ = [
     "linear_ramp",
     "stepped_ramp",
     "cubic_sparsity_events",
+    "sparsity_at",
 ]
 
 
@@ -47,15 +48,20 @@ def stepped_ramp(step: int, ramp_steps: int, increments: int) -> float:
 
 
 def cubic_sparsity_events(total_steps: int, events: int, final: float) -> dict[int, float]:
-    """Gradual pruning (Zhu & Gupta 2017, as SparseBERT's code runs it): masks are updated at
-    optimizer steps t = f, 2f, ... below ``total_steps`` with f = round(total / events), event
-    k = t/f aiming at ``final * (1 - (1 - k/events)^3)``; OUR CHOICE adds a last update at
-    ``total_steps`` to exactly ``final`` (the authors' last event falls just short of it).
-    Returns ``{step: sparsity}``."""
-    every = max(1, round(total_steps / events))
+    """Gradual pruning (Zhu & Gupta 2017, as SparseBERT's code runs it): E = min(events,
+    total_steps) mask updates, the k-th at step ceil(k * total / E) aiming at
+    ``final * (1 - (1 - k/E)^3)`` (for 1,000 steps and 100 events: steps 10, 20, ..., as the
+    code's f = round(total/100)); OUR CHOICE: the last update, at ``total_steps``, reaches
+    ``final`` exactly (the authors' last event falls just short of it). ``{step: sparsity}``."""
+    count = max(1, min(events, total_steps))
     schedule = {
-        step: final * (1.0 - (1.0 - min(1.0, (step // every) / events)) ** 3)
-        for step in range(every, total_steps, every)
+        -(-k * total_steps // count): final * (1.0 - (1.0 - k / count) ** 3)
+        for k in range(1, count)
     }
     schedule[total_steps] = final
     return schedule
+
+
+def sparsity_at(events: dict[int, float], step: int) -> float:
+    """The sparsity in force after ``step`` optimizer steps (0 before the first event)."""
+    return max((s for t, s in events.items() if t <= step), default=0.0)
