@@ -13,8 +13,8 @@ from torch.utils.data import default_collate
 from prunekit import current_plan
 from prunekit.data import get_task
 from prunekit.methods import PruneRequest, get_method, head_target
-from prunekit.methods.movement import TopKMask, _Schedule, topk_mask
-from prunekit.models.masks import masked_linears
+from prunekit.methods.movement import TopKMask, _Schedule
+from prunekit.models.masks import masked_linears, top_fraction
 
 BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
 
@@ -40,7 +40,7 @@ def test_the_mask_is_top_k_forward_and_straight_through_backward():
     schedule = _Schedule()
     schedule.keep = 0.25
     masked = TopKMask(scores, schedule)(weight)
-    kept = topk_mask(scores.detach(), 0.25)
+    kept = top_fraction(scores.detach(), 0.25)
     assert int(kept.sum()) == 5 and torch.equal(masked, weight * kept)
     masked.sum().backward()
     assert torch.allclose(scores.grad, weight)  # dL/dS = dL/dW' * W

@@ -23,7 +23,7 @@ from torch import nn
 
 from prunekit.device import module_device
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
-from prunekit.models.masks import dense_masks, masked_linears, zero_dropped
+from prunekit.models.masks import dense_masks, masked_linears, top_fraction, zero_dropped
 from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras, finetune
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
@@ -90,12 +90,8 @@ def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: f
     """Per tensor, keep the ``round((1 - sparsity) * n)`` largest |w * mask| (already pruned
     weights stay pruned: they are 0)."""
     for name, mask in masks.items():
-        magnitude = (weights[name].detach() * mask).abs().flatten()
-        keep = round((1.0 - sparsity) * magnitude.numel())
-        new = torch.zeros_like(magnitude, dtype=torch.bool)
-        if keep:
-            new[torch.topk(magnitude, keep, sorted=False).indices] = True
-        mask.copy_(new.view_as(mask))
+        magnitude = (weights[name].detach() * mask).abs()
+        mask.copy_(top_fraction(magnitude, 1.0 - sparsity))
 
 
 @register_method(

@@ -28,7 +28,7 @@ from prunekit.device import module_device
 from prunekit.methods.magnitude import Config as MagnitudeConfig
 from prunekit.methods.magnitude import distillation, planned_steps
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
-from prunekit.models.masks import dense_masks, masked_linears, prunable_linears
+from prunekit.models.masks import dense_masks, masked_linears, prunable_linears, top_fraction
 from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
@@ -47,15 +47,6 @@ class _Schedule:
     keep: float = 1.0
 
 
-def topk_mask(scores: torch.Tensor, keep: float) -> torch.Tensor:
-    """Boolean mask of the ``round(keep * n)`` largest scores (ties: lower index first)."""
-    count = round(keep * scores.numel())
-    order = torch.sort(scores.flatten(), descending=True, stable=True).indices
-    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    mask[order[:count]] = True
-    return mask.view_as(scores)
-
-
 class TopKMask(nn.Module):
     """Parametrization ``W -> W ⊙ TopK(S)`` with a straight-through gradient to S."""
 
@@ -67,7 +58,7 @@ class TopKMask(nn.Module):
         self.schedule = schedule
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        hard = topk_mask(self.scores.detach(), self.schedule.keep).to(weight.dtype)
+        hard = top_fraction(self.scores.detach(), self.schedule.keep).to(weight.dtype)
         # (S - S.detach()) is exactly 0 forward and 1 backward: the value stays exactly W * mask.
         return weight * (hard + (self.scores - self.scores.detach()))
 
@@ -141,7 +132,9 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     schedule.keep = 1.0 - config.sparsity
     masks = {}
     for key, module in modules.items():
-        masks[key] = topk_mask(holder.scores[key.replace(".", "_")].detach(), schedule.keep).cpu()
+        masks[key] = top_fraction(
+            holder.scores[key.replace(".", "_")].detach(), schedule.keep
+        ).cpu()
         # Fold W ⊙ mask into the weight and leave no parametrization behind.
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     plan = request.plan.with_masks(dense_masks(student, request.plan, masks))

@@ -31,6 +31,7 @@ __all__ = [
     "prunable_linears",
     "dense_masks",
     "zero_dropped",
+    "top_fraction",
     "zero_masked_weights",
     "head_rows",
 ]
@@ -166,6 +167,16 @@ def head_rows(head_positions: list[int], head_size: int) -> torch.Tensor:
         return torch.empty(0, dtype=torch.long)
     offsets = torch.arange(head_size)
     return torch.cat([offsets + p * head_size for p in head_positions])
+
+
+def top_fraction(values: torch.Tensor, keep: float) -> torch.Tensor:
+    """Boolean mask of the ``round(keep * n)`` largest ``values`` (ties: lower index first, so
+    the same values give the same mask everywhere)."""
+    count = round(keep * values.numel())
+    order = torch.sort(values.flatten(), descending=True, stable=True).indices
+    mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
+    mask[order[:count]] = True
+    return mask.view_as(values)
 
 
 def zero_dropped(weight: torch.Tensor, drop: torch.Tensor) -> None:
