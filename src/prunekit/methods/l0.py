@@ -36,7 +36,7 @@ from prunekit.methods.registry import (
     select_top_heads,
 )
 from prunekit.models.gates import HeadGates, plan_gates
-from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras, finetune
+from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras
 from prunekit.train.schedules import linear_ramp
 
 __all__ = ["Config", "prune_l0", "HardConcrete"]
@@ -143,21 +143,10 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
         for p in weights:
             p.requires_grad_(False)
 
-    def on_step(step: int, steps: int, values: dict[str, float]) -> None:
-        request.progress(step=step, steps=steps, budget=budget(step), **values)
-
     try:
         with HeadGates(model, gates.sample(generator)) as head_gates:
-            trained = finetune(
-                model,
-                request.train_set,
-                request.collate,
-                train,
-                checkpoint_dir=request.state_dir,
-                resume=True,
-                loss_fn=loss_fn,
-                on_step=on_step,
-                extras=extras,
+            trained = request.train(
+                model, train, loss_fn, extras, report=lambda step: {"budget": budget(step)}
             )
     finally:
         for p, flag in zip(weights, flags, strict=True):

@@ -24,7 +24,7 @@ from torch import nn
 from prunekit.device import module_device
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears, top_fraction, zero_dropped
-from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras, finetune
+from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
@@ -143,19 +143,12 @@ def gradual_magnitude(
         device=str(module_device(student)),
     )
 
-    def on_step(step: int, total: int, values: dict[str, float]) -> None:
-        request.progress(step=step, steps=total, sparsity=sparsity_at(events, step), **values)
-
-    result = finetune(
+    result = request.train(
         student,
-        request.train_set,
-        request.collate,
         train,
-        checkpoint_dir=request.state_dir,
-        resume=True,
-        loss_fn=loss_fn,
-        on_step=on_step,
-        extras=TrainExtras(after_step=[after_step], state={"masks": masks}),
+        loss_fn,
+        TrainExtras(after_step=[after_step], state={"masks": masks}),
+        report=lambda step: {"sparsity": sparsity_at(events, step)},
     )
     current = {name: mask.cpu() for name, mask in masks.items()}
     plan = request.plan.with_masks(dense_masks(student, request.plan, current))

@@ -29,7 +29,7 @@ from prunekit.methods.magnitude import Config as MagnitudeConfig
 from prunekit.methods.magnitude import distillation, planned_steps
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears, prunable_linears, top_fraction
-from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
+from prunekit.train import ParamGroup, TrainConfig, TrainExtras
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
 __all__ = ["Config", "prune_movement", "TopKMask"]
@@ -102,9 +102,6 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         schedule.keep = 1.0 - sparsity_at(events, step)
         return model_loss(model, batch, step) if model_loss else model(**batch).loss
 
-    def on_step(step: int, total: int, values: dict[str, float]) -> None:
-        request.progress(step=step, steps=total, sparsity=sparsity_at(events, step), **values)
-
     train = TrainConfig(
         learning_rate=config.learning_rate,
         max_steps=steps,
@@ -118,16 +115,8 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         param_groups=[ParamGroup(holder.parameters(), lr=config.scores_lr)],
         state={"scores": holder},
     )
-    result = finetune(
-        student,
-        request.train_set,
-        request.collate,
-        train,
-        checkpoint_dir=request.state_dir,
-        resume=True,
-        loss_fn=loss_fn,
-        on_step=on_step,
-        extras=extras,
+    result = request.train(
+        student, train, loss_fn, extras, report=lambda step: {"sparsity": sparsity_at(events, step)}
     )
     schedule.keep = 1.0 - config.sparsity
     masks = {}

@@ -53,7 +53,7 @@ from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
-from prunekit.train import TrainConfig, distillation_parts, finetune
+from prunekit.train import TrainConfig, distillation_parts
 from prunekit.train.distill import hidden_state_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
@@ -248,24 +248,13 @@ def _distil(
         device=str(device),
     )
 
-    def on_step(step: int, total: int, values: dict[str, float]) -> None:
-        request.progress(step=step, steps=total, note=f"fraction {tag}", **values)
-
-    state_dir = request.state_dir / tag if request.state_dir is not None else None
     with (
         HeadGates(student, gates(0)) as head_gates,
         AttentionOutputs(student) as student_view,
         AttentionOutputs(teacher) as teacher_view,
     ):
-        result = finetune(
-            student,
-            request.train_set,
-            request.collate,
-            train,
-            checkpoint_dir=state_dir,
-            resume=True,
-            loss_fn=loss_fn,
-            on_step=on_step,
+        result = request.train(
+            student, train, loss_fn, state=tag, report=lambda step: {"note": f"fraction {tag}"}
         )
     record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
     return student, record

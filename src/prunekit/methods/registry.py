@@ -25,6 +25,7 @@ from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
 from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
+from prunekit.train import LossFn, TrainConfig, TrainExtras, TrainResult, finetune
 
 __all__ = [
     "HeadTarget",
@@ -107,6 +108,39 @@ class PruneRequest:
     def progress(self, **info: Any) -> None:
         if self.on_progress is not None:
             self.on_progress(info)
+
+    def train(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        loss_fn: LossFn | None = None,
+        extras: TrainExtras | None = None,
+        state: str | None = None,
+        report: Callable[[int], dict[str, Any]] | None = None,
+    ) -> TrainResult:
+        """Train ``model`` on this request's train split through the package's one loop,
+        checkpointing in ``state_dir`` (under ``state`` when a method trains several times),
+        so a killed run resumes; each step is reported as progress with the loss parts and
+        what ``report(step)`` adds (a budget, a sparsity, a note)."""
+
+        def on_step(step: int, total: int, values: dict[str, float]) -> None:
+            extra = report(step) if report is not None else {}
+            self.progress(step=step, steps=total, **extra, **values)
+
+        directory = self.state_dir
+        if directory is not None and state is not None:
+            directory = directory / state
+        return finetune(
+            model,
+            self.train_set,
+            self.collate,
+            config,
+            checkpoint_dir=directory,
+            resume=True,
+            loss_fn=loss_fn,
+            on_step=on_step,
+            extras=extras,
+        )
 
 
 @dataclass
