@@ -1,6 +1,7 @@
 """The ``prunekit`` command line. Each command turns options into a config and calls a recipe."""
 
 from prunekit.cli import (  # noqa: F401  (register the commands)
+    info_commands,
     model_commands,
     smp_commands,
     study_commands,

@@ -1,0 +1,143 @@
+"""Commands that look at models and methods: inspect, bench, export, methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prunekit.cli.app import AsJson, DeviceOption, Overwrite, app, emit, user_errors
+
+
+@app.command()
+@user_errors
+def inspect(
+    model: Annotated[str, typer.Argument(help="Model directory.")],
+    seq_len: Annotated[int, typer.Option(help="Sequence length for MACs.")] = 128,
+    as_json: AsJson = False,
+) -> None:
+    """Heads, FFN widths, parameters (dense and nonzero) and MACs of a model, now and dense."""
+    from prunekit.recipes.inspect import run_inspect
+
+    stats = run_inspect(model, seq_len)
+    human = (
+        f"{stats['architecture']}: {stats['heads_total']}/{stats['heads_original']} heads "
+        f"(per layer {stats['heads_per_layer']}), {stats['parameters']:,}/"
+        f"{stats['parameters_original']:,} parameters"
+    )
+    if "parameters_nonzero" in stats and stats["parameters_nonzero"] != stats["parameters"]:
+        human += f" ({stats['parameters_nonzero']:,} nonzero)"
+    human += (
+        f", encoder MACs@{seq_len} {stats['encoder_macs']:,}/{stats['encoder_macs_original']:,}"
+    )
+    disk = stats["disk_bytes"]
+    human += f"\non disk: {disk['total'] / 1e6:.1f} MB"
+    if "sparse_tensors" in disk:
+        sparse = disk["sparse_tensors"]
+        human += (
+            f"; sparse linears {sparse['stored_bytes'] / 1e6:.1f} MB stored for "
+            f"{sparse['dense_fp32_bytes'] / 1e6:.1f} MB dense fp32 ({sparse['ratio']:.1f}x smaller)"
+        )
+    if stats.get("dropped_modules"):
+        human += (
+            "\nnot counted: the config names "
+            f"{', '.join(stats['dropped_modules'])}, whose weights are not in the checkpoint "
+            "(loaded without them instead of initialising them at random)"
+        )
+    emit(stats, as_json, human)
+
+
+@app.command()
+@user_errors
+def bench(
+    model: Annotated[str, typer.Argument(help="Model directory.")],
+    against: Annotated[
+        str | None, typer.Option(help="Baseline model directory to compare with.")
+    ] = None,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sequence.")] = 128,
+    rounds: Annotated[int, typer.Option(help="Timed rounds per model (median reported).")] = 10,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="torch; onnxruntime (exports and checks each model first); or sparse (the "
+            "model dense in torch vs its sparse CPU path, with the break-even sparsity)."
+        ),
+    ] = "torch",
+    device: DeviceOption = "auto",
+    as_json: AsJson = False,
+) -> None:
+    """Measured latency (batch 1) and throughput (batch 32) vs the MAC-ideal speed-up."""
+    from prunekit.recipes.bench import run_bench
+
+    result = run_bench(
+        model, against, seq_len=seq_len, rounds=rounds, runtime=runtime, device=device
+    )
+    lines = [f"runtime: {result['runtime']}"]
+    for name, entry in result["models"].items():
+        line = (
+            f"{name}: {entry['heads']} heads, latency {entry['latency']['median_s'] * 1e3:.1f} ms, "
+            f"throughput {entry['throughput']['sequences_per_s']:.1f} seq/s"
+        )
+        if "speedup" in entry:
+            s = entry["speedup"]
+            line += (
+                f"; speed-up latency {s['latency']:.2f}x, throughput {s['throughput']:.2f}x, "
+                f"ideal {s['ideal']:.2f}x (measured/ideal {s['throughput_vs_ideal']:.2f})"
+            )
+        lines.append(line)
+    if "sparse_linears" in result:
+        converted = sum(c["sparse"] for c in result["sparse_linears"])
+        even = result["break_even_sparsity"]
+        lines.append(
+            f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted; "
+            "break-even sparsity on this CPU: "
+            + (f"{even:.0%}" if even is not None else "none up to 98%")
+        )
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
+    emit(result, as_json, "\n".join(lines))
+
+
+@app.command()
+def methods(as_json: AsJson = False) -> None:
+    """List the registered pruning methods, what they need and their settings."""
+    from prunekit.recipes.inspect import run_methods
+
+    infos = run_methods()
+    lines = []
+    for info in infos:
+        needs = [f"targets {'/'.join(info['targets'])}"]
+        needs += [flag.replace("_", " ") for flag in _FLAGS if info[flag]]
+        if info["attn_implementation"]:
+            needs.append(f"{info['attn_implementation']} attention")
+        lines.append(f"{info['name']}: {info['summary']} ({', '.join(needs)})")
+        for name, option in info["options"].items():
+            lines.append(f"    {name} = {option['default']!r}  {option['description']}")
+    emit({"methods": infos}, as_json, "\n".join(lines))
+
+
+_FLAGS = ("decides_count", "certifies", "trains_weights", "needs_teacher", "prunes_pretrained")
+
+
+@app.command()
+@user_errors
+def export(
+    model: Annotated[str, typer.Argument(help="Model directory (pruned or dense).")],
+    out: Annotated[Path, typer.Option(help="Output directory for model.onnx and friends.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 18,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest allowed |onnxruntime - PyTorch| output difference.")
+    ] = 1e-4,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+) -> None:
+    """Export to ONNX (dynamic batch and length) and check it against PyTorch with onnxruntime."""
+    from prunekit.recipes.inspect import run_export
+
+    report = run_export(model, out, opset, tolerance, overwrite)
+    human = (
+        f"wrote {report['path']} ({report['onnx_bytes'] / 1e6:.1f} MB, opset {report['opset']}); "
+        f"onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.1e} on shapes "
+        f"{report['checked_shapes']}"
+    )
+    emit(report, as_json, human)

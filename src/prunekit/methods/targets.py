@@ -1,0 +1,96 @@
+"""Head targets: how many heads stay, and the one selector every score-based method shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from prunekit.errors import ConfigError
+from prunekit.models.gates import plan_gates
+from prunekit.plan import PruningPlan
+
+__all__ = ["HeadTarget", "head_target", "select_top_heads"]
+
+
+@dataclass(frozen=True)
+class HeadTarget:
+    """How many heads stay. ``per_layer`` asks for the same count in every layer."""
+
+    keep: int
+    per_layer: bool = False
+    min_per_layer: int = 0
+
+
+def head_target(
+    plan: PruningPlan,
+    heads: float | None = None,
+    keep_heads: int | None = None,
+    per_layer: bool = False,
+    min_per_layer: int = 0,
+) -> HeadTarget:
+    """Turn ``--heads`` (fraction of all original heads removed) or ``--keep-heads`` into a target.
+
+    Raises:
+        ConfigError: both or neither given, or a value out of range.
+    """
+    if (heads is None) == (keep_heads is None):
+        raise ConfigError("give exactly one of --heads (fraction removed) or --keep-heads N")
+    total = plan.heads_total
+    if heads is not None:
+        if not 0 <= heads < 1:
+            raise ConfigError(f"--heads must be in [0, 1) (fraction of heads removed), got {heads}")
+        keep = total - round(heads * total)
+    else:
+        keep = int(keep_heads)  # type: ignore[arg-type]
+    if not 1 <= keep <= plan.heads_kept:
+        raise ConfigError(
+            f"cannot keep {keep} heads: the model has {plan.heads_kept} of {total} heads left"
+        )
+    if per_layer and keep % plan.num_layers:
+        raise ConfigError(
+            f"--per-layer needs a head count divisible by {plan.num_layers} layers, got {keep}"
+        )
+    if min_per_layer * plan.num_layers > keep:
+        raise ConfigError(
+            f"--at-least-heads-per-layer {min_per_layer} x {plan.num_layers} layers exceeds "
+            f"the {keep} heads to keep"
+        )
+    return HeadTarget(keep=keep, per_layer=per_layer, min_per_layer=min_per_layer)
+
+
+def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget) -> PruningPlan:
+    """Keep the highest-scoring heads (``scores [L, H]``, original indices) meeting ``target``.
+
+    Only heads the model still has are eligible. Ties break towards lower (layer, head) indices
+    so the result is deterministic. Shared by every score-based method.
+    """
+    scores = scores.detach().float().cpu()
+    eligible = plan_gates(plan).bool()
+    masked = torch.where(eligible, scores, torch.full_like(scores, -torch.inf))
+    num_layers, num_heads = scores.shape
+    chosen: set[tuple[int, int]] = set()
+    if target.per_layer:
+        per = target.keep // num_layers
+        for layer in range(num_layers):
+            order = _stable_desc(masked[layer])
+            if int(eligible[layer].sum()) < per:
+                raise ConfigError(f"layer {layer} has fewer than {per} heads left")
+            chosen |= {(layer, h) for h in order[:per]}
+    else:
+        for layer in range(num_layers):  # the per-layer floor first
+            order = _stable_desc(masked[layer])
+            chosen |= {(layer, h) for h in order[: target.min_per_layer] if eligible[layer, h]}
+        flat = _stable_desc(masked.flatten())
+        for index in flat:
+            if len(chosen) >= target.keep:
+                break
+            layer, head = divmod(index, num_heads)
+            if eligible[layer, head]:
+                chosen.add((layer, head))
+    kept = [sorted(h for (li, h) in chosen if li == layer) for layer in range(num_layers)]
+    return plan.model_copy(update={"kept_heads": tuple(tuple(k) for k in kept)})
+
+
+def _stable_desc(values: torch.Tensor) -> list[int]:
+    return torch.sort(values, descending=True, stable=True).indices.tolist()
