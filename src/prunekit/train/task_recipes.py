@@ -80,7 +80,9 @@ TASK_RECIPES: dict[str, TaskRecipe] = {
     "sst2": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
     "mrpc": _SHARED,
     "stsb": _SHARED,
-    "rte": _SHARED,
+    # benchmarks/results/dense.md: lr 1e-4 x3 won the validation sweep (2e-5/5e-5/1e-4 x3,
+    # 1e-4 x6); its dev mean over seeds 0-2 is 55.60, below the 63 target.
+    "rte": TaskRecipe(learning_rate=1e-4, epochs=3, swept=True),
     "qqp": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
     "mnli": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
     "qnli": _SHARED.model_copy(update={"epochs": 1, "max_train_samples": 20000}),
