@@ -145,8 +145,9 @@ def time_models(
     """Median forward time of each model on a ``[batch_size, seq_len]`` batch without padding.
 
     Rounds interleave the models (A, B, A, B, ...) so drifts in machine speed hit all alike.
-    With ``sessions`` (onnxruntime sessions under the same names as ``models``) the exported
-    graphs are timed instead of the PyTorch modules, on the same inputs.
+    With ``sessions`` (onnxruntime sessions under names of ``models``) those models' exported
+    graphs are timed instead of their PyTorch modules, on the same inputs and in the same
+    interleaved rounds, so torch and onnxruntime timings compare directly.
 
     Args:
         device: where to time; models elsewhere are moved there (in place). ``None`` keeps
@@ -166,12 +167,16 @@ def time_models(
         1000 if vocab > 2000 else 5, vocab, (batch_size, seq_len), generator=generator
     )
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    if sessions is not None:
-        runners = {name: _onnx_runner(sessions[name], batch) for name in models}
-        target = torch.device("cpu")  # onnxruntime reads numpy arrays from host memory
-    else:
-        on_device = {k: v.to(target) for k, v in batch.items()}
-        runners = {name: _torch_runner(model, on_device) for name, model in models.items()}
+    sessions = sessions or {}
+    if sessions and target.type != "cpu":
+        raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
+    on_device = {k: v.to(target) for k, v in batch.items()}
+    runners = {
+        name: _onnx_runner(sessions[name], batch)
+        if name in sessions
+        else _torch_runner(model, on_device)
+        for name, model in models.items()
+    }
     for run in runners.values():
         for _ in range(warmup):
             run()

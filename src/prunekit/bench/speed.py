@@ -27,18 +27,22 @@ def speed_table(
     warmup: int = 2,
     sessions: dict[str, Any] | None = None,
     runtime_version: str | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Timings of each model; with a ``baseline`` entry also measured vs ideal speed-ups.
 
-    With ``sessions`` (onnxruntime, same names) the exported graphs are timed instead, and
-    ``runtime_version`` records onnxruntime's version.
+    With ``sessions`` (onnxruntime sessions under names of ``models``) those models' exported
+    graphs are timed instead, and ``runtime_version`` records onnxruntime's version. Each
+    entry names the runtime it was timed in.
     """
-    timing = dict(seq_len=seq_len, rounds=rounds, warmup=warmup, sessions=sessions)
+    sessions = sessions or {}
+    timing = dict(seq_len=seq_len, rounds=rounds, warmup=warmup, sessions=sessions, device=device)
     latency = time_models(models, latency_batch, **timing)
     throughput = time_models(models, throughput_batch, **timing)
+    runtimes = {name: "onnxruntime" if name in sessions else "torch" for name in models}
     result: dict[str, Any] = {
         "environment": environment(models.values()),
-        "runtime": "torch" if sessions is None else "onnxruntime",
+        "runtime": "+".join(dict.fromkeys(runtimes.values())),
         "seq_len": seq_len,
         "models": {},
     }
@@ -46,6 +50,7 @@ def speed_table(
         result["environment"]["onnxruntime"] = runtime_version
     for name in models:
         result["models"][name] = {
+            "runtime": runtimes[name],
             "heads": stats[name]["heads_total"],
             "parameters": stats[name]["parameters"],
             "encoder_macs": stats[name]["encoder_macs"],

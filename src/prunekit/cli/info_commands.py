@@ -61,7 +61,8 @@ def bench(
         str,
         typer.Option(
             help="torch; onnxruntime (exports and checks each model first); or sparse (the "
-            "model dense in torch vs its sparse CPU path, with the break-even sparsity)."
+            "model's sparse CPU path vs dense torch and dense onnxruntime, with the "
+            "break-even sparsity)."
         ),
     ] = "torch",
     device: DeviceOption = "auto",
@@ -79,6 +80,12 @@ def bench(
             f"{name}: {entry['heads']} heads, latency {entry['latency']['median_s'] * 1e3:.1f} ms, "
             f"throughput {entry['throughput']['sequences_per_s']:.1f} seq/s"
         )
+        if "vs_onnxruntime" in entry:
+            v = entry["vs_onnxruntime"]
+            line += (
+                f"; vs onnxruntime dense: latency {v['latency']:.2f}x, "
+                f"throughput {v['throughput']:.2f}x"
+            )
         if "speedup" in entry:
             s = entry["speedup"]
             line += (
@@ -88,11 +95,13 @@ def bench(
         lines.append(line)
     if "sparse_linears" in result:
         converted = sum(c["sparse"] for c in result["sparse_linears"])
-        even = result["break_even_sparsity"]
+        even = ", ".join(
+            f"batch {batch}: " + (f"{value:.0%}" if value is not None else "none up to 98%")
+            for batch, value in result["break_even_sparsity"].items()
+        )
         lines.append(
             f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted; "
-            "break-even sparsity on this CPU: "
-            + (f"{even:.0%}" if even is not None else "none up to 98%")
+            f"break-even sparsity on this CPU ({even})"
         )
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     emit(result, as_json, "\n".join(lines))
