@@ -7,6 +7,7 @@ Public API::
     prunekit.apply_plan(model, plan)                   # physically remove heads / FFN neurons
     with prunekit.HeadGates(model, gates): ...         # differentiable head masking (v5-safe)
     prunekit.save(model, "out-dir", tokenizer)
+    prunekit.save(model, "small-dir", storage=prunekit.StorageOptions(embeddings="int8"))
 """
 
 from prunekit.errors import PrunekitError
@@ -18,6 +19,7 @@ from prunekit.models import (
     model_stats,
     save,
 )
+from prunekit.models.sparse_storage import StorageOptions
 from prunekit.plan import PruningPlan
 
 __version__ = "0.1.0"
@@ -26,6 +28,7 @@ __all__ = [
     "HeadGates",
     "PrunekitError",
     "PruningPlan",
+    "StorageOptions",
     "__version__",
     "apply_plan",
     "current_plan",

@@ -240,3 +240,20 @@ def test_inspect_reports_bytes_on_disk(pruned):
     files = stats["disk_bytes"]["files"]
     assert files["model.safetensors"] > 1_000_000
     assert stats["disk_bytes"]["total"] == sum(files.values())
+
+
+def test_compact_stores_int8_embeddings_and_eval_still_runs(pruned, tmp_path):
+    out, _ = pruned
+    small = tmp_path / "int8"
+    report = run_json("compact", out, "--out", small, "--embeddings", "int8")
+    # The word embeddings are ~47 of the pruned model's ~80 MB; int8 keeps a quarter of them.
+    assert report["bytes_after"] < 0.6 * report["bytes_before"]
+    assert 0 < report["max_abs_output_change"] < 0.5
+    stats = run_json("inspect", small)
+    assert stats["disk_bytes"]["quantized_tensors"]["ratio"] > 3.9
+    assert stats["heads_total"] == 36  # the head plan is kept
+    bad = runner.invoke(
+        app, ["compact", str(out), "--out", str(tmp_path / "x"), "--embeddings", "int4"]
+    )
+    assert bad.exit_code == 2 and "float32, float16 or int8" in bad.output
+    assert not (tmp_path / "x").exists()

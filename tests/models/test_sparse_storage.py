@@ -9,9 +9,16 @@ import transformers
 from conftest import TINY, tiny_batch, tiny_model
 
 from prunekit import PruningPlan, apply_plan, current_plan, load, save
-from prunekit.errors import ModelLoadError
+from prunekit.errors import ConfigError, ModelLoadError
 from prunekit.models.masks import masked_linears
-from prunekit.models.sparse_storage import SPARSE_NAME, read_sparse, storage_report, write_sparse
+from prunekit.models.sparse_storage import (
+    QUANTIZED_NAME,
+    SPARSE_NAME,
+    StorageOptions,
+    read_sparse,
+    storage_report,
+    write_sparse,
+)
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
 
@@ -71,3 +78,50 @@ def test_stock_loading_fails_loudly_and_a_missing_sparse_file_is_an_error(tmp_pa
     (tmp_path / "m" / SPARSE_NAME).unlink()
     with pytest.raises(ModelLoadError):
         load(tmp_path / "m")
+
+
+def test_half_precision_values_and_int8_embeddings_reload_what_was_stored(family, tmp_path):
+    model = sparse_model(family)
+    storage = StorageOptions(sparse_values="float16", embeddings="int8")
+    save(model, tmp_path / "m", storage=storage)
+    again = load(tmp_path / "m")
+    embedding = model.get_input_embeddings().weight.detach()
+    loaded = again.get_input_embeddings().weight.detach()
+    assert loaded.dtype == torch.float32
+    # Symmetric int8 per row: every entry within half a step (max|row| / 254) of the original.
+    step = embedding.abs().amax(dim=1, keepdim=True) / 127
+    assert ((loaded - embedding).abs() <= step / 2 + 1e-7).all()
+    assert not torch.equal(loaded, embedding)
+    for key, weight in masked_linears(model, current_plan(model)).items():
+        reloaded = masked_linears(again, current_plan(again))[key]
+        assert torch.equal(reloaded, weight.detach().half().float()), key
+    # What was loaded is what is stored: saving it again changes nothing.
+    save(again, tmp_path / "m2", storage=storage)
+    third = load(tmp_path / "m2")
+    with torch.no_grad():
+        assert torch.allclose(again(**tiny_batch()).logits, third(**tiny_batch()).logits)
+    report = storage_report(tmp_path / "m")
+    assert report["quantized_tensors"]["ratio"] > 2.5  # int8 + a fp32 scale per (short) row
+    with pytest.raises((RuntimeError, ValueError, OSError)):
+        transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+    (tmp_path / "m" / QUANTIZED_NAME).unlink()
+    with pytest.raises(ModelLoadError, match="model_quantized.safetensors"):
+        load(tmp_path / "m")
+
+
+def test_half_precision_embeddings_of_a_dense_model(tmp_path):
+    model = tiny_model("bert")
+    save(model, tmp_path / "m", storage=StorageOptions(embeddings="float16"))
+    again = load(tmp_path / "m")
+    half = model.get_input_embeddings().weight.detach().half().float()
+    assert torch.equal(again.get_input_embeddings().weight.detach(), half)
+    assert storage_report(tmp_path / "m")["quantized_tensors"]["ratio"] == pytest.approx(
+        2, 0.05
+    )  # + header
+
+
+def test_unknown_storage_options_are_refused():
+    with pytest.raises(ConfigError, match="float32, float16 or int8"):
+        StorageOptions(embeddings="int4")
+    with pytest.raises(ConfigError, match="float32 or float16"):
+        StorageOptions(sparse_values="int8")

@@ -1,4 +1,5 @@
-"""Commands that look at models and methods: inspect, bench, export, methods."""
+"""Commands that look at or convert models, and list methods: inspect, bench, export, compact,
+methods."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ def inspect(
         human += (
             f"; sparse linears {sparse['stored_bytes'] / 1e6:.1f} MB stored for "
             f"{sparse['dense_fp32_bytes'] / 1e6:.1f} MB dense fp32 ({sparse['ratio']:.1f}x smaller)"
+        )
+    if "quantized_tensors" in disk:
+        quantized = disk["quantized_tensors"]
+        human += (
+            f"; word embeddings {quantized['stored_bytes'] / 1e6:.1f} MB stored for "
+            f"{quantized['dense_fp32_bytes'] / 1e6:.1f} MB fp32 ({quantized['ratio']:.1f}x smaller)"
         )
     if stats.get("dropped_modules"):
         human += (
@@ -148,5 +155,35 @@ def export(
         f"wrote {report['path']} ({report['onnx_bytes'] / 1e6:.1f} MB, opset {report['opset']}); "
         f"onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.1e} on shapes "
         f"{report['checked_shapes']}"
+    )
+    emit(report, as_json, human)
+
+
+@app.command()
+@user_errors
+def compact(
+    model: Annotated[str, typer.Argument(help="Model directory (pruned or dense).")],
+    out: Annotated[Path, typer.Option(help="Output directory for the smaller copy.")],
+    sparse_values: Annotated[
+        str, typer.Option(help="Nonzeros of sparse weights: float32 (exact) or float16.")
+    ] = "float32",
+    embeddings: Annotated[
+        str, typer.Option(help="Word embeddings: float32, float16 or int8 (per-row scales).")
+    ] = "float32",
+    overwrite: Overwrite = False,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the random batch the outputs are compared on.")
+    ] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Store a model smaller: half-precision sparse values, float16 or int8 word embeddings."""
+    from prunekit.recipes.inspect import run_compact
+
+    report = run_compact(model, out, sparse_values, embeddings, overwrite, seed)
+    human = (
+        f"wrote {report['out']}: {report['bytes_before'] / 1e6:.1f} MB -> "
+        f"{report['bytes_after'] / 1e6:.1f} MB; outputs moved by at most "
+        f"{report['max_abs_output_change']:.1e} on a random batch (check task metrics with "
+        "`prunekit eval`)"
     )
     emit(report, as_json, human)

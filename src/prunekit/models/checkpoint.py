@@ -29,15 +29,18 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from prunekit.errors import ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
+from prunekit.models.model_card import model_card
 from prunekit.models.sparse_storage import (
     MASKS_NAME,
+    QUANTIZED_NAME,
     SPARSE_NAME,
+    StorageOptions,
+    compact_parameters,
     emptied,
-    read_sparse,
+    read_compact,
     sparse_parameters,
-    write_sparse,
+    write_compact,
 )
-from prunekit.models.stats import model_stats
 from prunekit.models.surgery import (
     CONFIG_KEY,
     apply_plan,
@@ -69,20 +72,34 @@ def save(
     directory: str | Path,
     tokenizer: Any = None,
     overwrite: bool = False,
+    storage: StorageOptions | None = None,
 ) -> Path:
-    """Write ``model`` (and ``tokenizer``) to ``directory`` atomically. Returns the path."""
+    """Write ``model`` (and ``tokenizer``) to ``directory`` atomically. Returns the path.
+
+    ``storage`` stores sparse values or the word embeddings in half precision or int8
+    (`StorageOptions`); the default keeps every weight exactly as the model holds it.
+    """
     with atomic_output_dir(directory, overwrite) as tmp:
-        write_model_files(model, tmp, tokenizer)
+        write_model_files(model, tmp, tokenizer, storage)
     return Path(directory)
 
 
-def write_model_files(model: PreTrainedModel, directory: Path, tokenizer: Any = None) -> None:
+def write_model_files(
+    model: PreTrainedModel,
+    directory: Path,
+    tokenizer: Any = None,
+    storage: StorageOptions | None = None,
+) -> None:
     """Write the model files into an existing (temporary) directory."""
+    storage = storage or StorageOptions()
     plan = current_plan(model)
     if plan.sparse_masks is not None:
         plan = plan.with_masks(plan.masks, MASKS_NAME)
     config = model.config
-    setattr(config, CONFIG_KEY, {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()})
+    section: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()}
+    if storage != StorageOptions():
+        section["storage"] = storage.to_dict()
+    setattr(config, CONFIG_KEY, section)
     # ``model.to(float16)`` leaves config.dtype as it was; record what the weights really are.
     config.dtype = _parameter_dtype(model) or config.dtype
     config.architectures = [type(model).__name__]
@@ -90,18 +107,17 @@ def write_model_files(model: PreTrainedModel, directory: Path, tokenizer: Any = 
     if hasattr(config, "pruned_heads"):
         delattr(config, "pruned_heads")
     config.save_pretrained(directory)
-    # Masked weights are stored compactly (bitmask + values) and leave an empty placeholder.
-    sparse = sparse_parameters(model, plan)
-    with emptied(sparse) as dense:
+    # Masked (and quantized) weights are stored compactly and leave an empty placeholder.
+    compact = compact_parameters(model, plan, storage)
+    with emptied(compact) as dense:
         safetensors.torch.save_model(
             model, str(directory / WEIGHTS_NAME), metadata={"format": "pt"}
         )
-    if sparse:
-        write_sparse(directory / SPARSE_NAME, dense)
+    write_compact(directory, dense, model, plan, storage)
     plan.write_masks(directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
-    (directory / "README.md").write_text(_model_card(model, plan))
+    (directory / "README.md").write_text(model_card(model, plan, storage))
 
 
 def is_prunekit_dir(directory: str | Path) -> bool:
@@ -149,6 +165,7 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
         kwargs["dtype"] = dtype
 
     plan = _stored_plan(raw, config)
+    storage = _stored_storage(raw)
     if plan is not None:
         try:
             plan = plan.resolve_masks(directory)
@@ -170,7 +187,7 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
             except PlanError as err:
                 raise ModelLoadError(f"{directory} holds an unusable plan: {err}") from None
         _match_dtypes(model, file_dtypes)
-        _load_weights(model, weights, plan, directory)
+        _load_weights(model, weights, plan, storage, directory)
     install_head_mask_guard(model)
     return model.eval()
 
@@ -229,6 +246,14 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
             **{**dense.to_dict(), "kept_heads": [sorted(k) for k in kept], "method": "v4"}
         )
     return None
+
+
+def _stored_storage(raw: dict[str, Any]) -> StorageOptions:
+    section = raw.get(CONFIG_KEY) or {}
+    try:
+        return StorageOptions.from_dict(section.get("storage"))
+    except (PrunekitError, TypeError) as err:
+        raise ModelLoadError(f"config.json holds invalid storage options: {err}") from None
 
 
 def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
@@ -332,26 +357,35 @@ def _match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None
             tensor.data = tensor.data.to(dtype)
 
 
-def _load_weights(model: nn.Module, weights: Path, plan: PruningPlan, directory: Path) -> None:
-    """Strict load; sparse-stored weights come from their compact file."""
-    sparse = sparse_parameters(model, plan)
-    if not sparse:
+def _load_weights(
+    model: nn.Module,
+    weights: Path,
+    plan: PruningPlan,
+    storage: StorageOptions,
+    directory: Path,
+) -> None:
+    """Strict load; compactly stored weights come from their own files."""
+    compact = compact_parameters(model, plan, storage)
+    if not compact:
         _load_weights_strict(model, weights)
         return
-    if not (directory / SPARSE_NAME).is_file():
-        raise ModelLoadError(
-            f"{directory} has no {SPARSE_NAME}, which holds its sparse weights; the directory "
-            "is incomplete"
-        )
+    needed = {SPARSE_NAME: bool(sparse_parameters(model, plan))}
+    needed[QUANTIZED_NAME] = storage.embeddings != "float32"
+    for name, required in needed.items():
+        if required and not (directory / name).is_file():
+            raise ModelLoadError(
+                f"{directory} has no {name}, which holds some of its weights; the directory "
+                "is incomplete"
+            )
     try:
-        stored = read_sparse(directory / SPARSE_NAME)
+        stored = read_compact(directory)
     except (SafetensorError, KeyError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{directory / SPARSE_NAME} is corrupt: {err}") from None
-    with emptied(sparse):
+        raise ModelLoadError(f"{directory}'s compact weight files are corrupt: {err}") from None
+    with emptied(compact):
         _load_weights_strict(model, weights)
-    for name, param in sparse.items():
+    for name, param in compact.items():
         if name not in stored or tuple(stored[name].shape) != tuple(param.shape):
-            raise ModelLoadError(f"{directory / SPARSE_NAME} does not hold {name} as the plan says")
+            raise ModelLoadError(f"{directory} does not hold {name} as its config says")
         with torch.no_grad():
             param.copy_(stored[name])
 
@@ -374,30 +408,3 @@ def _load_weights_strict(model: nn.Module, weights: Path) -> None:
             f"{weights} does not match config.json: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
-
-
-def _model_card(model: nn.Module, plan: PruningPlan) -> str:
-    stats = model_stats(model)
-    saved = 1 - stats.parameters / stats.parameters_original
-    per_layer = ", ".join(str(n) for n in stats.heads_per_layer)
-    nonzero = ""
-    if plan.sparse_masks is not None:
-        nonzero = (
-            f"| nonzero parameters | {stats.parameters_original:,} | "
-            f"{stats.parameters_nonzero:,} |\n"
-            f"| nonzero encoder MACs @ {stats.seq_len} tokens | "
-            f"{stats.encoder_macs_original:,} | {stats.encoder_macs_nonzero:,} |\n"
-        )
-    return (
-        f"# {stats.architecture} pruned with prunekit\n\n"
-        f"| | original | pruned |\n|---|---|---|\n"
-        f"| attention heads | {stats.heads_original} | {stats.heads_total} |\n"
-        f"| parameters | {stats.parameters_original:,} | {stats.parameters:,} "
-        f"({saved:.1%} fewer) |\n"
-        f"| encoder MACs @ {stats.seq_len} tokens | {stats.encoder_macs_original:,} | "
-        f"{stats.encoder_macs:,} |\n{nonzero}\n"
-        f"Heads kept per layer: {per_layer}.\n\n"
-        "The weights are physically smaller, so stock `from_pretrained` refuses this directory "
-        "with a size-mismatch error. Load it with:\n\n"
-        "```python\nimport prunekit\nmodel = prunekit.load(PATH)\n```\n"
-    )

@@ -1,17 +1,23 @@
-"""Compact storage of sparse weights: a bitmask plus the nonzero values per tensor.
+"""Compact storage: sparse weights as a bitmask plus values, optionally half-precision values,
+and optionally quantized word embeddings.
 
 A model whose plan carries unstructured masks stores each masked linear's weight in
 ``model_sparse.safetensors`` as ``<name>::bitmask`` (the nonzero pattern, 8 entries a byte),
-``<name>::values`` (the nonzeros in row-major order, in the weight's dtype) and
-``<name>::shape``; ``model.safetensors`` keeps an empty placeholder under the same name, so
-stock ``from_pretrained`` fails with a size mismatch instead of loading zeros, and
-`prunekit.load` restores the weights exactly (zeros are written as +0.0).
+``<name>::values`` (the nonzeros in row-major order, in the weight's dtype, or float16 with
+``StorageOptions(sparse_values="float16")``) and ``<name>::shape``. With
+``StorageOptions(embeddings="float16" | "int8")`` the word-embedding matrix (~47 MB of the
+default MiniLM's ~90 MB, never pruned) goes to ``model_quantized.safetensors``: float16, or int8
+with one float32 scale per row (symmetric, ``scale = max|row| / 127``). Either way
+``model.safetensors`` keeps an empty placeholder under the same name, so stock
+``from_pretrained`` fails with a size mismatch instead of loading zeros, and `prunekit.load`
+restores exactly what was stored (zeros as +0.0; half or int8 values are rounded once, at save).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +26,125 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from prunekit.errors import ConfigError
 from prunekit.models.masks import masked_linears
 from prunekit.plan import PruningPlan
 
 __all__ = [
     "SPARSE_NAME",
     "MASKS_NAME",
+    "QUANTIZED_NAME",
+    "StorageOptions",
+    "compact_parameters",
     "sparse_parameters",
     "emptied",
+    "write_compact",
+    "read_compact",
     "write_sparse",
     "read_sparse",
     "storage_report",
 ]
 
 SPARSE_NAME = "model_sparse.safetensors"
+QUANTIZED_NAME = "model_quantized.safetensors"
 MASKS_NAME = "model_masks.safetensors"  # the plan's masks in a model directory (checkpoint.py)
+_DTYPES = {"float32": None, "float16": torch.float16, "int8": torch.int8}
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How a saved model stores what can be stored smaller.
+
+    ``sparse_values``: ``float32`` (the weights' own dtype, exact) or ``float16`` for the
+    nonzeros of sparse weights. ``embeddings``: ``float32`` (as the model holds them),
+    ``float16`` or ``int8`` (per-row scales) for the word-embedding matrix.
+    """
+
+    sparse_values: str = "float32"
+    embeddings: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.sparse_values not in ("float32", "float16"):
+            raise ConfigError(
+                f"sparse values {self.sparse_values!r} unknown; use float32 or float16"
+            )
+        if self.embeddings not in _DTYPES:
+            raise ConfigError(
+                f"embeddings storage {self.embeddings!r} unknown; use float32, float16 or int8"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> StorageOptions:
+        return cls(**(data or {}))
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def compact_parameters(
+    model: nn.Module, plan: PruningPlan, storage: StorageOptions
+) -> dict[str, nn.Parameter]:
+    """``{state-dict name: parameter}`` of every weight stored outside ``model.safetensors``."""
+    found = sparse_parameters(model, plan)
+    if storage.embeddings != "float32":
+        embedding = model.get_input_embeddings().weight
+        found.update({n: p for n, p in model.named_parameters() if p is embedding})
+    return found
+
+
+def write_compact(
+    directory: Path,
+    tensors: dict[str, torch.Tensor],
+    model: nn.Module,
+    plan: PruningPlan,
+    storage: StorageOptions,
+) -> None:
+    """The tensors `compact_parameters` named, into their files in ``directory``."""
+    sparse_names = set(sparse_parameters(model, plan))
+    sparse = {n: t for n, t in tensors.items() if n in sparse_names}
+    if sparse:
+        write_sparse(directory / SPARSE_NAME, sparse, _DTYPES[storage.sparse_values])
+    quantized = {n: t for n, t in tensors.items() if n not in sparse_names}
+    if quantized:
+        _write_quantized(directory / QUANTIZED_NAME, quantized, storage.embeddings)
+
+
+def read_compact(directory: Path) -> dict[str, torch.Tensor]:
+    """``{name: dense tensor}`` from whichever compact files ``directory`` holds."""
+    found: dict[str, torch.Tensor] = {}
+    if (directory / SPARSE_NAME).is_file():
+        found.update(read_sparse(directory / SPARSE_NAME))
+    if (directory / QUANTIZED_NAME).is_file():
+        found.update(_read_quantized(directory / QUANTIZED_NAME))
+    return found
+
+
+def _write_quantized(path: Path, tensors: dict[str, torch.Tensor], kind: str) -> None:
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in tensors.items():
+        rows = tensor.detach().cpu().float().contiguous()
+        if kind == "int8":
+            scale = rows.abs().amax(dim=1) / 127
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            out[f"{name}::int8"] = (
+                torch.round(rows / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            )
+            out[f"{name}::scale"] = scale
+        else:
+            out[f"{name}::float16"] = rows.half()
+    safetensors.torch.save_file(out, str(path), metadata={"format": "prunekit-quantized-1"})
+
+
+def _read_quantized(path: Path) -> dict[str, torch.Tensor]:
+    stored = safetensors.torch.load_file(str(path))
+    found = {}
+    for key, tensor in stored.items():
+        name, _, kind = key.rpartition("::")
+        if kind == "int8":
+            found[name] = tensor.float() * stored[f"{name}::scale"][:, None]
+        elif kind == "float16":
+            found[name] = tensor
+    return found
 
 
 def sparse_parameters(model: nn.Module, plan: PruningPlan) -> dict[str, nn.Parameter]:
@@ -59,14 +169,20 @@ def emptied(parameters: dict[str, nn.Parameter]) -> Iterator[dict[str, torch.Ten
             p.data = saved[name]
 
 
-def write_sparse(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Bitmask + values + shape of each tensor into one safetensors file."""
+def write_sparse(
+    path: Path, tensors: dict[str, torch.Tensor], values_dtype: torch.dtype | None = None
+) -> None:
+    """Bitmask + values (in ``values_dtype``, default the tensor's) + shape of each tensor into
+    one safetensors file."""
     out: dict[str, torch.Tensor] = {}
     for name, tensor in tensors.items():
         flat = tensor.detach().cpu().contiguous().flatten()
         nonzero = flat != 0
         out[f"{name}::bitmask"] = torch.from_numpy(np.packbits(nonzero.numpy()))
-        out[f"{name}::values"] = flat[nonzero].clone()
+        values = flat[nonzero]
+        # A nonzero that rounds to 0 in half precision stays a stored (zero) entry: the bitmask
+        # keeps the pattern, so the plan's masks and the stored weights still agree.
+        out[f"{name}::values"] = values.to(values_dtype) if values_dtype else values.clone()
         out[f"{name}::shape"] = torch.tensor(tensor.shape, dtype=torch.int64)
     safetensors.torch.save_file(out, str(path), metadata={"format": "prunekit-sparse-1"})
 
@@ -104,5 +220,19 @@ def storage_report(directory: Path) -> dict[str, Any]:
             "dense_fp32_bytes": dense,
             "stored_bytes": stored,
             "ratio": dense / max(stored, 1),
+        }
+    quantized = directory / QUANTIZED_NAME
+    if quantized.is_file():
+        with safetensors.safe_open(str(quantized), framework="pt") as handle:
+            shapes = [
+                handle.get_slice(k).get_shape()
+                for k in handle.keys()  # noqa: SIM118
+                if k.endswith(("::int8", "::float16"))
+            ]
+        dense = sum(int(np.prod(s)) * 4 for s in shapes)
+        report["quantized_tensors"] = {
+            "dense_fp32_bytes": dense,
+            "stored_bytes": files[QUANTIZED_NAME],
+            "ratio": dense / max(files[QUANTIZED_NAME], 1),
         }
     return report
