@@ -8,13 +8,14 @@ import torch
 from conftest import TINY, tiny_batch, tiny_model, unbatch
 from torch.utils.data import default_collate
 
-from prunekit import apply_plan, current_plan, load, save
+from prunekit import PruningPlan, apply_plan, current_plan, load, save
 from prunekit.data import get_task
 from prunekit.methods import PruneRequest, get_method, head_target
 from prunekit.methods.peer import largest_feasible
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs
-from prunekit.train.distill import peer_loss
+from prunekit.scoring.similarity import attention_map_similarity
+from prunekit.train.distill import attention_pairing_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
 L, H = TINY["layers"], TINY["heads"]
@@ -104,3 +105,42 @@ def test_lossless_mode_reports_every_fraction_it_tried():
     assert result.record["fraction"] == 0.75  # a budget of 100 points accepts everything
     assert set(result.record["tried"]) <= {"0.25", "0.50", "0.75"}
     assert result.plan.heads_kept == L * H - round(0.75 * L * H)
+
+
+def test_attention_map_similarity_is_one_on_the_diagonal_and_symmetric():
+    model = tiny_model("bert", attn="eager")
+    kept = [[h for h in range(H) if (layer, h) != (0, 1)] for layer in range(L)]
+    apply_plan(model, PruningPlan.build(**{**current_plan(model).to_dict(), "kept_heads": kept}))
+    similarity = attention_map_similarity(model, [BATCH])
+    assert similarity.shape == (L, H, H)
+    assert torch.isnan(similarity[0, 1]).all() and torch.isnan(similarity[0, :, 1]).all()
+    kept = similarity[1]
+    assert torch.allclose(torch.diagonal(kept), torch.ones(H), atol=1e-5)
+    assert torch.allclose(kept, kept.T, atol=1e-6) and (kept <= 1 + 1e-5).all()
+
+
+def test_the_pairing_loss_vanishes_for_a_head_paired_with_itself():
+    model = tiny_model("bert", attn="eager")
+    inputs = {k: v for k, v in BATCH.items() if k != "labels"}
+    with torch.no_grad():
+        maps = model(**inputs, output_attentions=True).attentions
+    mask = inputs["attention_mask"]
+    assert attention_pairing_loss(maps, maps, [(0, 2, 2), (1, 0, 0)], mask).item() == 0.0
+    assert attention_pairing_loss(maps, maps, [(0, 2, 3)], mask).item() > 0.0
+
+
+def test_pairing_matches_each_pruned_head_to_its_most_similar_retained_peer():
+    model = tiny_model("bert")
+    request = peer_request(model, keep=6, pairing_weight=0.1, epochs=1)
+    result = get_method("peer")(request)
+    plan, pairs = result.plan, result.record["pairs"]
+    assert len(pairs) == L * H - 6  # one per pruned head (the dense teacher has them all)
+    assert "pairing" in result.record["loss_curve"][-1]
+    assert request.teacher.config._attn_implementation == model.config._attn_implementation
+    eager = copy.deepcopy(request.teacher)
+    eager.set_attn_implementation("eager")
+    similarity = attention_map_similarity(eager, [BATCH])
+    for layer, retained, pruned in pairs:
+        assert retained in plan.kept_heads[layer] and pruned not in plan.kept_heads[layer]
+        best = max(similarity[layer, pruned, r] for r in plan.kept_heads[layer])
+        assert similarity[layer, pruned, retained] == best

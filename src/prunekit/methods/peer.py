@@ -22,13 +22,19 @@ choice OUR CHOICE and configurable:
   one does); every fraction tried is in the record.
 - Training: AdamW, lr 2e-5, batch 32, warm-up 10%, linear decay, ``epochs`` (3) of the train
   split, or the request's ``train_budget_steps`` when given (compare's equal budget).
-- The optional pairing loss of §3(b) (each pruned head's attention map matched by its most
-  similar retained head) is not implemented.
+- **Pairing (optional, off by default).** With ``pairing_weight`` > 0 each pruned head is
+  paired with the retained head of its layer whose attention maps are most alike on the
+  teacher (cosine of flattened maps, padding left out, averaged over ``pairing_examples``
+  seeded training examples), and the loss adds ``pairing_weight`` · Σ_pairs MSE(student map
+  of the retained head, teacher map of the pruned head) (methods.md suggests 0.1). It needs
+  attention maps, so student and teacher run eager attention while it is on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -51,10 +57,12 @@ from prunekit.methods.registry import (
 from prunekit.models import apply_plan
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs
+from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
+from prunekit.scoring.similarity import attention_map_similarity
 from prunekit.train import TrainConfig, distillation_parts
-from prunekit.train.distill import hidden_state_loss, peer_loss
+from prunekit.train.distill import attention_pairing_loss, hidden_state_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
 __all__ = ["Config", "prune_peer", "largest_feasible"]
@@ -80,6 +88,12 @@ class Config(MethodConfig):
     temperature: float = Field(2.0, gt=0)
     beta_peer: float = Field(1.0, ge=0, description="weight of the peer loss")
     gamma_hidden: float = Field(1.0, ge=0, description="weight of hidden-state MSE")
+    pairing_weight: float = Field(
+        0.0, ge=0, description="weight of the optional attention-map pairing loss (0: off)"
+    )
+    pairing_examples: int = Field(
+        256, ge=1, description="seeded train examples the head pairing is measured on"
+    )
     increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
     ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
     checkpoint_every: int = Field(50, ge=1)
@@ -214,15 +228,18 @@ def _distil(
         fraction = stepped_ramp(step, ramp, config.increments)
         return kept + (before - kept) * (1.0 - fraction)  # pruned heads: 1 -> 0 in steps
 
+    pairing = config.pairing_weight > 0
+    outputs = {"output_hidden_states": True, "output_attentions": pairing}
+
     def loss_fn(model, batch, step: int) -> dict[str, torch.Tensor]:
         head_gates.set(gates(step))
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
             teacher_view.clear()
             on_teacher = {k: v.to(teacher_device) for k, v in inputs.items()}
-            out_t = teacher(**on_teacher, output_hidden_states=True)
+            out_t = teacher(**on_teacher, **outputs)
         student_view.clear()
-        out_s = model(**inputs, output_hidden_states=True)
+        out_s = model(**inputs, **outputs)
         parts = distillation_parts(
             out_s.logits,
             out_t.logits,
@@ -236,7 +253,13 @@ def _distil(
         hidden = hidden_state_loss(
             out_s.hidden_states, out_t.hidden_states, inputs["attention_mask"]
         )
-        return {**parts, "peer": config.beta_peer * peer, "hidden": config.gamma_hidden * hidden}
+        parts = {**parts, "peer": config.beta_peer * peer, "hidden": config.gamma_hidden * hidden}
+        if pairing:
+            paired = attention_pairing_loss(
+                out_s.attentions, out_t.attentions, pairs, inputs["attention_mask"]
+            )
+            parts["pairing"] = config.pairing_weight * paired
+        return parts
 
     train = TrainConfig(
         learning_rate=config.learning_rate,
@@ -249,15 +272,59 @@ def _distil(
     )
 
     with (
+        _eager_attention(student, teacher, when=pairing),
         HeadGates(student, gates(0)) as head_gates,
         AttentionOutputs(student) as student_view,
         AttentionOutputs(teacher) as teacher_view,
     ):
+        pairs = _pair_heads(request, config, plan) if pairing else []
         result = request.train(
             student, train, loss_fn, state=tag, report=lambda step: {"note": f"fraction {tag}"}
         )
     record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
+    if pairing:
+        record["pairs"] = [list(pair) for pair in pairs]
     return student, record
+
+
+@contextlib.contextmanager
+def _eager_attention(*models: torch.nn.Module, when: bool) -> Iterator[None]:
+    """Eager attention (which returns the maps) on ``models`` for the block, then back."""
+    before = [m.config._attn_implementation for m in models]
+    if when:
+        for model in models:
+            model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if when:
+            for model, implementation in zip(models, before, strict=True):
+                model.set_attn_implementation(implementation)
+
+
+def _pair_heads(
+    request: PruneRequest, config: Config, plan: PruningPlan
+) -> list[tuple[int, int, int]]:
+    """``(layer, student position of the retained head, teacher position of the pruned head)``
+    for every pruned head: the retained head whose teacher attention maps are most alike."""
+    order = torch.randperm(
+        len(request.train_set), generator=torch.Generator().manual_seed(request.seed + 1)
+    )
+    subset = Subset(request.train_set, sorted(order[: config.pairing_examples].tolist()))
+    batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
+    similarity = attention_map_similarity(request.teacher, batches)
+    teacher_heads = current_plan(request.teacher).kept_heads
+    pairs = []
+    for layer, retained in enumerate(plan.kept_heads):
+        peers = [r for r in retained if r in teacher_heads[layer]]
+        pruned = sorted(set(request.plan.kept_heads[layer]) - set(retained))
+        for head in pruned:
+            if not peers or head not in teacher_heads[layer]:
+                continue
+            best = max(peers, key=lambda r: float(similarity[layer, head, r]))
+            student_position = request.plan.kept_heads[layer].index(best)
+            pairs.append((layer, student_position, teacher_heads[layer].index(head)))
+    return pairs
 
 
 @torch.no_grad()

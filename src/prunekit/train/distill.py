@@ -23,6 +23,7 @@ __all__ = [
     "make_distillation_loss",
     "peer_loss",
     "hidden_state_loss",
+    "attention_pairing_loss",
 ]
 
 
@@ -130,3 +131,24 @@ def hidden_state_loss(
         ((s - t.to(s.device)).pow(2) * weights).sum() / count
         for s, t in zip(student, teacher, strict=True)
     )
+
+
+def attention_pairing_loss(
+    student_attentions: tuple[torch.Tensor, ...],
+    teacher_attentions: tuple[torch.Tensor, ...],
+    pairs: list[tuple[int, int, int]],
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Peer Distillation's optional pairing term (methods.md §3(b), OUR CHOICE): for each
+    ``(layer, student head position, teacher head position)`` the retained student head's
+    attention map matches the pruned teacher head's, ``sum over pairs of MSE`` over real
+    (query, key) entries. Positions index the heads each model has (its attention tensor)."""
+    mask = attention_mask.to(student_attentions[0].dtype)
+    weights = mask[:, :, None] * mask[:, None, :]  # [B, T, T]
+    entries = weights.sum().clamp_min(1.0)
+    total = student_attentions[0].new_zeros(())
+    for layer, mine, theirs in pairs:
+        s = student_attentions[layer][:, mine]
+        t = teacher_attentions[layer][:, theirs].to(s.device)
+        total = total + ((s - t).pow(2) * weights).sum() / entries
+    return total
