@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_batch, tiny_model, unbatch
+from conftest import tiny_batch, tiny_model, unbatch, word_tokenizer
 from torch.utils.data import default_collate
 
 from prunekit import current_plan
@@ -103,3 +103,15 @@ def test_a_teacher_of_another_shape_is_a_clear_error():
     )
     with pytest.raises(ConfigError, match="layers, heads and width"):
         get_method("sparse-kd")(kd_request(tiny_model("bert", attn="eager"), other))
+
+
+def test_augmentation_multiplies_the_training_data_and_needs_the_tokenizer():
+    teacher = tiny_model("bert", attn="eager", seed=1)
+    plain = get_method("sparse-kd")(kd_request(tiny_model("bert", attn="eager"), teacher))
+    request = kd_request(tiny_model("bert", attn="eager"), teacher, augment=2, augment_candidates=3)
+    with pytest.raises(ConfigError, match="tokenizer"):
+        get_method("sparse-kd")(request)
+    request.tokenizer = word_tokenizer()
+    augmented = get_method("sparse-kd")(request)
+    # One epoch over three times the examples: three times the steps.
+    assert augmented.record["train_steps"] == 3 * plain.record["train_steps"]

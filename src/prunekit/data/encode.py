@@ -48,6 +48,15 @@ class EncodedDataset(Dataset):
         """All labels as one 1-D tensor."""
         return self._labels
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The token columns (``input_ids``, ``attention_mask``, ...)."""
+        return tuple(self._encodings)
+
+    def column(self, name: str) -> list[list[int]]:
+        """One column: a list of token ids (or mask values) per example."""
+        return self._encodings[name]
+
     def __len__(self) -> int:
         return len(self._labels)
 

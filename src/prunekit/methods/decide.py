@@ -72,6 +72,7 @@ def decide(
         certify_batches=certify,
         train_set=data.dataset("train", train_samples) if "train" in info.needs_data else None,
         collate=data.collate,
+        tokenizer=data.tokenizer,
         task=data.task,
         teacher=teacher,
         config=config,

@@ -66,6 +66,7 @@ class PruneRequest:
         certify_batches: for methods that certify (``certifies``), the held-out part of the
             validation split that ``batches`` (the search part) never includes.
         train_set, collate: the train split, for methods that train through the loop.
+        tokenizer: the model's tokenizer, for methods that rewrite inputs (augmentation).
         task: the task being pruned for (its primary metric), when known.
         teacher: the unpruned model, frozen (methods with ``needs_teacher``).
         options: raw settings (``KEY=VALUE``); validated against the method's ``Config``
@@ -87,6 +88,7 @@ class PruneRequest:
     certify_batches: Batches | None = None
     train_set: Dataset | None = None
     collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
+    tokenizer: Any = None
     task: TaskSpec | None = None
     teacher: nn.Module | None = None
     options: dict[str, Any] = field(default_factory=dict)

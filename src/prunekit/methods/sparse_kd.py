@@ -13,19 +13,22 @@ MSE(H^S, H^T) + soft cross-entropy at τ = 1 (MSE to the gold score for STS-B), 
 
 Deviations (OUR CHOICE): transformers 5 does not expose pre-softmax attention scores, so the
 attention term compares attention probabilities (padded keys are 0 in both; padded query rows
-are zeroed as well); lr 3e-5 with the code's constant schedule.
-TinyBERT-style data augmentation is not implemented yet.
+are zeroed as well); lr 3e-5 with the code's constant schedule. TinyBERT-style augmentation
+(``augment`` = N copies of every training example, off by default) draws replacements from the
+model's word-piece embedding neighbours instead of BERT-MLM/GloVe (`prunekit.data.augment`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from prunekit.data.augment import WordPieces, augment_dataset
 from prunekit.errors import ConfigError
 from prunekit.methods.magnitude import GradualConfig, gradual_magnitude
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
@@ -40,6 +43,11 @@ class Config(GradualConfig):
     lr_schedule: Literal["linear", "constant"] = Field(
         "constant", description="SparseBERT's code trains at a constant rate"
     )
+    augment: int = Field(
+        0, ge=0, description="augmented copies per training example (TinyBERT: 30 on small tasks)"
+    )
+    augment_probability: float = Field(0.4, ge=0, le=1, description="per-word replacement")
+    augment_candidates: int = Field(15, ge=1, description="embedding neighbours per word")
 
 
 def sparse_kd_parts(
@@ -92,6 +100,8 @@ def sparse_kd_parts(
     needs_data=("train",),
 )
 def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
+    if config.augment:
+        request = _augmented(request, config)
     teacher = request.teacher.eval()
     regression = request.task is not None and request.task.is_regression
     pairs = _attention_pairs(request.plan, current_plan(teacher), request.model, teacher)
@@ -118,6 +128,22 @@ def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
         update={"meta": {**result.plan.meta, "distill": "attention+hidden+prediction"}}
     )
     return result
+
+
+def _augmented(request: PruneRequest, config: Config) -> PruneRequest:
+    """The request with its train split followed by ``augment`` augmented copies."""
+    if request.tokenizer is None:
+        raise ConfigError("augmentation rewrites tokens: the request needs the model's tokenizer")
+    train_set = augment_dataset(
+        request.train_set,
+        WordPieces(request.tokenizer),
+        request.model.get_input_embeddings().weight,
+        config.augment,
+        config.augment_probability,
+        config.augment_candidates,
+        seed=request.seed,
+    )
+    return dataclasses.replace(request, train_set=train_set)
 
 
 def _attention_pairs(student, teacher, student_model, teacher_model):
