@@ -106,9 +106,11 @@ def bench(
             f"batch {batch}: " + (f"{value:.0%}" if value is not None else "none up to 98%")
             for batch, value in result["break_even_sparsity"].items()
         )
+        hybrid = sum(c["dense_above"] is not None for c in result["sparse_linears"])
         lines.append(
-            f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted; "
-            f"break-even sparsity on this CPU ({even})"
+            f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted"
+            + (f" ({hybrid} of them dense above a token threshold)" if hybrid else "")
+            + f"; break-even sparsity on this CPU ({even})"
         )
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     emit(result, as_json, "\n".join(lines))

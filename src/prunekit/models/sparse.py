@@ -2,19 +2,25 @@
 
 `SparseLinear` keeps a weight in CSR with int32 indices and computes ``addmm(bias, W, x.T).T``
 (PyTorch's MKL CSR kernel; ``F.linear`` with a CSR weight is several times slower), over
-chunks of tokens so large batches stay in cache. `to_sparse_inference` replaces, per linear,
-the dense module by a `SparseLinear` only where a timing on this machine says it is faster, and
-reports every choice. Inference only: no gradients flow through a `SparseLinear`.
+chunks of tokens so large batches stay in cache. `to_sparse_inference` times, per linear and
+at each of a few input sizes (by default a batch-1 and a batch-32 sequence of 128 tokens), the
+dense module against its CSR form on this machine and keeps whichever wins: sparse everywhere,
+dense everywhere, or (when sparse wins only on smaller inputs, as it often does at batch 1 but
+not at batch 32) a `SparseLinear` that also keeps the dense weight and runs it above a token
+threshold. Every choice is reported. Inference only: no gradients flow through a
+`SparseLinear`.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prunekit.errors import ConfigError
@@ -33,11 +39,19 @@ CHUNK = 512  # tokens per addmm
 
 
 class SparseLinear(nn.Module):
-    """``y = x W^T + b`` with W stored as CSR (int32 indices); for inference on CPU."""
+    """``y = x W^T + b`` with W stored as CSR (int32 indices); for inference on CPU.
 
-    def __init__(self, linear: nn.Linear, chunk: int = CHUNK) -> None:
+    With ``dense_above`` it also keeps the dense weight and uses it for inputs of more than
+    that many tokens (where dense was timed faster), at the memory cost of that copy.
+    """
+
+    def __init__(
+        self, linear: nn.Linear, chunk: int = CHUNK, dense_above: int | None = None
+    ) -> None:
         super().__init__()
         weight = linear.weight.detach()
+        self.dense_above = dense_above
+        self.dense_weight = weight.clone() if dense_above is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
             csr = weight.to_sparse_csr()
@@ -54,6 +68,8 @@ class SparseLinear(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)
+        if self.dense_weight is not None and flat.shape[0] > self.dense_above:
+            return F.linear(x, self.dense_weight, self.bias_column[:, 0])
         parts = [
             torch.addmm(self.bias_column, self.weight, piece.T).T
             for piece in flat.split(self.chunk)
@@ -63,11 +79,16 @@ class SparseLinear(nn.Module):
 
 @dataclass(frozen=True)
 class LinearChoice:
+    """What `to_sparse_inference` chose for one linear, and the timings it chose from (one
+    per input size in ``tokens``; ``sparse_ms`` is None when the linear was not tried)."""
+
     name: str
     sparsity: float
-    dense_ms: float
-    sparse_ms: float | None  # None: not tried (below min_sparsity)
-    sparse: bool
+    tokens: tuple[int, ...]
+    dense_ms: tuple[float, ...]
+    sparse_ms: tuple[float, ...] | None
+    sparse: bool  # the CSR path runs for some inputs
+    dense_above: int | None = None  # ...for inputs up to this many tokens (None: all)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,15 +108,18 @@ def time_linear(module: nn.Module, x: torch.Tensor, rounds: int = 5) -> float:
 
 def to_sparse_inference(
     model: nn.Module,
-    tokens: int = 32 * 128,
+    tokens: int | Sequence[int] = (128, 32 * 128),
     min_sparsity: float = 0.5,
     rounds: int = 5,
     always: bool = False,
 ) -> list[LinearChoice]:
     """Replace each of the six linears of every layer by a `SparseLinear` where it is timed
-    faster on ``tokens`` random input rows (linears below ``min_sparsity`` are not tried;
-    ``always`` converts every tried one). Modifies ``model`` in place (float32, CPU); returns
-    the choice made for every linear."""
+    faster on random inputs of ``tokens`` rows (each size given). Sparse faster at every size:
+    CSR only; at the smaller sizes only: CSR up to a threshold halfway (geometrically) to the
+    first size where dense won, dense above it; at the smallest size not: dense. Linears below
+    ``min_sparsity`` are not tried; ``always`` converts every tried one to CSR only. Modifies
+    ``model`` in place (float32, CPU); returns the choice made for every linear."""
+    sizes = sorted({tokens} if isinstance(tokens, int) else set(tokens))
     adapter = get_adapter(model)
     plan = current_plan(model)
     parameter = next(model.parameters())
@@ -114,16 +138,32 @@ def to_sparse_inference(
             if not isinstance(linear, nn.Linear) or 0 in linear.weight.shape:
                 continue
             sparsity = float((linear.weight == 0).float().mean())
-            x = torch.randn(tokens, linear.in_features, generator=generator)
-            dense = time_linear(linear, x, rounds)
             candidate = SparseLinear(linear) if sparsity >= min_sparsity else None
-            sparse_time = time_linear(candidate, x, rounds) if candidate else None
-            faster = sparse_time is not None and (always or sparse_time < dense)
-            if faster:
+            dense_ms, sparse_ms = [], []
+            for size in sizes:
+                x = torch.randn(size, linear.in_features, generator=generator)
+                dense_ms.append(time_linear(linear, x, rounds) * 1e3)
+                if candidate is not None:
+                    sparse_ms.append(time_linear(candidate, x, rounds) * 1e3)
+            wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=False)]
+            dense_above = None
+            if candidate is not None and (always or all(wins)):
                 slot.set(candidate)
-            sparse_ms = None if sparse_time is None else sparse_time * 1e3
+            elif candidate is not None and wins[0]:
+                first_loss = wins.index(False)
+                dense_above = int((sizes[first_loss - 1] * sizes[first_loss]) ** 0.5)
+                slot.set(SparseLinear(linear, dense_above=dense_above))
+            used = candidate is not None and (always or wins[0])
             choices.append(
-                LinearChoice(f"{layer}.{slot_name}", sparsity, dense * 1e3, sparse_ms, faster)
+                LinearChoice(
+                    f"{layer}.{slot_name}",
+                    sparsity,
+                    tuple(sizes),
+                    tuple(dense_ms),
+                    tuple(sparse_ms) if candidate is not None else None,
+                    used,
+                    dense_above,
+                )
             )
     return choices
 
