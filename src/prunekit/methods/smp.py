@@ -5,7 +5,9 @@ A meta-trained CNN (`prunekit.scoring.smp.HeadPruner`) reads each head's attenti
 the heads it scores lowest are removed (the paper: the ⌊H·r⌋ lowest per layer, ``--per-layer``;
 global selection works too). The pruned pre-trained model is then fine-tuned, so fine-tuning is
 cheaper as well as inference. The pruner is trained once across tasks by
-``prunekit smp train-pruner`` (`prunekit.scoring.smp_meta`, on the shared training loop).
+``prunekit smp train-pruner`` (`prunekit.scoring.smp_meta`, on the shared training loop); the
+default, ``pruner="builtin"``, is the one shipped in ``prunekit/assets/smp_minilm`` (meta-trained
+on the default MiniLM; its ``pruner.json`` and ``train_log.jsonl`` say how).
 
 Deviations (OUR CHOICE): scoring reads at most ``max_examples`` seeded training inputs (the
 authors' ``cal.py`` reads them all; on this CPU a pass over SST-2's 67k inputs is not "single
@@ -30,7 +32,14 @@ from prunekit.methods.registry import (
     register_method,
     select_top_heads,
 )
-from prunekit.scoring.smp import PAIR, SINGLE, head_scores, load_pruner
+from prunekit.scoring.smp import (
+    BUILTIN_PRUNER,
+    PAIR,
+    SINGLE,
+    head_scores,
+    load_pruner,
+    pruner_provenance,
+)
 
 __all__ = ["Config", "prune_smp"]
 
@@ -38,8 +47,10 @@ log = logging.getLogger(__name__)
 
 
 class Config(MethodConfig):
-    pruner: str | None = Field(
-        None, description="directory of a trained pruner (prunekit smp train-pruner)"
+    pruner: str = Field(
+        BUILTIN_PRUNER,
+        description="'builtin' (shipped, meta-trained on the default MiniLM) or the directory "
+        "of a pruner from prunekit smp train-pruner",
     )
     max_examples: int = Field(2000, ge=1, description="training inputs scored (seeded subset)")
     batch_size: int = Field(16, ge=1, description="inputs per scoring forward")
@@ -55,11 +66,6 @@ class Config(MethodConfig):
     needs_data=("train",),
 )
 def prune_smp(request: PruneRequest, config: Config) -> MethodResult:
-    if config.pruner is None:
-        raise ConfigError(
-            "smp needs a trained pruner: train one with `prunekit smp train-pruner --out DIR` "
-            "and pass --method-option pruner=DIR"
-        )
     if request.task is None:
         raise ConfigError("smp scores heads for a task; pass --task")
     task = getattr(request.model.config, "finetuning_task", None)
@@ -77,5 +83,12 @@ def prune_smp(request: PruneRequest, config: Config) -> MethodResult:
     batches = DataLoader(inputs, batch_size=config.batch_size, collate_fn=request.collate)
     scores = head_scores(request.model, pruner, batches, channel)
     plan = select_top_heads(scores, request.plan, request.target)
-    meta = {"pruner": config.pruner, "channel": channel, "examples": len(inputs)}
+    made = pruner_provenance(config.pruner)
+    meta = {
+        "pruner": config.pruner,
+        "pruner_steps": made.get("steps"),
+        "pruner_tasks": (made.get("config") or {}).get("tasks"),
+        "channel": channel,
+        "examples": len(inputs),
+    }
     return MethodResult(plan.model_copy(update={"meta": meta}), record={"scores": scores.tolist()})

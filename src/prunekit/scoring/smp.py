@@ -37,11 +37,16 @@ __all__ = [
     "head_scores",
     "save_pruner",
     "load_pruner",
+    "BUILTIN_PRUNER",
+    "resolve_pruner",
+    "pruner_provenance",
 ]
 
 MAP_SIZE = 128
 PAIR, SINGLE = 0, 1  # score channels: sentence-pair tasks, single-sentence tasks
 _WEIGHTS, _CONFIG = "pruner.safetensors", "pruner.json"
+BUILTIN_PRUNER = "builtin"  # the pruner shipped in the package, meta-trained on the default MiniLM
+_SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "smp_minilm"
 
 
 class HeadPruner(nn.Module):
@@ -160,9 +165,32 @@ def save_pruner(pruner: HeadPruner, directory: Path, **provenance: object) -> No
     (directory / _CONFIG).write_text(json.dumps(config, indent=2, default=str) + "\n")
 
 
+def resolve_pruner(name: str | Path) -> Path:
+    """The directory of a pruner: ``"builtin"`` is the one shipped with prunekit."""
+    if str(name) != BUILTIN_PRUNER:
+        return Path(name)
+    if not (_SHIPPED / _WEIGHTS).is_file():
+        raise ModelLoadError(
+            f"this prunekit install has no shipped SMP pruner ({_SHIPPED}); reinstall it, or "
+            "train one with `prunekit smp train-pruner --out DIR` and pass "
+            "--method-option pruner=DIR"
+        )
+    return _SHIPPED
+
+
+def pruner_provenance(directory: str | Path) -> dict:
+    """What ``pruner.json`` says made the pruner (empty when it says nothing)."""
+    path = resolve_pruner(directory) / _CONFIG
+    try:
+        return json.loads(path.read_text()).get("trained_on", {})
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+
+
 def load_pruner(directory: str | Path) -> HeadPruner:
-    """A pruner saved by `save_pruner` (safetensors only), in eval mode."""
-    directory = Path(directory)
+    """A pruner saved by `save_pruner` (safetensors only; ``"builtin"``: the shipped one), in
+    eval mode."""
+    directory = resolve_pruner(directory)
     if not (directory / _CONFIG).is_file() or not (directory / _WEIGHTS).is_file():
         raise ModelLoadError(
             f"{directory} holds no SMP pruner ({_CONFIG} and {_WEIGHTS}); train one with "
