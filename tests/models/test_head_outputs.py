@@ -7,7 +7,7 @@ from conftest import TINY, tiny_batch, tiny_model
 
 from prunekit import PruningPlan, apply_plan
 from prunekit.models import get_adapter
-from prunekit.models.head_outputs import AttentionOutputs
+from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
 
@@ -48,3 +48,20 @@ def test_decomposition_on_a_pruned_model(family):
         num_layers=L, num_heads=H, intermediate_size=F, kept_heads=[[0, 2], [], [1, 2, 3]]
     )
     check(apply_plan(tiny_model(family), plan))
+
+
+def test_attention_dropout_off_gives_clean_maps_in_train_mode_and_restores_dropout(family):
+    model = tiny_model(family, attn="eager").train()
+    batch = tiny_batch()
+
+    def row_sums(attentions):  # of real probabilities: 1 per query row
+        return torch.stack([a.sum(-1) for a in attentions])
+
+    with torch.no_grad():  # the maps a model returns in train mode are after dropout
+        noisy = row_sums(model(**batch, output_attentions=True).attentions)
+    assert not torch.allclose(noisy, torch.ones_like(noisy), atol=1e-3)
+    with attention_dropout_off(model), torch.no_grad():
+        clean = row_sums(model(**batch, output_attentions=True).attentions)
+    assert torch.allclose(clean, torch.ones_like(clean), atol=1e-5)
+    probabilities = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert 0.1 in probabilities and 0.0 not in probabilities  # restored on exit

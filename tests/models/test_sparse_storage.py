@@ -125,3 +125,26 @@ def test_unknown_storage_options_are_refused():
         StorageOptions(embeddings="int4")
     with pytest.raises(ConfigError, match="float32 or float16"):
         StorageOptions(sparse_values="int8")
+
+
+def test_compact_storage_is_format_3_so_older_readers_say_upgrade(tmp_path):
+    import json
+
+    save(tiny_model("bert"), tmp_path / "plain")
+    save(tiny_model("bert"), tmp_path / "int8", storage=StorageOptions(embeddings="int8"))
+    version = {
+        name: json.loads((tmp_path / name / "config.json").read_text())["prunekit"][
+            "format_version"
+        ]
+        for name in ("plain", "int8")
+    }
+    assert version == {"plain": 2, "int8": 3}
+    load(tmp_path / "int8")
+
+
+def test_half_precision_values_are_made_from_float32_weights_only(tmp_path):
+    model = sparse_model().to(torch.bfloat16)
+    with pytest.raises(ConfigError, match="bfloat16"):
+        save(model, tmp_path / "m", storage=StorageOptions(sparse_values="float16"))
+    assert not (tmp_path / "m").exists()  # nothing half-written
+    save(model, tmp_path / "m")  # its own dtype: fine

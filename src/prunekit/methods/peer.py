@@ -27,7 +27,9 @@ choice OUR CHOICE and configurable:
   teacher (cosine of flattened maps, padding left out, averaged over ``pairing_examples``
   seeded training examples), and the loss adds ``pairing_weight`` · Σ_pairs MSE(student map
   of the retained head, teacher map of the pruned head) (methods.md suggests 0.1). It needs
-  attention maps, so student and teacher run eager attention while it is on.
+  attention maps, so student and teacher run eager attention while it is on, and the
+  student's attention-probability dropout is off (the maps a model returns in train mode are
+  after dropout: matching them would chase noise).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from prunekit.methods.registry import (
 )
 from prunekit.models import apply_plan
 from prunekit.models.gates import HeadGates, plan_gates
-from prunekit.models.head_outputs import AttentionOutputs
+from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
 from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
@@ -115,9 +117,12 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     scores = None  # HISP's importance does not depend on the fraction: measured once
     if config.locator == "hisp":
         scores = _importance(request, config.importance_examples)
+    similarity = None  # nor does the teacher's head similarity (pairing)
+    if config.pairing_weight > 0:
+        similarity = _teacher_similarity(request, config)
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
         plan = _locate(request, config, request.target, scores)
-        student, record = _distil(request, config, plan)
+        student, record = _distil(request, config, plan, similarity)
         return MethodResult(plan, model=student, record=record)
 
     budget = 0.0 if config.budget is None else config.budget
@@ -130,7 +135,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         keep = total - round(fraction * total)
         target = HeadTarget(keep, min_per_layer=config.min_heads_per_layer)
         plan = _locate(request, config, target, scores)
-        student, record = _distil(request, config, plan, tag=f"{fraction:.2f}")
+        student, record = _distil(request, config, plan, similarity, tag=f"{fraction:.2f}")
         # Judged as it will be used: the pruned heads cut out.
         metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
         ok = reference - metric <= budget
@@ -209,7 +214,11 @@ def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
 
 
 def _distil(
-    request: PruneRequest, config: Config, plan: PruningPlan, tag: str = "fixed"
+    request: PruneRequest,
+    config: Config,
+    plan: PruningPlan,
+    similarity: torch.Tensor | None,
+    tag: str = "fixed",
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train a copy of the model with the pruned heads gated down gradually; returns it."""
     teacher = request.teacher.eval()
@@ -271,13 +280,14 @@ def _distil(
         device=str(device),
     )
 
+    pairs = _pair_heads(request, plan, similarity) if similarity is not None else []
     with (
         _eager_attention(student, teacher, when=pairing),
+        attention_dropout_off(student) if pairing else contextlib.nullcontext(),
         HeadGates(student, gates(0)) as head_gates,
         AttentionOutputs(student) as student_view,
         AttentionOutputs(teacher) as teacher_view,
     ):
-        pairs = _pair_heads(request, config, plan) if pairing else []
         result = request.train(
             student, train, loss_fn, state=tag, report=lambda step: {"note": f"fraction {tag}"}
         )
@@ -302,17 +312,22 @@ def _eager_attention(*models: torch.nn.Module, when: bool) -> Iterator[None]:
                 model.set_attn_implementation(implementation)
 
 
-def _pair_heads(
-    request: PruneRequest, config: Config, plan: PruningPlan
-) -> list[tuple[int, int, int]]:
-    """``(layer, student position of the retained head, teacher position of the pruned head)``
-    for every pruned head: the retained head whose teacher attention maps are most alike."""
+def _teacher_similarity(request: PruneRequest, config: Config) -> torch.Tensor:
+    """``[L, H, H]`` attention-map similarity of the teacher's heads on seeded train inputs."""
     order = torch.randperm(
         len(request.train_set), generator=torch.Generator().manual_seed(request.seed + 1)
     )
     subset = Subset(request.train_set, sorted(order[: config.pairing_examples].tolist()))
     batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
-    similarity = attention_map_similarity(request.teacher, batches)
+    with _eager_attention(request.teacher, when=True):
+        return attention_map_similarity(request.teacher, batches)
+
+
+def _pair_heads(
+    request: PruneRequest, plan: PruningPlan, similarity: torch.Tensor
+) -> list[tuple[int, int, int]]:
+    """``(layer, student position of the retained head, teacher position of the pruned head)``
+    for every pruned head: the retained head whose teacher attention maps are most alike."""
     teacher_heads = current_plan(request.teacher).kept_heads
     pairs = []
     for layer, retained in enumerate(plan.kept_heads):

@@ -13,9 +13,12 @@ MSE(H^S, H^T) + soft cross-entropy at τ = 1 (MSE to the gold score for STS-B), 
 
 Deviations (OUR CHOICE): transformers 5 does not expose pre-softmax attention scores, so the
 attention term compares attention probabilities (padded keys are 0 in both; padded query rows
-are zeroed as well); lr 3e-5 with the code's constant schedule. TinyBERT-style augmentation
-(``augment`` = N copies of every training example, off by default) draws replacements from the
-model's word-piece embedding neighbours instead of BERT-MLM/GloVe (`prunekit.data.augment`).
+are zeroed as well), and the student's attention-probability dropout is off during training
+(the code distils pre-softmax scores, which dropout never touches; the probabilities a model
+returns in train mode are after dropout); lr 3e-5 with the code's constant schedule.
+TinyBERT-style augmentation (``augment`` = N copies of every training example, off by default)
+draws replacements from the model's word-piece embedding neighbours instead of BERT-MLM/GloVe
+(`prunekit.data.augment`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from prunekit.errors import ConfigError
 from prunekit.methods.magnitude import GradualConfig, gradual_magnitude
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
 from prunekit.models import current_plan
+from prunekit.models.head_outputs import attention_dropout_off
 
 __all__ = ["Config", "prune_sparse_kd", "sparse_kd_parts"]
 
@@ -123,7 +127,9 @@ def prune_sparse_kd(request: PruneRequest, config: Config) -> MethodResult:
             pairs,
         )
 
-    result = gradual_magnitude(request, config, copy.deepcopy(request.model), loss_fn)
+    student = copy.deepcopy(request.model)
+    with attention_dropout_off(student):  # the maps it returns are distilled: no noise on them
+        result = gradual_magnitude(request, config, student, loss_fn)
     result.plan = result.plan.model_copy(
         update={"meta": {**result.plan.meta, "distill": "attention+hidden+prediction"}}
     )

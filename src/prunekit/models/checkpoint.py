@@ -59,6 +59,10 @@ WEIGHTS_NAME = "model.safetensors"
 # Not the plan's default "masks.safetensors" (MASKS_NAME is "model_masks.safetensors"): a recipe
 # may write a method's plan.json (and its masks) into the same directory, and that plan need not
 # equal the model's composed one.
+# Directories with compact storage (half/int8 values, quantized embeddings) are version 3; the
+# plan inside keeps the plan format.
+STORAGE_FORMAT_VERSION = 3
+_READABLE = (*READABLE_FORMAT_VERSIONS, STORAGE_FORMAT_VERSION)
 _FLOAT_DTYPES = {
     "F16": torch.float16,
     "BF16": torch.bfloat16,
@@ -98,7 +102,8 @@ def write_model_files(
     config = model.config
     section: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()}
     if storage != StorageOptions():
-        section["storage"] = storage.to_dict()
+        # A reader that predates compact storage must say "upgrade", not "size mismatch".
+        section |= {"format_version": STORAGE_FORMAT_VERSION, "storage": storage.to_dict()}
     setattr(config, CONFIG_KEY, section)
     # ``model.to(float16)`` leaves config.dtype as it was; record what the weights really are.
     config.dtype = _parameter_dtype(model) or config.dtype
@@ -227,10 +232,10 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
         if not isinstance(section, dict) or "plan" not in section:
             raise ModelLoadError(f"config.json '{CONFIG_KEY}' section has no plan; corrupt")
         version = section.get("format_version")
-        if version not in READABLE_FORMAT_VERSIONS:
+        if version not in _READABLE:
             raise ModelLoadError(
                 f"checkpoint format version {version} is not supported by this prunekit "
-                f"(reads {', '.join(map(str, READABLE_FORMAT_VERSIONS))}); upgrade prunekit"
+                f"(reads {', '.join(map(str, _READABLE))}); upgrade prunekit"
             )
         try:
             return PruningPlan.build(**section["plan"])

@@ -11,6 +11,8 @@ with `HeadGates` (the gates scale the context first, so gated heads contribute t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -19,7 +21,7 @@ from torch import nn
 from prunekit.models.adapter import get_adapter
 from prunekit.models.surgery import current_plan
 
-__all__ = ["AttentionOutputs"]
+__all__ = ["AttentionOutputs", "attention_dropout_off"]
 
 
 class AttentionOutputs:
@@ -67,3 +69,27 @@ class AttentionOutputs:
                 self.heads[layer] = torch.einsum("btnk,dnk->btnd", context, blocks)
 
         return record
+
+
+@contextlib.contextmanager
+def attention_dropout_off(model: nn.Module) -> Iterator[None]:
+    """No dropout on the attention probabilities of ``model`` inside the block.
+
+    Attention maps returned by a model in train mode are the probabilities *after* dropout
+    (random zeros, the rest scaled by 1/(1-p)); a loss that matches them to a teacher's would
+    chase noise and pull the maps towards (1-p)·target. Losses on attention maps therefore
+    train with it off; dropout elsewhere (hidden states, classifier) stays.
+    """
+    adapter = get_adapter(model)
+    changed: list[tuple[nn.Dropout, float]] = []
+    for layer in range(len(current_plan(model).kept_heads)):
+        attention = adapter.layer_modules(model, layer).query.parent
+        dropout = getattr(attention, "dropout", None)
+        if isinstance(dropout, nn.Dropout):
+            changed.append((dropout, dropout.p))
+            dropout.p = 0.0
+    try:
+        yield
+    finally:
+        for dropout, p in changed:
+            dropout.p = p

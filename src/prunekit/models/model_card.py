@@ -24,12 +24,16 @@ def model_card(model: nn.Module, plan: PruningPlan, storage: StorageOptions) -> 
             f"| nonzero encoder MACs @ {stats.seq_len} tokens | "
             f"{stats.encoder_macs_original:,} | {stats.encoder_macs_nonzero:,} |\n"
         )
+    smaller = []
+    if storage.sparse_values != "float32" and plan.sparse_masks is not None:
+        smaller.append(f"sparse weights' nonzeros as {storage.sparse_values}")
+    if storage.embeddings != "float32":
+        smaller.append(f"word embeddings as {storage.embeddings}")
     stored = ""
-    if storage != StorageOptions():
+    if smaller:
         stored = (
-            f"Stored smaller: sparse values as {storage.sparse_values}, word embeddings as "
-            f"{storage.embeddings} (rounded once, when saved; loading restores what is stored)."
-            "\n\n"
+            f"Stored smaller: {' and '.join(smaller)} (rounded once, when saved; loading "
+            "restores what is stored).\n\n"
         )
     return (
         f"# {stats.architecture} pruned with prunekit\n\n"

@@ -102,6 +102,14 @@ def write_compact(
     """The tensors `compact_parameters` named, into their files in ``directory``."""
     sparse_names = set(sparse_parameters(model, plan))
     sparse = {n: t for n, t in tensors.items() if n in sparse_names}
+    wider = {t.dtype for t in sparse.values()} - {torch.float32}
+    if storage.sparse_values == "float16" and wider:
+        # bfloat16 -> float16 can overflow to inf; "rounded once" only holds from float32.
+        raise ConfigError(
+            f"float16 sparse values are made from float32 weights; these are "
+            f"{', '.join(str(d).removeprefix('torch.') for d in wider)} (keep sparse_values "
+            "float32, which stores them in their own dtype)"
+        )
     if sparse:
         write_sparse(directory / SPARSE_NAME, sparse, _DTYPES[storage.sparse_values])
     quantized = {n: t for n, t in tensors.items() if n not in sparse_names}

@@ -95,8 +95,12 @@ def _sparse_bench(
             warnings.append(f"no onnxruntime dense timing: {err}")
         else:
             exported = export_onnx(sources[reference], Path(tmp) / "dense").path
+            options = onnxruntime.SessionOptions()
+            # Spinning threads would stay busy after each run and slow the torch model timed
+            # next in the interleaved rounds.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sessions["onnxruntime"] = onnxruntime.InferenceSession(
-                exported, providers=["CPUExecutionProvider"]
+                exported, options, providers=["CPUExecutionProvider"]
             )
             timed["onnxruntime"], sizes["onnxruntime"] = dense, sizes["baseline"]
             version = onnxruntime.__version__
