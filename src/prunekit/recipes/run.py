@@ -1,8 +1,13 @@
 """Recipe `prunekit run`, the main job: fine-tune -> prune -> recover -> evaluate -> save ->
 measure.
 
-Stages write into ``out/dense`` and ``out/pruned``; with ``resume`` a finished stage is reused
-and an interrupted fine-tune continues from its last checkpoint.
+The dense model is fine-tuned with the task's recipe (`TASK_RECIPES`; ``max_train_samples``
+caps its train split so the job fits on a laptop CPU). Half the heads are then removed by
+``method``, by default the strongest method at 50% with recovery in the committed comparison
+(benchmarks/results/head_baselines), and by ``floor`` (random) beside it, each recovered with
+the same budget. Stages write into ``out/dense``, ``out/pruned`` and ``out/floor``; with
+``resume`` a finished stage is reused and an interrupted fine-tune continues from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from prunekit.outputs import atomic_output_dir, write_json
 from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
 from prunekit.train import TrainConfig, evaluate_splits, recover
 from prunekit.train.task import FinetuneConfig, finetune_task
+from prunekit.train.task_recipes import recipe_for
 
 __all__ = ["RunConfig", "run_main_job"]
 
@@ -37,10 +43,12 @@ class RunConfig(BaseModel):
     task: str = "sst2"
     out: Path = Path("runs/demo")
     data_dir: Path | None = None
-    method: str = "random"
+    # HISP: strongest at 50% of heads after recovery in benchmarks/results/head_baselines.
+    method: str = "hisp"
+    floor: str | None = "random"
     heads: float = 0.5
     seed: int = 0
-    finetune: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
+    finetune: TrainConfig | None = None  # None: the task's recipe
     max_train_samples: int | None = 8000
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
     recover_max_samples: int | None = 4000
@@ -52,17 +60,21 @@ class RunConfig(BaseModel):
 
 
 def run_main_job(config: RunConfig) -> dict[str, Any]:
-    get_method(config.method)  # an unknown method fails before an hour of fine-tuning
+    for method in filter(None, (config.method, config.floor)):
+        get_method(method)  # an unknown method fails before an hour of fine-tuning
     out = config.out
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
     if out.exists() and config.overwrite and not config.resume:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    dense_dir, pruned_dir = out / "dense", out / "pruned"
+    dense_dir = out / "dense"
+    pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
 
     if not dense_dir.is_dir():
-        console.rule(f"1/3 fine-tune {config.model} on {config.task}")
+        console.rule(f"1/3 fine-tune {config.model} on {config.task} (the task's recipe)")
+        recipe = recipe_for(config.task)
+        train = config.finetune or recipe.train_config(config.seed)
         with step_progress(f"fine-tune {config.task}", config.progress) as on_step:
             finetune_task(
                 FinetuneConfig(
@@ -70,23 +82,23 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
                     task=config.task,
                     out=dense_dir,
                     data_dir=config.data_dir,
-                    train=config.finetune.model_copy(
-                        update={"seed": config.seed, "device": config.device}
-                    ),
+                    train=train.model_copy(update={"seed": config.seed, "device": config.device}),
+                    max_seq_length=recipe.max_seq_length,
                     max_train_samples=config.max_train_samples,
                     resume=config.resume,
                 ),
                 on_step,
             )
-    if not pruned_dir.is_dir():
-        console.rule(f"2/3 prune {config.heads:.0%} of heads ({config.method}) and recover")
-        _prune_and_recover(config, dense_dir, pruned_dir)
+    for name, method in pruned.items():
+        if not (out / name).is_dir():
+            console.rule(f"2/3 prune {config.heads:.0%} of heads ({method}) and recover")
+            _prune_and_recover(config, method, dense_dir, out / name)
 
     console.rule("3/3 measure")
     dense_metrics = json.loads((dense_dir / "metrics.json").read_text())
-    pruned_metrics = json.loads((pruned_dir / "metrics.json").read_text())
     device = resolve_device(config.device)
-    models = {"baseline": load(dense_dir).to(device), "model": load(pruned_dir).to(device)}
+    models = {"baseline": load(dense_dir).to(device)}
+    models |= {name: load(out / name).to(device) for name in pruned}
     stats = {name: model_stats(m) for name, m in models.items()}
     speed = speed_table(
         models, {n: s.to_dict() for n, s in stats.items()}, rounds=config.bench_rounds
@@ -95,6 +107,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     summary = {
         "task": config.task,
         "method": config.method,
+        "floor_method": config.floor,
         "seed": config.seed,
         "dense": {
             "heads": stats["baseline"].heads_total,
@@ -104,40 +117,49 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
             "latency_ms": timed["baseline"]["latency"]["median_s"] * 1e3,
             "throughput": timed["baseline"]["throughput"]["sequences_per_s"],
         },
-        "pruned": {
-            "heads": stats["model"].heads_total,
-            "parameters": stats["model"].parameters,
-            "validation_before_recovery": pruned_metrics["after_pruning"]["validation"]["primary"],
-            "dev_before_recovery": pruned_metrics["after_pruning"]["dev"]["primary"],
-            "validation": pruned_metrics["after_recovery"]["validation"]["primary"],
-            "dev": pruned_metrics["after_recovery"]["dev"]["primary"],
-            "latency_ms": timed["model"]["latency"]["median_s"] * 1e3,
-            "throughput": timed["model"]["throughput"]["sequences_per_s"],
-        },
+        **{name: _pruned_summary(out / name, stats[name], timed[name]) for name in pruned},
         "primary_metric": primary_metric(config.task),
-        "speedup": timed["model"]["speedup"],
+        "speedup": timed["pruned"]["speedup"],
         "timing_warnings": speed.get("warnings", []),
         "environment": speed["environment"],
-        "paths": {"dense": str(dense_dir), "pruned": str(pruned_dir)},
+        "paths": {"dense": str(dense_dir)} | {name: str(out / name) for name in pruned},
         "config": config.model_dump(mode="json"),
     }
     write_json(out / "summary.json", summary)
     return summary
 
 
-def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> None:
+def _pruned_summary(directory: Path, stats: Any, timed: dict[str, Any]) -> dict[str, Any]:
+    metrics = json.loads((directory / "metrics.json").read_text())
+    before, after = metrics["after_pruning"], metrics["after_recovery"]
+    return {
+        "method": metrics["method"],
+        "heads": stats.heads_total,
+        "parameters": stats.parameters,
+        "validation_before_recovery": before["validation"]["primary"],
+        "dev_before_recovery": before["dev"]["primary"],
+        "validation": after["validation"]["primary"],
+        "dev": after["dev"]["primary"],
+        "latency_ms": timed["latency"]["median_s"] * 1e3,
+        "throughput": timed["throughput"]["sequences_per_s"],
+        "decision_seconds": metrics["decision_seconds"],
+        "recovery_seconds": metrics["recovery_seconds"],
+    }
+
+
+def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_dir: Path) -> None:
     """Decide on the validation split, cut, recover on a train subset, evaluate, save."""
     seed_everything(config.seed)
-    info = get_method(config.method)
+    info = get_method(method)
     model = load(dense_dir, info.attn_implementation).to(resolve_device(config.device))
     tokenizer = load_tokenizer(dense_dir)
     data = TaskData.for_task(config.task, tokenizer, config.data_dir, config.seed)
     target = head_target(current_plan(model), heads=config.heads)
-    work = config.out / ".work"  # a killed decision resumes here with --resume
-    with method_progress(f"{config.method} decision", config.progress) as on_progress:
+    work = config.out / f".work-{pruned_dir.name}"  # a killed decision resumes with --resume
+    with method_progress(f"{method} decision", config.progress) as on_progress:
         result = decide(
             model,
-            config.method,
+            method,
             target,
             data,
             config.seed,
@@ -148,7 +170,7 @@ def _prune_and_recover(config: RunConfig, dense_dir: Path, pruned_dir: Path) -> 
         )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
-    record: dict[str, Any] = {"task": config.task, "method": config.method, "seed": config.seed}
+    record: dict[str, Any] = {"task": config.task, "method": method, "seed": config.seed}
     record["after_pruning"] = evaluate_splits(pruned, data, splits)
     with step_progress("recover", config.progress) as on_step:
         trained = recover(
