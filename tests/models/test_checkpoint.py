@@ -268,9 +268,11 @@ def test_directory_written_by_prunekit_0_1_0_loads(tmp_path):
 def test_unknown_format_version_is_refused(tmp_path):
     shutil.copytree(FIXTURES / "v0_1_0_bert_tiny", tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    config["prunekit"]["format_version"] = 3
+    config["prunekit"]["format_version"] = 4
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match=r"format version 3 is not supported .*\(reads 1, 2\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"format version 4 is not supported .*\(reads 1, 2, 3\)"
+    ):
         load(tmp_path / "m")
 
 

@@ -148,3 +148,38 @@ def test_half_precision_values_are_made_from_float32_weights_only(tmp_path):
         save(model, tmp_path / "m", storage=StorageOptions(sparse_values="float16"))
     assert not (tmp_path / "m").exists()  # nothing half-written
     save(model, tmp_path / "m")  # its own dtype: fine
+
+
+def test_sparse_weights_reuse_the_plan_mask_as_their_pattern_and_bitmask_files_still_load(
+    tmp_path,
+):
+    import safetensors
+
+    model = sparse_model()
+    save(model, tmp_path / "m")
+    with safetensors.safe_open(str(tmp_path / "m" / SPARSE_NAME), framework="pt") as handle:
+        keys = list(handle.keys())  # noqa: SIM118
+    assert keys and not any(k.endswith("::bitmask") for k in keys)  # no pattern stored twice
+    by_reference = (tmp_path / "m" / SPARSE_NAME).stat().st_size
+    # Directories written with a bitmask per tensor (before) load the same.
+    stored = {name: p.detach() for name, p in model.named_parameters()}
+    names = [k.removesuffix("::shape") for k in keys if k.endswith("::shape")]
+    write_sparse(tmp_path / "m" / SPARSE_NAME, {n: stored[n] for n in names})
+    entries = sum(stored[n].numel() for n in names)
+    # The bitmask costs one bit per entry, which the reference saves.
+    assert (tmp_path / "m" / SPARSE_NAME).stat().st_size - by_reference >= entries // 8 - 64
+    again = load(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_batch()).logits, again(**tiny_batch()).logits)
+
+
+def test_a_weight_nonzero_outside_its_mask_is_stored_with_its_own_bitmask(tmp_path):
+    from prunekit.models.sparse_storage import kept_patterns
+
+    model = sparse_model()
+    patterns = kept_patterns(model, current_plan(model))
+    name = next(iter(patterns))
+    weight = dict(model.named_parameters())[name].detach().clone()
+    weight[~patterns[name]] = 1.0  # breaks the invariant: the pattern cannot stand in
+    write_sparse(tmp_path / "s.safetensors", {name: weight}, patterns=patterns)
+    assert torch.equal(read_sparse(tmp_path / "s.safetensors", patterns)[name], weight)

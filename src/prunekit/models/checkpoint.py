@@ -383,7 +383,7 @@ def _load_weights(
                 "is incomplete"
             )
     try:
-        stored = read_compact(directory)
+        stored = read_compact(directory, model, plan)
     except (SafetensorError, KeyError, ValueError, RuntimeError) as err:
         raise ModelLoadError(f"{directory}'s compact weight files are corrupt: {err}") from None
     with emptied(compact):

@@ -2,9 +2,13 @@
 and optionally quantized word embeddings.
 
 A model whose plan carries unstructured masks stores each masked linear's weight in
-``model_sparse.safetensors`` as ``<name>::bitmask`` (the nonzero pattern, 8 entries a byte),
-``<name>::values`` (the nonzeros in row-major order, in the weight's dtype, or float16 with
-``StorageOptions(sparse_values="float16")``) and ``<name>::shape``. With
+``model_sparse.safetensors`` as ``<name>::values`` (the entries the plan's mask keeps, in
+row-major order, in the weight's dtype, or float16 with ``StorageOptions(sparse_values=
+"float16")``), ``<name>::shape`` and ``<name>::pattern``: the mask itself, saved beside it in
+``model_masks.safetensors`` (one bit per entry), says where the values go, so the pattern is
+not stored twice. A weight with nonzeros outside its mask (which training never leaves) gets
+its own ``<name>::bitmask`` of nonzeros instead (8 entries a byte), as every weight did in
+earlier directories, which still load. With
 ``StorageOptions(embeddings="float16" | "int8")`` the word-embedding matrix (~47 MB of the
 default MiniLM's ~90 MB, never pruned) goes to ``model_quantized.safetensors``: float16, or int8
 with one float32 scale per row (symmetric, ``scale = max|row| / 127``). Either way
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
-from prunekit.models.masks import masked_linears
+from prunekit.models.masks import masked_linears, weight_masks
 from prunekit.plan import PruningPlan
 
 __all__ = [
@@ -42,12 +46,14 @@ __all__ = [
     "read_compact",
     "write_sparse",
     "read_sparse",
+    "kept_patterns",
     "storage_report",
 ]
 
 SPARSE_NAME = "model_sparse.safetensors"
 QUANTIZED_NAME = "model_quantized.safetensors"
 MASKS_NAME = "model_masks.safetensors"  # the plan's masks in a model directory (checkpoint.py)
+PLAN_PATTERN = 1  # ``<name>::pattern``: the stored entries are the plan mask's kept ones
 _DTYPES = {"float32": None, "float16": torch.float16, "int8": torch.int8}
 
 
@@ -92,6 +98,12 @@ def compact_parameters(
     return found
 
 
+def kept_patterns(model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
+    """``{state-dict name: kept entries}`` of each masked weight, in its current shape."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(weight)]: ~drop for weight, drop in weight_masks(model, plan)}
+
+
 def write_compact(
     directory: Path,
     tensors: dict[str, torch.Tensor],
@@ -99,7 +111,8 @@ def write_compact(
     plan: PruningPlan,
     storage: StorageOptions,
 ) -> None:
-    """The tensors `compact_parameters` named, into their files in ``directory``."""
+    """The tensors `compact_parameters` named, into their files in ``directory`` (sparse ones
+    by the plan's pattern, which `save` writes beside them)."""
     sparse_names = set(sparse_parameters(model, plan))
     sparse = {n: t for n, t in tensors.items() if n in sparse_names}
     wider = {t.dtype for t in sparse.values()} - {torch.float32}
@@ -111,17 +124,23 @@ def write_compact(
             "float32, which stores them in their own dtype)"
         )
     if sparse:
-        write_sparse(directory / SPARSE_NAME, sparse, _DTYPES[storage.sparse_values])
+        write_sparse(
+            directory / SPARSE_NAME,
+            sparse,
+            _DTYPES[storage.sparse_values],
+            kept_patterns(model, plan),
+        )
     quantized = {n: t for n, t in tensors.items() if n not in sparse_names}
     if quantized:
         _write_quantized(directory / QUANTIZED_NAME, quantized, storage.embeddings)
 
 
-def read_compact(directory: Path) -> dict[str, torch.Tensor]:
-    """``{name: dense tensor}`` from whichever compact files ``directory`` holds."""
+def read_compact(directory: Path, model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
+    """``{name: dense tensor}`` from whichever compact files ``directory`` holds (``model``
+    built to ``plan``, whose masks give the patterns stored by reference)."""
     found: dict[str, torch.Tensor] = {}
     if (directory / SPARSE_NAME).is_file():
-        found.update(read_sparse(directory / SPARSE_NAME))
+        found.update(read_sparse(directory / SPARSE_NAME, kept_patterns(model, plan)))
     if (directory / QUANTIZED_NAME).is_file():
         found.update(_read_quantized(directory / QUANTIZED_NAME))
     return found
@@ -178,16 +197,28 @@ def emptied(parameters: dict[str, nn.Parameter]) -> Iterator[dict[str, torch.Ten
 
 
 def write_sparse(
-    path: Path, tensors: dict[str, torch.Tensor], values_dtype: torch.dtype | None = None
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    values_dtype: torch.dtype | None = None,
+    patterns: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Bitmask + values (in ``values_dtype``, default the tensor's) + shape of each tensor into
-    one safetensors file."""
+    """Values (in ``values_dtype``, default the tensor's) + shape of each tensor into one
+    safetensors file, with the pattern of stored entries: a bitmask of the nonzeros, or, where
+    ``patterns`` gives a tensor's kept entries (the plan's mask, already on disk) and every
+    entry outside it is 0, that pattern by reference (``::pattern`` = "plan"), which saves
+    the bitmask's bit per weight."""
     out: dict[str, torch.Tensor] = {}
+    patterns = patterns or {}
     for name, tensor in tensors.items():
         flat = tensor.detach().cpu().contiguous().flatten()
-        nonzero = flat != 0
-        out[f"{name}::bitmask"] = torch.from_numpy(np.packbits(nonzero.numpy()))
-        values = flat[nonzero]
+        kept = patterns.get(name)
+        if kept is not None and not flat[~kept.cpu().flatten()].any():
+            stored = kept.cpu().flatten()
+            out[f"{name}::pattern"] = torch.tensor(PLAN_PATTERN, dtype=torch.uint8)
+        else:
+            stored = flat != 0
+            out[f"{name}::bitmask"] = torch.from_numpy(np.packbits(stored.numpy()))
+        values = flat[stored]
         # A nonzero that rounds to 0 in half precision stays a stored (zero) entry: the bitmask
         # keeps the pattern, so the plan's masks and the stored weights still agree.
         out[f"{name}::values"] = values.to(values_dtype) if values_dtype else values.clone()
@@ -195,8 +226,11 @@ def write_sparse(
     safetensors.torch.save_file(out, str(path), metadata={"format": "prunekit-sparse-1"})
 
 
-def read_sparse(path: Path) -> dict[str, torch.Tensor]:
-    """The dense tensors written by `write_sparse`."""
+def read_sparse(
+    path: Path, patterns: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """The dense tensors written by `write_sparse`; ``patterns`` must give the kept entries of
+    every tensor stored with the plan's pattern."""
     stored = safetensors.torch.load_file(str(path))
     dense = {}
     for key in stored:
@@ -205,10 +239,18 @@ def read_sparse(path: Path) -> dict[str, torch.Tensor]:
         name = key.removesuffix("::shape")
         shape = tuple(stored[key].tolist())
         count = int(np.prod(shape))
-        bits = np.unpackbits(stored[f"{name}::bitmask"].numpy(), count=count).astype(bool)
+        if f"{name}::pattern" in stored:
+            if patterns is None or name not in patterns:
+                raise KeyError(f"{name} is stored by the plan's mask, which was not given")
+            where = patterns[name].cpu().flatten().bool()
+        else:
+            bits = np.unpackbits(stored[f"{name}::bitmask"].numpy(), count=count).astype(bool)
+            where = torch.from_numpy(bits)
         values = stored[f"{name}::values"]
+        if int(where.sum()) != values.numel() or where.numel() != count:
+            raise ValueError(f"{name}: {values.numel()} values for {int(where.sum())} entries")
         flat = torch.zeros(count, dtype=values.dtype)
-        flat[torch.from_numpy(bits)] = values
+        flat[where] = values
         dense[name] = flat.view(shape)
     return dense
 
