@@ -16,7 +16,7 @@ time is in its pruner.json.
 One line per finished run in ``benchmarks/results/smp/results.jsonl`` (a killed run resumes
 there), and ``report.md`` beside it. STS-B is the task held out of pruner training.
 
-    python benchmarks/smp.py --pruner PDIR [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2]
+    python benchmarks/smp.py [--pruner PDIR] [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from prunekit.device import resolve_device
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
+from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
 
@@ -111,7 +112,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pruner", type=Path, required=True)
+    parser.add_argument("--pruner", type=Path, help="pruner directory (default: the shipped one)")
     parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--fractions", default="0.25,0.5,0.75")
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
     trained = json.loads((args.pruner / "pruner.json").read_text())
     args.pruner_tasks = trained.get("trained_on", {}).get("config", {}).get("tasks", [])
     RESULTS.mkdir(parents=True, exist_ok=True)
