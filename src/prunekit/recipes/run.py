@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
     heads: float = 0.5
     seed: int = 0
     finetune: TrainConfig | None = None  # None: the task's recipe
-    max_train_samples: int | None = 8000
+    max_train_samples: int | None = 8000  # None: the recipe's (SST-2: 20,000)
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
     recover_max_samples: int | None = 4000
     bench_rounds: int = 5
@@ -84,7 +84,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
                     data_dir=config.data_dir,
                     train=train.model_copy(update={"seed": config.seed, "device": config.device}),
                     max_seq_length=recipe.max_seq_length,
-                    max_train_samples=config.max_train_samples,
+                    max_train_samples=config.max_train_samples or recipe.max_train_samples,
                     resume=config.resume,
                 ),
                 on_step,
