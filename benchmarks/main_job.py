@@ -35,8 +35,8 @@ def to_markdown(summary: dict, wall_seconds: float | None) -> str:
         f"(seed {summary['seed']})",
         "",
         f"Model `{cfg['model']}` (all-MiniLM-L6-v2 from PyPI), fine-tuned with the task's recipe "
-        f"(`TASK_RECIPES`) on a seeded {cfg['max_train_samples']}-example subset of train (the "
-        "trade that keeps the job under 15 minutes here); each pruned model recovered 1 epoch on "
+        f"(`TASK_RECIPES`: {d.get('train_examples', '?')} train examples, "
+        f"{d.get('train_seconds', 0) / 60:.1f} min); each pruned model recovered 1 epoch on "
         f"{cfg['recover_max_samples']} examples, the same for both methods. "
         f"{summary['method']} is the strongest method at 50% after recovery in the committed "
         "comparison (benchmarks/results/head_baselines). Validation = split carved from train, "

@@ -184,11 +184,8 @@ def run(
     heads: Annotated[float, typer.Option(help="Fraction of heads to remove.")] = 0.5,
     max_train_samples: Annotated[
         int | None,
-        typer.Option(
-            help="Seeded train subset for fine-tuning (the task's recipe otherwise; SST-2's "
-            "uses 20,000, which would not fit the job in 15 minutes on a 2-core CPU)."
-        ),
-    ] = 8000,
+        typer.Option(help="Seeded train subset for fine-tuning (default: the task's recipe's)."),
+    ] = None,
     recover_max_samples: Annotated[
         int | None, typer.Option(help="Seeded train subset for recovery.")
     ] = 4000,
