@@ -35,6 +35,7 @@ __all__ = [
 
 # Above 10 % of the median, run-to-run noise is as large as the speed-ups being measured.
 SPREAD_THRESHOLD = 0.10
+ORT_SETTLE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,10 @@ def time_models(
             run()
             synchronize(target)  # the forward call returns before a GPU has finished it
             samples[name].append(time.perf_counter() - start)
+            if name in sessions and len(runners) > 1:
+                # onnxruntime's worker threads spin for a moment after a run (its fast default);
+                # let them settle so the model timed next does not share the cores with them.
+                time.sleep(ORT_SETTLE_S)
     return {
         name: summarize(values, batch_size, seq_len, warmup) for name, values in samples.items()
     }
