@@ -22,6 +22,7 @@ rewritten after every task.
 
     python benchmarks/sparse.py --preset quick   # MRPC, 95%, seed 0, the four variants
     python benchmarks/sparse.py --preset full    # 5 tasks x 50..97% x seeds 0-2
+    python benchmarks/sparse.py --retime         # time the finished models again, alone
 """
 
 from __future__ import annotations
@@ -124,20 +125,42 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "train_device": str(resolve_device(args.device)),
     }
     if seed == 0:  # inference timings: on this CPU, once per (task, sparsity, variant)
-        timed = run_bench(str(out), runtime="sparse", rounds=args.rounds, device="cpu")
-        models = timed["models"]
-        row["timing"] = {
+        row |= timing(out, args.rounds)
+    return row
+
+
+def timing(out: Path, rounds: int) -> dict:
+    """The sparse path against dense torch and dense onnxruntime (`prunekit bench`)."""
+    timed = run_bench(str(out), runtime="sparse", rounds=rounds, device="cpu")
+    row = {
+        "timing": {
             name: {
                 "latency_ms": entry["latency"]["median_s"] * 1e3,
                 "throughput_seq_s": entry["throughput"]["sequences_per_s"],
             }
-            for name, entry in models.items()
+            for name, entry in timed["models"].items()
         }
-        row["timing"]["cpu"] = timed["environment"]["cpu"]
-        row["timing"]["warnings"] = timed["warnings"]
-        row["sparse_linears_converted"] = sum(c["sparse"] for c in timed["sparse_linears"])
-        row["break_even_sparsity"] = timed["break_even_sparsity"]
+    }
+    row["timing"]["cpu"] = timed["environment"]["cpu"]
+    row["timing"]["warnings"] = timed["warnings"]
+    row["sparse_linears_converted"] = sum(c["sparse"] for c in timed["sparse_linears"])
+    row["break_even_sparsity"] = timed["break_even_sparsity"]
     return row
+
+
+def retime(args) -> None:
+    """Time every seed-0 model of results.jsonl again (a quiet machine, a fixed timer)."""
+    path = args.results / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        out = args.runs / row["key"].replace("|", "-")
+        if row["seed"] == 0 and out.is_dir():
+            print(f"retime {row['key']}", file=sys.stderr, flush=True)
+            row |= timing(out, args.rounds)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tmp.replace(path)
+    write_report(args.results)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -218,7 +241,11 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--runs", type=Path, default=RUNS, help="where models go")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--retime", action="store_true", help="only re-time finished models")
     args = parser.parse_args()
+    if args.retime:
+        retime(args)
+        return
     for name, value in PRESETS[args.preset].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
