@@ -34,18 +34,16 @@ def inspect(
     )
     disk = stats["disk_bytes"]
     human += f"\non disk: {disk['total'] / 1e6:.1f} MB"
-    if "sparse_tensors" in disk:
-        sparse = disk["sparse_tensors"]
-        human += (
-            f"; sparse linears {sparse['stored_bytes'] / 1e6:.1f} MB stored for "
-            f"{sparse['dense_fp32_bytes'] / 1e6:.1f} MB dense fp32 ({sparse['ratio']:.1f}x smaller)"
-        )
-    if "quantized_tensors" in disk:
-        quantized = disk["quantized_tensors"]
-        human += (
-            f"; word embeddings {quantized['stored_bytes'] / 1e6:.1f} MB stored for "
-            f"{quantized['dense_fp32_bytes'] / 1e6:.1f} MB fp32 ({quantized['ratio']:.1f}x smaller)"
-        )
+    for key, what, dense in (
+        ("sparse_tensors", "sparse linears", "dense fp32"),
+        ("quantized_tensors", "word embeddings", "fp32"),
+    ):
+        if key in disk:
+            part = disk[key]
+            human += (
+                f"; {what} {part['stored_bytes'] / 1e6:.1f} MB stored for "
+                f"{part['dense_fp32_bytes'] / 1e6:.1f} MB {dense} ({part['ratio']:.1f}x smaller)"
+            )
     if stats.get("dropped_modules"):
         human += (
             "\nnot counted: the config names "

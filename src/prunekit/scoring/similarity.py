@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from prunekit.device import module_device
-from prunekit.errors import ModelLoadError
 from prunekit.models.surgery import current_plan
+from prunekit.scoring.maps import attention_maps
 
 __all__ = ["attention_map_similarity"]
 
@@ -32,11 +32,7 @@ def attention_map_similarity(
     count = 0
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        attentions = model(**inputs, output_attentions=True).attentions
-        if not attentions or any(a is None for a in attentions):
-            raise ModelLoadError(
-                "the model returned no attention maps; load it with attn_implementation='eager'"
-            )
+        attentions = attention_maps(model, inputs)
         mask = inputs["attention_mask"].to(attentions[0].dtype)
         pairs = (mask[:, :, None] * mask[:, None, :]).flatten(1)[:, None, :]  # [B, 1, T*T]
         for layer, (attention, kept) in enumerate(zip(attentions, plan.kept_heads, strict=True)):

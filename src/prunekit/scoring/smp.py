@@ -26,6 +26,7 @@ from torch import nn
 from prunekit.device import module_device
 from prunekit.errors import ModelLoadError
 from prunekit.models.surgery import current_plan
+from prunekit.scoring.maps import attention_maps
 
 __all__ = [
     "MAP_SIZE",
@@ -142,11 +143,7 @@ def head_scores(
     total, count = torch.zeros(plan.num_layers, plan.num_heads, device=device), 0
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-        attentions = model(**inputs, output_attentions=True).attentions
-        if not attentions or any(a is None for a in attentions):
-            raise ModelLoadError(
-                "the model returned no attention maps; load it with attn_implementation='eager'"
-            )
+        attentions = attention_maps(model, inputs)
         total += map_scores(
             pruner, attentions, inputs["attention_mask"], channel, plan.kept_heads, plan.num_heads
         )
