@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 from conftest import tiny_model, word_tokenizer
@@ -63,6 +64,21 @@ def test_pruned_model_exports_and_matches_pytorch(family, tmp_path):
     ids = np.full((5, 9), 4, dtype=np.int64)
     (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
     assert logits.shape == (5, 2)
+
+
+@pytest.mark.parametrize("family", ["bert", "mpnet"])
+def test_optimized_export_fuses_for_onnxruntime_and_still_matches(family, tmp_path):
+    source = pruned_dir(family, tmp_path)
+    plain = export_onnx(source, tmp_path / "plain")
+    fused = export_onnx(source, tmp_path / "fused", optimize=True)
+    assert plain.fused_operators is None
+    assert fused.max_abs_diff <= 1e-4 and fused.fused_operators.get("SkipLayerNormalization")
+    ops = {n.op_type for n in onnx.load(fused.path).graph.node}
+    assert "SkipLayerNormalization" in ops
+    # traced with eager attention: no SDPA NaN guard left for onnxruntime to run per layer
+    assert "IsNaN" not in {n.op_type for n in onnx.load(plain.path).graph.node}
+    recorded = json.loads((tmp_path / "fused" / "export.json").read_text())
+    assert recorded["fused_operators"] == fused.fused_operators
 
 
 def test_export_refuses_bad_input_and_writes_nothing(tmp_path):

@@ -144,13 +144,20 @@ def export(
     tolerance: Annotated[
         float, typer.Option(help="Largest allowed |onnxruntime - PyTorch| output difference.")
     ] = 1e-4,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            help="Fuse for onnxruntime (SkipLayerNormalization, BiasGelu): faster there, but "
+            "the file then needs onnxruntime's contrib ops."
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
 ) -> None:
     """Export to ONNX (dynamic batch and length) and check it against PyTorch with onnxruntime."""
     from prunekit.recipes.inspect import run_export
 
-    report = run_export(model, out, opset, tolerance, overwrite)
+    report = run_export(model, out, opset, tolerance, overwrite, optimize)
     human = (
         f"wrote {report['path']} ({report['onnx_bytes'] / 1e6:.1f} MB, opset {report['opset']}); "
         f"onnxruntime vs PyTorch max |diff| {report['max_abs_diff']:.1e} on shapes "

@@ -60,7 +60,8 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
         sessions = {
             name: onnxruntime.InferenceSession(
-                export_onnx(path, Path(tmp) / name).path, providers=["CPUExecutionProvider"]
+                export_onnx(path, Path(tmp) / name, optimize=True).path,
+                providers=["CPUExecutionProvider"],
             )
             for name, path in sources.items()
         }
@@ -94,7 +95,7 @@ def _sparse_bench(
         except ConfigError as err:
             warnings.append(f"no onnxruntime dense timing: {err}")
         else:
-            exported = export_onnx(sources[reference], Path(tmp) / "dense").path
+            exported = export_onnx(sources[reference], Path(tmp) / "dense", optimize=True).path
             # Default session options: spinning threads are part of why ORT is fast, so they
             # stay on (the timing loop lets them settle before the next model runs).
             sessions["onnxruntime"] = onnxruntime.InferenceSession(

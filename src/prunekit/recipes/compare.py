@@ -345,12 +345,12 @@ class _Sweep:
         against dense-in-torch (what a user switching runtime and pruning would see; a CPU
         claim, so compare with --device cpu for it)."""
         onnxruntime = require_onnx()
-        dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}"
+        dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}-fused"
         if not (dense_onnx / "model.onnx").is_file():
-            export_onnx(self.dense_dir, dense_onnx, overwrite=True)
+            export_onnx(self.dense_dir, dense_onnx, overwrite=True, optimize=True)
         with tempfile.TemporaryDirectory(prefix="prunekit-compare-") as tmp:
             save(model, Path(tmp) / "model", self.data.tokenizer)
-            pruned_onnx = export_onnx(Path(tmp) / "model", Path(tmp) / "onnx").path
+            pruned_onnx = export_onnx(Path(tmp) / "model", Path(tmp) / "onnx", optimize=True).path
             sessions = {
                 name: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
                 for name, path in (("baseline", dense_onnx / "model.onnx"), ("model", pruned_onnx))

@@ -30,9 +30,14 @@ def run_inspect(model: str, seq_len: int = 128) -> dict[str, Any]:
 
 
 def run_export(
-    model: str, out: Path, opset: int = 18, tolerance: float = 1e-4, overwrite: bool = False
+    model: str,
+    out: Path,
+    opset: int = 18,
+    tolerance: float = 1e-4,
+    overwrite: bool = False,
+    optimize: bool = False,
 ) -> dict[str, Any]:
-    return export_onnx(resolve_model(model), out, opset, tolerance, overwrite).to_dict()
+    return export_onnx(resolve_model(model), out, opset, tolerance, overwrite, optimize).to_dict()
 
 
 def run_compact(
