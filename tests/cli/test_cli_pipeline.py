@@ -220,7 +220,9 @@ def test_magnitude_writes_a_sparse_model_that_inspect_counts(finetuned_minilm, t
     sparse = stats["disk_bytes"]["sparse_tensors"]
     assert sparse["ratio"] > 1.5  # half the entries kept: values + 1 bit each, vs fp32
     timed = run_json("bench", out, "--runtime", "sparse", "--rounds", "1", "--seq-len", "16")
-    assert len(timed["sparse_linears"]) == 36
+    # the feature-major encoder: query/key/value fused, then O and both FFN matrices per layer
+    assert len(timed["sparse_linears"]) == 4 * 6
+    assert sum(c["name"].endswith(".qkv") for c in timed["sparse_linears"]) == 6
     assert set(timed["break_even_sparsity"]) == {"1", "32"}  # latency and throughput batches
     assert all(0.45 < c["sparsity"] < 0.55 for c in timed["sparse_linears"])
     entries = timed["models"]

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import TINY, tiny_batch, tiny_model
 
-from prunekit import apply_plan, current_plan
+from prunekit import PruningPlan, apply_plan, current_plan
 from prunekit.errors import ConfigError
-from prunekit.models.masks import masked_linears
 from prunekit.models.sparse import SparseLinear, to_sparse_inference
+from prunekit.models.sparse_encoder import FeatureMajorEncoder, FeatureMajorLinear
 
 L = TINY["layers"]
 
@@ -26,25 +26,80 @@ def test_a_csr_linear_matches_the_dense_one():
         assert torch.allclose(SparseLinear(linear)(x), linear(x), atol=1e-5)
 
 
-def test_converting_a_sparse_model_keeps_its_outputs():
-    model = tiny_model("bert")
-    plan = current_plan(model)
-    generator = torch.Generator().manual_seed(1)
-    masks = {
-        k: torch.rand(w.shape, generator=generator) > 0.95
-        for k, w in masked_linears(model, plan).items()
-    }
-    apply_plan(model, plan.with_masks(masks))
+def sparsified(model, plan=None, keep: float = 0.05, seed: int = 1):
+    """``model`` pruned to ``plan`` (default: none) with ~95% of each encoder linear zeroed."""
+    if plan is not None:
+        apply_plan(model, plan)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and ".layer." in name:
+                module.weight.mul_(torch.rand(module.weight.shape, generator=generator) < keep)
+    return model
+
+
+def test_converting_a_sparse_model_keeps_its_outputs_linear_by_linear():
+    model = sparsified(tiny_model("bert"))
     with torch.no_grad():
         expected = model(**tiny_batch()).logits
-    chosen = to_sparse_inference(copy.deepcopy(model), tokens=(16, 256), rounds=2)
+    chosen = to_sparse_inference(copy.deepcopy(model), (16, 256), rounds=2, layout="token")
     assert len(chosen) == 6 * L and all(c.sparsity > 0.9 for c in chosen)
     assert all(len(c.sparse_ms) == len(c.dense_ms) == 2 for c in chosen)  # both sizes timed
-    choices = to_sparse_inference(model, tokens=256, rounds=2, always=True)
+    choices = to_sparse_inference(model, tokens=256, rounds=2, always=True, layout="token")
     assert all(c.sparse for c in choices)
     assert sum(isinstance(m, SparseLinear) for m in model.modules()) == 6 * L
     with torch.no_grad():
         assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_the_feature_major_encoder_matches_a_pruned_sparse_model(family, attn):
+    model = tiny_model(family, attn=attn)
+    dense = current_plan(model)
+    # Uneven heads, a layer with no heads left, narrower FFNs, then 95% unstructured.
+    plan = PruningPlan.build(
+        num_layers=dense.num_layers,
+        num_heads=dense.num_heads,
+        intermediate_size=dense.intermediate_size,
+        kept_heads=[(0, 2), (), (1,)],
+        kept_ffn=[tuple(range(20)), tuple(range(37)), tuple(range(5, 30))],
+    )
+    model = sparsified(model, plan)
+    with torch.no_grad():
+        expected = model(**tiny_batch()).logits
+    choices = to_sparse_inference(model, tokens=(16, 256), rounds=2, always=True)
+    assert isinstance(model.base_model.encoder, FeatureMajorEncoder)
+    # query/key/value fused per layer that has heads; layer 1's zero-width output projection
+    # (bias only) is nothing to choose: 2 + 3 * 3 - 1 projections
+    assert sorted(c.name for c in choices if c.name.endswith("qkv")) == ["0.qkv", "2.qkv"]
+    assert len(choices) == 2 + 3 * L - 1 and all(c.sparse for c in choices)
+    with torch.no_grad():
+        assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
+        # batch and length other than the timed ones, padding in one row
+        batch = tiny_batch(batch=5, seq=23, seed=3)
+        assert model(**batch).logits.shape == (5, 2)
+
+
+def test_a_feature_major_linear_switches_to_dense_above_its_threshold():
+    linear = torch.nn.Linear(32, 37)
+    with torch.no_grad():
+        linear.weight.mul_(torch.rand(37, 32, generator=torch.Generator().manual_seed(0)) > 0.9)
+    hybrid = FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=100)
+    small, large = torch.randn(32, 80), torch.randn(32, 160)  # feature-major: [in, tokens]
+    with torch.no_grad():
+        assert torch.allclose(hybrid(small), linear(small.T).T, atol=1e-5)
+        hybrid.dense.zero_()  # which path ran: only the dense one reads this copy
+        assert torch.allclose(hybrid(small), linear(small.T).T, atol=1e-5)
+        assert torch.equal(hybrid(large), linear.bias[:, None].expand(37, 160))
+
+
+def test_the_feature_major_layout_is_for_bert_style_families_only():
+    model = sparsified(tiny_model("distilbert"))
+    with pytest.raises(ConfigError, match="layout='token'"):
+        to_sparse_inference(model, tokens=16, rounds=1, layout="feature")
+    choices = to_sparse_inference(model, tokens=16, rounds=1)  # auto: linear by linear
+    assert len(choices) == 6 * L
 
 
 def test_the_sparse_path_refuses_half_precision_models():

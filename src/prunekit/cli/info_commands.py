@@ -105,8 +105,11 @@ def bench(
             for batch, value in result["break_even_sparsity"].items()
         )
         hybrid = sum(c["dense_above"] is not None for c in result["sparse_linears"])
+        fused = any(c["name"].endswith(".qkv") for c in result["sparse_linears"])
         lines.append(
-            f"sparse path: {converted}/{len(result['sparse_linears'])} linears converted"
+            f"sparse path: {converted}/{len(result['sparse_linears'])} "
+            + ("projections (feature-major encoder, query/key/value fused)" if fused else "linears")
+            + " converted"
             + (f" ({hybrid} of them dense above a token threshold)" if hybrid else "")
             + f"; break-even sparsity on this CPU ({even})"
         )

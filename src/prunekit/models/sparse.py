@@ -9,6 +9,11 @@ dense everywhere, or (when sparse wins only on smaller inputs, as it often does 
 not at batch 32) a `SparseLinear` that also keeps the dense weight and runs it above a token
 threshold. Every choice is reported. Inference only: no gradients flow through a
 `SparseLinear`.
+
+BERT-style models (BERT, RoBERTa, ELECTRA) go further by default (``layout="auto"``): their
+encoder is replaced by a feature-major one (`models/sparse_encoder.py`) in which no sparse
+product needs a transposing copy and query/key/value run as one product; each projection is
+chosen the same way, timed in that layout. Other families replace linears one by one.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
+from prunekit.models.sparse_encoder import (
+    FEATURE_MAJOR_FAMILIES,
+    FeatureMajorLinear,
+    build_feature_major,
+)
 from prunekit.models.surgery import current_plan
 
 __all__ = [
@@ -112,13 +122,16 @@ def to_sparse_inference(
     min_sparsity: float = 0.5,
     rounds: int = 5,
     always: bool = False,
+    layout: str = "auto",
 ) -> list[LinearChoice]:
     """Replace each of the six linears of every layer by a `SparseLinear` where it is timed
     faster on random inputs of ``tokens`` rows (each size given). Sparse faster at every size:
     CSR only; at the smaller sizes only: CSR up to a threshold halfway (geometrically) to the
     first size where dense won, dense above it; at the smallest size not: dense. Linears below
-    ``min_sparsity`` are not tried; ``always`` converts every tried one to CSR only. Modifies
-    ``model`` in place (float32, CPU); returns the choice made for every linear."""
+    ``min_sparsity`` are not tried; ``always`` converts every tried one to CSR only.
+    ``layout``: ``feature`` (BERT-style only), ``token``, or ``auto`` (feature where supported).
+    Modifies ``model`` in place (float32, CPU); returns the choice made for every linear (for
+    the feature-major encoder, query/key/value are one fused ``<layer>.qkv``)."""
     sizes = sorted({tokens} if isinstance(tokens, int) else set(tokens))
     adapter = get_adapter(model)
     plan = current_plan(model)
@@ -128,7 +141,17 @@ def to_sparse_inference(
             f"the sparse path runs float32 models on the CPU; this one is {parameter.dtype} on "
             f"{parameter.device} (use --device cpu, and a float32 model)"
         )
+    if layout not in ("auto", "feature", "token"):
+        raise ConfigError(f"unknown sparse layout {layout!r}; choose auto, feature or token")
+    supported = adapter.family in FEATURE_MAJOR_FAMILIES
+    if layout == "feature" and not supported:
+        raise ConfigError(
+            f"the feature-major sparse encoder supports {', '.join(FEATURE_MAJOR_FAMILIES)}, "
+            f"not {adapter.family}; use layout='token'"
+        )
     generator = torch.Generator().manual_seed(0)
+    if layout == "feature" or (layout == "auto" and supported):
+        return _feature_major(model, sizes, min_sparsity, rounds, always, generator)
     choices = []
     for layer in range(plan.num_layers):
         parts = adapter.layer_modules(model, layer)
@@ -165,6 +188,53 @@ def to_sparse_inference(
                     dense_above,
                 )
             )
+    return choices
+
+
+def _feature_major(
+    model: nn.Module,
+    sizes: list[int],
+    min_sparsity: float,
+    rounds: int,
+    always: bool,
+    generator: torch.Generator,
+) -> list[LinearChoice]:
+    """Swap in the feature-major encoder, each projection CSR or dense as timed in that layout
+    (same rule as the token-major path)."""
+    choices = []
+
+    def choose(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> FeatureMajorLinear:
+        if 0 in weight.shape:
+            return FeatureMajorLinear(weight, bias, None)
+        sparsity = float((weight == 0).float().mean())
+        dense = FeatureMajorLinear(weight, bias, None)
+        if sparsity < min_sparsity:
+            choices.append(LinearChoice(name, sparsity, tuple(sizes), (), None, False))
+            return dense
+        sparse = FeatureMajorLinear(weight, bias, float("inf"))
+        dense_ms, sparse_ms = [], []
+        for size in sizes:
+            x = torch.randn(weight.shape[1], size, generator=generator)
+            dense_ms.append(time_linear(dense, x, rounds) * 1e3)
+            sparse_ms.append(time_linear(sparse, x, rounds) * 1e3)
+        wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=True)]
+        up_to, chosen = None, dense
+        if always or all(wins):
+            chosen = sparse
+        elif wins[0]:
+            first_loss = wins.index(False)
+            up_to = int((sizes[first_loss - 1] * sizes[first_loss]) ** 0.5)
+            chosen = FeatureMajorLinear(weight, bias, up_to)
+        used = always or wins[0]
+        choices.append(
+            LinearChoice(
+                name, sparsity, tuple(sizes), tuple(dense_ms), tuple(sparse_ms), used, up_to
+            )
+        )
+        return chosen
+
+    encoder, _ = build_feature_major(model, choose)
+    model.base_model.encoder = encoder
     return choices
 
 
