@@ -81,6 +81,26 @@ def test_the_feature_major_encoder_matches_a_pruned_sparse_model(family, attn):
         assert model(**batch).logits.shape == (5, 2)
 
 
+def test_the_feature_major_encoder_hands_large_inputs_to_the_original():
+    model = sparsified(tiny_model("bert"))
+    with torch.no_grad():
+        expected = model(**tiny_batch()).logits
+    to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    encoder = model.base_model.encoder
+    assert encoder.up_to == float("inf")  # CSR at every size: never hands over
+    encoder.layer = torch.nn.ModuleList()  # the feature-major path now skips every layer...
+    encoder.up_to = 0  # ...but no input is small enough to take it
+    with torch.no_grad():
+        assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
+
+
+def test_a_dense_model_keeps_its_encoder():
+    model = tiny_model("bert")
+    choices = to_sparse_inference(model, tokens=16, rounds=1)
+    assert not any(c.sparse for c in choices) and len(choices) == 4 * L
+    assert not isinstance(model.base_model.encoder, FeatureMajorEncoder)
+
+
 def test_a_feature_major_linear_switches_to_dense_above_its_threshold():
     linear = torch.nn.Linear(32, 37)
     with torch.no_grad():
@@ -88,9 +108,11 @@ def test_a_feature_major_linear_switches_to_dense_above_its_threshold():
     hybrid = FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=100)
     small, large = torch.randn(32, 80), torch.randn(32, 160)  # feature-major: [in, tokens]
     with torch.no_grad():
-        assert torch.allclose(hybrid(small), linear(small.T).T, atol=1e-5)
-        hybrid.dense.zero_()  # which path ran: only the dense one reads this copy
-        assert torch.allclose(hybrid(small), linear(small.T).T, atol=1e-5)
+        want_small, want_large = linear(small.T).T, linear(large.T).T
+        assert torch.allclose(hybrid(small), want_small, atol=1e-5)
+        assert torch.allclose(hybrid(large), want_large, atol=1e-5)
+        hybrid.dense.zero_()  # which path ran: only the dense one reads this weight
+        assert torch.allclose(hybrid(small), want_small, atol=1e-5)
         assert torch.equal(hybrid(large), linear.bias[:, None].expand(37, 160))
 
 

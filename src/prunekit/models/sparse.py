@@ -233,8 +233,9 @@ def _feature_major(
         )
         return chosen
 
-    encoder, _ = build_feature_major(model, choose)
-    model.base_model.encoder = encoder
+    encoder = build_feature_major(model, choose)
+    if encoder is not None:
+        model.base_model.encoder = encoder
     return choices
 
 

@@ -58,7 +58,7 @@ class FeatureMajorLinear(nn.Module):
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
         self.sparse_up_to = sparse_up_to
         self.csr = csr_int32(weight) if sparse_up_to is not None else None
-        self.dense = weight.clone() if sparse_up_to != float("inf") else None
+        self.dense = weight if sparse_up_to != float("inf") else None  # shared, not copied
         bias = bias.detach() if bias is not None else torch.zeros(weight.shape[0])
         self.bias_column = bias[:, None].clone()
 
@@ -124,17 +124,27 @@ class FeatureMajorLayer(nn.Module):
 
 class FeatureMajorEncoder(nn.Module):
     """Drop-in for a BERT-style encoder (same call, same output type) that runs
-    `FeatureMajorLayer` s; attention masks are those transformers builds for SDPA or eager."""
+    `FeatureMajorLayer` s; attention masks are those transformers builds for SDPA or eager.
 
-    def __init__(self, layers: Sequence[FeatureMajorLayer]):
+    Inputs of more than ``up_to`` tokens, where every projection runs dense anyway, go to the
+    ``original`` encoder: dense products are as fast either way, and its fused attention and
+    LayerNorm kernels beat the written-out ones on large batches."""
+
+    def __init__(self, layers: Sequence[FeatureMajorLayer], original: nn.Module, up_to: float):
         super().__init__()
         self.layer = nn.ModuleList(layers)
+        self.original, self.up_to = original, up_to
 
     @torch.no_grad()
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: Any
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Any,
     ) -> EncoderOutput:
         batch, length, hidden = hidden_states.shape
+        if batch * length > self.up_to:
+            return self.original(hidden_states, attention_mask=attention_mask, **kwargs)
         mask = attention_mask  # as built for SDPA (boolean, True = attend) or eager (additive)
         if mask is not None and mask.dtype == torch.bool:
             blocked = torch.finfo(hidden_states.dtype).min
@@ -145,14 +155,12 @@ class FeatureMajorEncoder(nn.Module):
         return EncoderOutput(last_hidden_state=x.T.reshape(batch, length, hidden))
 
 
-def build_feature_major(
-    model: nn.Module, choose: Any
-) -> tuple[FeatureMajorEncoder, list[tuple[str, FeatureMajorLinear]]]:
+def build_feature_major(model: nn.Module, choose: Any) -> FeatureMajorEncoder | None:
     """The feature-major encoder of a BERT-style ``model``; ``choose(name, weight, bias)``
-    returns each projection's `FeatureMajorLinear` (it decides CSR or dense). Also returns the
-    projections by name (``"<layer>.qkv"``, ``"<layer>.attn_out"``, ...)."""
+    returns each projection's `FeatureMajorLinear` (it decides CSR or dense). None when every
+    projection chose dense: the model is best left as it is."""
     adapter = get_adapter(model)
-    made, layers = [], []
+    layers, up_to = [], -1.0
     for index, block in enumerate(adapter.layer_list(model)):
         parts = adapter.layer_modules(model, index)
         linears = {}
@@ -167,7 +175,10 @@ def build_feature_major(
             weight = torch.cat([getattr(attention, n).weight for n in names])
             bias = torch.cat([getattr(attention, n).bias for n in names])
             qkv = choose(f"{index}.qkv", weight, bias)
-            made.append((f"{index}.qkv", qkv))
-        made += [(f"{index}.{slot}", linears[slot]) for slot in linears]
+        for projection in (qkv, *linears.values()):
+            if projection is not None and projection.sparse_up_to is not None:
+                up_to = max(up_to, projection.sparse_up_to)
         layers.append(FeatureMajorLayer(block, qkv, linears))
-    return FeatureMajorEncoder(layers), made
+    if up_to < 0:
+        return None
+    return FeatureMajorEncoder(layers, model.base_model.encoder, up_to)
