@@ -35,7 +35,8 @@ __all__ = [
 
 # Above 10 % of the median, run-to-run noise is as large as the speed-ups being measured.
 SPREAD_THRESHOLD = 0.10
-ORT_SETTLE_S = 0.05
+# Pause between the torch block and the onnxruntime block (see `time_models`).
+ORT_SETTLE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,11 @@ def time_models(
 
     Rounds interleave the models (A, B, A, B, ...) so drifts in machine speed hit all alike.
     With ``sessions`` (onnxruntime sessions under names of ``models``) those models' exported
-    graphs are timed instead of their PyTorch modules, on the same inputs and in the same
-    interleaved rounds, so torch and onnxruntime timings compare directly.
+    graphs are timed instead of their PyTorch modules, on the same inputs, in a block of their
+    own after the torch models' rounds. Interleaved, the two runtimes' thread pools (both spin
+    between runs) slowed each other on the 2-core CPU of this project: onnxruntime by ~25%,
+    torch by 5-20%, and two identical torch models differed by 15% depending on which ran
+    right after onnxruntime; in blocks the identical ones agree within 1%.
 
     Args:
         device: where to time; models elsewhere are moved there (in place). ``None`` keeps
@@ -178,21 +182,21 @@ def time_models(
         else _torch_runner(model, on_device)
         for name, model in models.items()
     }
-    for run in runners.values():
-        for _ in range(warmup):
-            run()
-    synchronize(target)
     samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            synchronize(target)  # the forward call returns before a GPU has finished it
-            samples[name].append(time.perf_counter() - start)
-            if name in sessions and len(runners) > 1:
-                # onnxruntime's worker threads spin for a moment after a run (its fast default);
-                # let them settle so the model timed next does not share the cores with them.
-                time.sleep(ORT_SETTLE_S)
+    blocks = [[n for n in runners if n not in sessions], [n for n in runners if n in sessions]]
+    for block in [b for b in blocks if b]:
+        if block is blocks[1] and blocks[0]:
+            time.sleep(ORT_SETTLE_S)  # let torch's OpenMP threads go idle first
+        for name in block:
+            for _ in range(warmup):
+                runners[name]()
+        synchronize(target)
+        for _ in range(rounds):
+            for name in block:
+                start = time.perf_counter()
+                runners[name]()
+                synchronize(target)  # the forward call returns before a GPU has finished it
+                samples[name].append(time.perf_counter() - start)
     return {
         name: summarize(values, batch_size, seq_len, warmup) for name, values in samples.items()
     }

@@ -246,15 +246,19 @@ def break_even_sparsity(
     grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98),
     rounds: int = 5,
 ) -> float | None:
-    """The lowest sparsity of ``grid`` at which a random ``in x out`` `SparseLinear` beats the
-    dense one on ``tokens`` rows on this machine (None: never)."""
+    """The lowest sparsity of ``grid`` at which a random ``in x out`` CSR product beats the
+    dense linear on ``tokens`` rows on this machine (None: never). Each runs in its own best
+    layout: the dense one token-major (``nn.Linear``), the CSR one feature-major, as the
+    sparse encoder runs it."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(tokens, in_features, generator=generator)
+    x_feature_major = x.T.contiguous()
     for sparsity in grid:
         linear = nn.Linear(in_features, out_features)
         with torch.no_grad():
             keep = torch.rand(linear.weight.shape, generator=generator) >= sparsity
             linear.weight.mul_(keep)
-        if time_linear(SparseLinear(linear), x, rounds) < time_linear(linear, x, rounds):
+        csr = FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=float("inf"))
+        if time_linear(csr, x_feature_major, rounds) < time_linear(linear, x, rounds):
             return sparsity
     return None
