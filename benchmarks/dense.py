@@ -7,6 +7,8 @@ stopped, and later benchmarks reuse exactly these models):
    them at twice the epochs. The choice is the best *validation* score (the split carved from
    train); dev is shown beside it but never used to choose.
 2. seeds 0-2 with the chosen recipe: dev mean ± std against ``TARGETS``.
+3. where that misses its target: the chosen recipe at ``BUDGET_FACTOR`` (4) times its epochs,
+   seed 0, to show whether more budget would reach it (the issue's bar for a justified miss).
 
 Results: ``benchmarks/results/dense.{json,md}`` and ``dense_sweep.jsonl`` (one line per run,
 written as each finishes). Copy the chosen recipes into ``prunekit/train/task_recipes.py``'s
@@ -35,6 +37,7 @@ SWEEP_LOG = RESULTS / "dense_sweep.jsonl"
 MODEL = "default"
 SEEDS = (0, 1, 2)
 LEARNING_RATES = (2e-5, 5e-5, 1e-4)
+BUDGET_FACTOR = 4  # a missed target is justified when this much more training misses it too
 # Dev targets on the default MiniLM, mean of seeds 0-2 (issue: credible comparisons).
 TARGETS = {"sst2": 89.0, "mrpc": 88.0, "stsb": 85.0, "rte": 63.0, "cola": 35.0}
 # Base epochs per task, and the train subset where a full epoch does not fit this CPU.
@@ -120,9 +123,12 @@ def main() -> None:
     if not args.report_only:
         for task in args.tasks.split(","):
             chosen = choose(task, args.data_dir)
-            for seed in SEEDS:
-                run(task, chosen, seed, "seeds", args.data_dir)
+            devs = [run(task, chosen, seed, "seeds", args.data_dir)["dev"] for seed in SEEDS]
             write_results()  # after each task: a cut-short run keeps what it has
+            if statistics.fmean(devs) < TARGETS[task]:
+                longer = chosen.model_copy(update={"epochs": BUDGET_FACTOR * chosen.epochs})
+                run(task, longer, 0, f"budget-{BUDGET_FACTOR}x", args.data_dir)
+                write_results()
     write_results()
 
 
@@ -149,7 +155,7 @@ def write_results() -> None:
             "met": bool(devs)
             and len(devs) == len(SEEDS)
             and statistics.fmean(devs) >= TARGETS[task],
-            "sweep": [r for r in task_rows if r["stage"] == "sweep"],
+            "sweep": [r for r in task_rows if r["stage"] != "seeds"],
         }
     (RESULTS / "dense.json").write_text(
         json.dumps({"model": MODEL, "seeds": list(SEEDS), "tasks": summary}, indent=2) + "\n"
@@ -184,18 +190,30 @@ def markdown(summary: dict) -> str:
             else "–"
         )
         met = "yes" if s["met"] else ("no" if len(s["seeds"]) == len(SEEDS) else "pending")
+        budget = [r for r in s["sweep"] if r["stage"].startswith("budget")]
+        if budget and not s["met"]:
+            b = budget[0]
+            met += (
+                f" ({b['stage'].removeprefix('budget-')} budget, {b['recipe']['epochs']} epochs, "
+                f"seed 0: dev {b['dev']:.2f})"
+            )
         lines.append(f"| {task} | {s['metric']} | {recipe} | {dev} | {s['target']:g} | {met} |")
     lines += ["", "## Sweep (seed 0)", ""]
     lines += [
-        "| task | lr | epochs | train examples | validation | dev | train minutes |",
-        "|---|---|---|---|---|---|---|",
+        f"Stage `sweep` chooses the recipe; `budget-{BUDGET_FACTOR}x` runs the chosen one at "
+        f"{BUDGET_FACTOR}× its epochs where the target was missed. Train minutes are wall time "
+        "on the 2-core CPU and include time shared with other jobs.",
+        "",
+        "| task | stage | lr | epochs | train examples | validation | dev | train minutes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task, s in summary.items():
         for r in s["sweep"]:
             rec = r["recipe"]
             lines.append(
-                f"| {task} | {rec['learning_rate']:g} | {rec['epochs']} | {r['train_examples']} "
-                f"| {r['validation']:.2f} | {r['dev']:.2f} | {r['train_seconds'] / 60:.1f} |"
+                f"| {task} | {r['stage']} | {rec['learning_rate']:g} | {rec['epochs']} | "
+                f"{r['train_examples']} | {r['validation']:.2f} | {r['dev']:.2f} | "
+                f"{r['train_seconds'] / 60:.1f} |"
             )
     lines += ["", "Recipes for `TASK_RECIPES` (src/prunekit/train/task_recipes.py):", ""]
     for task, s in summary.items():
