@@ -87,6 +87,33 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
+def labelled_batch() -> dict[str, torch.Tensor]:
+    """Eight tiny sequences with binary labels: the train set of the training-method tests."""
+    return {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+
+
+def train_request(model, teacher, options: dict):
+    """A `PruneRequest` that keeps every head and trains on `labelled_batch` (as RTE)."""
+    from torch.utils.data import default_collate
+
+    from prunekit import current_plan
+    from prunekit.data import get_task
+    from prunekit.methods import PruneRequest, head_target
+
+    plan = current_plan(model)
+    return PruneRequest(
+        model=model,
+        plan=plan,
+        target=head_target(plan, keep_heads=plan.heads_kept),
+        seed=0,
+        train_set=unbatch(labelled_batch()),
+        collate=default_collate,
+        task=get_task("rte"),
+        teacher=teacher,
+        options=options,
+    )
+
+
 def unbatch(batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     """A batch as a list of examples: a train set for methods that train through the loop."""
     size = len(next(iter(batch.values())))

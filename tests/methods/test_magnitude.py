@@ -7,32 +7,20 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY, tiny_batch, tiny_model, unbatch
-from torch.utils.data import default_collate
+from conftest import TINY, labelled_batch, tiny_model, train_request
 
 from prunekit import PruningPlan, apply_plan, current_plan, load, model_stats, save
-from prunekit.data import get_task
-from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods import PruneRequest, get_method
 from prunekit.models.masks import masked_linears
 from prunekit.train.schedules import cubic_sparsity_events
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
-BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+BATCH = labelled_batch()
 
 
 def request(model, **options) -> PruneRequest:
-    plan = current_plan(model)
-    return PruneRequest(
-        model=model,
-        plan=plan,
-        target=head_target(plan, keep_heads=plan.heads_kept),
-        seed=0,
-        train_set=unbatch(BATCH),
-        collate=default_collate,
-        task=get_task("rte"),
-        teacher=copy.deepcopy(model),
-        options={"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.8, **options},
-    )
+    defaults = {"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.8}
+    return train_request(model, copy.deepcopy(model), defaults | options)
 
 
 def test_the_cubic_schedule_hits_each_event_and_the_final_target():

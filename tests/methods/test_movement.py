@@ -6,32 +6,20 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_batch, tiny_model, unbatch
+from conftest import labelled_batch, tiny_model, train_request
 from torch.nn.utils import parametrize
-from torch.utils.data import default_collate
 
 from prunekit import current_plan
-from prunekit.data import get_task
-from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods import PruneRequest, get_method
 from prunekit.methods.movement import TopKMask, _Schedule
 from prunekit.models.masks import masked_linears, top_fraction
 
-BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+BATCH = labelled_batch()
 
 
 def request(model, **options) -> PruneRequest:
-    plan = current_plan(model)
-    return PruneRequest(
-        model=model,
-        plan=plan,
-        target=head_target(plan, keep_heads=plan.heads_kept),
-        seed=0,
-        train_set=unbatch(BATCH),
-        collate=default_collate,
-        task=get_task("rte"),
-        teacher=copy.deepcopy(model),
-        options={"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.75, **options},
-    )
+    defaults = {"epochs": 4, "batch_size": 2, "events": 4, "sparsity": 0.75}
+    return train_request(model, copy.deepcopy(model), defaults | options)
 
 
 def test_the_mask_is_top_k_forward_and_straight_through_backward():

@@ -7,18 +7,15 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_batch, tiny_model, unbatch, word_tokenizer
-from torch.utils.data import default_collate
+from conftest import labelled_batch, tiny_model, train_request, word_tokenizer
 
-from prunekit import current_plan
-from prunekit.data import get_task
 from prunekit.errors import ConfigError
-from prunekit.methods import PruneRequest, get_method, head_target
+from prunekit.methods import PruneRequest, get_method
 from prunekit.methods.sparse_kd import sparse_kd_parts
 from prunekit.models.masks import masked_linears
 from prunekit.recipes.compare import CompareConfig, run_compare
 
-BATCH = {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}
+BATCH = labelled_batch()
 
 
 def outputs(model):
@@ -38,18 +35,9 @@ def test_the_distillation_terms_vanish_for_a_student_equal_to_the_teacher():
 
 
 def test_the_student_ends_at_the_target_sparsity():
-    model = tiny_model("bert", attn="eager")
-    plan = current_plan(model)
-    request = PruneRequest(
-        model=model,
-        plan=plan,
-        target=head_target(plan, keep_heads=plan.heads_kept),
-        seed=0,
-        train_set=unbatch(BATCH),
-        collate=default_collate,
-        task=get_task("rte"),
-        teacher=tiny_model("bert", attn="eager", seed=1),
-        options={"epochs": 2, "batch_size": 4, "events": 3, "sparsity": 0.9},
+    teacher = tiny_model("bert", attn="eager", seed=1)
+    request = kd_request(
+        tiny_model("bert", attn="eager"), teacher, epochs=2, events=3, sparsity=0.9
     )
     result = get_method("sparse-kd")(request)
     for key, weight in masked_linears(result.model, result.plan).items():
@@ -64,18 +52,8 @@ def test_compare_refuses_methods_that_prune_pre_trained_models(method, tmp_path)
 
 
 def kd_request(student, teacher, **options) -> PruneRequest:
-    plan = current_plan(student)
-    return PruneRequest(
-        model=student,
-        plan=plan,
-        target=head_target(plan, keep_heads=plan.heads_kept),
-        seed=0,
-        train_set=unbatch(BATCH),
-        collate=default_collate,
-        task=get_task("rte"),
-        teacher=teacher,
-        options={"epochs": 1, "batch_size": 4, "events": 2, "sparsity": 0.5, **options},
-    )
+    defaults = {"epochs": 1, "batch_size": 4, "events": 2, "sparsity": 0.5}
+    return train_request(student, teacher, defaults | options)
 
 
 def test_a_head_pruned_student_is_compared_on_its_own_heads():
