@@ -141,3 +141,38 @@ def test_a_hybrid_linear_runs_csr_up_to_its_threshold_and_dense_above():
         hybrid.dense_weight.zero_()  # which path ran: only the dense one reads this copy
         assert torch.allclose(hybrid(small), linear(small), atol=1e-5)
         assert torch.equal(hybrid(large), linear.bias.expand(4, 40, 37))
+
+
+def test_calls_for_hidden_states_or_attention_maps_get_them_from_the_original_layers():
+    model = sparsified(tiny_model("bert", attn="eager"))
+    with torch.no_grad():
+        expected = model(**tiny_batch(), output_hidden_states=True, output_attentions=True)
+    to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    with torch.no_grad():
+        got = model(**tiny_batch(), output_hidden_states=True, output_attentions=True)
+    assert len(got.hidden_states) == L + 1 and len(got.attentions) == L
+    for want, have in zip(expected.hidden_states, got.hidden_states, strict=True):
+        assert torch.allclose(want, have, atol=1e-5)
+
+
+def test_a_converted_model_is_refused_where_it_cannot_go(tmp_path):
+    from prunekit import save
+
+    model = sparsified(tiny_model("bert"))
+    to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    with pytest.raises(ConfigError, match="fresh copy"):
+        to_sparse_inference(model, tokens=16, rounds=1)
+    with pytest.raises(ConfigError, match="save the model before"):
+        save(model, tmp_path / "converted")
+    assert not (tmp_path / "converted").exists()
+    with pytest.raises(ConfigError, match="after changing its dtype"), torch.no_grad():
+        model.double()(**tiny_batch())
+
+
+def test_configurations_the_feature_major_encoder_lacks_run_linear_by_linear():
+    model = sparsified(tiny_model("bert"))
+    model.config.add_cross_attention = True  # as a decoder with cross-attention would have
+    with pytest.raises(ConfigError, match="cross-attention; use layout='token'"):
+        to_sparse_inference(model, tokens=16, rounds=1, layout="feature")
+    choices = to_sparse_inference(model, tokens=16, rounds=1)
+    assert len(choices) == 6 * L and not isinstance(model.base_model.encoder, FeatureMajorEncoder)

@@ -185,8 +185,8 @@ def time_models(
     samples: dict[str, list[float]] = {name: [] for name in runners}
     blocks = [[n for n in runners if n not in sessions], [n for n in runners if n in sessions]]
     for block in [b for b in blocks if b]:
-        if block is blocks[1] and blocks[0]:
-            time.sleep(ORT_SETTLE_S)  # let torch's OpenMP threads go idle first
+        if sessions:
+            time.sleep(ORT_SETTLE_S)  # let the other runtime's threads (or an earlier call's) idle
         for name in block:
             for _ in range(warmup):
                 runners[name]()
@@ -197,6 +197,8 @@ def time_models(
                 runners[name]()
                 synchronize(target)  # the forward call returns before a GPU has finished it
                 samples[name].append(time.perf_counter() - start)
+                if name in sessions and len(block) > 1:
+                    time.sleep(ORT_SETTLE_S)  # sessions' spinning pools would slow the next
     return {
         name: summarize(values, batch_size, seq_len, warmup) for name, values in samples.items()
     }

@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
-from prunekit.errors import ModelLoadError, PlanError, PrunekitError
+from prunekit.errors import ConfigError, ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.model_card import model_card
 from prunekit.models.sparse_storage import (
@@ -83,6 +83,13 @@ def save(
     ``storage`` stores sparse values or the word embeddings in half precision or int8
     (`StorageOptions`); the default keeps every weight exactly as the model holds it.
     """
+    from prunekit.models.sparse import is_converted  # sparse imports this module's siblings
+
+    if is_converted(model):
+        raise ConfigError(
+            "this model runs the sparse inference path, which is not saved; save the model "
+            "before to_sparse_inference (a saved sparse model is already stored compactly)"
+        )
     with atomic_output_dir(directory, overwrite) as tmp:
         write_model_files(model, tmp, tokenizer, storage)
     return Path(directory)

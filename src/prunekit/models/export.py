@@ -119,7 +119,8 @@ def export_onnx(
         if not worst <= tolerance:
             raise ExportError(
                 f"onnxruntime's outputs differ from PyTorch's by {worst:.2e} (> tolerance "
-                f"{tolerance:.0e}); nothing was written. Try another --opset"
+                f"{tolerance:.0e}); nothing was written. "
+                + ("Export without --optimize" if optimize else "Try another --opset")
             )
         shutil.copy2(model_dir / "config.json", tmp / "config.json")
         tokenizer.save_pretrained(tmp)
@@ -205,7 +206,10 @@ def _fuse_for_onnxruntime(path: Path) -> dict[str, int]:
         )
         fused.save_model_to_file(str(path))
     except Exception as err:  # the optimizer raises many internal error types
-        raise ExportError(f"onnxruntime could not optimise the graph: {err}") from err
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(
+            f"onnxruntime could not optimise the graph ({first_line}); export without --optimize"
+        ) from err
     finally:
         fusion_log.setLevel(level)
     return {op: n for op, n in fused.get_fused_operator_statistics().items() if n}

@@ -31,9 +31,10 @@ from torch import nn
 from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.sparse_encoder import (
-    FEATURE_MAJOR_FAMILIES,
+    FeatureMajorEncoder,
     FeatureMajorLinear,
     build_feature_major,
+    feature_major_unsupported,
 )
 from prunekit.models.surgery import current_plan
 
@@ -43,6 +44,7 @@ __all__ = [
     "to_sparse_inference",
     "time_linear",
     "break_even_sparsity",
+    "is_converted",
 ]
 
 CHUNK = 512  # tokens per addmm
@@ -143,12 +145,14 @@ def to_sparse_inference(
         )
     if layout not in ("auto", "feature", "token"):
         raise ConfigError(f"unknown sparse layout {layout!r}; choose auto, feature or token")
-    supported = adapter.family in FEATURE_MAJOR_FAMILIES
-    if layout == "feature" and not supported:
+    if is_converted(model):
         raise ConfigError(
-            f"the feature-major sparse encoder supports {', '.join(FEATURE_MAJOR_FAMILIES)}, "
-            f"not {adapter.family}; use layout='token'"
+            "this model already runs the sparse path; convert a fresh copy (load it again)"
         )
+    unsupported = feature_major_unsupported(model)
+    if layout == "feature" and unsupported:
+        raise ConfigError(f"{unsupported}; use layout='token'")
+    supported = unsupported is None
     generator = torch.Generator().manual_seed(0)
     if layout == "feature" or (layout == "auto" and supported):
         return _feature_major(model, sizes, min_sparsity, rounds, always, generator)
@@ -189,6 +193,11 @@ def to_sparse_inference(
                 )
             )
     return choices
+
+
+def is_converted(model: nn.Module) -> bool:
+    """Whether `to_sparse_inference` has converted ``model`` (it is then inference-only)."""
+    return any(isinstance(m, SparseLinear | FeatureMajorEncoder) for m in model.modules())
 
 
 def _feature_major(
@@ -245,20 +254,25 @@ def break_even_sparsity(
     tokens: int,
     grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98),
     rounds: int = 5,
+    feature_major: bool = True,
 ) -> float | None:
     """The lowest sparsity of ``grid`` at which a random ``in x out`` CSR product beats the
-    dense linear on ``tokens`` rows on this machine (None: never). Each runs in its own best
-    layout: the dense one token-major (``nn.Linear``), the CSR one feature-major, as the
-    sparse encoder runs it."""
+    dense linear on ``tokens`` rows on this machine (None: never). The dense one runs
+    token-major (``nn.Linear``); the CSR one as the sparse path runs it for the model:
+    feature-major (BERT-style encoders) or a token-major `SparseLinear` (other families)."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(tokens, in_features, generator=generator)
-    x_feature_major = x.T.contiguous()
+    x_sparse = x.T.contiguous() if feature_major else x
     for sparsity in grid:
         linear = nn.Linear(in_features, out_features)
         with torch.no_grad():
             keep = torch.rand(linear.weight.shape, generator=generator) >= sparsity
             linear.weight.mul_(keep)
-        csr = FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=float("inf"))
-        if time_linear(csr, x_feature_major, rounds) < time_linear(linear, x, rounds):
+        csr = (
+            FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=float("inf"))
+            if feature_major
+            else SparseLinear(linear)
+        )
+        if time_linear(csr, x_sparse, rounds) < time_linear(linear, x, rounds):
             return sparsity
     return None

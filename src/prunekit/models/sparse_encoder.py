@@ -24,9 +24,15 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions as EncoderOutput
 
+from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
 
-__all__ = ["FEATURE_MAJOR_FAMILIES", "FeatureMajorLinear", "FeatureMajorEncoder"]
+__all__ = [
+    "FEATURE_MAJOR_FAMILIES",
+    "FeatureMajorLinear",
+    "FeatureMajorEncoder",
+    "feature_major_unsupported",
+]
 
 # Families whose layers are transformers' BertLayer (or a copy of it).
 FEATURE_MAJOR_FAMILIES = ("bert", "roberta", "electra")
@@ -65,6 +71,11 @@ class FeatureMajorLinear(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.shape[1]
+        if x.dtype != self.bias_column.dtype:
+            raise ConfigError(
+                f"the sparse path was built for {self.bias_column.dtype} and got {x.dtype}; "
+                "convert the model after changing its dtype"
+            )
         if self.in_features == 0:  # every head or FFN unit removed: the bias alone
             return self.bias_column.expand(-1, tokens)
         if self.sparse_up_to is not None and tokens <= self.sparse_up_to:
@@ -128,7 +139,9 @@ class FeatureMajorEncoder(nn.Module):
 
     Inputs of more than ``up_to`` tokens, where every projection runs dense anyway, go to the
     ``original`` encoder: dense products are as fast either way, and its fused attention and
-    LayerNorm kernels beat the written-out ones on large batches."""
+    LayerNorm kernels beat the written-out ones on large batches. So do calls that ask for
+    per-layer hidden states or attention maps (transformers collects them with hooks on the
+    original layers) and masks of other forms than the 4-D ones of SDPA and eager attention."""
 
     def __init__(self, layers: Sequence[FeatureMajorLayer], original: nn.Module, up_to: float):
         super().__init__()
@@ -143,7 +156,15 @@ class FeatureMajorEncoder(nn.Module):
         **kwargs: Any,
     ) -> EncoderOutput:
         batch, length, hidden = hidden_states.shape
-        if batch * length > self.up_to:
+        config = self.original.config
+        if (
+            batch * length > self.up_to
+            or kwargs.get("output_hidden_states")
+            or config.output_hidden_states
+            or kwargs.get("output_attentions")
+            or config.output_attentions
+            or not (attention_mask is None or attention_mask.dim() == 4)
+        ):
             return self.original(hidden_states, attention_mask=attention_mask, **kwargs)
         mask = attention_mask  # as built for SDPA (boolean, True = attend) or eager (additive)
         if mask is not None and mask.dtype == torch.bool:
@@ -153,6 +174,21 @@ class FeatureMajorEncoder(nn.Module):
         for layer in self.layer:
             x = layer(x, batch, length, mask)
         return EncoderOutput(last_hidden_state=x.T.reshape(batch, length, hidden))
+
+
+def feature_major_unsupported(model: nn.Module) -> str | None:
+    """Why ``model`` cannot run the feature-major encoder, or None when it can."""
+    family = get_adapter(model).family
+    if family not in FEATURE_MAJOR_FAMILIES:
+        return (
+            f"the feature-major encoder supports {', '.join(FEATURE_MAJOR_FAMILIES)}, not {family}"
+        )
+    attention = model.config._attn_implementation
+    if attention not in ("eager", "sdpa"):
+        return f"the feature-major encoder needs eager or sdpa attention, not {attention}"
+    if getattr(model.config, "add_cross_attention", False):
+        return "the feature-major encoder has no cross-attention"
+    return None
 
 
 def build_feature_major(model: nn.Module, choose: Any) -> FeatureMajorEncoder | None:

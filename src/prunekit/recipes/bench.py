@@ -15,6 +15,7 @@ from prunekit.models import load, model_stats
 from prunekit.models.export import export_onnx, require_onnx
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
+from prunekit.models.sparse_encoder import feature_major_unsupported
 
 __all__ = ["RUNTIMES", "run_bench"]
 
@@ -118,8 +119,9 @@ def _sparse_bench(
     table["warnings"] += warnings
     table["sparse_linears"] = [c.to_dict() for c in choices]
     hidden, inner = dense.config.hidden_size, dense.config.intermediate_size
+    feature_major = feature_major_unsupported(dense) is None  # how CSR would run here
     table["break_even_sparsity"] = {
-        str(timing[b]): break_even_sparsity(hidden, inner, tokens[b])
+        str(timing[b]): break_even_sparsity(hidden, inner, tokens[b], feature_major=feature_major)
         for b in ("latency_batch", "throughput_batch")
     }
     return table
