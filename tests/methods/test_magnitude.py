@@ -10,6 +10,7 @@ import torch
 from conftest import TINY, labelled_batch, tiny_model, train_request
 
 from prunekit import PruningPlan, apply_plan, current_plan, load, model_stats, save
+from prunekit.errors import ConfigError
 from prunekit.methods import PruneRequest, get_method
 from prunekit.models.masks import masked_linears
 from prunekit.train.schedules import cubic_sparsity_events
@@ -32,6 +33,31 @@ def test_the_cubic_schedule_hits_each_event_and_the_final_target():
     assert events[1000] == 0.95  # exactly the target at the end
     values = [events[s] for s in sorted(events)]
     assert values == sorted(values)  # monotone
+
+
+def test_warm_ups_hold_the_model_dense_first_and_at_the_final_mask_last():
+    events = cubic_sparsity_events(1000, 100, 0.9, initial_warmup=0.1, final_warmup=0.2)
+    assert min(events) > 100 and max(events) == 800  # dense to step 100, final from step 800
+    assert events[800] == 0.9 and len(events) == 100
+    values = [events[s] for s in sorted(events)]
+    assert values == sorted(values)
+    assert cubic_sparsity_events(1000, 100, 0.9) == cubic_sparsity_events(1000, 100, 0.9, 0, 0)
+    with pytest.raises(ValueError, match="leave steps"):
+        cubic_sparsity_events(1000, 100, 0.9, initial_warmup=0.5, final_warmup=0.5)
+
+
+def test_a_run_with_a_final_warm_up_trains_on_at_the_final_mask():
+    model = tiny_model("bert")
+    seen = {}
+    run = request(model, final_warmup=0.5)
+    run.on_progress = lambda info: seen.update({info["step"]: info["sparsity"]})
+    result = get_method("magnitude")(run)
+    # 16 steps: the ramp ends at step 8, the last 8 train at the final 80%
+    assert [seen[step] for step in range(8, 17)] == [0.8] * 9 and seen[7] < 0.8
+    for key, weight in masked_linears(result.model, result.plan).items():
+        assert int((weight == 0).sum()) == weight.numel() - round(0.2 * weight.numel()), key
+    with pytest.raises(ConfigError, match="^magnitude: initial_warmup \\+ final_warmup must"):
+        get_method("magnitude")(request(model, initial_warmup=0.6, final_warmup=0.4))
 
 
 def test_every_pruned_tensor_ends_at_the_target_sparsity_and_stays_masked():

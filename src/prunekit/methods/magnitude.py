@@ -5,11 +5,12 @@ FFN matrices) are masked per tensor (local top-k by |w|); biases, LayerNorms, em
 the classifier are not pruned (as SparseBERT's code, methods.md §4(b), §5.4). A copy of the
 model trains on the task through the shared loop while the sparsity follows the cubic schedule
 to ``sparsity`` over ``events`` mask updates (`prunekit.train.schedules.cubic_sparsity_events`;
-OUR CHOICE: a last update at the final step hits the target exactly). The masks are re-applied
-after every optimizer step (the loop's hook, on every process) and checkpointed with the run,
-so a killed run resumes to the same masks. With ``distill`` the loss is KD from the unpruned
-model (``alpha_kd``, ``temperature``) plus CE. The result is a `PruningPlan` with masks (the
-heads all stay) and the trained weights.
+OUR CHOICE: a last update at the final step hits the target exactly; ``initial_warmup`` and
+``final_warmup``, methods.md §5.4's t_i and t_f, default to 0 as in SparseBERT's code). The
+masks are re-applied after every optimizer step (the loop's hook, on every process) and
+checkpointed with the run, so a killed run resumes to the same masks. With ``distill`` the
+loss is KD from the unpruned model (``alpha_kd``, ``temperature``) plus CE. The result is a
+`PruningPlan` with masks (the heads all stay) and the trained weights.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import copy
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from prunekit.device import module_device
@@ -44,11 +45,23 @@ class GradualConfig(MethodConfig):
 
     sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
     events: int = Field(100, ge=1, description="mask updates over the run (cubic schedule)")
+    initial_warmup: float = Field(
+        0.0, ge=0, lt=1, description="share of the steps held dense before pruning starts"
+    )
+    final_warmup: float = Field(
+        0.0, ge=0, lt=1, description="share of the steps that train at the final mask"
+    )
     epochs: int = Field(3, ge=1, description="training epochs (without a step budget)")
     learning_rate: float = Field(3e-5, gt=0)
     batch_size: int = Field(32, ge=1)
     lr_schedule: Literal["linear", "constant"] = Field("linear", description="weights' schedule")
     checkpoint_every: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _leaves_steps_to_prune(self) -> GradualConfig:
+        if self.initial_warmup + self.final_warmup >= 1:
+            raise ValueError("initial_warmup + final_warmup must stay below 1 (the whole run)")
+        return self
 
 
 class Config(GradualConfig):
@@ -124,7 +137,9 @@ def gradual_magnitude(
     weights = masked_linears(student, request.plan)
     masks = _Masks(weights).to(module_device(student))
     steps = planned_steps(request, config)
-    events = cubic_sparsity_events(steps, config.events, config.sparsity)
+    events = cubic_sparsity_events(
+        steps, config.events, config.sparsity, config.initial_warmup, config.final_warmup
+    )
 
     def after_step(step: int) -> None:
         if step in events:

@@ -205,10 +205,13 @@ class MethodInfo:
             return self.config(**options)
         except ValidationError as err:
             first = err.errors()[0]
-            key = ".".join(str(p) for p in first.get("loc", ())) or "?"
+            key = ".".join(str(p) for p in first.get("loc", ()))
+            message = first["msg"].removeprefix("Value error, ")
+            if not key:  # a check across options: it names them itself
+                raise ConfigError(f"{self.name}: {message}") from None
             value = options.get(key, first.get("input"))
             raise ConfigError(
-                f"{self.name}: option {key}={value!r}: {first['msg']}; valid options: {valid}"
+                f"{self.name}: option {key}={value!r}: {message}; valid options: {valid}"
             ) from None
 
     def check_target(self, counted: bool, per_layer: bool) -> None:

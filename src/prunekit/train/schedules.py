@@ -47,18 +47,37 @@ def stepped_ramp(step: int, ramp_steps: int, increments: int) -> float:
     return math.floor(increments * step / max(1, ramp_steps)) / increments
 
 
-def cubic_sparsity_events(total_steps: int, events: int, final: float) -> dict[int, float]:
+def cubic_sparsity_events(
+    total_steps: int,
+    events: int,
+    final: float,
+    initial_warmup: float = 0.0,
+    final_warmup: float = 0.0,
+) -> dict[int, float]:
     """Gradual pruning (Zhu & Gupta 2017, as SparseBERT's code runs it): E = min(events,
-    total_steps) mask updates, the k-th at step ceil(k * total / E) aiming at
+    ramp) mask updates over the ramp, the k-th at step ``t_i + ceil(k * ramp / E)`` aiming at
     ``final * (1 - (1 - k/E)^3)`` (for 1,000 steps and 100 events: steps 10, 20, ..., as the
-    code's f = round(total/100)); OUR CHOICE: the last update, at ``total_steps``, reaches
-    ``final`` exactly (the authors' last event falls just short of it). ``{step: sparsity}``."""
-    count = max(1, min(events, total_steps))
+    code's f = round(total/100)); OUR CHOICE: the last update, at the end of the ramp, reaches
+    ``final`` exactly (the authors' last event falls just short of it). ``{step: sparsity}``.
+
+    ``initial_warmup`` and ``final_warmup`` (shares of ``total_steps``, methods.md §5.4, the
+    movement-pruning code's t_i and t_f) hold the model dense for the first steps and the
+    final mask for the last ones, so the pruned model trains on before the run ends; the ramp
+    is what lies between."""
+    if initial_warmup < 0 or final_warmup < 0 or initial_warmup + final_warmup >= 1:
+        raise ValueError(
+            f"initial_warmup ({initial_warmup}) and final_warmup ({final_warmup}) must be "
+            "non-negative shares of the run that leave steps to prune in"
+        )
+    start = int(initial_warmup * total_steps)
+    end = total_steps - int(final_warmup * total_steps)
+    ramp = max(1, end - start)
+    count = max(1, min(events, ramp))
     schedule = {
-        -(-k * total_steps // count): final * (1.0 - (1.0 - k / count) ** 3)
+        start + -(-k * ramp // count): final * (1.0 - (1.0 - k / count) ** 3)
         for k in range(1, count)
     }
-    schedule[total_steps] = final
+    schedule[start + ramp] = final
     return schedule
 
 
