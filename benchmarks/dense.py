@@ -87,7 +87,7 @@ def run(task: str, recipe: TaskRecipe, seed: int, stage: str, data_dir: Path | N
         "task": task,
         "stage": stage,
         "seed": seed,
-        "recipe": recipe.model_dump(exclude={"swept"}),
+        "recipe": recipe.settings(),
         "metric": primary_metric(task),
         "validation": metrics["validation"]["primary"],
         "dev": metrics["dev"]["primary"],

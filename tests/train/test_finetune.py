@@ -58,6 +58,28 @@ def test_training_lowers_the_loss():
     assert not model.training
 
 
+def test_bf16_training_lowers_the_loss_and_switches_precision_within_a_process():
+    config = TrainConfig(learning_rate=1e-3, epochs=4, batch_size=8, warmup_ratio=0.0)
+    fp32_before = tiny_model("bert")
+    finetune(fp32_before, toy_dataset(), default_collate, config)
+    losses = []
+    bf16 = tiny_model("bert")
+    finetune(  # after an fp32 run in this process: accelerate's state must switch
+        bf16,
+        toy_dataset(),
+        default_collate,
+        config.model_copy(update={"precision": "bf16"}),
+        on_step=lambda s, t, values: losses.append(values["loss"]),
+    )
+    assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())  # master weights stay fp32
+    fp32_after = tiny_model("bert")
+    finetune(fp32_after, toy_dataset(), default_collate, config)  # and back, bit-identical
+    for name, value in weights(fp32_before).items():
+        assert torch.equal(value, weights(fp32_after)[name]), name
+        assert not torch.equal(value, weights(bf16)[name]) or "position_ids" in name
+
+
 def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
     config = TrainConfig(learning_rate=1e-3, epochs=3, batch_size=8, checkpoint_every=4)
     reference = tiny_model("bert")

@@ -60,3 +60,12 @@ def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
     assert base not in others and len(others) == 4
     # whether the recipe came from the sweep does not change the weights, nor the key
     assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
+
+
+def test_precision_keys_the_cache_only_when_not_the_fp32_default(tmp_path):
+    recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
+    assert "precision" not in recipe.settings()  # keys of models cached before the field
+    bf16 = recipe.model_copy(update={"precision": "bf16"})
+    assert dense_key("default", "rte", 0, bf16) != dense_key("default", "rte", 0, recipe)
+    assert bf16.train_config(seed=0).precision == "bf16"
+    assert finetune_config("rte", tmp_path / "a", precision="bf16").train.precision == "bf16"

@@ -62,6 +62,12 @@ def finetune(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint.")
     ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="fp32, or bf16 (autocast; ~1.7x faster steps on CPUs with AMX, not bit-equal)."
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     seed: Seed = 0,
     overwrite: Overwrite = False,
@@ -90,6 +96,7 @@ def finetune(
         weight_decay=weight_decay,
         checkpoint_every=checkpoint_every,
         device=device,
+        precision=precision,
     )
     record = run_finetune(config, progress=not quiet)
     emit(

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,7 @@ class TaskRecipe(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     max_seq_length: int = Field(128, ge=8)
     max_train_samples: int | None = Field(None, ge=1, description="seeded train subset")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
     swept: bool = Field(False, description="chosen by the validation sweep (benchmarks/dense.py)")
 
     def train_config(self, seed: int, **overrides: Any) -> TrainConfig:
@@ -60,15 +61,23 @@ class TaskRecipe(BaseModel):
             "batch_size": self.batch_size,
             "warmup_ratio": self.warmup_ratio,
             "weight_decay": self.weight_decay,
+            "precision": self.precision,
             "seed": seed,
         }
         fields |= {k: v for k, v in overrides.items() if v is not None}
         return TrainConfig(**fields)
 
-    def digest(self) -> str:
-        """A short fingerprint of what changes the trained weights (not ``swept``)."""
+    def settings(self) -> dict[str, Any]:
+        """What changes the trained weights (not ``swept``; ``precision`` only when not fp32,
+        so that models cached before the field existed keep their keys)."""
         data = self.model_dump(exclude={"swept"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        if self.precision == "fp32":
+            del data["precision"]
+        return data
+
+    def digest(self) -> str:
+        """A short fingerprint of `settings`."""
+        return hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()[:10]
 
 
 # The shared dense recipe of methods.md §6.1 (lr 2e-5 is BERT-base's; MiniLM-sized encoders
