@@ -61,7 +61,7 @@ def done(results: Path) -> dict[str, dict]:
 
 def settings(variant: str, dense: Path, sparsity: float, args) -> tuple[str, str, dict]:
     """(model, method, method options) of one variant."""
-    options = {"sparsity": sparsity, "epochs": args.epochs}
+    options = {"sparsity": sparsity, "epochs": args.epochs} | args.extra_options
     if variant.startswith("sparse-kd"):
         if "+aug" in variant:
             options["augment"] = int(variant.rpartition("+aug")[2])
@@ -74,7 +74,8 @@ def settings(variant: str, dense: Path, sparsity: float, args) -> tuple[str, str
 def run_key(task: str, seed: int, sparsity: float, variant: str, args) -> str:
     """Everything that changes a run's result, so no row is reused for other settings."""
     subset = f"|n{args.train_samples}" if args.train_samples else ""
-    return f"{task}|{seed}|{sparsity:.2f}|{variant}|e{args.epochs}{subset}"
+    extra = "".join(f"|{k}={v}" for k, v in sorted(args.extra_options.items()))
+    return f"{task}|{seed}|{sparsity:.2f}|{variant}|e{args.epochs}{subset}{extra}"
 
 
 def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
@@ -122,6 +123,7 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "epochs": args.epochs,
         "train_samples": args.train_samples or recipe.max_train_samples,
         "augment": options.get("augment", 0),
+        "options": args.extra_options,
         "train_device": str(resolve_device(args.device)),
     }
     if seed == 0:  # inference timings: on this CPU, once per (task, sparsity, variant)
@@ -176,6 +178,8 @@ def write_report(results: Path) -> None:
         label = row["variant"] + (
             f" ({row['epochs']} ep, {row['train_samples']} ex)" if row["train_samples"] else ""
         )
+        if row.get("options"):
+            label += " [" + ", ".join(f"{k}={v}" for k, v in sorted(row["options"].items())) + "]"
         groups.setdefault((row["task"], row["sparsity"], label), []).append(row)
     lines = [
         "# Unstructured sparsity on MiniLM: SparseBERT, magnitude (± KD), movement",
@@ -266,7 +270,22 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=RUNS, help="where models go")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--retime", action="store_true", help="only re-time finished models")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method option for every variant (JSON value), e.g. final_warmup=0.2; part of the "
+        "run's key",
+    )
     args = parser.parse_args()
+    args.extra_options = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        try:
+            args.extra_options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            args.extra_options[key] = value  # a bare string, e.g. precision=bf16
     if args.retime:
         retime(args)
         return

@@ -56,6 +56,7 @@ class GradualConfig(MethodConfig):
     batch_size: int = Field(32, ge=1)
     lr_schedule: Literal["linear", "constant"] = Field("linear", description="weights' schedule")
     checkpoint_every: int = Field(50, ge=1)
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
 
     @model_validator(mode="after")
     def _leaves_steps_to_prune(self) -> GradualConfig:
@@ -156,6 +157,7 @@ def gradual_magnitude(
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(module_device(student)),
+        precision=config.precision,
     )
 
     result = request.train(
