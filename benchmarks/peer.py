@@ -32,12 +32,21 @@ RUNS = Path("runs/peer")
 NO_PEER = "peer (no peer loss)"
 
 
+def places(args) -> tuple[Path, Path]:
+    """(runs, results) folders: fp32 in the plain ones, another precision in its own."""
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    return Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
+
+
 def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     """(run dir, compare settings, renamed method) of the three studies of one task."""
+    runs = places(args)[0]
+    peer = {"precision": args.precision}  # the same precision as HISP's recovery
     common = dict(
         task=task,
         data_dir=args.data_dir,
-        recover=TrainConfig(epochs=args.recover_epochs),
+        recover=TrainConfig(epochs=args.recover_epochs, precision=args.precision),
+        method_options={"peer": peer},
         distill=DistillConfig(),
         regimes=("r1",),
         time_speed=False,
@@ -47,14 +56,14 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     fixed = dict(fractions=(0.5, 0.7), seeds=(0, 1, 2), **common)
     return [
         (
-            RUNS / "lossless" / task,
+            runs / "lossless" / task,
             dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
             None,
         ),
-        (RUNS / "fixed" / task, dict(fixed, methods=("peer", "hisp")), None),
+        (runs / "fixed" / task, dict(fixed, methods=("peer", "hisp")), None),
         (
-            RUNS / "no_peer" / task,
-            dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
+            runs / "no_peer" / task,
+            dict(fixed, methods=("peer",), method_options={"peer": peer | {"beta_peer": 0.0}}),
             NO_PEER,
         ),
     ]
@@ -67,6 +76,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="training precision of every row (peer and recovery alike); bf16 results and runs "
+        "go to their own folders (results/peer-bf16)",
+    )
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     for task in tasks:
@@ -87,19 +103,21 @@ def write_results(tasks: list[str], args) -> None:
                 rows.append(row | {"device": str(resolve_device(args.device))})
     if not rows:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = places(args)[1]
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
     notes = (
-        f"`benchmarks/peer.py`, device {resolve_device(args.device)}. R1 rows: every method "
+        f"`benchmarks/peer.py`, device {resolve_device(args.device)}, training precision "
+        f"{args.precision}. R1 rows: every method "
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         "train split) and the same dense teacher; peer trains its own copy within that budget "
         f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: "
         "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost "
         f"of all runs: {seconds / 3600:.2f} h."
     )
-    report = run_report(RESULTS, notes)
-    for leftover in RESULTS.glob(".report-*"):
+    report = run_report(results, notes)
+    for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")
 

@@ -99,6 +99,14 @@ def test_a_small_run_distils_ends_at_the_planned_mask_and_reloads_exactly(tmp_pa
     assert again.config.prunekit["plan"]["method"] == "peer"
 
 
+def test_a_bf16_run_trains_in_autocast_and_keeps_fp32_weights():
+    model = tiny_model("bert")
+    result = get_method("peer")(peer_request(model, keep=6, precision="bf16"))
+    assert result.record["train_steps"] == 8 and result.plan.heads_kept == 6
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in result.record["loss_curve"])
+
+
 def test_lossless_mode_reports_every_fraction_it_tried():
     model = tiny_model("bert")
     result = get_method("peer")(peer_request(model, budget=100.0, grid=(0.25, 0.5, 0.75)))

@@ -99,6 +99,7 @@ class Config(MethodConfig):
     increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
     ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
     checkpoint_every: int = Field(50, ge=1)
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
 
 
 @register_method(
@@ -278,6 +279,7 @@ def _distil(
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),
+        precision=config.precision,
     )
 
     pairs = _pair_heads(request, plan, similarity) if similarity is not None else []
