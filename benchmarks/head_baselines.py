@@ -74,7 +74,7 @@ PRESETS = {
 }
 
 
-def notes(preset: str) -> str:
+def notes(preset: str, precision: str = "fp32") -> str:
     p = PRESETS[preset]
     sweeps = "; ".join(
         f"{', '.join(s['methods'])} at {', '.join(f'{f:.0%}' for f in s['fractions'])} "
@@ -93,7 +93,7 @@ def notes(preset: str) -> str:
             else ""
         )
         + (", with logit KD from the dense model" if p["distill"] else ", no distillation")
-        + ", same for every method. Methods may use "
+        + f", same for every method, trained in {precision}. Methods may use "
         + (f"{p['search_samples']} seeded examples of" if p["search_samples"] else "all of")
         + " the validation split carved from train for their decisions. "
         + f"L0 trains its gates for {p['l0_steps']} "
@@ -112,23 +112,32 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="subset")
     parser.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="training precision of recovery and L0's gates; bf16 runs and results go to their "
+        "own folders (results/head_baselines-bf16)",
+    )
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    runs, results = Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
     for task in tasks:
         for sweep in preset["sweeps"]:
             run_compare(
                 CompareConfig(
                     task=task,
-                    out=RUNS / task,
+                    out=runs / task,
                     seeds=preset["seeds"],
                     data_dir=args.data_dir,
-                    recover=TrainConfig(epochs=1),
+                    recover=TrainConfig(epochs=1, precision=args.precision),
                     recover_max_samples=preset["recover_max_samples"],
                     distill=DistillConfig() if preset["distill"] else None,
                     time_onnx=preset["time_onnx"],
                     method_options={
-                        "l0": {"steps": preset["l0_steps"]},
+                        "l0": {"steps": preset["l0_steps"], "precision": args.precision},
                         "astar": {"max_evals": 400, "branching": 8},
                     },
                     search_samples=preset["search_samples"],
@@ -136,18 +145,18 @@ def main() -> None:
                     **sweep,
                 )
             )
-        write_report(args.preset, preset)  # after every task: a cut-short run keeps its rows
-    write_report(args.preset, preset)
+        write_report(args.preset, preset, runs, results)  # a cut-short run keeps its rows
+    write_report(args.preset, preset, runs, results)
 
 
-def write_report(name: str, preset: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = [row for task in preset["tasks"] for row in read_results(RUNS / task / "results.jsonl")]
+def write_report(name: str, preset: dict, runs: Path, results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
-    (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = run_report(RESULTS, notes(name))
-    for leftover in RESULTS.glob(".report-*"):
+    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = run_report(results, notes(name, results.name.partition("-")[2] or "fp32"))
+    for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -57,6 +58,7 @@ class Config(MethodConfig):
         0.3, gt=0, le=1, description="share of steps over which the budget ramps down"
     )
     checkpoint_every: int = Field(25, ge=1, description="steps between resumable checkpoints")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
 
 
 class HardConcrete(torch.nn.Module):
@@ -136,6 +138,7 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),
+        precision=config.precision,
     )
     weights = list(model.parameters())
     flags = [p.requires_grad for p in weights]
