@@ -145,11 +145,13 @@ def main() -> None:
                     **sweep,
                 )
             )
-        write_report(args.preset, preset, runs, results)  # a cut-short run keeps its rows
-    write_report(args.preset, preset, runs, results)
+        write_report(
+            args.preset, preset, runs, results, args.precision
+        )  # a cut-short run keeps its rows
+    write_report(args.preset, preset, runs, results, args.precision)
 
 
-def write_report(name: str, preset: dict, runs: Path, results: Path) -> None:
+def write_report(name: str, preset: dict, runs: Path, results: Path, precision: str) -> None:
     results.mkdir(parents=True, exist_ok=True)
     rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
