@@ -35,7 +35,7 @@ __all__ = [
 
 # Above 10 % of the median, run-to-run noise is as large as the speed-ups being measured.
 SPREAD_THRESHOLD = 0.10
-# Pause between the torch block and the onnxruntime block (see `time_models`).
+# Pause before each block of a timing with onnxruntime, and between its sessions (`time_models`).
 ORT_SETTLE_S = 0.2
 
 
