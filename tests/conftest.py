@@ -87,6 +87,21 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
+def uneven_plan(model):
+    """A plan for a tiny model that takes every surgery path: uneven heads per layer, one
+    layer with no heads left, narrower FFNs."""
+    from prunekit import PruningPlan, current_plan
+
+    dense = current_plan(model)
+    return PruningPlan.build(
+        num_layers=dense.num_layers,
+        num_heads=dense.num_heads,
+        intermediate_size=dense.intermediate_size,
+        kept_heads=[(0, 2), (), (1,)],
+        kept_ffn=[tuple(range(20)), tuple(range(37)), tuple(range(5, 30))],
+    )
+
+
 def labelled_batch() -> dict[str, torch.Tensor]:
     """Eight tiny sequences with binary labels: the train set of the training-method tests."""
     return {**tiny_batch(batch=8, seq=9), "labels": torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])}

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-from conftest import tiny_model, word_tokenizer
+from conftest import tiny_model, uneven_plan, word_tokenizer
 from typer.testing import CliRunner
 
-from prunekit import PruningPlan, apply_plan, current_plan
+from prunekit import apply_plan
 from prunekit.cli import app
 from prunekit.errors import ConfigError, ExportError, ModelLoadError
 from prunekit.models import save
@@ -21,16 +21,7 @@ from prunekit.recipes.bench import run_bench
 
 def pruned_dir(family: str, tmp_path):
     model = tiny_model(family)
-    plan = current_plan(model)
-    # Uneven heads, one layer with no heads left, narrower FFNs: every surgery path.
-    plan = PruningPlan.build(
-        num_layers=plan.num_layers,
-        num_heads=plan.num_heads,
-        intermediate_size=plan.intermediate_size,
-        kept_heads=[(0, 2), (), (1,)],
-        kept_ffn=[tuple(range(20)), tuple(range(37)), tuple(range(5, 30))],
-    )
-    apply_plan(model, plan)
+    apply_plan(model, uneven_plan(model))
     return save(model, tmp_path / f"{family}-pruned", tokenizer=word_tokenizer())
 
 

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY, tiny_batch, tiny_model
+from conftest import TINY, tiny_batch, tiny_model, uneven_plan
 
-from prunekit import PruningPlan, apply_plan, current_plan
+from prunekit import apply_plan
 from prunekit.errors import ConfigError
 from prunekit.models.sparse import SparseLinear, to_sparse_inference
 from prunekit.models.sparse_encoder import FeatureMajorEncoder, FeatureMajorLinear
@@ -56,16 +56,7 @@ def test_converting_a_sparse_model_keeps_its_outputs_linear_by_linear():
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_the_feature_major_encoder_matches_a_pruned_sparse_model(family, attn):
     model = tiny_model(family, attn=attn)
-    dense = current_plan(model)
-    # Uneven heads, a layer with no heads left, narrower FFNs, then 95% unstructured.
-    plan = PruningPlan.build(
-        num_layers=dense.num_layers,
-        num_heads=dense.num_heads,
-        intermediate_size=dense.intermediate_size,
-        kept_heads=[(0, 2), (), (1,)],
-        kept_ffn=[tuple(range(20)), tuple(range(37)), tuple(range(5, 30))],
-    )
-    model = sparsified(model, plan)
+    model = sparsified(model, uneven_plan(model))  # every surgery path, then 95% unstructured
     with torch.no_grad():
         expected = model(**tiny_batch()).logits
     choices = to_sparse_inference(model, tokens=(16, 256), rounds=2, always=True)
