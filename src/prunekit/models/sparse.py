@@ -172,15 +172,13 @@ def to_sparse_inference(
                 dense_ms.append(time_linear(linear, x, rounds) * 1e3)
                 if candidate is not None:
                     sparse_ms.append(time_linear(candidate, x, rounds) * 1e3)
-            wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=False)]
-            dense_above = None
-            if candidate is not None and (always or all(wins)):
+            up_to = None if candidate is None else _csr_up_to(sizes, dense_ms, sparse_ms, always)
+            dense_above = up_to if up_to != float("inf") else None
+            if up_to == float("inf"):
                 slot.set(candidate)
-            elif candidate is not None and wins[0]:
-                first_loss = wins.index(False)
-                dense_above = int((sizes[first_loss - 1] * sizes[first_loss]) ** 0.5)
+            elif up_to is not None:
                 slot.set(SparseLinear(linear, dense_above=dense_above))
-            used = candidate is not None and (always or wins[0])
+            used = up_to is not None
             choices.append(
                 LinearChoice(
                     f"{layer}.{slot_name}",
@@ -193,6 +191,22 @@ def to_sparse_inference(
                 )
             )
     return choices
+
+
+def _csr_up_to(
+    sizes: list[int], dense_ms: list[float], sparse_ms: list[float], always: bool
+) -> float | None:
+    """The largest input (tokens) to run as CSR, from timings at each of ``sizes``: all of
+    them (``inf``) where CSR won at every size (or ``always``); a threshold halfway
+    (geometrically) to the first size where dense won, where CSR won only the smaller ones;
+    None (dense) where it lost at the smallest."""
+    wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=True)]
+    if always or all(wins):
+        return float("inf")
+    if not wins[0]:
+        return None
+    first_loss = wins.index(False)
+    return int((sizes[first_loss - 1] * sizes[first_loss]) ** 0.5)
 
 
 def is_converted(model: nn.Module) -> bool:
@@ -226,21 +240,22 @@ def _feature_major(
             x = torch.randn(weight.shape[1], size, generator=generator)
             dense_ms.append(time_linear(dense, x, rounds) * 1e3)
             sparse_ms.append(time_linear(sparse, x, rounds) * 1e3)
-        wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=True)]
-        up_to, chosen = None, dense
-        if always or all(wins):
-            chosen = sparse
-        elif wins[0]:
-            first_loss = wins.index(False)
-            up_to = int((sizes[first_loss - 1] * sizes[first_loss]) ** 0.5)
-            chosen = FeatureMajorLinear(weight, bias, up_to)
-        used = always or wins[0]
+        up_to = _csr_up_to(sizes, dense_ms, sparse_ms, always)
+        threshold = up_to if up_to != float("inf") else None
         choices.append(
             LinearChoice(
-                name, sparsity, tuple(sizes), tuple(dense_ms), tuple(sparse_ms), used, up_to
+                name,
+                sparsity,
+                tuple(sizes),
+                tuple(dense_ms),
+                tuple(sparse_ms),
+                up_to is not None,
+                threshold,
             )
         )
-        return chosen
+        if up_to == float("inf"):
+            return sparse
+        return dense if up_to is None else FeatureMajorLinear(weight, bias, up_to)
 
     encoder = build_feature_major(model, choose)
     if encoder is not None:
