@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
 
 import torch
 from pydantic import Field
@@ -37,7 +36,7 @@ from prunekit.methods.registry import (
     select_top_heads,
 )
 from prunekit.models.gates import HeadGates, plan_gates
-from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras
+from prunekit.train import GeneratorState, ParamGroup, Precision, TrainConfig, TrainExtras
 from prunekit.train.schedules import linear_ramp
 
 __all__ = ["Config", "prune_l0", "HardConcrete"]
@@ -58,7 +57,7 @@ class Config(MethodConfig):
         0.3, gt=0, le=1, description="share of steps over which the budget ramps down"
     )
     checkpoint_every: int = Field(25, ge=1, description="steps between resumable checkpoints")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
+    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
 
 class HardConcrete(torch.nn.Module):

@@ -25,7 +25,7 @@ from torch import nn
 from prunekit.device import module_device
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears, top_fraction, zero_dropped
-from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras
+from prunekit.train import DistillConfig, LossFn, Precision, TrainConfig, TrainExtras
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
@@ -56,7 +56,7 @@ class GradualConfig(MethodConfig):
     batch_size: int = Field(32, ge=1)
     lr_schedule: Literal["linear", "constant"] = Field("linear", description="weights' schedule")
     checkpoint_every: int = Field(50, ge=1)
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
+    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
     @model_validator(mode="after")
     def _leaves_steps_to_prune(self) -> GradualConfig:

@@ -63,7 +63,7 @@ from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.similarity import attention_map_similarity
-from prunekit.train import TrainConfig, distillation_parts
+from prunekit.train import Precision, TrainConfig, distillation_parts
 from prunekit.train.distill import attention_pairing_loss, hidden_state_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
@@ -99,7 +99,7 @@ class Config(MethodConfig):
     increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
     ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
     checkpoint_every: int = Field(50, ge=1)
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
+    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
 
 @register_method(

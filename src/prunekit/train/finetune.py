@@ -46,6 +46,7 @@ from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
 from prunekit.train.schedules import constant, linear_warmup_decay
 
 __all__ = [
+    "Precision",
     "TrainConfig",
     "TrainResult",
     "TrainExtras",
@@ -60,6 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Training precision: fp32, or bf16 autocast of the forward passes (fp32 master weights).
+Precision = Literal["fp32", "bf16"]
 LossOutput = torch.Tensor | dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], LossOutput]
 # (step, total_steps, values): values holds "loss" (the sum), each named part and any status.
@@ -88,7 +91,7 @@ class TrainConfig(BaseModel):
     )
     log_every: int = Field(10, ge=1, description="steps per line of metrics.jsonl")
     device: str = Field("auto", description="auto (cuda when present), cpu or cuda")
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "fp32",
         description="bf16: autocast the forward passes to bfloat16 (weights, gradients and the "
         "optimizer stay fp32); about 1.7x faster train steps on CPUs with AMX, not bit-equal",

@@ -18,12 +18,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import get_task
-from prunekit.train.finetune import StepCallback, TrainConfig
+from prunekit.train.finetune import Precision, StepCallback, TrainConfig
 from prunekit.train.task import FinetuneConfig, finetune_task
 
 __all__ = [
@@ -49,7 +49,7 @@ class TaskRecipe(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     max_seq_length: int = Field(128, ge=8)
     max_train_samples: int | None = Field(None, ge=1, description="seeded train subset")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="see TrainConfig.precision")
+    precision: Precision = Field("fp32", description="see TrainConfig.precision")
     swept: bool = Field(False, description="chosen by the validation sweep (benchmarks/dense.py)")
 
     def train_config(self, seed: int, **overrides: Any) -> TrainConfig:
