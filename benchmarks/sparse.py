@@ -33,6 +33,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from _rows import append_row, keyed_rows, write_rows
+
 from prunekit.data import primary_metric
 from prunekit.device import resolve_device
 from prunekit.recipes.bench import run_bench
@@ -52,11 +54,7 @@ PRESETS = {
 
 
 def done(results: Path) -> dict[str, dict]:
-    path = results / "results.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {row["key"]: row for row in rows}
+    return keyed_rows(results / "results.jsonl")
 
 
 def settings(variant: str, dense: Path, sparsity: float, args) -> tuple[str, str, dict]:
@@ -152,17 +150,19 @@ def timing(out: Path, rounds: int) -> dict:
 
 
 def retime(args) -> None:
-    """Time every seed-0 model of results.jsonl again (a quiet machine, a fixed timer)."""
+    """Time every seed-0 model of results.jsonl again (a quiet machine, a fixed timer), or
+    those of ``--sparsities`` only."""
     path = args.results / "results.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    wanted = {float(s) for s in args.sparsities.split(",")} if args.sparsities else None
     for row in rows:
         out = args.runs / row["key"].replace("|", "-")
+        if wanted is not None and row["sparsity"] not in wanted:
+            continue
         if row["seed"] == 0 and out.is_dir():
             print(f"retime {row['key']}", file=sys.stderr, flush=True)
             row |= timing(out, args.rounds)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    tmp.replace(path)
+    write_rows(path, rows)
     write_report(args.results)
 
 
@@ -269,7 +269,11 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--runs", type=Path, default=RUNS, help="where models go")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--retime", action="store_true", help="only re-time finished models")
+    parser.add_argument(
+        "--retime",
+        action="store_true",
+        help="only re-time finished models (those of --sparsities, when given)",
+    )
     parser.add_argument(
         "--option",
         action="append",
@@ -305,8 +309,7 @@ def main() -> None:
                         continue
                     print(f"run {key}", file=sys.stderr, flush=True)
                     row = one_run(task, seed, sparsity, variant, args)
-                    with (args.results / "results.jsonl").open("a") as handle:
-                        handle.write(json.dumps(row) + "\n")
+                    append_row(args.results / "results.jsonl", row)
                     write_report(args.results)
     write_report(args.results)
 
