@@ -1,4 +1,5 @@
-"""Run under torchrun: each rank fine-tunes the same tiny model and writes its final weights."""
+"""Run under torchrun: each rank fine-tunes the same tiny model, with a trained scale outside it
+(as a method's extra parameter group), and writes its final weights and scale."""
 
 import os
 import sys
@@ -10,17 +11,31 @@ from conftest import tiny_model
 from torch.utils.data import default_collate
 from train.test_finetune import toy_dataset
 
-from prunekit.train import TrainConfig, finetune
+from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
 
 out = Path(sys.argv[1])
 rank = int(os.environ["RANK"])
 model = tiny_model("bert")
 if rank == 0:
     safetensors.torch.save_model(model, str(out / "initial.safetensors"))
+scale = torch.nn.Parameter(torch.ones(1))
+
+
+def loss_fn(model, batch, step):
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits * scale
+    return torch.nn.functional.cross_entropy(logits, batch["labels"])
+
+
 finetune(
-    model, toy_dataset(), default_collate, TrainConfig(learning_rate=1e-3, epochs=2, batch_size=4)
+    model,
+    toy_dataset(),
+    default_collate,
+    TrainConfig(learning_rate=1e-3, epochs=2, batch_size=4),
+    loss_fn=loss_fn,
+    extras=TrainExtras(param_groups=[ParamGroup([scale], lr=0.05)]),
 )
 assert torch.distributed.get_world_size() == 2, "accelerate did not form a 2-process group"
 weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+weights["extra.scale"] = scale.detach().clone()
 safetensors.torch.save_file(weights, str(out / f"rank{rank}.safetensors"))
 torch.distributed.barrier()

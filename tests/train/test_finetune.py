@@ -116,7 +116,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
     assert not (tmp_path / "last").exists()
 
 
-def test_two_process_gloo_finetune_gives_identical_weights(tmp_path):
+def test_two_process_gloo_finetune_gives_identical_weights_and_extra_parameters(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     cmd = [
         sys.executable,
@@ -137,7 +137,9 @@ def test_two_process_gloo_finetune_gives_identical_weights(tmp_path):
     assert rank0.keys() == rank1.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
-    assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)
+    assert any(not torch.equal(rank0[k], initial[k]) for k in initial)
+    # the scale outside the model (a method's parameter group) trained, in step on both ranks
+    assert not torch.equal(rank0["extra.scale"], torch.ones(1))
 
 
 class Killed(Exception):

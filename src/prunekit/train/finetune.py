@@ -217,6 +217,11 @@ def finetune(
         accelerator.register_for_checkpointing(extras.state[name])
     compute_loss = loss_fn or _model_loss
     ascent = [p for g in extras.param_groups if g.ascent for p in g.params]
+    # DDP averages the gradients of the model it wraps; a method's own parameters (L0's log
+    # alphas, movement scores) are outside it and would drift apart across processes.
+    in_model = {id(p) for p in unwrapped.parameters()}
+    outside = [p for g in extras.param_groups for p in g.params if id(p) not in in_model]
+    sync_outside = accelerator.num_processes > 1 and bool(outside)
     after_step = list(extras.after_step)
     if model_masks(unwrapped):  # weights a plan's masks dropped stay zero through training
         dropped = weight_masks(unwrapped, current_plan(unwrapped))  # once, on the device
@@ -260,6 +265,10 @@ def finetune(
             pending.append(_values(loss, parts, named=isinstance(output, dict)))
             if micro % accumulate:
                 continue
+            if sync_outside:
+                for param in outside:  # every rank computes these grads, so none waits alone
+                    if param.grad is not None:
+                        param.grad = accelerator.reduce(param.grad, reduction="mean")
             for param in ascent:
                 if param.grad is not None:
                     param.grad.neg_()
