@@ -19,6 +19,8 @@ import random
 import time
 from pathlib import Path
 
+from _rows import write_rows
+
 from prunekit.data import TaskData
 from prunekit.models import load, load_tokenizer
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
@@ -218,7 +220,7 @@ def write_results(tasks: list[str], args: argparse.Namespace, cache: dict) -> No
             if r.get("method") == "astar-budget"
             or (r["regime"] == "r0" and r["seed"] == 0 and round(r["fraction"], 6) in counts)
         ]
-    (RESULTS / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    write_rows(RESULTS / "results.jsonl", keep)
     notes = (
         f"A* (`benchmarks/astar.py`) in max-heads-under-budget mode (`budget_search=deepest`, "
         f"4 successors measured per pop), budgets {args.budgets}, branching {args.branching}, "

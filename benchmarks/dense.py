@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from _rows import append_row, keyed_rows
 
 from prunekit.data import primary_metric
 from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, dense_key
@@ -65,17 +66,10 @@ def progress(label: str):
     return on_step
 
 
-def logged() -> dict[str, dict]:
-    if not SWEEP_LOG.is_file():
-        return {}
-    rows = [json.loads(line) for line in SWEEP_LOG.read_text().splitlines() if line.strip()]
-    return {row["key"]: row for row in rows}
-
-
 def run(task: str, recipe: TaskRecipe, seed: int, stage: str, data_dir: Path | None) -> dict:
     """One dense model (cached), logged once to dense_sweep.jsonl."""
     key = dense_key(MODEL, task, seed, recipe)
-    done = logged()
+    done = keyed_rows(SWEEP_LOG)
     if key in done:
         return done[key]
     label = f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
@@ -95,11 +89,7 @@ def run(task: str, recipe: TaskRecipe, seed: int, stage: str, data_dir: Path | N
         "train_examples": metrics["train_examples"],
         "steps": metrics["steps"],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with SWEEP_LOG.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_row(SWEEP_LOG, row)
     return row
 
 
@@ -133,7 +123,7 @@ def main() -> None:
 
 
 def write_results() -> None:
-    rows = list(logged().values())
+    rows = list(keyed_rows(SWEEP_LOG).values())
     summary = {}
     for task in [t for t in BASE if any(r["task"] == t for r in rows)]:
         task_rows = [r for r in rows if r["task"] == task]

@@ -15,9 +15,10 @@ The full grid (5 tasks x 3 seeds x 9 fractions x 3 methods x R0/R1) does not fit
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
+
+from _rows import precision_suffix, write_rows
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
@@ -121,7 +122,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    suffix = precision_suffix(args.precision)
     runs, results = Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
     for task in tasks:
@@ -152,11 +153,10 @@ def main() -> None:
 
 
 def write_report(name: str, preset: dict, runs: Path, results: Path, precision: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
     rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
-    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_rows(results / "results.jsonl", rows)
     report = run_report(results, notes(name, results.name.partition("-")[2] or "fp32"))
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -18,9 +18,10 @@ device is recorded.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
+
+from _rows import precision_suffix, write_rows
 
 from prunekit.device import resolve_device
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
@@ -34,7 +35,7 @@ NO_PEER = "peer (no peer loss)"
 
 def places(args) -> tuple[Path, Path]:
     """(runs, results) folders: fp32 in the plain ones, another precision in its own."""
-    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    suffix = precision_suffix(args.precision)
     return Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
 
 
@@ -104,8 +105,7 @@ def write_results(tasks: list[str], args) -> None:
     if not rows:
         return
     results = places(args)[1]
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_rows(results / "results.jsonl", rows)
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
     notes = (
         f"`benchmarks/peer.py`, device {resolve_device(args.device)}, training precision "

@@ -27,6 +27,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from _rows import append_row, keyed_rows, precision_suffix
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
@@ -44,17 +45,12 @@ METHODS = ("smp", "random", "hisp")
 
 
 def done_keys() -> dict[str, dict]:
-    path = RESULTS / "results.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {row["key"]: row for row in rows}
+    return keyed_rows(RESULTS / "results.jsonl")
 
 
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
     """A run's key in results.jsonl (fp32 keeps the keys of rows written before precision)."""
-    suffix = "" if args.precision == "fp32" else f"|{args.precision}"
-    return f"{task}|{seed}|{fraction:.2f}|{method}{suffix}"
+    return f"{task}|{seed}|{fraction:.2f}|{method}{precision_suffix(args.precision, '|')}"
 
 
 def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
@@ -78,8 +74,8 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     else:
         result = decide(source, method, target, data, seed, options)
         plan, scoring_seconds = result.plan, result.record["decision_seconds"]
-    precision = "" if args.precision == "fp32" else f"-{args.precision}"
-    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{precision}" / "init"
+    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{precision_suffix(args.precision)}"
+    init /= "init"
     if not (init / "config.json").is_file():
         save(apply_plan(pretrained, plan), init, tokenizer)
     out = init.parent / "finetuned"
@@ -154,8 +150,7 @@ def main() -> None:
                         continue
                     print(f"run {key}", file=sys.stderr, flush=True)
                     row = one_run(task, seed, fraction, method, args)
-                    with (RESULTS / "results.jsonl").open("a") as handle:
-                        handle.write(json.dumps(row) + "\n")
+                    append_row(RESULTS / "results.jsonl", row)
             write_report(trained)  # after every task: a cut-short run keeps what it has
     write_report(trained)
 

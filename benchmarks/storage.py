@@ -19,6 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from _rows import append_row
+
 from prunekit import StorageOptions, load, save
 from prunekit.data import get_task, make_collate, primary_metric, task_dataset
 from prunekit.models import load_tokenizer
@@ -126,8 +128,7 @@ def main() -> None:
                     continue
                 print(f"run {key}", file=sys.stderr, flush=True)
                 row = one_run(task, seed, embeddings, args.data_dir)
-                with (RESULTS / "storage.jsonl").open("a") as handle:
-                    handle.write(json.dumps(row) + "\n")
+                append_row(RESULTS / "storage.jsonl", row)
         write_report()
     write_report()
 
