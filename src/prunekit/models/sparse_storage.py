@@ -263,14 +263,10 @@ def storage_report(directory: Path) -> dict[str, Any]:
     if sparse.is_file():
         with safetensors.safe_open(str(sparse), framework="pt") as handle:
             shapes = [handle.get_tensor(k) for k in handle.keys() if k.endswith("::shape")]  # noqa: SIM118
-        dense = sum(int(np.prod(s.tolist())) * 4 for s in shapes)
         # What the sparse weights cost: their values and bitmask, and the plan's masks file.
-        stored = files[SPARSE_NAME] + files.get(MASKS_NAME, 0)
-        report["sparse_tensors"] = {
-            "dense_fp32_bytes": dense,
-            "stored_bytes": stored,
-            "ratio": dense / max(stored, 1),
-        }
+        report["sparse_tensors"] = _against_fp32(
+            [s.tolist() for s in shapes], files[SPARSE_NAME] + files.get(MASKS_NAME, 0)
+        )
     quantized = directory / QUANTIZED_NAME
     if quantized.is_file():
         with safetensors.safe_open(str(quantized), framework="pt") as handle:
@@ -279,10 +275,11 @@ def storage_report(directory: Path) -> dict[str, Any]:
                 for k in handle.keys()  # noqa: SIM118
                 if k.endswith(("::int8", "::float16"))
             ]
-        dense = sum(int(np.prod(s)) * 4 for s in shapes)
-        report["quantized_tensors"] = {
-            "dense_fp32_bytes": dense,
-            "stored_bytes": files[QUANTIZED_NAME],
-            "ratio": dense / max(files[QUANTIZED_NAME], 1),
-        }
+        report["quantized_tensors"] = _against_fp32(shapes, files[QUANTIZED_NAME])
     return report
+
+
+def _against_fp32(shapes: list, stored: int) -> dict[str, Any]:
+    """What tensors of ``shapes`` take as dense fp32, against the ``stored`` bytes."""
+    dense = sum(int(np.prod(shape)) * 4 for shape in shapes)
+    return {"dense_fp32_bytes": dense, "stored_bytes": stored, "ratio": dense / max(stored, 1)}
