@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from prunekit.data import EncodedDataset, Example, encode_examples, make_collate
+from prunekit.data import EncodedDataset, Example, by_length, encode_examples, make_collate
 from prunekit.errors import ConfigError, DataError
 
 _TOKENIZER_DIR = (
@@ -124,3 +124,11 @@ def test_errors(tokenizer) -> None:
 
 def test_empty(tokenizer) -> None:
     assert len(encode_examples([], tokenizer)) == 0
+
+
+def test_by_length_orders_shortest_first_and_keeps_ties_in_order(tokenizer) -> None:
+    ds = encode_examples([*SINGLE, Example("a short two", None, 0)], tokenizer)
+    lengths = [len(ds[i]["input_ids"]) for i in range(len(ds))]
+    assert lengths == [5, 13, 5, 5]
+    assert by_length(ds) == [0, 2, 3, 1]
+    assert by_length([{"x": 1}]) is None  # no input_ids: nothing to sort by

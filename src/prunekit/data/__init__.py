@@ -1,6 +1,6 @@
 """GLUE data: task registry, TSV loading with a seeded validation split, metrics, encoding."""
 
-from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
+from prunekit.data.encode import EncodedDataset, by_length, encode_examples, make_collate
 from prunekit.data.glue import (
     TASKS,
     Example,
@@ -23,6 +23,7 @@ __all__ = [
     "EncodedDataset",
     "Example",
     "TaskSpec",
+    "by_length",
     "compute_metrics",
     "encode_examples",
     "get_task",

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from prunekit.data.encode import EncodedDataset, encode_examples, make_collate
+from prunekit.data.encode import EncodedDataset, by_length, encode_examples, make_collate
 from prunekit.data.glue import TaskSpec, get_task, load_examples
 from prunekit.errors import ConfigError, DataError
 
@@ -119,7 +119,9 @@ class TaskData:
         indices: list[int] | None = None,
     ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
         """A re-iterable source of padded batches (of the examples at ``indices`` only, when
-        given); with ``shuffle_seed`` each pass reshuffles (pass k uses ``shuffle_seed + k``)."""
+        given); with ``shuffle_seed`` each pass reshuffles (pass k uses ``shuffle_seed + k``),
+        without it the batches are cut from the examples sorted by length (`by_length`: less
+        padding; a metric over the whole pass does not depend on the order)."""
         passes = iter(range(1 << 30))
 
         def iterate() -> Iterator[dict[str, torch.Tensor]]:
@@ -129,6 +131,9 @@ class TaskData:
             generator = None
             if shuffle_seed is not None:
                 generator = torch.Generator().manual_seed(shuffle_seed + next(passes))
+            else:
+                order = by_length(dataset)
+                dataset = Subset(dataset, order) if order is not None else dataset
             yield from DataLoader(
                 dataset,
                 batch_size=self.batch_size,

@@ -44,7 +44,7 @@ import torch
 from pydantic import Field
 from torch.utils.data import DataLoader, Subset
 
-from prunekit.data import compute_metrics, primary_metric
+from prunekit.data import by_length, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
@@ -210,6 +210,8 @@ def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
         len(request.train_set), generator=torch.Generator().manual_seed(request.seed)
     )
     subset = Subset(request.train_set, sorted(order[:examples].tolist()))
+    by_size = by_length(subset)  # a sum over examples: batches of similar length pad less
+    subset = Subset(subset, by_size) if by_size is not None else subset
     batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
     return normalize_per_layer(head_importance(request.model, batches))
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from prunekit.data import TaskData, TaskSpec, compute_metrics, primary_metric
+from prunekit.data import TaskData, TaskSpec, by_length, compute_metrics, primary_metric
 
 __all__ = ["EvalResult", "evaluate", "evaluate_splits", "predict"]
 
@@ -40,15 +40,21 @@ def predict(
     collate: Callable[[list[dict]], dict[str, torch.Tensor]],
     batch_size: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [N, C], labels [N])`` in dataset order."""
+    """``(logits [N, C], labels [N])`` in dataset order (computed in `by_length` order)."""
     model.eval()
     device = next(model.parameters()).device
+    order = by_length(dataset)
+    ordered = Subset(dataset, order) if order is not None else dataset
     logits, labels = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
+    for batch in DataLoader(ordered, batch_size=batch_size, collate_fn=collate):
         labels.append(batch.pop("labels").numpy())
         batch = {k: v.to(device) for k, v in batch.items()}
         logits.append(model(**batch).logits.float().cpu().numpy())
-    return np.concatenate(logits), np.concatenate(labels)
+    all_logits, all_labels = np.concatenate(logits), np.concatenate(labels)
+    if order is None:
+        return all_logits, all_labels
+    back = np.argsort(order)  # row i of the sorted pass is example order[i]
+    return all_logits[back], all_labels[back]
 
 
 def evaluate(
