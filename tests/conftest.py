@@ -175,3 +175,30 @@ def finetuned_minilm(tmp_path_factory) -> Path:
         progress=False,
     )
     return out
+
+
+def varied_lengths(n: int = 11, classes: int | None = None) -> list[dict]:
+    """Items of 3 to 15 tokens, out of length order; label i for item i (i % classes)."""
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for i in range(n):
+        length = 3 + (7 * i) % 13  # lengths out of order
+        ids = torch.randint(5, 100, (length,), generator=generator).tolist()
+        label = torch.tensor(i % classes if classes else i)
+        rows.append({"input_ids": ids, "attention_mask": [1] * length, "labels": label})
+    return rows
+
+
+def pad_batch(items: list[dict]) -> dict[str, torch.Tensor]:
+    """A collate function: right-padding with 0, attention mask, stacked labels."""
+    width = max(len(item["input_ids"]) for item in items)
+    ids = torch.zeros(len(items), width, dtype=torch.long)
+    mask = torch.zeros(len(items), width, dtype=torch.long)
+    for row, item in enumerate(items):
+        ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"])
+        mask[row, : len(item["input_ids"])] = 1
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": torch.stack([item["labels"] for item in items]),
+    }

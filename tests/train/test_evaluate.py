@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import glue_dir, minilm_path, tiny_model
+from conftest import glue_dir, minilm_path, pad_batch, tiny_model, varied_lengths
 
 from prunekit.data import TaskData, get_task
 from prunekit.train import predict
 
 
-def varied_lengths(n: int = 11) -> list[dict]:
-    generator = torch.Generator().manual_seed(0)
-    rows = []
-    for i in range(n):
-        length = 3 + (7 * i) % 13  # lengths out of order
-        ids = torch.randint(5, 100, (length,), generator=generator).tolist()
-        rows.append({"input_ids": ids, "attention_mask": [1] * length, "labels": torch.tensor(i)})
-    return rows
-
-
-def pad(items: list[dict]) -> dict[str, torch.Tensor]:
-    width = max(len(item["input_ids"]) for item in items)
-    ids = torch.zeros(len(items), width, dtype=torch.long)
-    mask = torch.zeros(len(items), width, dtype=torch.long)
-    for row, item in enumerate(items):
-        ids[row, : len(item["input_ids"])] = torch.tensor(item["input_ids"])
-        mask[row, : len(item["input_ids"])] = 1
-    return {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "labels": torch.stack([item["labels"] for item in items]),
-    }
-
-
 def test_predict_returns_dataset_order_whatever_the_batch_order():
     model = tiny_model("bert").eval()
     rows = varied_lengths()
-    logits, labels = predict(model, rows, pad, batch_size=4)
+    logits, labels = predict(model, rows, pad_batch, batch_size=4)
     assert labels.tolist() == list(range(len(rows)))  # labels i = example i
     with torch.no_grad():
-        alone = [{k: v for k, v in pad([row]).items() if k != "labels"} for row in rows]
+        alone = [{k: v for k, v in pad_batch([row]).items() if k != "labels"} for row in rows]
         one_by_one = torch.cat([model(**inputs).logits for inputs in alone])
     torch.testing.assert_close(torch.from_numpy(logits), one_by_one, atol=1e-5, rtol=1e-5)
 

@@ -62,10 +62,14 @@ def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
     assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
 
 
-def test_precision_keys_the_cache_only_when_not_the_fp32_default(tmp_path):
+@pytest.mark.parametrize(("field", "value"), [("precision", "bf16"), ("group_by_length", True)])
+def test_later_fields_key_the_cache_only_when_not_at_their_default(tmp_path, field, value):
     recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
-    assert "precision" not in recipe.settings()  # keys of models cached before the field
-    bf16 = recipe.model_copy(update={"precision": "bf16"})
-    assert dense_key("default", "rte", 0, bf16) != dense_key("default", "rte", 0, recipe)
-    assert bf16.train_config(seed=0).precision == "bf16"
-    assert finetune_config("rte", tmp_path / "a", precision="bf16").train.precision == "bf16"
+    assert field not in recipe.settings()
+    # the key of the models cached before these fields existed (runs/dense/*-0426aa9703)
+    assert recipe.digest() == "0426aa9703"
+    changed = recipe.model_copy(update={field: value})
+    assert dense_key("default", "rte", 0, changed) != dense_key("default", "rte", 0, recipe)
+    assert getattr(changed.train_config(seed=0), field) == value
+    config = finetune_config("rte", tmp_path / "a", **{field: value})
+    assert getattr(config.train, field) == value

@@ -1,6 +1,12 @@
 """GLUE data: task registry, TSV loading with a seeded validation split, metrics, encoding."""
 
-from prunekit.data.encode import EncodedDataset, by_length, encode_examples, make_collate
+from prunekit.data.encode import (
+    EncodedDataset,
+    by_length,
+    encode_examples,
+    input_lengths,
+    make_collate,
+)
 from prunekit.data.glue import (
     TASKS,
     Example,
@@ -27,6 +33,7 @@ __all__ = [
     "compute_metrics",
     "encode_examples",
     "get_task",
+    "input_lengths",
     "list_tasks",
     "load_examples",
     "make_collate",

@@ -12,7 +12,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from prunekit.data.glue import Example
 from prunekit.errors import ConfigError, DataError
 
-__all__ = ["EncodedDataset", "by_length", "encode_examples", "make_collate"]
+__all__ = ["EncodedDataset", "by_length", "encode_examples", "input_lengths", "make_collate"]
 
 _BATCH = 1000
 
@@ -66,6 +66,17 @@ class EncodedDataset(Dataset):
         return item
 
 
+def input_lengths(dataset: Dataset) -> list[int] | None:
+    """Each item's number of input tokens, or None when its items carry no ``input_ids``."""
+    lengths = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if not isinstance(item, dict) or "input_ids" not in item:
+            return None
+        lengths.append(len(item["input_ids"]))
+    return lengths
+
+
 def by_length(dataset: Dataset) -> list[int] | None:
     """The indices of ``dataset`` from its shortest input to its longest (ties keep their
     order), or None when its items carry no ``input_ids``.
@@ -73,13 +84,11 @@ def by_length(dataset: Dataset) -> list[int] | None:
     Batches cut from this order pad far less than batches in dataset order. With MiniLM's
     tokenizer, random batches of 32 of the GLUE train sets hold 1.5x (MRPC), 1.9x (RTE), 2.5x
     (STS-B) and 2.9x (SST-2) as many token slots as there are tokens. So every pass whose result
-    does not depend on the batches (evaluation, importance sums) runs in this order."""
-    lengths = []
-    for index in range(len(dataset)):
-        item = dataset[index]
-        if not isinstance(item, dict) or "input_ids" not in item:
-            return None
-        lengths.append(len(item["input_ids"]))
+    does not depend on the batches (evaluation, importance sums) runs in this order; training
+    can ask for batches of similar length too (``TrainConfig.group_by_length``)."""
+    lengths = input_lengths(dataset)
+    if lengths is None:
+        return None
     return sorted(range(len(lengths)), key=lengths.__getitem__)
 
 

@@ -39,9 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from prunekit.data import input_lengths
 from prunekit.device import resolve_device
+from prunekit.errors import ConfigError
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
+from prunekit.train.batching import LengthGroupedSampler
 from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
 from prunekit.train.schedules import constant, linear_warmup_decay
 
@@ -95,6 +98,11 @@ class TrainConfig(BaseModel):
         "fp32",
         description="bf16: autocast the forward passes to bfloat16 (weights, gradients and the "
         "optimizer stay fp32); about 1.7x faster train steps on CPUs with AMX, not bit-equal",
+    )
+    group_by_length: bool = Field(
+        False,
+        description="batches of similar length (train/batching.py): the order stays random, "
+        "padding shrinks (GLUE: 1.5-2.9x fewer token slots); needs items with input_ids",
     )
     seed: int = 0
 
@@ -184,9 +192,8 @@ def finetune(
     loader = DataLoader(
         train_dataset,
         batch_size=config.batch_size,
-        shuffle=True,
         collate_fn=collate,
-        generator=torch.Generator().manual_seed(config.seed),
+        **_order(train_dataset, config),
     )
     unwrapped = model
     groups, schedules = _param_groups(model, config, extras.param_groups)
@@ -334,11 +341,26 @@ def _accelerator(device: torch.device, precision: str = "fp32") -> Accelerator:
     )
 
 
+def _order(dataset: Dataset, config: TrainConfig) -> dict[str, Any]:
+    """The DataLoader's order: shuffled, or length-grouped (`LengthGroupedSampler`)."""
+    if not config.group_by_length:
+        return {"shuffle": True, "generator": torch.Generator().manual_seed(config.seed)}
+    lengths = input_lengths(dataset)
+    if lengths is None:
+        raise ConfigError(
+            "group_by_length needs training items with input_ids; turn it off for this data"
+        )
+    return {"sampler": LengthGroupedSampler(lengths, config.batch_size, config.seed)}
+
+
 def _run_fingerprint(config: TrainConfig, total: int, examples: int) -> str:
     """What a checkpoint must share with the run that resumes it."""
     fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device"})
-    if config.precision == "fp32":  # the default leaves fingerprints of older runs unchanged
+    # Defaults of later fields are left out, so fingerprints of older runs stay unchanged.
+    if config.precision == "fp32":
         del fields["precision"]
+    if not config.group_by_length:
+        del fields["group_by_length"]
     return hashlib.sha256(
         json.dumps([fields, total, examples], sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -50,6 +50,7 @@ class TaskRecipe(BaseModel):
     max_seq_length: int = Field(128, ge=8)
     max_train_samples: int | None = Field(None, ge=1, description="seeded train subset")
     precision: Precision = Field("fp32", description="see TrainConfig.precision")
+    group_by_length: bool = Field(False, description="see TrainConfig.group_by_length")
     swept: bool = Field(False, description="chosen by the validation sweep (benchmarks/dense.py)")
 
     def train_config(self, seed: int, **overrides: Any) -> TrainConfig:
@@ -62,17 +63,21 @@ class TaskRecipe(BaseModel):
             "warmup_ratio": self.warmup_ratio,
             "weight_decay": self.weight_decay,
             "precision": self.precision,
+            "group_by_length": self.group_by_length,
             "seed": seed,
         }
         fields |= {k: v for k, v in overrides.items() if v is not None}
         return TrainConfig(**fields)
 
     def settings(self) -> dict[str, Any]:
-        """What changes the trained weights (not ``swept``; ``precision`` only when not fp32,
-        so that models cached before the field existed keep their keys)."""
+        """What changes the trained weights (not ``swept``; ``precision`` and
+        ``group_by_length`` only when not at their defaults, so that models cached before the
+        fields existed keep their keys)."""
         data = self.model_dump(exclude={"swept"})
         if self.precision == "fp32":
             del data["precision"]
+        if not self.group_by_length:
+            del data["group_by_length"]
         return data
 
     def digest(self) -> str:

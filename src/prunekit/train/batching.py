@@ -1,0 +1,57 @@
+"""Length-grouped batches for training: the order stays random, padding shrinks.
+
+A batch is padded to its longest example, so random batches of GLUE text carry many padding
+slots: 1.5x the real tokens on MRPC, 1.9x on RTE, 2.5x on STS-B and 2.9x on SST-2 (MiniLM's
+tokenizer, batches of 32). `LengthGroupedSampler` shuffles, cuts the order into mega-batches
+of ``group`` batches, sorts each mega-batch by length and shuffles its batches again: every
+batch holds examples of similar length, while what lands in a batch, and when, still changes
+every epoch (as transformers' ``group_by_length``, whose mega-batches are also 50 batches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+__all__ = ["LengthGroupedSampler"]
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Indices whose consecutive runs of ``batch_size`` are batches of similar length.
+
+    The order depends only on ``seed`` and the epoch (`set_epoch`, which accelerate calls), so
+    a run resumed mid-epoch replays the same batches. Every mega-batch but the last holds only
+    full batches, so the one short batch an epoch may have comes last and cuts no other.
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int = 0, group: int = 50
+    ) -> None:
+        if batch_size < 1 or group < 1:
+            raise ValueError(f"batch_size and group must be >= 1, got {batch_size} and {group}")
+        self.lengths = list(lengths)
+        self.batch_size, self.seed, self.group = batch_size, seed, group
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        span = self.batch_size * self.group
+        for start in range(0, len(order), span):
+            mega = sorted(order[start : start + span], key=self.lengths.__getitem__)
+            batches = [mega[i : i + self.batch_size] for i in range(0, len(mega), self.batch_size)]
+            full = [b for b in batches if len(b) == self.batch_size]
+            short = [b for b in batches if len(b) < self.batch_size]  # only in the last one
+            shuffled = torch.randperm(len(full), generator=generator).tolist()
+            for index in shuffled:
+                yield from full[index]
+            for batch in short:
+                yield from batch
