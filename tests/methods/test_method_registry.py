@@ -17,6 +17,7 @@ from prunekit.errors import ConfigError
 from prunekit.methods import (
     MethodConfig,
     PruneRequest,
+    TrainingMethodConfig,
     get_method,
     head_target,
     list_methods,
@@ -155,3 +156,29 @@ def test_unknown_method_lists_the_known_ones():
 def test_astar_rejects_per_layer_targets():
     with pytest.raises(ConfigError, match="per-layer"):
         get_method("astar")(request(tiny_model("bert"), 6, per_layer=True, name="astar"))
+
+
+TRAINING_METHODS = [
+    m for m in list_methods() if issubclass(get_method(m).config, TrainingMethodConfig)
+]
+
+
+def test_every_method_that_trains_weights_offers_the_loop_options():
+    trains = {m for m in list_methods() if get_method(m).trains_weights}
+    assert trains <= set(TRAINING_METHODS) and "l0" in TRAINING_METHODS
+
+
+@pytest.mark.parametrize("name", TRAINING_METHODS)
+def test_loop_options_reach_the_training_loop(name, monkeypatch):
+    seen = []
+    original = PruneRequest.train
+
+    def spy(self, model, config, *args, **kwargs):
+        seen.append(config)
+        return original(self, model, config, *args, **kwargs)
+
+    monkeypatch.setattr(PruneRequest, "train", spy)
+    req = request(model_for(name), keep=6, name=name)
+    req.options.update(group_by_length=True, precision="bf16")
+    get_method(name)(req)
+    assert seen and all(c.group_by_length and c.precision == "bf16" for c in seen)

@@ -29,14 +29,14 @@ from pydantic import Field
 
 from prunekit.device import module_device
 from prunekit.methods.registry import (
-    MethodConfig,
     MethodResult,
     PruneRequest,
+    TrainingMethodConfig,
     register_method,
     select_top_heads,
 )
 from prunekit.models.gates import HeadGates, plan_gates
-from prunekit.train import GeneratorState, ParamGroup, Precision, TrainConfig, TrainExtras
+from prunekit.train import GeneratorState, ParamGroup, TrainConfig, TrainExtras
 from prunekit.train.schedules import linear_ramp
 
 __all__ = ["Config", "prune_l0", "HardConcrete"]
@@ -44,7 +44,7 @@ __all__ = ["Config", "prune_l0", "HardConcrete"]
 GAMMA, ZETA = -0.1, 1.1
 
 
-class Config(MethodConfig):
+class Config(TrainingMethodConfig):
     steps: int = Field(150, ge=1, description="gate-training steps")
     batch_size: int = Field(32, ge=1, description="train sequences per step")
     gate_lr: float = Field(0.05, gt=0, description="Adam learning rate of log alpha")
@@ -57,7 +57,6 @@ class Config(MethodConfig):
         0.3, gt=0, le=1, description="share of steps over which the budget ramps down"
     )
     checkpoint_every: int = Field(25, ge=1, description="steps between resumable checkpoints")
-    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
 
 class HardConcrete(torch.nn.Module):
@@ -137,7 +136,7 @@ def prune_l0(request: PruneRequest, config: Config) -> MethodResult:
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),
-        precision=config.precision,
+        **config.loop_options(),
     )
     weights = list(model.parameters())
     flags = [p.requires_grad for p in weights]

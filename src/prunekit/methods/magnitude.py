@@ -23,9 +23,14 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from prunekit.device import module_device
-from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.methods.registry import (
+    MethodResult,
+    PruneRequest,
+    TrainingMethodConfig,
+    register_method,
+)
 from prunekit.models.masks import dense_masks, masked_linears, top_fraction, zero_dropped
-from prunekit.train import DistillConfig, LossFn, Precision, TrainConfig, TrainExtras
+from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras
 from prunekit.train.distill import make_distillation_loss
 from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
 
@@ -40,7 +45,7 @@ __all__ = [
 ]
 
 
-class GradualConfig(MethodConfig):
+class GradualConfig(TrainingMethodConfig):
     """What every gradual (cubic-schedule) sparsifier shares."""
 
     sparsity: float = Field(0.95, gt=0, lt=1, description="share of the linears' weights at 0")
@@ -56,7 +61,6 @@ class GradualConfig(MethodConfig):
     batch_size: int = Field(32, ge=1)
     lr_schedule: Literal["linear", "constant"] = Field("linear", description="weights' schedule")
     checkpoint_every: int = Field(50, ge=1)
-    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
     @model_validator(mode="after")
     def _leaves_steps_to_prune(self) -> GradualConfig:
@@ -157,7 +161,7 @@ def gradual_magnitude(
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(module_device(student)),
-        precision=config.precision,
+        **config.loop_options(),
     )
 
     result = request.train(

@@ -113,7 +113,7 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),
-        precision=config.precision,
+        **config.loop_options(),
     )
     extras = TrainExtras(
         param_groups=[ParamGroup(holder.parameters(), lr=config.scores_lr)],

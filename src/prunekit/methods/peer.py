@@ -49,9 +49,9 @@ from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
     HeadTarget,
-    MethodConfig,
     MethodResult,
     PruneRequest,
+    TrainingMethodConfig,
     get_method,
     register_method,
     select_top_heads,
@@ -63,7 +63,7 @@ from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.similarity import attention_map_similarity
-from prunekit.train import Precision, TrainConfig, distillation_parts
+from prunekit.train import TrainConfig, distillation_parts
 from prunekit.train.distill import attention_pairing_loss, hidden_state_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
@@ -72,7 +72,7 @@ __all__ = ["Config", "prune_peer", "largest_feasible"]
 GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
 
 
-class Config(MethodConfig):
+class Config(TrainingMethodConfig):
     budget: float | None = Field(
         None, ge=0, description="lossless mode: allowed validation drop (points, epsilon)"
     )
@@ -99,7 +99,6 @@ class Config(MethodConfig):
     increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
     ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
     checkpoint_every: int = Field(50, ge=1)
-    precision: Precision = Field("fp32", description="see TrainConfig.precision")
 
 
 @register_method(
@@ -281,7 +280,7 @@ def _distil(
         checkpoint_every=config.checkpoint_every,
         seed=request.seed,
         device=str(device),
-        precision=config.precision,
+        **config.loop_options(),
     )
 
     pairs = _pair_heads(request, plan, similarity) if similarity is not None else []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -25,11 +25,12 @@ from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
 from prunekit.methods.targets import HeadTarget, head_target, select_top_heads
 from prunekit.plan import PruningPlan
-from prunekit.train import LossFn, TrainConfig, TrainExtras, TrainResult, finetune
+from prunekit.train import LossFn, Precision, TrainConfig, TrainExtras, TrainResult, finetune
 
 __all__ = [
     "HeadTarget",
     "MethodConfig",
+    "TrainingMethodConfig",
     "MethodInfo",
     "MethodResult",
     "PruneRequest",
@@ -50,6 +51,17 @@ class MethodConfig(BaseModel):
     """Base of every method's settings: frozen, and unknown keys are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TrainingMethodConfig(MethodConfig):
+    """Settings of the training loop that every method that trains offers alike, so that a
+    comparison can run all of them the same way (``loop_options()`` into its `TrainConfig`)."""
+
+    precision: Precision = Field("fp32", description="see TrainConfig.precision")
+    group_by_length: bool = Field(False, description="see TrainConfig.group_by_length")
+
+    def loop_options(self) -> dict[str, Any]:
+        return {"precision": self.precision, "group_by_length": self.group_by_length}
 
 
 @dataclass
