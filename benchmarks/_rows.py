@@ -1,13 +1,17 @@
 """The benchmarks' result files: one JSON object per line, keyed by ``row["key"]``, appended as
 each run finishes (so a killed benchmark resumes after its last finished run), and rewritten
-whole only through a temporary file (so a kill never leaves half a file)."""
+whole only through a temporary file (so a kill never leaves half a file). And the training-loop
+options every training benchmark offers alike (``--precision``, ``--group-by-length``): runs
+with other options than the defaults get their own keys and folders."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def keyed_rows(path: Path) -> dict[str, dict]:
@@ -33,7 +37,36 @@ def write_rows(path: Path, rows: Iterable[dict]) -> None:
     tmp.replace(path)
 
 
-def precision_suffix(precision: str, separator: str = "-") -> str:
-    """What a precision adds to a folder or key: nothing for fp32, so that results written
-    before the option existed keep their names."""
-    return "" if precision == "fp32" else f"{separator}{precision}"
+def add_loop_arguments(parser: argparse.ArgumentParser, trained: str) -> None:
+    """``--precision`` and ``--group-by-length`` for what the benchmark trains (``trained``)."""
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help=f"training precision of {trained}; bf16 trains ~1.7x faster on this CPU "
+        "(results/precision.md)",
+    )
+    parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help=f"length-grouped batches for {trained}; ~1.4x faster MRPC epochs on this CPU "
+        "(results/batching.md)",
+    )
+
+
+def loop_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`TrainConfig` / method options from `add_loop_arguments`' flags."""
+    return {"precision": args.precision, "group_by_length": args.group_by_length}
+
+
+def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:
+    """What non-default loop options add to a folder or key (``-bf16``, ``-grouped``): nothing
+    for the defaults, so results written before the options existed keep their names."""
+    parts = [options["precision"]] if options.get("precision", "fp32") != "fp32" else []
+    parts += ["grouped"] if options.get("group_by_length") else []
+    return "".join(f"{separator}{part}" for part in parts)
+
+
+def loop_description(options: dict[str, Any]) -> str:
+    batches = "length-grouped" if options.get("group_by_length") else "random"
+    return f"{options.get('precision', 'fp32')}, {batches} batches"

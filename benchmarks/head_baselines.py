@@ -18,7 +18,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from _rows import precision_suffix, write_rows
+from _rows import add_loop_arguments, loop_description, loop_options, loop_suffix, write_rows
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
@@ -75,7 +75,7 @@ PRESETS = {
 }
 
 
-def notes(preset: str, precision: str = "fp32") -> str:
+def notes(preset: str, loop: str = "fp32, random batches") -> str:
     p = PRESETS[preset]
     sweeps = "; ".join(
         f"{', '.join(s['methods'])} at {', '.join(f'{f:.0%}' for f in s['fractions'])} "
@@ -94,7 +94,7 @@ def notes(preset: str, precision: str = "fp32") -> str:
             else ""
         )
         + (", with logit KD from the dense model" if p["distill"] else ", no distillation")
-        + f", same for every method, trained in {precision}. Methods may use "
+        + f", same for every method, trained in {loop}. Methods may use "
         + (f"{p['search_samples']} seeded examples of" if p["search_samples"] else "all of")
         + " the validation split carved from train for their decisions. "
         + f"L0 trains its gates for {p['l0_steps']} "
@@ -113,16 +113,11 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="subset")
     parser.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="training precision of recovery and L0's gates; bf16 runs and results go to their "
-        "own folders (results/head_baselines-bf16)",
-    )
+    add_loop_arguments(parser, "recovery and L0's gates")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    suffix = precision_suffix(args.precision)
+    loop = loop_options(args)
+    suffix = loop_suffix(loop)
     runs, results = Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
     for task in tasks:
@@ -133,12 +128,12 @@ def main() -> None:
                     out=runs / task,
                     seeds=preset["seeds"],
                     data_dir=args.data_dir,
-                    recover=TrainConfig(epochs=1, precision=args.precision),
+                    recover=TrainConfig(epochs=1, **loop),
                     recover_max_samples=preset["recover_max_samples"],
                     distill=DistillConfig() if preset["distill"] else None,
                     time_onnx=preset["time_onnx"],
                     method_options={
-                        "l0": {"steps": preset["l0_steps"], "precision": args.precision},
+                        "l0": {"steps": preset["l0_steps"], **loop},
                         "astar": {"max_evals": 400, "branching": 8},
                     },
                     search_samples=preset["search_samples"],
@@ -146,18 +141,16 @@ def main() -> None:
                     **sweep,
                 )
             )
-        write_report(
-            args.preset, preset, runs, results, args.precision
-        )  # a cut-short run keeps its rows
-    write_report(args.preset, preset, runs, results, args.precision)
+        write_report(args.preset, preset, runs, results, loop)  # a cut-short run keeps its rows
+    write_report(args.preset, preset, runs, results, loop)
 
 
-def write_report(name: str, preset: dict, runs: Path, results: Path, precision: str) -> None:
+def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict) -> None:
     rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
     write_rows(results / "results.jsonl", rows)
-    report = run_report(results, notes(name, results.name.partition("-")[2] or "fp32"))
+    report = run_report(results, notes(name, loop_description(loop)))
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

@@ -21,7 +21,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from _rows import precision_suffix, write_rows
+from _rows import add_loop_arguments, loop_description, loop_options, loop_suffix, write_rows
 
 from prunekit.device import resolve_device
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
@@ -34,19 +34,20 @@ NO_PEER = "peer (no peer loss)"
 
 
 def places(args) -> tuple[Path, Path]:
-    """(runs, results) folders: fp32 in the plain ones, another precision in its own."""
-    suffix = precision_suffix(args.precision)
+    """(runs, results) folders: the default loop options in the plain ones, others in their
+    own (``-bf16``, ``-grouped``)."""
+    suffix = loop_suffix(loop_options(args))
     return Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
 
 
 def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     """(run dir, compare settings, renamed method) of the three studies of one task."""
     runs = places(args)[0]
-    peer = {"precision": args.precision}  # the same precision as HISP's recovery
+    peer = loop_options(args)  # trained as HISP's recovery is
     common = dict(
         task=task,
         data_dir=args.data_dir,
-        recover=TrainConfig(epochs=args.recover_epochs, precision=args.precision),
+        recover=TrainConfig(epochs=args.recover_epochs, **loop_options(args)),
         method_options={"peer": peer},
         distill=DistillConfig(),
         regimes=("r1",),
@@ -77,13 +78,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="training precision of every row (peer and recovery alike); bf16 results and runs "
-        "go to their own folders (results/peer-bf16)",
-    )
+    add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     for task in tasks:
@@ -108,8 +103,8 @@ def write_results(tasks: list[str], args) -> None:
     write_rows(results / "results.jsonl", rows)
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
     notes = (
-        f"`benchmarks/peer.py`, device {resolve_device(args.device)}, training precision "
-        f"{args.precision}. R1 rows: every method "
+        f"`benchmarks/peer.py`, device {resolve_device(args.device)}, training in "
+        f"{loop_description(loop_options(args))}. R1 rows: every method "
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         "train split) and the same dense teacher; peer trains its own copy within that budget "
         f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: "

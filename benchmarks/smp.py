@@ -27,7 +27,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from _rows import append_row, keyed_rows, precision_suffix
+from _rows import add_loop_arguments, append_row, keyed_rows, loop_options, loop_suffix
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
@@ -49,12 +49,12 @@ def done_keys() -> dict[str, dict]:
 
 
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
-    """A run's key in results.jsonl (fp32 keeps the keys of rows written before precision)."""
-    return f"{task}|{seed}|{fraction:.2f}|{method}{precision_suffix(args.precision, '|')}"
+    """A run's key in results.jsonl (default loop options keep the keys of older rows)."""
+    return f"{task}|{seed}|{fraction:.2f}|{method}{loop_suffix(loop_options(args), '|')}"
 
 
 def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
-    recipe = recipe_for(task).model_copy(update={"precision": args.precision})
+    recipe = recipe_for(task).model_copy(update=loop_options(args))
     spec = get_task(task)
     set_seed(seed)  # the new classifier head of the pre-trained model
     pretrained, tokenizer = load_for_task("default", spec)
@@ -74,7 +74,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     else:
         result = decide(source, method, target, data, seed, options)
         plan, scoring_seconds = result.plan, result.record["decision_seconds"]
-    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{precision_suffix(args.precision)}"
+    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{loop_suffix(loop_options(args))}"
     init /= "init"
     if not (init / "config.json").is_file():
         save(apply_plan(pretrained, plan), init, tokenizer)
@@ -98,7 +98,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     dense = json.loads((dense_dir / "metrics.json").read_text())
     return {
         "key": run_key(task, seed, fraction, method, args),
-        "precision": args.precision,
+        **loop_options(args),
         "task": task,
         "seed": seed,
         "fraction": fraction,
@@ -124,12 +124,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="fine-tunes (dense reference included) in this precision; bf16 ~1.7x faster here",
-    )
+    add_loop_arguments(parser, "the fine-tunes (the in-run dense one included)")
     args = parser.parse_args()
     args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
     trained = json.loads((args.pruner / "pruner.json").read_text())
@@ -169,22 +164,22 @@ def write_report(trained: dict) -> None:
     ]
     groups: dict[tuple, list[dict]] = {}
     dense_time = {
-        (r["task"], r["seed"], r.get("precision", "fp32")): r["finetune_seconds"]
+        (r["task"], r["seed"], loop_suffix(r)): r["finetune_seconds"]
         for r in rows
         if r["method"] == "dense"
     }
-    for row in rows:  # a precision other than fp32 is its own row, named in the method column
-        precision = row.get("precision", "fp32")
-        label = row["method"] + ("" if precision == "fp32" else f" ({precision})")
+    for row in rows:  # other loop options are rows of their own, named in the method column
+        suffix = loop_suffix(row, ", ")[2:]
+        label = row["method"] + (f" ({suffix})" if suffix else "")
         groups.setdefault((row["task"], row["fraction"], label), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
         dense = statistics.fmean(m["dense_dev"] for m in members)
         std = statistics.stdev(devs) if len(devs) > 1 else 0.0
         ratios = [
-            m["finetune_seconds"] / dense_time[(m["task"], m["seed"], m.get("precision", "fp32"))]
+            m["finetune_seconds"] / dense_time[(m["task"], m["seed"], loop_suffix(m))]
             for m in members
-            if (m["task"], m["seed"], m.get("precision", "fp32")) in dense_time
+            if (m["task"], m["seed"], loop_suffix(m)) in dense_time
         ]
         time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
