@@ -17,10 +17,11 @@ def labelled_batches():
 
 
 def loss_at(model, gates: torch.Tensor) -> float:
+    """The summed per-example loss (each batch's mean loss times its size)."""
     total = 0.0
     with torch.no_grad(), HeadGates(model, gates):
         for batch in labelled_batches():
-            total += model(**batch).loss.item()
+            total += model(**batch).loss.item() * len(batch["labels"])
     return total
 
 
@@ -36,6 +37,15 @@ def test_signed_importance_matches_finite_differences():
         down[layer, head] -= eps
         numeric = (loss_at(model, up) - loss_at(model, down)) / (2 * eps)
         assert abs(signed[layer, head].item() - numeric) < 1e-4 * max(1.0, abs(numeric))
+
+
+def test_importance_does_not_depend_on_how_the_examples_are_batched():
+    model = tiny_model("bert").double()
+    whole = labelled_batches()[0]
+    three_and_one = [{k: v[:3] for k, v in whole.items()}, {k: v[3:] for k, v in whole.items()}]
+    torch.testing.assert_close(
+        head_importance(model, [whole]), head_importance(model, three_and_one), rtol=1e-6, atol=0
+    )
 
 
 def test_per_token_absolute_values_bound_the_signed_gradient():

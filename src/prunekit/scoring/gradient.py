@@ -40,7 +40,8 @@ def head_importance(
         gates: optional ``[L, H]`` gate values to score under (iterative pruning gates removed
             heads to 0 instead of re-slicing), on any device.
         per_token_abs: Michel's estimator (absolute value per token). ``False`` gives the
-            signed gradient ``dL/dg`` summed over the data (useful for tests and ablations).
+            signed gradient ``dL/dg`` of the summed per-example losses (useful for tests and
+            ablations). Either is divided by the number of tokens.
 
     Returns:
         ``[L, H]`` float32 scores on the CPU.
@@ -63,7 +64,9 @@ def head_importance(
             batch = {k: v.to(device) for k, v in batch.items()}
             model.zero_grad(set_to_none=True)
             contexts.clear()
-            model(**batch).loss.backward()
+            # The loss is the batch's mean: times its size, every example's gradient counts
+            # once whatever batch it sits in (a short last batch, or batches cut by length).
+            (model(**batch).loss * batch["attention_mask"].shape[0]).backward()
             mask = batch["attention_mask"].to(wide)  # [B, T]
             tokens += int(mask.sum())
             for layer, context in contexts.items():
