@@ -174,6 +174,8 @@ def markdown(summary: dict) -> str:
         recipe = (
             f"{r['learning_rate']:g}, {r['epochs']}, {r['batch_size']}, "
             f"{r['max_train_samples'] or 'all'}"
+            + (", length-grouped" if r.get("group_by_length") else "")
+            + (f", {r['precision']}" if r.get("precision", "fp32") != "fp32" else "")
             if r
             else "sweep running"
         )

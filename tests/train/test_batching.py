@@ -71,9 +71,14 @@ class Killed(Exception):
     pass
 
 
-def test_grouped_training_is_resumed_after_a_kill_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("every, kill, resumed_at", [(5, 12, 10), (3, 14, 12)])
+def test_grouped_training_is_resumed_after_a_kill_to_the_same_weights(
+    tmp_path, every, kill, resumed_at
+):
+    """Killed after an epoch's end, or mid-epoch (10 steps per epoch: step 12 is two batches
+    into the second epoch, which the resumed run must skip in the same grouped order)."""
     config = TrainConfig(
-        learning_rate=1e-3, epochs=3, batch_size=4, checkpoint_every=5, group_by_length=True
+        learning_rate=1e-3, epochs=3, batch_size=4, checkpoint_every=every, group_by_length=True
     )
     data = varied_lengths(40, classes=2)
     reference = tiny_model("bert")
@@ -89,18 +94,16 @@ def test_grouped_training_is_resumed_after_a_kill_to_the_same_weights(tmp_path):
     spread = sum(max(b) - min(b) for b in seen) / len(seen)
     assert spread < 4  # lengths 3..15; random batches of 4 span ~8
 
-    def kill_at_step_12(step, total, values):
-        if step == 12:
+    def stop(step, total, values):
+        if step == kill:
             raise Killed
 
     interrupted = tiny_model("bert")
     with pytest.raises(Killed):
-        finetune(
-            interrupted, data, pad_batch, config, checkpoint_dir=tmp_path, on_step=kill_at_step_12
-        )
+        finetune(interrupted, data, pad_batch, config, checkpoint_dir=tmp_path, on_step=stop)
     resumed = tiny_model("bert")
     result = finetune(resumed, data, pad_batch, config, checkpoint_dir=tmp_path, resume=True)
-    assert result.resumed_from_step == 10 and result.steps == 30
+    assert result.resumed_from_step == resumed_at and result.steps == 30
     for name, tensor in reference.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
 

@@ -196,6 +196,7 @@ def _locate(
                 train_set=request.train_set,
                 collate=request.collate,
                 task=request.task,
+                options=config.loop_options(),  # the gates train as the peers will
             )
         )
         return located.plan

@@ -342,15 +342,19 @@ def _accelerator(device: torch.device, precision: str = "fp32") -> Accelerator:
 
 
 def _order(dataset: Dataset, config: TrainConfig) -> dict[str, Any]:
-    """The DataLoader's order: shuffled, or length-grouped (`LengthGroupedSampler`)."""
+    """The DataLoader's order: shuffled, or length-grouped (`LengthGroupedSampler`). Either
+    way the loader gets its own generator: without one, every pass over it draws a seed from
+    the global RNG, and a run resumed mid-epoch (one more pass) would shift dropout."""
+    generator = torch.Generator().manual_seed(config.seed)
     if not config.group_by_length:
-        return {"shuffle": True, "generator": torch.Generator().manual_seed(config.seed)}
+        return {"shuffle": True, "generator": generator}
     lengths = input_lengths(dataset)
     if lengths is None:
         raise ConfigError(
             "group_by_length needs training items with input_ids; turn it off for this data"
         )
-    return {"sampler": LengthGroupedSampler(lengths, config.batch_size, config.seed)}
+    sampler = LengthGroupedSampler(lengths, config.batch_size, config.seed)
+    return {"sampler": sampler, "generator": generator}
 
 
 def _run_fingerprint(config: TrainConfig, total: int, examples: int) -> str:
