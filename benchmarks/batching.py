@@ -7,10 +7,15 @@ batches on this CPU: padding, epoch time, and the dev metric of the same dense r
    then grouped ones, one after the other in this process.
 3. Quality: ``--quality-task``'s recipe with ``group_by_length``, seeds 0-2, through the dense
    cache (its own key), against the cached random-batch models of the same recipe and seeds.
+4. Evaluation: one `predict` pass of the cached dense model (seed 0) over each ``--eval-tasks``
+   validation split (what HISP, A* and certification evaluate on), in dataset order and in
+   `by_length` order (the default since evaluation sorts), after one warm-up pass each.
+
+``--parts`` runs some of them again and keeps the others' results from batching.json.
 
 Writes benchmarks/results/batching.{json,md}. Run it with nothing else on the machine.
 
-    python benchmarks/batching.py [--tasks mrpc,rte,stsb,cola,sst2] [--time-task mrpc]
+    python benchmarks/batching.py [--tasks mrpc,rte,stsb,cola,sst2] [--parts eval]
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from pathlib import Path
 
 import torch
 
 from prunekit.data import TaskData, get_task, input_lengths, primary_metric
+from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import load_for_task
-from prunekit.train import finetune
+from prunekit.train import finetune, predict
 from prunekit.train.batching import LengthGroupedSampler
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
 
@@ -94,6 +101,28 @@ def quality(task: str, data_dir: Path | None) -> dict:
     return row
 
 
+def evaluation_seconds(task: str, data_dir: Path | None) -> dict:
+    path = cached_dense_model("default", task, 0, recipe_for(task), data_dir)
+    model, tokenizer = load(path), load_tokenizer(path)
+    data = TaskData.for_task(
+        get_task(task), tokenizer, data_dir, 0, recipe_for(task).max_seq_length
+    )
+    split = data.dataset("validation")
+    seconds, outputs = {}, {}
+    for name, sort in (("dataset", False), ("by_length", True)):
+        predict(model, split, data.collate, sort_by_length=sort)  # warm-up
+        start = time.perf_counter()
+        outputs[name] = predict(model, split, data.collate, sort_by_length=sort)
+        seconds[name] = time.perf_counter() - start
+    logits = {name: out[0] for name, out in outputs.items()}
+    return {
+        "task": task,
+        "examples": len(split),
+        "seconds": seconds,
+        "max_logit_difference": float(abs(logits["dataset"] - logits["by_length"]).max()),
+    }
+
+
 def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
@@ -103,17 +132,26 @@ def main() -> None:
     parser.add_argument("--tasks", default="mrpc,rte,stsb,cola,sst2")
     parser.add_argument("--time-task", default="mrpc")
     parser.add_argument("--quality-task", default="mrpc")
+    parser.add_argument("--eval-tasks", default="mrpc,rte")
+    parser.add_argument("--parts", default="padding,epoch,quality,eval")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
-    result = {
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
-        "padding": [padding(t, args.data_dir) for t in args.tasks.split(",")],
-        "epoch": epoch_seconds(args.time_task, args.data_dir),
-        "quality": quality(args.quality_task, args.data_dir),
-    }
+    path = RESULTS / "batching.json"
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    result |= {"device": "cpu", "threads": torch.get_num_threads()}
+    parts = args.parts.split(",")
+    if "padding" in parts:
+        result["padding"] = [padding(t, args.data_dir) for t in args.tasks.split(",")]
+    if "epoch" in parts:
+        result["epoch"] = epoch_seconds(args.time_task, args.data_dir)
+    if "quality" in parts:
+        result["quality"] = quality(args.quality_task, args.data_dir)
+    if "eval" in parts:
+        result["evaluation"] = [
+            evaluation_seconds(t, args.data_dir) for t in args.eval_tasks.split(",")
+        ]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "batching.json").write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=2) + "\n")
     epoch, row = result["epoch"], result["quality"]
     lines = [
         "# Length-grouped training batches vs random batches (this CPU)",
@@ -134,7 +172,8 @@ def main() -> None:
     lines += [
         "",
         f"One epoch of {epoch['task']} ({epoch['examples']:,} examples, its recipe, "
-        f"{result['threads']} threads), one after the other in one process: random "
+        f"{result['threads']} threads), one after the other in one process (random first: the "
+        "second may gain a little from a warmer process): random "
         f"{random_s / 60:.1f} min, grouped {grouped_s / 60:.1f} min "
         f"({random_s / grouped_s:.2f}x).",
         "",
@@ -150,6 +189,22 @@ def main() -> None:
             f"{mean_std([r['validation'] for r in runs])} | "
             f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} |"
         )
+    if "evaluation" in result:
+        lines += [
+            "",
+            "One evaluation pass (`predict`, batches of 64) of the cached dense model (seed 0) "
+            "over the validation split carved from train, the split HISP, A* and certification "
+            "evaluate on, after a warm-up pass:",
+            "",
+            "| task | examples | dataset order s | by length s | faster | max logit difference |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in result["evaluation"]:
+            by_order, by_length = e["seconds"]["dataset"], e["seconds"]["by_length"]
+            lines.append(
+                f"| {e['task']} | {e['examples']} | {by_order:.2f} | {by_length:.2f} | "
+                f"{by_order / by_length:.2f}x | {e['max_logit_difference']:.1e} |"
+            )
     lines += [
         "",
         "Train minutes are wall time as recorded when each model was trained (the random-batch "

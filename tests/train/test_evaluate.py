@@ -19,6 +19,9 @@ def test_predict_returns_dataset_order_whatever_the_batch_order():
         alone = [{k: v for k, v in pad_batch([row]).items() if k != "labels"} for row in rows]
         one_by_one = torch.cat([model(**inputs).logits for inputs in alone])
     torch.testing.assert_close(torch.from_numpy(logits), one_by_one, atol=1e-5, rtol=1e-5)
+    unsorted, same_labels = predict(model, rows, pad_batch, batch_size=4, sort_by_length=False)
+    assert same_labels.tolist() == labels.tolist()
+    torch.testing.assert_close(torch.from_numpy(unsorted), one_by_one, atol=1e-5, rtol=1e-5)
 
 
 def test_unshuffled_task_batches_cover_every_example_once_shortest_first():

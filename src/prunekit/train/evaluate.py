@@ -39,11 +39,13 @@ def predict(
     dataset: Dataset,
     collate: Callable[[list[dict]], dict[str, torch.Tensor]],
     batch_size: int = 64,
+    sort_by_length: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(logits [N, C], labels [N])`` in dataset order (computed in `by_length` order)."""
+    """``(logits [N, C], labels [N])`` in dataset order, computed in `by_length` order (less
+    padding) unless ``sort_by_length`` is off."""
     model.eval()
     device = next(model.parameters()).device
-    order = by_length(dataset)
+    order = by_length(dataset) if sort_by_length else None
     ordered = Subset(dataset, order) if order is not None else dataset
     logits, labels = [], []
     for batch in DataLoader(ordered, batch_size=batch_size, collate_fn=collate):
