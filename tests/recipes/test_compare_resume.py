@@ -212,3 +212,28 @@ def test_a_budget_row_of_a_training_method_is_its_own_model(
     (row,) = run_compare(config)
     assert row["method"] == "peer-budget" and row["trained_by_method"]
     assert row["fraction"] == 0.5  # a budget of 100 points accepts the largest fraction
+
+
+def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_path):
+    from prunekit.recipes.compare import _with_loop_options
+
+    config = CompareConfig(
+        task="rte",
+        out=tmp_path,
+        methods=("random", "hisp", "l0"),
+        budget_methods=("peer",),
+        group_by_length=True,
+        precision="bf16",
+        method_options={"l0": {"steps": 5, "group_by_length": False}},
+    )
+    applied = _with_loop_options(config)
+    assert applied.recover.group_by_length and applied.recover.precision == "bf16"
+    assert applied.method_options["l0"] == {
+        "steps": 5,
+        "group_by_length": False,  # said explicitly: kept
+        "precision": "bf16",
+    }
+    assert applied.method_options["peer"] == {"group_by_length": True, "precision": "bf16"}
+    assert "random" not in applied.method_options and "hisp" not in applied.method_options
+    plain = CompareConfig(task="rte", out=tmp_path, recover=TrainConfig(precision="bf16"))
+    assert _with_loop_options(plain) is plain  # defaults leave what was given

@@ -95,6 +95,21 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, or bf16: recovery and every method that trains autocast to bfloat16 "
+            "(~1.7x faster steps on CPUs with AMX)."
+        ),
+    ] = "fp32",
+    group_by_length: Annotated[
+        bool,
+        typer.Option(
+            "--group-by-length",
+            help="Recovery and every method that trains use length-grouped batches "
+            "(less padding).",
+        ),
+    ] = False,
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
     ] = False,
@@ -142,6 +157,8 @@ def compare(
                 if budget_methods
                 else {}
             ),
+            precision=precision,
+            group_by_length=group_by_length,
             time_speed=not no_timing,
             time_onnx=onnx_timing,
             device=device,

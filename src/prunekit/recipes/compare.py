@@ -31,6 +31,7 @@ from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
     MethodResult,
+    TrainingMethodConfig,
     decide,
     get_method,
     head_target,
@@ -42,7 +43,14 @@ from prunekit.models.export import export_onnx, require_onnx
 from prunekit.outputs import write_json
 from prunekit.recipes.common import console, seed_everything
 from prunekit.report import read_results
-from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover, recovery_steps
+from prunekit.train import (
+    DistillConfig,
+    Precision,
+    TrainConfig,
+    evaluate_splits,
+    recover,
+    recovery_steps,
+)
 from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, recipe_for
 
 # DistillConfig is re-exported for the CLI, which only calls recipes.
@@ -100,6 +108,16 @@ class CompareConfig(BaseModel):
     budget_methods: tuple[str, ...] = Field(
         default_factory=_budget_methods, description="methods run once per budget"
     )
+    precision: Precision = Field(
+        "fp32",
+        description="bf16: recovery and every method that trains (unless its method options "
+        "say otherwise) autocast to bfloat16; fp32 leaves recover and method_options as given",
+    )
+    group_by_length: bool = Field(
+        False,
+        description="recovery and every method that trains use length-grouped batches (unless "
+        "its method options say otherwise); False leaves recover and method_options as given",
+    )
     time_speed: bool = True
     time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
     device: str = "auto"
@@ -123,6 +141,25 @@ def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
     return recipe_for(task).model_copy(update=given) if given else None
 
 
+def _with_loop_options(config: CompareConfig) -> CompareConfig:
+    """``config`` with its non-default loop options (precision, group_by_length) set on the
+    recovery and on every method that trains, so that all of them train the same way."""
+    loop = {}
+    if config.precision != "fp32":
+        loop["precision"] = config.precision
+    if config.group_by_length:
+        loop["group_by_length"] = True
+    if not loop:
+        return config
+    options = {m: dict(o) for m, o in config.method_options.items()}
+    for method in {*config.methods, *config.budget_methods}:
+        if issubclass(get_method(method).config, TrainingMethodConfig):
+            options[method] = {**loop, **options.get(method, {})}  # explicit options win
+    return config.model_copy(
+        update={"recover": config.recover.model_copy(update=loop), "method_options": options}
+    )
+
+
 def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
     return f"{method}|{fraction:.4f}|{seed}|{regime}"
 
@@ -132,6 +169,7 @@ def run_compare(
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
     get_task(config.task)  # an unknown task fails before RUNDIR is written
+    config = _with_loop_options(config)
     for method in {*config.methods, *config.method_options}:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
