@@ -9,12 +9,16 @@ What a training-time method adds (`TrainExtras`), instead of writing its own loo
 - a step-aware loss ``loss_fn(model, batch, step)`` returning a tensor or named parts (summed;
   each part is shown in the progress line and logged to ``metrics.jsonl``);
 - extra parameter groups with their own learning rate (L0 log alpha, movement scores), some
-  trained by gradient ascent (Lagrange multipliers);
+  trained by gradient ascent (Lagrange multipliers); under several processes their gradients
+  are averaged like the model's;
 - hooks run on every process after each optimizer step (re-applying masks, schedule events);
 - state objects (``state_dict``/``load_state_dict``) checkpointed with the model.
 
 A model whose plan carries unstructured masks keeps its dropped weights at zero: the loop
 re-applies the masks after every optimizer step, before the method's own hooks.
+
+Batches are random, or with ``group_by_length`` random batches of similar length
+(`batching.LengthGroupedSampler`: less padding, same resume guarantees).
 """
 
 from __future__ import annotations
