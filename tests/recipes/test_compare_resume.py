@@ -221,6 +221,7 @@ def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_pa
         task="rte",
         out=tmp_path,
         methods=("random", "hisp", "l0"),
+        budgets=(0.5,),
         budget_methods=("peer",),
         group_by_length=True,
         precision="bf16",

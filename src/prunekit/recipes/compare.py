@@ -152,7 +152,8 @@ def _with_loop_options(config: CompareConfig) -> CompareConfig:
     if not loop:
         return config
     options = {m: dict(o) for m, o in config.method_options.items()}
-    for method in {*config.methods, *config.budget_methods}:
+    budget_methods = config.budget_methods if config.budgets else ()
+    for method in {*config.methods, *budget_methods}:
         if issubclass(get_method(method).config, TrainingMethodConfig):
             options[method] = {**loop, **options.get(method, {})}  # explicit options win
     return config.model_copy(
