@@ -106,8 +106,7 @@ def compare(
         bool,
         typer.Option(
             "--group-by-length",
-            help="Recovery and every method that trains use length-grouped batches "
-            "(less padding).",
+            help="Recovery and every method that trains use length-grouped batches (less padding).",
         ),
     ] = False,
     no_timing: Annotated[
