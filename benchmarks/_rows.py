@@ -55,8 +55,15 @@ def add_loop_arguments(parser: argparse.ArgumentParser, trained: str) -> None:
 
 
 def loop_options(args: argparse.Namespace) -> dict[str, Any]:
-    """`TrainConfig` / method options from `add_loop_arguments`' flags."""
-    return {"precision": args.precision, "group_by_length": args.group_by_length}
+    """The loop options `add_loop_arguments`' flags asked for (those not at their defaults), as
+    `TrainConfig`, `TaskRecipe` or `CompareConfig` fields: what is not asked for stays as the
+    recipe or config has it."""
+    asked: dict[str, Any] = {}
+    if args.precision != "fp32":
+        asked["precision"] = args.precision
+    if args.group_by_length:
+        asked["group_by_length"] = True
+    return asked
 
 
 def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:

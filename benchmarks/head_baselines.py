@@ -128,12 +128,13 @@ def main() -> None:
                     out=runs / task,
                     seeds=preset["seeds"],
                     data_dir=args.data_dir,
-                    recover=TrainConfig(epochs=1, **loop),
+                    recover=TrainConfig(epochs=1),
+                    **loop,  # recovery and L0 alike (compare applies them to both)
                     recover_max_samples=preset["recover_max_samples"],
                     distill=DistillConfig() if preset["distill"] else None,
                     time_onnx=preset["time_onnx"],
                     method_options={
-                        "l0": {"steps": preset["l0_steps"], **loop},
+                        "l0": {"steps": preset["l0_steps"]},
                         "astar": {"max_evals": 400, "branching": 8},
                     },
                     search_samples=preset["search_samples"],

@@ -43,12 +43,11 @@ def places(args) -> tuple[Path, Path]:
 def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     """(run dir, compare settings, renamed method) of the three studies of one task."""
     runs = places(args)[0]
-    peer = loop_options(args)  # trained as HISP's recovery is
     common = dict(
         task=task,
         data_dir=args.data_dir,
-        recover=TrainConfig(epochs=args.recover_epochs, **loop_options(args)),
-        method_options={"peer": peer},
+        recover=TrainConfig(epochs=args.recover_epochs),
+        **loop_options(args),  # recovery and peer alike (compare applies them to both)
         distill=DistillConfig(),
         regimes=("r1",),
         time_speed=False,
@@ -65,7 +64,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         (runs / "fixed" / task, dict(fixed, methods=("peer", "hisp")), None),
         (
             runs / "no_peer" / task,
-            dict(fixed, methods=("peer",), method_options={"peer": peer | {"beta_peer": 0.0}}),
+            dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
             NO_PEER,
         ),
     ]

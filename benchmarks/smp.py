@@ -54,10 +54,7 @@ def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
 
 
 def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
-    recipe = recipe_for(task)
-    # Only the options asked for: a recipe that already groups or runs bf16 keeps doing so.
-    asked = {k: v for k, v in loop_options(args).items() if v not in ("fp32", False)}
-    recipe = recipe.model_copy(update=asked)
+    recipe = recipe_for(task).model_copy(update=loop_options(args))
     spec = get_task(task)
     set_seed(seed)  # the new classifier head of the pre-trained model
     pretrained, tokenizer = load_for_task("default", spec)
