@@ -11,7 +11,7 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 
-__all__ = ["AUTO", "resolve_device", "module_device", "synchronize"]
+__all__ = ["AUTO", "resolve_device", "module_device", "describe_device", "synchronize"]
 
 AUTO = "auto"
 _CHOICES = "auto, cpu, cuda, cuda:N or mps"
@@ -67,6 +67,15 @@ def module_device(module: nn.Module) -> torch.device:
     for tensor in module.buffers():
         return tensor.device
     return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    """``"cpu"``, or a GPU with its name (``"cuda:0 (NVIDIA H200)"``): what results record
+    about where they were computed."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
 
 
 def synchronize(device: torch.device) -> None:

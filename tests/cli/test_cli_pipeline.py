@@ -57,6 +57,7 @@ def test_finetune_writes_a_complete_directory(finetuned_minilm):
     metrics = json.loads((finetuned_minilm / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["train_examples"] == 64
     assert metrics["validation"]["examples"] == 855 and metrics["dev"]["examples"] == 1043
+    assert metrics["device"] == "cpu"  # where it trained, as results record it
 
 
 def test_prune_removes_half_the_heads(pruned):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.device import module_device, resolve_device, synchronize
+from prunekit.device import describe_device, module_device, resolve_device, synchronize
 from prunekit.errors import ConfigError
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
@@ -58,3 +58,11 @@ def test_module_device_and_synchronize_on_the_cpu():
     assert module_device(nn.Linear(2, 2)) == torch.device("cpu")
     assert module_device(nn.Sequential()) == torch.device("cpu")  # nothing to ask
     synchronize(torch.device("cpu"))  # a no-op, but must not fail
+
+
+def test_describe_device_names_the_gpu():
+    assert describe_device(torch.device("cpu")) == "cpu"
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        assert describe_device(torch.device("cuda")) == f"cuda:0 ({name})"
+        assert describe_device(torch.device("cuda:0")) == f"cuda:0 ({name})"

@@ -11,6 +11,7 @@ from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict
 
 from prunekit.data import TaskData, get_task
+from prunekit.device import describe_device, module_device
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL, load_for_task
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
@@ -68,6 +69,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
         "steps": result.steps,
         "resumed_from_step": result.resumed_from_step,
         "train_seconds": round(result.seconds, 2),
+        "device": describe_device(module_device(model)),
         "final_loss": result.final_loss,
         "config": config.model_dump(mode="json"),
     }
