@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from prunekit.train import asked_loop_options
+
 
 def keyed_rows(path: Path) -> dict[str, dict]:
     """The rows of ``path`` by key (the last row of a key wins); empty when there is no file."""
@@ -58,12 +60,7 @@ def loop_options(args: argparse.Namespace) -> dict[str, Any]:
     """The loop options `add_loop_arguments`' flags asked for (those not at their defaults), as
     `TrainConfig`, `TaskRecipe` or `CompareConfig` fields: what is not asked for stays as the
     recipe or config has it."""
-    asked: dict[str, Any] = {}
-    if args.precision != "fp32":
-        asked["precision"] = args.precision
-    if args.group_by_length:
-        asked["group_by_length"] = True
-    return asked
+    return asked_loop_options(args.precision, args.group_by_length)
 
 
 def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:

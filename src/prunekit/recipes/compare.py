@@ -47,6 +47,7 @@ from prunekit.train import (
     DistillConfig,
     Precision,
     TrainConfig,
+    asked_loop_options,
     evaluate_splits,
     recover,
     recovery_steps,
@@ -144,11 +145,7 @@ def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
 def _with_loop_options(config: CompareConfig) -> CompareConfig:
     """``config`` with its non-default loop options (precision, group_by_length) set on the
     recovery and on every method that trains, so that all of them train the same way."""
-    loop = {}
-    if config.precision != "fp32":
-        loop["precision"] = config.precision
-    if config.group_by_length:
-        loop["group_by_length"] = True
+    loop = asked_loop_options(config.precision, config.group_by_length)
     if not loop:
         return config
     options = {m: dict(o) for m, o in config.method_options.items()}

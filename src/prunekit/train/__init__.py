@@ -8,6 +8,7 @@ from prunekit.train.distill import (
 )
 from prunekit.train.evaluate import EvalResult, evaluate, evaluate_splits, predict
 from prunekit.train.finetune import (
+    LOOP_OPTIONS,
     METRICS_FILE,
     GeneratorState,
     LossFn,
@@ -17,11 +18,13 @@ from prunekit.train.finetune import (
     TrainConfig,
     TrainExtras,
     TrainResult,
+    asked_loop_options,
     finetune,
 )
 from prunekit.train.recover import recover, recovery_steps
 
 __all__ = [
+    "LOOP_OPTIONS",
     "METRICS_FILE",
     "DistillConfig",
     "EvalResult",
@@ -33,6 +36,7 @@ __all__ = [
     "TrainConfig",
     "TrainExtras",
     "TrainResult",
+    "asked_loop_options",
     "distillation_loss",
     "distillation_parts",
     "evaluate",

@@ -53,6 +53,8 @@ from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
 from prunekit.train.schedules import constant, linear_warmup_decay
 
 __all__ = [
+    "LOOP_OPTIONS",
+    "asked_loop_options",
     "Precision",
     "TrainConfig",
     "TrainResult",
@@ -70,6 +72,9 @@ log = logging.getLogger(__name__)
 
 # Training precision: fp32, or bf16 autocast of the forward passes (fp32 master weights).
 Precision = Literal["fp32", "bf16"]
+# Options of the loop added after the first runs: keys and fingerprints carry them only when
+# they are not at their defaults (`asked_loop_options`), so older runs keep theirs.
+LOOP_OPTIONS = ("precision", "group_by_length")
 LossOutput = torch.Tensor | dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], LossOutput]
 # (step, total_steps, values): values holds "loss" (the sum), each named part and any status.
@@ -361,14 +366,23 @@ def _order(dataset: Dataset, config: TrainConfig) -> dict[str, Any]:
     return {"sampler": sampler, "generator": generator}
 
 
+def asked_loop_options(
+    precision: Precision = "fp32", group_by_length: bool = False
+) -> dict[str, Any]:
+    """The `LOOP_OPTIONS` that are not at their defaults: what keys and fingerprints carry, and
+    what a caller sets on a recipe or config without overriding the rest of it."""
+    asked: dict[str, Any] = {}
+    if precision != "fp32":
+        asked["precision"] = precision
+    if group_by_length:
+        asked["group_by_length"] = True
+    return asked
+
+
 def _run_fingerprint(config: TrainConfig, total: int, examples: int) -> str:
     """What a checkpoint must share with the run that resumes it."""
-    fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device"})
-    # Defaults of later fields are left out, so fingerprints of older runs stay unchanged.
-    if config.precision == "fp32":
-        del fields["precision"]
-    if not config.group_by_length:
-        del fields["group_by_length"]
+    fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device", *LOOP_OPTIONS})
+    fields |= asked_loop_options(config.precision, config.group_by_length)
     return hashlib.sha256(
         json.dumps([fields, total, examples], sort_keys=True).encode()
     ).hexdigest()[:16]

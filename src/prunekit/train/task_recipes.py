@@ -23,7 +23,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import get_task
-from prunekit.train.finetune import Precision, StepCallback, TrainConfig
+from prunekit.train.finetune import (
+    LOOP_OPTIONS,
+    Precision,
+    StepCallback,
+    TrainConfig,
+    asked_loop_options,
+)
 from prunekit.train.task import FinetuneConfig, finetune_task
 
 __all__ = [
@@ -73,12 +79,8 @@ class TaskRecipe(BaseModel):
         """What changes the trained weights (not ``swept``; ``precision`` and
         ``group_by_length`` only when not at their defaults, so that models cached before the
         fields existed keep their keys)."""
-        data = self.model_dump(exclude={"swept"})
-        if self.precision == "fp32":
-            del data["precision"]
-        if not self.group_by_length:
-            del data["group_by_length"]
-        return data
+        data = self.model_dump(exclude={"swept", *LOOP_OPTIONS})
+        return data | asked_loop_options(self.precision, self.group_by_length)
 
     def digest(self) -> str:
         """A short fingerprint of `settings`."""
