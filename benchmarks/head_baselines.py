@@ -146,12 +146,31 @@ def main() -> None:
     write_report(args.preset, preset, runs, results, loop)
 
 
+# Methods compared by a benchmark of their own, shown as blocks of the summary table: the
+# protocol's name (the block's title) and the results file whose rows it takes.
+OWN_PROTOCOLS = {
+    "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
+    "the task's recipe (benchmarks/smp.py)": RESULTS.parent / "smp" / "results.jsonl",
+}
+
+
+def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
+    """The pruned rows of `OWN_PROTOCOLS` on ``tasks``, each with its protocol as regime."""
+    return [
+        row | {"regime": regime}
+        for regime, path in OWN_PROTOCOLS.items()
+        for row in read_results(path)
+        if row["task"] in tasks and row.get("fraction", 0) > 0
+    ]
+
+
 def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict) -> None:
     rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
     write_rows(results / "results.jsonl", rows)
-    report = run_report(results, notes(name, loop_description(loop)))
+    tasks = tuple(sorted({row["task"] for row in rows}))
+    report = run_report(results, notes(name, loop_description(loop)), own_protocol_rows(tasks))
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

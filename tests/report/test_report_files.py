@@ -101,3 +101,18 @@ def test_the_report_opens_with_retention_averaged_over_tasks(run_dir):
     seed0, seed1 = (100 * 66 / 70 + 90) / 2, (100 * 68 / 71 + 90) / 2
     mean, std = (seed0 + seed1) / 2, abs(seed0 - seed1) / 2**0.5
     assert f"| 50% | {mean:.1f} ± {std:.1f} |" in text
+
+
+def test_methods_with_their_own_protocol_get_a_summary_block_and_no_curves(run_dir):
+    protocol = "pruned before fine-tuning"
+    own = [
+        {"task": "rte", "method": "smp", "fraction": 0.5, "seed": s, "regime": protocol}
+        | {"dev": 63.0 + s, "dense_dev": 70.0, "metric": "accuracy"}
+        for s in (0, 1)
+    ]
+    text = run_report(run_dir, own_protocol=own).read_text()
+    summary = text[: text.index("## rte")]
+    block = summary[summary.index(f"**{protocol}**") :]
+    # smp keeps 90% and 91.43% of its dense model: 90.7 ± 1.0; the others have no such rows
+    assert "| 50% | – | – | 90.7 ± 1.0 |" in block
+    assert "smp" not in text[text.index("## rte") :]  # per-task tables: the sweep's rows only

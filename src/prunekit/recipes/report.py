@@ -13,7 +13,8 @@ from prunekit.report import read_results, write_report
 __all__ = ["run_report"]
 
 
-def run_report(run_dir: Path, notes: str = "") -> Path:
+def run_report(run_dir: Path, notes: str = "", own_protocol: list[dict] = ()) -> Path:
+    """``own_protocol``: rows for the summary only (`write_report`)."""
     rows = read_results(run_dir / "results.jsonl")
     if not rows:
         raise DataError(f"{run_dir / 'results.jsonl'} has no results; run `prunekit compare` first")
@@ -21,7 +22,7 @@ def run_report(run_dir: Path, notes: str = "") -> Path:
         row.setdefault("metric", primary_metric(row["task"]))
     # Render into a scratch folder first so a failure never leaves a half-updated report.
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".report-") as scratch:
-        write_report(rows, Path(scratch), notes)
+        write_report(rows, Path(scratch), notes, own_protocol)
         for item in Path(scratch).iterdir():
             shutil.move(str(item), run_dir / item.name)
     return run_dir / "report.md"

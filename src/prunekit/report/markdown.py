@@ -11,12 +11,22 @@ from prunekit.report.summary import aggregate, dense_reference, retention_summar
 __all__ = ["write_report"]
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: Path, notes: str = "") -> Path:
-    """Write ``report.md`` and figures into ``out_dir`` (which must exist). Returns report.md."""
+def write_report(
+    rows: list[dict[str, Any]],
+    out_dir: Path,
+    notes: str = "",
+    own_protocol: list[dict[str, Any]] = (),
+) -> Path:
+    """Write ``report.md`` and figures into ``out_dir`` (which must exist). Returns report.md.
+
+    ``own_protocol``: rows of methods compared by a benchmark of their own (SMP prunes before
+    fine-tuning); each names its protocol in ``regime`` and gets a block of the summary table,
+    against its own dense models, and no curves.
+    """
     lines = ["# Head pruning comparison", ""]
     budget_rows = [r for r in rows if "budget" in r]
     rows = [r for r in rows if "budget" not in r]  # curves and tables: fixed head counts
-    lines += _summary_table(rows)
+    lines += _summary_table(rows + list(own_protocol))
     if notes:
         lines += [notes.strip(), ""]
     cells = aggregate(rows)
