@@ -12,8 +12,8 @@ stopped, and later benchmarks reuse exactly these models):
    ``--budget-grid`` trains every swept learning rate at that budget.
 
 ``--jobs N`` trains the runs of a stage, and the tasks, side by side in N worker processes (one
-small model leaves a GPU mostly idle); stage 1 then trains every rate at both epoch counts at
-once and picks the best validation score of the six. Rows record
+small model leaves a GPU mostly idle); stage 1 then also trains every rate's double, so stage 2
+finds its run done (the choice is the same as without workers). Rows record
 the model and the device, and the report takes each task's reference from the default model
 where it has all seeds (``--model DIR`` runs another checkpoint under its own keys).
 
@@ -112,6 +112,11 @@ class Runner:
         keys = [dense_key(self.model, task, seed, recipe) for recipe, seed, _ in runs]
         with self.lock:
             done = keyed_rows(SWEEP_LOG)
+        for key, (_, _, stage) in zip(keys, runs, strict=True):
+            if key in done and done[key]["stage"] == "extra" and stage != "extra":
+                done[key] = done[key] | {"stage": stage}  # trained ahead, now asked for
+                with self.lock:
+                    append_row(SWEEP_LOG, done[key])
         todo = [(key, run) for key, run in zip(keys, runs, strict=True) if key not in done]
         for _, (recipe, seed, stage) in todo:
             label = f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
@@ -167,17 +172,18 @@ class Runner:
         )
 
     def choose(self, task: str) -> TaskRecipe:
-        """The learning rates at the base epochs, then the best at twice the epochs; with
-        workers every rate at both (side by side, so no slower), the best of all six."""
+        """The learning rates at the base epochs, then the best at twice the epochs; the best of
+        those four on validation. Workers train every rate's double beside the first stage
+        (so no slower); the doubles of the other rates are logged as ``extra`` and never
+        chosen, so the choice is the same with and without workers."""
         base = BASE[task]
-        candidates = [base.model_copy(update={"learning_rate": lr}) for lr in LEARNING_RATES]
-        if self.pool is not None:
-            candidates += [c.model_copy(update={"epochs": 2 * c.epochs}) for c in candidates]
-        rows = self.run(task, [(c, 0, "sweep") for c in candidates])
-        if self.pool is None:
-            best = candidates[max(range(len(rows)), key=lambda i: rows[i]["validation"])]
-            candidates.append(best.model_copy(update={"epochs": 2 * best.epochs}))
-            rows += self.run(task, [(candidates[-1], 0, "sweep")])
+        rates = [base.model_copy(update={"learning_rate": lr}) for lr in LEARNING_RATES]
+        doubles = [r.model_copy(update={"epochs": 2 * r.epochs}) for r in rates]
+        ahead = [(d, 0, "extra") for d in doubles] if self.pool is not None else []
+        rows = self.run(task, [(r, 0, "sweep") for r in rates] + ahead)[: len(rates)]
+        best = max(range(len(rates)), key=lambda i: rows[i]["validation"])
+        rows += self.run(task, [(doubles[best], 0, "sweep")])
+        candidates = [*rates, doubles[best]]
         return candidates[max(range(len(rows)), key=lambda i: rows[i]["validation"])]
 
 
@@ -204,12 +210,22 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report_only:
         runner = Runner(args.model, args.data_dir, args.jobs)
-        tasks = args.tasks.split(",")
-        with ThreadPoolExecutor(len(tasks) if args.jobs > 1 else 1) as flows:
-            futures = [flows.submit(runner.task, task, args.budget_grid) for task in tasks]
-            for future in futures:
-                future.result()
+        tasks = list(dict.fromkeys(args.tasks.split(",")))  # a task twice would race itself
+        if runner.pool is None:
+            for task in tasks:
+                runner.task(task, args.budget_grid)
                 write_results()  # after each task: a cut-short run keeps what it has
+        else:
+            with ThreadPoolExecutor(len(tasks)) as flows:
+                futures = [flows.submit(runner.task, task, args.budget_grid) for task in tasks]
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                        with runner.lock:  # no row is half-written while the report reads
+                            write_results()
+                except BaseException:
+                    runner.pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     write_results()
 
 
@@ -307,7 +323,7 @@ def markdown(summary: dict) -> str:
             else "–"
         )
         met = "yes" if s["met"] else ("no" if len(s["seeds"]) == len(SEEDS) else "pending")
-        budget = [r for r in s["sweep"] if r["stage"] == BUDGET]
+        budget = [r for r in s["sweep"] if r["stage"] == BUDGET and model_of(r) == s["model"]]
         if budget and not s["met"]:
             best = max(budget, key=lambda b: b["dev"])
             met += (
@@ -325,7 +341,8 @@ def markdown(summary: dict) -> str:
     lines += ["", *notes] if notes else []
     lines += ["", "## Sweep and other runs (seed 0 unless stated)", ""]
     lines += [
-        f"Stage `sweep` chooses the recipe; `{BUDGET}` trains {BUDGET_FACTOR}× the chosen "
+        f"Stage `sweep` chooses the recipe (`extra`: the other rates' doubles, trained beside "
+        f"it by `--jobs` and never chosen); `{BUDGET}` trains {BUDGET_FACTOR}× the chosen "
         "epochs (at the chosen learning rate, or at each of the sweep's with `--budget-grid`) to "
         "show whether more budget would reach a missed target; `seeds` rows here are another "
         "model's. Train minutes are wall time: on the 2-core CPU they include time shared with "

@@ -18,7 +18,14 @@ import argparse
 import shutil
 from pathlib import Path
 
-from _rows import add_loop_arguments, loop_description, loop_options, loop_suffix, write_rows
+from _rows import (
+    add_loop_arguments,
+    keyed_rows,
+    loop_description,
+    loop_options,
+    loop_suffix,
+    write_rows,
+)
 
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
@@ -150,18 +157,22 @@ def main() -> None:
 # protocol's name (the block's title) and the results file whose rows it takes.
 OWN_PROTOCOLS = {
     "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
-    "the task's recipe (benchmarks/smp.py)": RESULTS.parent / "smp" / "results.jsonl",
+    "the task's recipe (benchmarks/smp.py; its pruner was trained on RTE, MRPC, SST-2 and CoLA "
+    "inputs, STS-B is held out)": RESULTS.parent / "smp" / "results.jsonl",
 }
 
 
 def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
-    """The pruned rows of `OWN_PROTOCOLS` on ``tasks``, each with its protocol as regime."""
-    return [
-        row | {"regime": regime}
-        for regime, path in OWN_PROTOCOLS.items()
-        for row in read_results(path)
-        if row["task"] in tasks and row.get("fraction", 0) > 0
-    ]
+    """The pruned rows of `OWN_PROTOCOLS` on ``tasks``, each with its protocol as regime; runs
+    with other loop options than the defaults are methods of their own (``smp (bf16)``)."""
+    rows = []
+    for regime, path in OWN_PROTOCOLS.items():
+        for row in keyed_rows(path).values():
+            if row["task"] in tasks and row.get("fraction", 0) > 0:
+                suffix = loop_suffix(row, ", ")[2:]
+                method = row["method"] + (f" ({suffix})" if suffix else "")
+                rows.append(row | {"regime": regime, "method": method})
+    return rows
 
 
 def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict) -> None:

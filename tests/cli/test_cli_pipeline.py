@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from prunekit import current_plan, load
 from prunekit.cli import app
+from prunekit.device import describe_device, resolve_device
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -57,7 +58,8 @@ def test_finetune_writes_a_complete_directory(finetuned_minilm):
     metrics = json.loads((finetuned_minilm / "metrics.json").read_text())
     assert metrics["steps"] == 3 and metrics["train_examples"] == 64
     assert metrics["validation"]["examples"] == 855 and metrics["dev"]["examples"] == 1043
-    assert metrics["device"] == "cpu"  # where it trained, as results record it
+    # where it trained, as results record it
+    assert metrics["device"] == describe_device(resolve_device("auto"))
 
 
 def test_prune_removes_half_the_heads(pruned):

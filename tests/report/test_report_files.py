@@ -112,6 +112,7 @@ def test_methods_with_their_own_protocol_get_a_summary_block_and_no_curves(run_d
     ]
     text = run_report(run_dir, own_protocol=own).read_text()
     summary = text[: text.index("## rte")]
+    assert summary.index("**R1, equal recovery budget**") < summary.index(f"**{protocol}**")
     block = summary[summary.index(f"**{protocol}**") :]
     # smp keeps 90% and 91.43% of its dense model: 90.7 ± 1.0; the others have no such rows
     assert "| 50% | – | – | 90.7 ± 1.0 |" in block
