@@ -35,8 +35,13 @@ def to_markdown(summary: dict, wall_seconds: float | None) -> str:
         f"(seed {summary['seed']})",
         "",
         f"Model `{cfg['model']}` (all-MiniLM-L6-v2 from PyPI), fine-tuned with the task's recipe "
-        f"(`TASK_RECIPES`: {d.get('train_examples', '?')} train examples, "
-        f"{d.get('train_seconds', 0) / 60:.1f} min); each pruned model recovered 1 epoch on "
+        f"(`TASK_RECIPES`) on {d.get('train_examples', '?')} train examples"
+        + (
+            " (the job's cap, `--max-train-samples`: the dense reference trains on the whole split)"
+            if cfg.get("max_train_samples") and cfg["max_train_samples"] == d.get("train_examples")
+            else ""
+        )
+        + f" in {d.get('train_seconds', 0) / 60:.1f} min; each pruned model recovered 1 epoch on "
         f"{cfg['recover_max_samples']} examples, the same for both methods. "
         f"{summary['method']} is the strongest method at 50% after recovery in the committed "
         "comparison (benchmarks/results/head_baselines). Validation = split carved from train, "
