@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from prunekit.data import primary_metric
@@ -13,7 +14,7 @@ from prunekit.report import read_results, write_report
 __all__ = ["run_report"]
 
 
-def run_report(run_dir: Path, notes: str = "", own_protocol: list[dict] = ()) -> Path:
+def run_report(run_dir: Path, notes: str = "", own_protocol: Sequence[dict] = ()) -> Path:
     """``own_protocol``: rows for the summary only (`write_report`)."""
     rows = read_results(run_dir / "results.jsonl")
     if not rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ def write_report(
     rows: list[dict[str, Any]],
     out_dir: Path,
     notes: str = "",
-    own_protocol: list[dict[str, Any]] = (),
+    own_protocol: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """Write ``report.md`` and figures into ``out_dir`` (which must exist). Returns report.md.
 
