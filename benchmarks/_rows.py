@@ -71,6 +71,13 @@ def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:
     return "".join(f"{separator}{part}" for part in parts)
 
 
+def loop_label(row: dict[str, Any]) -> str:
+    """A row's method, naming its non-default loop options (``smp (bf16, grouped)``): runs with
+    other options are methods of their own in a table."""
+    options = loop_suffix(row, ", ")[2:]
+    return row["method"] + (f" ({options})" if options else "")
+
+
 def loop_description(options: dict[str, Any]) -> str:
     batches = "length-grouped" if options.get("group_by_length") else "random"
     return f"{options.get('precision', 'fp32')}, {batches} batches"

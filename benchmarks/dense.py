@@ -82,10 +82,13 @@ def progress(label: str):
     return on_step
 
 
+def run_label(task: str, recipe: TaskRecipe, seed: int) -> str:
+    return f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
+
+
 def train(model: str, task: str, seed: int, recipe: TaskRecipe, data_dir: Path | None) -> str:
     """One dense model from the cache, fine-tuned into it first when missing (a worker's job)."""
-    label = f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
-    on_step = progress(label)
+    on_step = progress(run_label(task, recipe, seed))
     return str(cached_dense_model(model, task, seed, recipe, data_dir, on_step=on_step))
 
 
@@ -119,8 +122,7 @@ class Runner:
                     append_row(SWEEP_LOG, done[key])
         todo = [(key, run) for key, run in zip(keys, runs, strict=True) if key not in done]
         for _, (recipe, seed, stage) in todo:
-            label = f"{task} lr {recipe.learning_rate:g} x{recipe.epochs} seed {seed}"
-            print(f"{stage}: {label}", file=sys.stderr, flush=True)
+            print(f"{stage}: {run_label(task, recipe, seed)}", file=sys.stderr, flush=True)
         if self.pool is None:
             for key, (recipe, seed, stage) in todo:
                 path = train(self.model, task, seed, recipe, self.data_dir)
@@ -298,7 +300,7 @@ def _recipe_text(r: dict) -> str:
 
 
 def _where(model: str | None, devices: list[str]) -> str:
-    device = " + ".join(d.split(" (")[-1].rstrip(")") if "(" in d else d for d in devices)
+    device = " + ".join(devices)
     return f"{model}, {device}" if model != MODEL else device
 
 

@@ -22,6 +22,7 @@ from _rows import (
     add_loop_arguments,
     keyed_rows,
     loop_description,
+    loop_label,
     loop_options,
     loop_suffix,
     write_rows,
@@ -169,9 +170,7 @@ def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
     for regime, path in OWN_PROTOCOLS.items():
         for row in keyed_rows(path).values():
             if row["task"] in tasks and row.get("fraction", 0) > 0:
-                suffix = loop_suffix(row, ", ")[2:]
-                method = row["method"] + (f" ({suffix})" if suffix else "")
-                rows.append(row | {"regime": regime, "method": method})
+                rows.append(row | {"regime": regime, "method": loop_label(row)})
     return rows
 
 

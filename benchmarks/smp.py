@@ -27,7 +27,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from _rows import add_loop_arguments, append_row, keyed_rows, loop_options, loop_suffix
+from _rows import (
+    add_loop_arguments,
+    append_row,
+    keyed_rows,
+    loop_label,
+    loop_options,
+    loop_suffix,
+)
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
@@ -169,9 +176,7 @@ def write_report(trained: dict) -> None:
         if r["method"] == "dense"
     }
     for row in rows:  # other loop options are rows of their own, named in the method column
-        suffix = loop_suffix(row, ", ")[2:]
-        label = row["method"] + (f" ({suffix})" if suffix else "")
-        groups.setdefault((row["task"], row["fraction"], label), []).append(row)
+        groups.setdefault((row["task"], row["fraction"], loop_label(row)), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
         dense = statistics.fmean(m["dense_dev"] for m in members)

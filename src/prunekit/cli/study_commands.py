@@ -237,12 +237,7 @@ def run(
             overwrite=overwrite,
             device=device,
             progress=not quiet,
-            # unset: RunConfig's cap; 0: no cap
-            **(
-                {}
-                if max_train_samples is None
-                else {"max_train_samples": max_train_samples or None}
-            ),
+            **_train_cap(max_train_samples),
         )
     )
     if as_json:
