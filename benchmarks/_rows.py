@@ -1,7 +1,8 @@
 """The benchmarks' result files: one JSON object per line, keyed by ``row["key"]``, appended as
 each run finishes (so a killed benchmark resumes after its last finished run), and rewritten
 whole only through a temporary file (so a kill never leaves half a file). And the training-loop
-options every training benchmark offers alike (``--precision``, ``--group-by-length``): runs
+options every training benchmark offers alike (``--precision``, ``--group-by-length``,
+``--device``): runs
 with other options than the defaults get their own keys and folders."""
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ def add_loop_arguments(parser: argparse.ArgumentParser, trained: str) -> None:
         action="store_true",
         help=f"length-grouped batches for {trained}; ~1.4x faster MRPC epochs on this CPU "
         "(results/batching.md)",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser, trained: str) -> None:
+    """``--device`` for what the benchmark trains (``trained``); rows record the device."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help=f"where {trained} runs: auto (a GPU when present), cpu, cuda or cuda:N; speed "
+        "columns are CPU claims, so time them on the CPU",
     )
 
 

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from _rows import (
+    add_device_argument,
     add_loop_arguments,
     keyed_rows,
     loop_description,
@@ -83,7 +84,7 @@ PRESETS = {
 }
 
 
-def notes(preset: str, loop: str = "fp32, random batches") -> str:
+def notes(preset: str, loop: str = "fp32, random batches", devices: str = "cpu") -> str:
     p = PRESETS[preset]
     sweeps = "; ".join(
         f"{', '.join(s['methods'])} at {', '.join(f'{f:.0%}' for f in s['fractions'])} "
@@ -102,7 +103,7 @@ def notes(preset: str, loop: str = "fp32, random batches") -> str:
             else ""
         )
         + (", with logit KD from the dense model" if p["distill"] else ", no distillation")
-        + f", same for every method, trained in {loop}. Methods may use "
+        + f", same for every method, trained in {loop} on {devices}. Methods may use "
         + (f"{p['search_samples']} seeded examples of" if p["search_samples"] else "all of")
         + " the validation split carved from train for their decisions. "
         + f"L0 trains its gates for {p['l0_steps']} "
@@ -120,21 +121,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="subset")
     parser.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated subset of the preset's seeds: `--seeds 0` over every task first "
+        "gives a five-task summary sooner than all seeds of one task",
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     add_loop_arguments(parser, "recovery and L0's gates")
+    add_device_argument(parser, "recovery and the methods' training")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     loop = loop_options(args)
     suffix = loop_suffix(loop)
     runs, results = Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else preset["seeds"]
     for task in tasks:
         for sweep in preset["sweeps"]:
             run_compare(
                 CompareConfig(
                     task=task,
                     out=runs / task,
-                    seeds=preset["seeds"],
+                    seeds=seeds,
                     data_dir=args.data_dir,
                     recover=TrainConfig(epochs=1),
                     **loop,  # recovery and L0 alike (compare applies them to both)
@@ -146,6 +154,7 @@ def main() -> None:
                         "astar": {"max_evals": 400, "branching": 8},
                     },
                     search_samples=preset["search_samples"],
+                    device=args.device,
                     progress=False,
                     **sweep,
                 )
@@ -160,16 +169,20 @@ OWN_PROTOCOLS = {
     "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
     "the task's recipe (benchmarks/smp.py; its pruner was trained on RTE, MRPC, SST-2 and CoLA "
     "inputs, STS-B is held out)": RESULTS.parent / "smp" / "results.jsonl",
+    "Peer protocol: R1 with one epoch of training and the dense teacher for every row; peer "
+    "distils the pruned heads into their peers, `peer (no peer loss)` is its ablation "
+    "(benchmarks/peer.py)": RESULTS.parent / "peer" / "results.jsonl",
 }
 
 
 def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
     """The pruned rows of `OWN_PROTOCOLS` on ``tasks``, each with its protocol as regime; runs
-    with other loop options than the defaults are methods of their own (``smp (bf16)``)."""
+    with other loop options than the defaults are methods of their own (``smp (bf16)``).
+    Budget-mode rows (their method chose the fraction) stay in their own benchmark's report."""
     rows = []
     for regime, path in OWN_PROTOCOLS.items():
         for row in keyed_rows(path).values():
-            if row["task"] in tasks and row.get("fraction", 0) > 0:
+            if row["task"] in tasks and row.get("fraction", 0) > 0 and "budget" not in row:
                 rows.append(row | {"regime": regime, "method": loop_label(row)})
     return rows
 
@@ -180,7 +193,10 @@ def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict)
         return
     write_rows(results / "results.jsonl", rows)
     tasks = tuple(sorted({row["task"] for row in rows}))
-    report = run_report(results, notes(name, loop_description(loop)), own_protocol_rows(tasks))
+    devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU
+    report = run_report(
+        results, notes(name, loop_description(loop), devices), own_protocol_rows(tasks)
+    )
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

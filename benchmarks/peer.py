@@ -9,8 +9,8 @@ without the peer loss, all on the same training budget and teacher.
   loss: what peer distillation itself buys).
 Dense models and teachers come from the dense cache (each task's recipe). Every run appends to
 its results.jsonl (a killed benchmark resumes); results and report.md under
-benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU; the resolved
-device is recorded.
+benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU; each row
+records where it trained.
 
     python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--device auto]
 """
@@ -21,9 +21,15 @@ import argparse
 import shutil
 from pathlib import Path
 
-from _rows import add_loop_arguments, loop_description, loop_options, loop_suffix, write_rows
+from _rows import (
+    add_device_argument,
+    add_loop_arguments,
+    loop_description,
+    loop_options,
+    loop_suffix,
+    write_rows,
+)
 
-from prunekit.device import resolve_device
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
@@ -74,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
     parser.add_argument("--recover-epochs", type=int, default=1)
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser, "every row's training")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
     add_loop_arguments(parser, "every row (peer and recovery alike)")
@@ -95,14 +101,15 @@ def write_results(tasks: list[str], args) -> None:
                 if renamed and row["method"] == "peer":
                     row["method"] = renamed
                     row["key"] = row["key"].replace("peer|", f"{renamed}|", 1)
-                rows.append(row | {"device": str(resolve_device(args.device))})
+                rows.append(row | {"device": row.get("device", "cpu")})  # older rows: the CPU
     if not rows:
         return
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
+    devices = " + ".join(sorted({row["device"] for row in rows}))
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
     notes = (
-        f"`benchmarks/peer.py`, device {resolve_device(args.device)}, training in "
+        f"`benchmarks/peer.py`, trained on {devices}, in "
         f"{loop_description(loop_options(args))}. R1 rows: every method "
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         "train split) and the same dense teacher; peer trains its own copy within that budget "

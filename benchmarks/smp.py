@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from _rows import (
+    add_device_argument,
     add_loop_arguments,
     append_row,
     keyed_rows,
@@ -38,7 +39,6 @@ from _rows import (
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
-from prunekit.device import resolve_device
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
@@ -71,7 +71,9 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     if method == "dense":  # the unpruned model, fine-tuned in this same run (time reference)
         source = None
     elif method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
-        source = load(cached_dense_model("default", task, seed, recipe, args.data_dir))
+        source = load(
+            cached_dense_model("default", task, seed, recipe, args.data_dir, device=args.device)
+        )
     elif method == "smp":  # attention maps need eager attention
         source, options = load_for_task("default", spec, "eager")[0], {"pruner": str(args.pruner)}
     else:
@@ -93,7 +95,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
                 task=task,
                 out=out,
                 data_dir=args.data_dir,
-                train=recipe.train_config(seed),
+                train=recipe.train_config(seed, device=args.device),
                 max_seq_length=recipe.max_seq_length,
                 max_train_samples=recipe.max_train_samples,
                 resume=True,
@@ -101,7 +103,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
             )
         )
     metrics = json.loads((out / "metrics.json").read_text())
-    dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir)
+    dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir, device=args.device)
     dense = json.loads((dense_dir / "metrics.json").read_text())
     return {
         "key": run_key(task, seed, fraction, method, args),
@@ -116,7 +118,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "validation": metrics["validation"]["primary"],
         "dense_dev": dense["dev"]["primary"],
         "finetune_seconds": metrics["train_seconds"],
-        "device": str(resolve_device("auto")),
+        "device": metrics.get("device", "cpu"),  # where the fine-tune ran (older: the CPU)
         "scoring_seconds": round(scoring_seconds, 2),
         "held_out_of_pruner_training": task not in args.pruner_tasks,
     }
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
     add_loop_arguments(parser, "the fine-tunes (the in-run dense one included)")
+    add_device_argument(parser, "fine-tuning")
     args = parser.parse_args()
     args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
     trained = json.loads((args.pruner / "pruner.json").read_text())

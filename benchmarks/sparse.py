@@ -33,10 +33,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from _rows import append_row, keyed_rows, write_rows
+from _rows import add_device_argument, append_row, keyed_rows, write_rows
 
 from prunekit.data import primary_metric
-from prunekit.device import resolve_device
+from prunekit.device import describe_device, resolve_device
 from prunekit.recipes.bench import run_bench
 from prunekit.recipes.inspect import run_inspect
 from prunekit.recipes.prune import PruneConfig, run_prune
@@ -122,7 +122,7 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "train_samples": args.train_samples or recipe.max_train_samples,
         "augment": options.get("augment", 0),
         "options": args.extra_options,
-        "train_device": str(resolve_device(args.device)),
+        "train_device": describe_device(resolve_device(args.device)),
     }
     if seed == 0:  # inference timings: on this CPU, once per (task, sparsity, variant)
         row |= timing(out, args.rounds)
@@ -263,7 +263,7 @@ def main() -> None:
     parser.add_argument("--augment", type=int, default=0, help="copies for sparse-kd+aug")
     parser.add_argument("--augment-tasks", default="mrpc")
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds per model")
-    parser.add_argument("--device", default="auto", help="where training runs")
+    add_device_argument(parser, "training")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--train-samples", type=int, help="seeded train subset (smoke runs)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")

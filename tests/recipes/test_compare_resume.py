@@ -177,6 +177,7 @@ def test_distilled_recovery_leaves_the_shared_dense_model_trainable(
     rows = run_compare(config)
     assert [r["regime"] for r in rows] == ["r1", "r1"]
     assert all(r["r1_source"] == "recovery" and r["train_steps"] == 1 for r in rows)
+    assert {r["device"] for r in rows} == {"cpu"}  # where it trained, for GPU-run benchmarks
 
 
 def test_a_method_that_trains_reports_its_own_model_as_r1_on_the_same_budget(

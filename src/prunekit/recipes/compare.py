@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, get_task, primary_metric
-from prunekit.device import resolve_device
+from prunekit.device import describe_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
@@ -341,6 +341,7 @@ class _Sweep:
             "encoder_macs_original": stats.encoder_macs_original,
             "ideal_speedup": stats.encoder_macs_original / max(stats.encoder_macs, 1),
             "decision_seconds": result.record["decision_seconds"],
+            "device": describe_device(resolve_device(self.config.device)),  # where it trained
             "dense_validation": self.dense_eval["validation"]["primary"],
             "dense_dev": self.dense_eval["dev"]["primary"],
         }
