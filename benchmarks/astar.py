@@ -32,7 +32,7 @@ from prunekit.train import TrainConfig
 from prunekit.train.task_recipes import cached_dense_model
 
 RESULTS = Path(__file__).parent / "results" / "astar"
-RUNS = Path("runs/head_baselines")
+RUNS = Path("runs/astar")  # not head_baselines' runs: its reports would take these rows
 PER_K_NOTE = (
     "Why `deepest`: a first run with `budget_search=per-k` (fixed-K A* for K = 1, 2, ...; "
     "branching 8, 150-state cap) on STS-B returned the same 17-head set at all four budgets "

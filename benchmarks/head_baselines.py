@@ -1,8 +1,9 @@
 """Benchmark: Random vs HISP vs L0 head pruning on the default MiniLM (methods.md §6 protocol).
 
-Runs `prunekit compare` per task into runs/head_baselines/<task>/ (dense models cached there,
-resumable), then copies every task's results.jsonl rows into
-benchmarks/results/head_baselines/results.jsonl and renders report.md + PNGs there.
+Runs `prunekit compare` per task into runs/head_baselines/<preset>/<task>/ (resumable; dense
+models from the shared dense cache), then copies every task's results.jsonl rows into
+benchmarks/results/head_baselines/<preset>/results.jsonl and renders report.md + PNGs there.
+Non-default loop options add to the preset's folder name (``full-grouped``).
 
 The full grid (5 tasks x 3 seeds x 9 fractions x 3 methods x R0/R1) does not fit this project's
 2-core CPU budget; `--preset subset` (the default) is the documented subset that was run, and
@@ -133,9 +134,13 @@ def main() -> None:
     preset = PRESETS[args.preset]
     loop = loop_options(args)
     suffix = loop_suffix(loop)
-    runs, results = Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
+    # Each preset (and loop option) in folders of its own: the presets share tasks and method
+    # names, and compare resumes by run key alone.
+    runs, results = RUNS / f"{args.preset}{suffix}", RESULTS / f"{args.preset}{suffix}"
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
-    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else preset["seeds"]
+    seeds = tuple(sorted(int(s) for s in args.seeds.split(","))) if args.seeds else preset["seeds"]
+    # compare times speed on its first seed only: keep that the preset's first seed
+    timed = preset["seeds"][0] in seeds
     for task in tasks:
         for sweep in preset["sweeps"]:
             run_compare(
@@ -148,7 +153,8 @@ def main() -> None:
                     **loop,  # recovery and L0 alike (compare applies them to both)
                     recover_max_samples=preset["recover_max_samples"],
                     distill=DistillConfig() if preset["distill"] else None,
-                    time_onnx=preset["time_onnx"],
+                    time_speed=timed,
+                    time_onnx=preset["time_onnx"] and timed,
                     method_options={
                         "l0": {"steps": preset["l0_steps"]},
                         "astar": {"max_evals": 400, "branching": 8},

@@ -9,7 +9,7 @@ For every (task, seed, fraction of heads per layer, method):
 then the pruned pre-trained model (a new classifier) is fine-tuned with the task's dense recipe
 and evaluated on dev. A ``dense`` row per (task, seed) fine-tunes the unpruned model in the
 same run, the reference for fine-tuning wall time (and the dense metric beside the cached
-dense model's); prune-after-fine-tuning is HISP's R1 in benchmarks/results/head_baselines. Rows
+dense model's); prune-after-fine-tuning is HISP's R1 in benchmarks/results/head_baselines/. Rows
 hold the fine-tuning wall time, SMP's scoring time and the device; the pruner's own training
 time is in its pruner.json.
 
