@@ -200,6 +200,9 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         "search_examples": len(evaluator.labels),
         "search_a0": a0,
         "search_drop": result.drop,
+        # The search's own set, before certification: what a certificate measured on the
+        # searched examples would have returned (benchmarks compare its dev drop).
+        "search_removed": sorted([layer, head] for layer, head in result.state),
         "verified": verified,
         "certified": request.certify_batches is not None,
         "certify_examples": verified["examples"] if verified else None,

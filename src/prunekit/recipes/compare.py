@@ -306,8 +306,8 @@ class _Sweep:
         for row in rows:
             row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
             row["budget"] = budget
-            row["certificate"] = {
-                k: v for k, v in certificate.items() if not isinstance(v, dict | list)
+            row["certificate"] = {  # scalars and head lists; the nested records stay out
+                k: v for k, v in certificate.items() if not isinstance(v, dict)
             }
             row["cache_saved_fraction"] = certificate.get("cache", {}).get("saved_fraction", 0.0)
             row["dev_drop"] = row["dense_dev"] - row["dev"]
