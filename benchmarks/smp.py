@@ -17,6 +17,10 @@ One line per finished run in ``benchmarks/results/smp/results.jsonl`` (a killed 
 there), and ``report.md`` beside it. STS-B is the task held out of pruner training.
 
     python benchmarks/smp.py [--pruner PDIR] [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2]
+
+SST-2's recipe (the whole split, 2 epochs) makes its 30 fine-tunes ~20 h on this CPU;
+``--train-cap sst2=20000`` fine-tunes every SST-2 row, the in-run dense one included, on a
+seeded 20,000-example subset (~10 min each), and the report takes those rows' Δ against it.
 """
 
 from __future__ import annotations
@@ -55,9 +59,33 @@ def done_keys() -> dict[str, dict]:
     return keyed_rows(RESULTS / "results.jsonl")
 
 
+def train_cap(task: str, args) -> int | None:
+    """The ``--train-cap`` of ``task``: train examples its fine-tunes see instead of the
+    recipe's (None: the recipe's)."""
+    return args.train_cap.get(task)
+
+
+def variant_suffix(task: str, args, separator: str = "-") -> str:
+    """What non-default loop options and a train cap add to a run's key or folder: nothing
+    for the defaults, so older rows keep their keys."""
+    cap = train_cap(task, args)
+    return loop_suffix(loop_options(args), separator) + (f"{separator}cap{cap}" if cap else "")
+
+
+def row_suffix(row: dict) -> str:
+    return loop_suffix(row) + (f"-cap{row['train_cap']}" if row.get("train_cap") else "")
+
+
+def label(row: dict) -> str:
+    """The method with its loop options and train cap: rows that differ in them are methods of
+    their own in the table (``smp (bf16) ≤20,000 train``)."""
+    cap = row.get("train_cap")
+    return loop_label(row) + (f" ≤{cap:,} train" if cap else "")
+
+
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
     """A run's key in results.jsonl (default loop options keep the keys of older rows)."""
-    return f"{task}|{seed}|{fraction:.2f}|{method}{loop_suffix(loop_options(args), '|')}"
+    return f"{task}|{seed}|{fraction:.2f}|{method}{variant_suffix(task, args, '|')}"
 
 
 def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
@@ -83,7 +111,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     else:
         result = decide(source, method, target, data, seed, options)
         plan, scoring_seconds = result.plan, result.record["decision_seconds"]
-    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{loop_suffix(loop_options(args))}"
+    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{variant_suffix(task, args)}"
     init /= "init"
     if not (init / "config.json").is_file():
         save(apply_plan(pretrained, plan), init, tokenizer)
@@ -97,7 +125,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
                 data_dir=args.data_dir,
                 train=recipe.train_config(seed, device=args.device),
                 max_seq_length=recipe.max_seq_length,
-                max_train_samples=recipe.max_train_samples,
+                max_train_samples=train_cap(task, args) or recipe.max_train_samples,
                 resume=True,
                 overwrite=out.exists(),
             )
@@ -108,6 +136,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     return {
         "key": run_key(task, seed, fraction, method, args),
         **loop_options(args),
+        **({"train_cap": train_cap(task, args)} if train_cap(task, args) else {}),
         "task": task,
         "seed": seed,
         "fraction": fraction,
@@ -133,9 +162,18 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--train-cap",
+        default="",
+        help="TASK=N,...: fine-tune TASK on a seeded N-example train subset, every row alike "
+        "(the in-run dense one included, and Δ is then taken against it), e.g. sst2=20000",
+    )
     add_loop_arguments(parser, "the fine-tunes (the in-run dense one included)")
     add_device_argument(parser, "fine-tuning")
     args = parser.parse_args()
+    args.train_cap = parse_caps(parser, args.train_cap)
+    if unknown := set(args.train_cap) - set(args.tasks.split(",")):
+        parser.error(f"--train-cap names tasks not in --tasks: {', '.join(sorted(unknown))}")
     args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
     trained = json.loads((args.pruner / "pruner.json").read_text())
     args.pruner_tasks = trained.get("trained_on", {}).get("config", {}).get("tasks", [])
@@ -160,6 +198,16 @@ def main() -> None:
     write_report(trained)
 
 
+def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
+    caps = {}
+    for pair in filter(None, text.split(",")):
+        task, _, value = pair.partition("=")
+        if not value.isdigit() or int(value) < 1:
+            parser.error(f"--train-cap expects TASK=N with N >= 1, got {pair!r}")
+        caps[task.strip()] = int(value)
+    return caps
+
+
 def write_report(trained: dict) -> None:
     rows = list(done_keys().values())
     lines = [
@@ -173,21 +221,29 @@ def write_report(trained: dict) -> None:
         "|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
-    dense_time = {
-        (r["task"], r["seed"], loop_suffix(r)): r["finetune_seconds"]
-        for r in rows
-        if r["method"] == "dense"
+    in_run_dense = {
+        (r["task"], r["seed"], row_suffix(r)): r for r in rows if r["method"] == "dense"
     }
-    for row in rows:  # other loop options are rows of their own, named in the method column
-        groups.setdefault((row["task"], row["fraction"], loop_label(row)), []).append(row)
+    dense_time = {key: r["finetune_seconds"] for key, r in in_run_dense.items()}
+
+    def dense_dev(row: dict) -> float:
+        """The cached dense model's dev; a capped row's is the in-run dense one (same cap)."""
+        if row.get("train_cap"):
+            return in_run_dense[(row["task"], row["seed"], row_suffix(row))]["dev"]
+        return row["dense_dev"]
+
+    for row in rows:  # other loop options or caps are rows of their own, named as methods
+        if row.get("train_cap") and (row["task"], row["seed"], row_suffix(row)) not in in_run_dense:
+            continue  # no reference trained yet
+        groups.setdefault((row["task"], row["fraction"], label(row)), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
-        dense = statistics.fmean(m["dense_dev"] for m in members)
+        dense = statistics.fmean(dense_dev(m) for m in members)
         std = statistics.stdev(devs) if len(devs) > 1 else 0.0
         ratios = [
-            m["finetune_seconds"] / dense_time[(m["task"], m["seed"], loop_suffix(m))]
+            m["finetune_seconds"] / dense_time[(m["task"], m["seed"], row_suffix(m))]
             for m in members
-            if (m["task"], m["seed"], loop_suffix(m)) in dense_time
+            if (m["task"], m["seed"], row_suffix(m)) in dense_time
         ]
         time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
@@ -195,6 +251,13 @@ def write_report(trained: dict) -> None:
             f"| {task}{held} | {fraction:.0%} | {method} | {statistics.fmean(devs):.2f} ± "
             f"{std:.2f} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
         )
+    if any(r.get("train_cap") for r in rows):
+        lines += [
+            "",
+            "Rows marked ≤N train fine-tuned on a seeded N-example subset of the train split "
+            "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
+            "against that in-run dense model.",
+        ]
     info = trained.get("trained_on", {})
     lines += [
         "",
