@@ -62,6 +62,19 @@ def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
     assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
 
 
+def test_local_models_of_the_same_folder_name_get_their_own_cache_keys(tmp_path):
+    recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
+    for where, weights in (("a", b"one"), ("b", b"two"), ("c", b"one")):
+        (tmp_path / where / "model").mkdir(parents=True)
+        (tmp_path / where / "model" / "config.json").write_text("{}")
+        (tmp_path / where / "model" / "model.safetensors").write_bytes(weights)
+    a, b, c = (dense_key(str(tmp_path / w / "model"), "rte", 0, recipe) for w in "abc")
+    assert a != b and a == c  # what the folder holds decides, not where it is
+    assert a.startswith("rte-model-") and a.endswith(f"-s0-{recipe.digest()}")
+    (tmp_path / "a" / "model" / "model.safetensors").write_bytes(b"overwritten in place")
+    assert dense_key(str(tmp_path / "a" / "model"), "rte", 0, recipe) != a
+
+
 @pytest.mark.parametrize(("field", "value"), [("precision", "bf16"), ("group_by_length", True)])
 def test_later_fields_key_the_cache_only_when_not_at_their_default(tmp_path, field, value):
     recipe = TaskRecipe(learning_rate=5e-5, epochs=3)

@@ -123,9 +123,27 @@ def dense_cache_root() -> Path:
 
 
 def dense_key(model: str, task: str, seed: int, recipe: TaskRecipe) -> str:
-    """``<task>-<model>-s<seed>-<recipe digest>``: readable, and unique per recipe."""
+    """``<task>-<model>-s<seed>-<recipe digest>``: readable, and unique per recipe. A local
+    model directory adds a digest of its weights and config, since the folder name alone does
+    not tell two checkpoints apart (``a/model`` and ``b/model``, or one overwritten in place)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(model)).name or str(model))[-40:]
-    return f"{get_task(task).name}-{slug}-s{seed}-{recipe.digest()}"
+    return f"{get_task(task).name}-{slug}{_local_model_digest(model)}-s{seed}-{recipe.digest()}"
+
+
+def _local_model_digest(model: str) -> str:
+    """``-<8 hex>`` of a local directory's config and weight files; empty for ``default`` and
+    hub names (the shipped model and a hub revision name what they hold)."""
+    path = Path(str(model))
+    if str(model) == "default" or not path.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for file in [path / "config.json", *sorted(path.glob("*.safetensors"))]:
+        if file.is_file():
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return f"-{digest.hexdigest()[:8]}"
 
 
 def cached_dense_model(
