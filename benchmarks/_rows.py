@@ -1,9 +1,9 @@
 """The benchmarks' result files: one JSON object per line, keyed by ``row["key"]``, appended as
 each run finishes (so a killed benchmark resumes after its last finished run), and rewritten
-whole only through a temporary file (so a kill never leaves half a file). And the training-loop
-options every training benchmark offers alike (``--precision``, ``--group-by-length``,
-``--device``): runs
-with other options than the defaults get their own keys and folders."""
+whole only through a temporary file (so a kill never leaves half a file). And the options every
+training benchmark offers alike: ``--precision`` and ``--group-by-length`` (runs with other
+values than the defaults get their own keys and folders), and ``--device`` (rows record where
+they trained)."""
 
 from __future__ import annotations
 
@@ -83,10 +83,13 @@ def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:
 
 
 def loop_label(row: dict[str, Any]) -> str:
-    """A row's method, naming its non-default loop options (``smp (bf16, grouped)``): runs with
-    other options are methods of their own in a table."""
+    """A row's method, naming its non-default loop options and train cap (``smp (bf16,
+    grouped)``, ``smp ≤20,000 train``): runs with other ones are methods of their own."""
     options = loop_suffix(row, ", ")[2:]
-    return row["method"] + (f" ({options})" if options else "")
+    cap = row.get("train_cap")
+    return (
+        row["method"] + (f" ({options})" if options else "") + (f" ≤{cap:,} train" if cap else "")
+    )
 
 
 def loop_description(options: dict[str, Any]) -> str:

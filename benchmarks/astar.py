@@ -190,7 +190,11 @@ def search_set_dev(
         removed = sorted(map(tuple, r["certificate"]["search_removed"]))
         removed_set = set(removed)
         key = f"{r['budget']:g}"
-        if known.get(key, {}).get("removed") == [list(h) for h in removed]:
+        entry = known.get(key, {})
+        if (
+            entry.get("removed") == [list(h) for h in removed]
+            and entry.get("dense_dev") == r["dense_dev"]
+        ):
             out[key] = known[key]
             continue
         if dense is None:
@@ -209,6 +213,7 @@ def search_set_dev(
             "heads_removed": len(removed),
             "search_drop": r["certificate"]["search_drop"],
             "dev": dev,
+            "dense_dev": r["dense_dev"],
             "dev_drop": r["dense_dev"] - dev,
             "violation": r["dense_dev"] - dev > r["budget"],
         }
@@ -339,6 +344,7 @@ def _violations(rows: list[dict]) -> str:
     searched = {
         (task, float(budget)): entry["violation"]
         for task, budgets in searched_json.items()
+        if task in {r["task"] for r in rows}
         for budget, entry in budgets.items()
     }
     after = {

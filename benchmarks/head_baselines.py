@@ -31,6 +31,7 @@ from _rows import (
     write_rows,
 )
 
+from prunekit.device import resolve_device
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
@@ -118,7 +119,8 @@ def notes(preset: str, loop: str = "fp32, random batches", devices: str = "cpu")
             if p["search_samples"]
             else "all of"
         )
-        + " the validation split carved from train for their decisions. "
+        + " the validation split carved from train for their decisions (A* searches on one "
+        "seeded half of those and certifies on the other). "
         + f"L0 trains its gates for {p['l0_steps']} "
         "steps (batch 32) on train with the Lagrangian budget; A* (fixed-K at each fraction, "
         f"branching 8) measures at most {p['astar_max_evals']} head sets. The tables report "
@@ -152,9 +154,17 @@ def main() -> None:
     # names, and compare resumes by run key alone.
     runs, results = RUNS / f"{args.preset}{suffix}", RESULTS / f"{args.preset}{suffix}"
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
-    seeds = tuple(sorted(int(s) for s in args.seeds.split(","))) if args.seeds else preset["seeds"]
-    # compare times speed on its first seed only: keep that the preset's first seed
-    timed = preset["seeds"][0] in seeds
+    seeds = preset["seeds"]
+    if args.seeds:
+        asked = {s.strip() for s in args.seeds.split(",") if s.strip()}
+        if not asked or not asked <= {str(s) for s in preset["seeds"]}:
+            parser.error(
+                f"--seeds takes seeds of the preset ({preset['seeds']}), got {args.seeds!r}"
+            )
+        seeds = tuple(s for s in preset["seeds"] if str(s) in asked)
+    # compare times speed on its first seed only: keep that the preset's first seed, and speed
+    # columns are CPU claims (ONNX Runtime runs on the CPU): no timing on a GPU
+    timed = preset["seeds"][0] in seeds and resolve_device(args.device).type == "cpu"
     for task in tasks:
         for sweep in preset["sweeps"]:
             run_compare(
@@ -189,7 +199,7 @@ OWN_PROTOCOLS = {
     "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
     "the task's recipe (benchmarks/smp.py; its pruner was trained on RTE, MRPC, SST-2 and CoLA "
     "inputs, STS-B is held out)": RESULTS.parent / "smp" / "results.jsonl",
-    "Peer protocol: R1 with one epoch of training and the dense teacher for every row; peer "
+    "Peer protocol: R1 with the same training budget and dense teacher for every row; peer "
     "distils the pruned heads into their peers, `peer (no peer loss)` is its ablation "
     "(benchmarks/peer.py)": RESULTS.parent / "peer" / "results.jsonl",
 }

@@ -42,7 +42,10 @@ NO_PEER = "peer (no peer loss)"
 def places(args) -> tuple[Path, Path]:
     """(runs, results) folders: the default loop options in the plain ones, others in their
     own (``-bf16``, ``-grouped``)."""
-    suffix = loop_suffix(loop_options(args))
+    # a training budget other than the default is a study of its own
+    budget = f"-e{args.recover_epochs}" if args.recover_epochs != 1 else ""
+    budget += f"-cap{args.recover_max_samples}" if args.recover_max_samples != 10_000 else ""
+    suffix = loop_suffix(loop_options(args)) + budget
     return Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
 
 
@@ -93,6 +96,8 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
+    if args.recover_epochs < 1 or args.recover_max_samples < 0:
+        parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
     tasks = args.tasks.split(",")
     for task in tasks:
         if not args.report_only:

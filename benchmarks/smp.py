@@ -72,17 +72,6 @@ def variant_suffix(task: str, args, separator: str = "-") -> str:
     return loop_suffix(loop_options(args), separator) + (f"{separator}cap{cap}" if cap else "")
 
 
-def row_suffix(row: dict) -> str:
-    return loop_suffix(row) + (f"-cap{row['train_cap']}" if row.get("train_cap") else "")
-
-
-def label(row: dict) -> str:
-    """The method with its loop options and train cap: rows that differ in them are methods of
-    their own in the table (``smp (bf16) ≤20,000 train``)."""
-    cap = row.get("train_cap")
-    return loop_label(row) + (f" ≤{cap:,} train" if cap else "")
-
-
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
     """A run's key in results.jsonl (default loop options keep the keys of older rows)."""
     return f"{task}|{seed}|{fraction:.2f}|{method}{variant_suffix(task, args, '|')}"
@@ -99,9 +88,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     if method == "dense":  # the unpruned model, fine-tuned in this same run (time reference)
         source = None
     elif method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
-        source = load(
-            cached_dense_model("default", task, seed, recipe, args.data_dir, device=args.device)
-        )
+        source = load(cached_dense_model("default", task, seed, None, args.data_dir, args.device))
     elif method == "smp":  # attention maps need eager attention
         source, options = load_for_task("default", spec, "eager")[0], {"pruner": str(args.pruner)}
     else:
@@ -131,8 +118,13 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
             )
         )
     metrics = json.loads((out / "metrics.json").read_text())
-    dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir, device=args.device)
-    dense = json.loads((dense_dir / "metrics.json").read_text())
+    if method == "dense":
+        dense_dev = metrics["dev"]["primary"]
+    elif variant_suffix(task, args):  # other loop options or a cap: the in-run dense row
+        dense_dev = done_keys()[run_key(task, seed, 0.0, "dense", args)]["dev"]
+    else:  # the task's recipe as it is: the shared cache's model
+        dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir, args.device)
+        dense_dev = json.loads((dense_dir / "metrics.json").read_text())["dev"]["primary"]
     return {
         "key": run_key(task, seed, fraction, method, args),
         **loop_options(args),
@@ -145,7 +137,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "kept_heads": [list(h) for h in plan.kept_heads],
         "dev": metrics["dev"]["primary"],
         "validation": metrics["validation"]["primary"],
-        "dense_dev": dense["dev"]["primary"],
+        "dense_dev": dense_dev,
         "finetune_seconds": metrics["train_seconds"],
         "device": metrics.get("device", "cpu"),  # where the fine-tune ran (older: the CPU)
         "scoring_seconds": round(scoring_seconds, 2),
@@ -208,6 +200,12 @@ def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
     return caps
 
 
+def time_key(row: dict) -> tuple:
+    """Fine-tune times compare within one task, seed, variant and device type."""
+    device = row.get("device", "cpu").split(":")[0].split(" ")[0]
+    return (row["task"], row["seed"], loop_label(row | {"method": ""}), device)
+
+
 def write_report(trained: dict) -> None:
     rows = list(done_keys().values())
     lines = [
@@ -221,29 +219,18 @@ def write_report(trained: dict) -> None:
         "|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
-    in_run_dense = {
-        (r["task"], r["seed"], row_suffix(r)): r for r in rows if r["method"] == "dense"
-    }
-    dense_time = {key: r["finetune_seconds"] for key, r in in_run_dense.items()}
-
-    def dense_dev(row: dict) -> float:
-        """The cached dense model's dev; a capped row's is the in-run dense one (same cap)."""
-        if row.get("train_cap"):
-            return in_run_dense[(row["task"], row["seed"], row_suffix(row))]["dev"]
-        return row["dense_dev"]
+    dense_time = {time_key(r): r["finetune_seconds"] for r in rows if r["method"] == "dense"}
 
     for row in rows:  # other loop options or caps are rows of their own, named as methods
-        if row.get("train_cap") and (row["task"], row["seed"], row_suffix(row)) not in in_run_dense:
-            continue  # no reference trained yet
-        groups.setdefault((row["task"], row["fraction"], label(row)), []).append(row)
+        groups.setdefault((row["task"], row["fraction"], loop_label(row)), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
-        dense = statistics.fmean(dense_dev(m) for m in members)
+        dense = statistics.fmean(m["dense_dev"] for m in members)
         std = statistics.stdev(devs) if len(devs) > 1 else 0.0
         ratios = [
-            m["finetune_seconds"] / dense_time[(m["task"], m["seed"], row_suffix(m))]
+            m["finetune_seconds"] / dense_time[time_key(m)]
             for m in members
-            if (m["task"], m["seed"], row_suffix(m)) in dense_time
+            if time_key(m) in dense_time
         ]
         time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
@@ -256,7 +243,7 @@ def write_report(trained: dict) -> None:
             "",
             "Rows marked ≤N train fine-tuned on a seeded N-example subset of the train split "
             "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
-            "against that in-run dense model.",
+            "against that in-run dense model, as is that of rows with other loop options.",
         ]
     info = trained.get("trained_on", {})
     lines += [

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import transformers
 from conftest import glue_dir, minilm_path
 
+from prunekit.errors import ConfigError
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.train import DistillConfig, TrainConfig
 from prunekit.train.task_recipes import TaskRecipe
@@ -91,13 +93,14 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tm
     by_key = {r["key"]: r for r in stable(rows)}
     assert by_key == {r["key"]: r for r in stable(reference)}
     cached = sorted(p.name for p in (tmp_path / "dense").iterdir())
-    assert [name.split("-")[2] for name in cached] == ["s0", "s1"]  # one dense model per seed
+    # one dense model per seed (a local model's key carries a digest of its files)
+    assert [re.search(r"-s(\d+)-", name)[1] for name in cached] == ["0", "1"]
     for name in cached:
         recipe = json.loads((tmp_path / "dense" / name / "recipe.json").read_text())
         assert (
             recipe["task"] == "rte"
             and recipe["max_steps"] == 2
-            and recipe["seed"] == int(name.split("-")[2][1:])
+            and recipe["seed"] == int(re.search(r"-s(\d+)-", name)[1])
         )
 
 
@@ -130,7 +133,9 @@ def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
     assert second["certificate"]["evaluations_from_memo"] >= 1 + 2 * 4
     assert first["certificate"]["evaluations_from_memo"] == 0
 
-    whole = config.model_copy(update={"budgets": (1.0,), "search_samples": 10**6})
+    whole = config.model_copy(
+        update={"budgets": (1.0,), "search_samples": 10**6, "out": config.out.parent / "whole"}
+    )
     (row,) = [r for r in run_compare(whole) if r["budget"] == 1.0]
     # RTE's carved validation split (249) in halves: the search sees one, the certificate the other
     assert row["certificate"]["search_examples"] == 124
@@ -242,3 +247,26 @@ def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_pa
     assert "random" not in applied.method_options and "hisp" not in applied.method_options
     plain = CompareConfig(task="rte", out=tmp_path, recover=TrainConfig(precision="bf16"))
     assert _with_loop_options(plain) is plain  # defaults leave what was given
+
+
+def test_a_run_dir_refuses_a_sweep_of_other_result_settings(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "settings").model_copy(
+        update={"methods": ("random",), "fractions": (0.5,), "seeds": (0,), "budgets": ()}
+    )
+    run_compare(config)
+    # other methods, fractions, seeds or device: more rows of the same settings
+    run_compare(config.model_copy(update={"fractions": (0.25,), "device": "cpu"}))
+    for change, named in (
+        ({"recover_max_samples": 8}, "recover_max_samples"),
+        ({"search_samples": 8}, "search_samples"),
+        ({"method_options": {"random": {}}, "precision": "bf16"}, "precision"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            run_compare(config.model_copy(update=change))
+    l0 = config.model_copy(update={"methods": ("l0",), "method_options": {"l0": {"steps": 1}}})
+    run_compare(l0.model_copy(update={"regimes": ("r0",)}))
+    with pytest.raises(ConfigError, match="method_options.l0"):
+        run_compare(l0.model_copy(update={"method_options": {"l0": {"steps": 2}}}))
+    assert len(read_results(config.out / "results.jsonl")) == 2 * 2 + 1  # random R0+R1, l0 R0

@@ -191,6 +191,7 @@ def run_compare(
     for fraction in config.fractions:
         if not 0 < fraction < 1:
             raise ConfigError(f"--heads fractions must be in (0, 1), got {fraction}")
+    _refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", config.model_dump(mode="json"))
     results = config.out / "results.jsonl"
@@ -403,6 +404,49 @@ class _Sweep:
 
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done
+
+
+# What every row of a run dir depends on: a sweep that resumes a dir (rows are found by run key
+# alone) must share them with the one that wrote it. Methods, fractions, seeds, regimes,
+# budgets, timing, the device and where the data lives may differ between sweeps of one dir.
+RESULT_SETTINGS = (
+    "task",
+    "model",
+    "recipe",
+    "recover",
+    "recover_max_samples",
+    "distill",
+    "search_samples",
+    "eval_max_samples",
+    "precision",
+    "group_by_length",
+)
+
+
+def _refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
+    """Raise when ``config.out`` holds rows of other result-affecting settings."""
+    path = config.out / "config.json"
+    if not path.is_file():
+        return
+    before, now = json.loads(path.read_text()), config.model_dump(mode="json")
+    for settings in (before, now):
+        if isinstance(settings.get("recover"), dict):  # where recovery ran is not a result
+            settings["recover"] = {k: v for k, v in settings["recover"].items() if k != "device"}
+    differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
+    ran_before = {*before.get("methods", ()), *before.get("budget_methods", ())}
+    for method in sorted(ran_before & {*config.methods, *budget_methods}):
+        info = get_method(method)
+        try:
+            old = info.parse_config(before.get("method_options", {}).get(method))
+        except ConfigError:  # options of an older version: they cannot be compared
+            continue
+        if old != info.parse_config(config.method_options.get(method)):
+            differ.append(f"method_options.{method}")
+    if differ:
+        raise ConfigError(
+            f"{config.out} holds results of other settings ({', '.join(differ)}), and rows are "
+            "resumed by run key alone; use another --out, or delete it to start over"
+        )
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:
