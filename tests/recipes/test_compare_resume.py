@@ -224,7 +224,7 @@ def test_a_budget_row_of_a_training_method_is_its_own_model(
 
 
 def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_path):
-    from prunekit.recipes.compare import _with_loop_options
+    from prunekit.recipes.compare_config import with_loop_options
 
     config = CompareConfig(
         task="rte",
@@ -236,7 +236,7 @@ def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_pa
         precision="bf16",
         method_options={"l0": {"steps": 5, "group_by_length": False}},
     )
-    applied = _with_loop_options(config)
+    applied = with_loop_options(config)
     assert applied.recover.group_by_length and applied.recover.precision == "bf16"
     assert applied.method_options["l0"] == {
         "steps": 5,
@@ -246,7 +246,7 @@ def test_loop_options_reach_recovery_and_every_training_method_unless_set(tmp_pa
     assert applied.method_options["peer"] == {"group_by_length": True, "precision": "bf16"}
     assert "random" not in applied.method_options and "hisp" not in applied.method_options
     plain = CompareConfig(task="rte", out=tmp_path, recover=TrainConfig(precision="bf16"))
-    assert _with_loop_options(plain) is plain  # defaults leave what was given
+    assert with_loop_options(plain) is plain  # defaults leave what was given
 
 
 def test_a_run_dir_refuses_a_sweep_of_other_result_settings(

@@ -18,11 +18,9 @@ import copy
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, get_task, primary_metric
@@ -31,28 +29,30 @@ from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
     MethodResult,
-    TrainingMethodConfig,
     decide,
     get_method,
     head_target,
-    list_methods,
-    read_method_options,
 )
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats, save
 from prunekit.models.export import export_onnx, require_onnx
 from prunekit.outputs import write_json
 from prunekit.recipes.common import console, seed_everything
+from prunekit.recipes.compare_config import (
+    REGIMES,
+    CompareConfig,
+    dense_recipe,
+    per_method_options,
+    refuse_other_settings,
+    with_loop_options,
+)
 from prunekit.report import read_results
 from prunekit.train import (
     DistillConfig,
-    Precision,
-    TrainConfig,
-    asked_loop_options,
     evaluate_splits,
     recover,
     recovery_steps,
 )
-from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, recipe_for
+from prunekit.train.task_recipes import cached_dense_model
 
 # DistillConfig is re-exported for the CLI, which only calls recipes.
 __all__ = [
@@ -65,97 +65,7 @@ __all__ = [
     "run_key",
 ]
 
-REGIMES = ("r0", "r1")
 SPLITS = ("validation", "dev")
-
-
-def _budget_methods() -> tuple[str, ...]:
-    return tuple(m for m in list_methods() if get_method(m).decides_count)
-
-
-def _head_methods() -> tuple[str, ...]:
-    """The default sweep: methods that prune heads of a fine-tuned model to a given count
-    (budget-mode searches run through ``budgets`` instead)."""
-    return tuple(
-        m
-        for m in list_methods()
-        if "heads" in (info := get_method(m)).targets
-        and not (info.decides_count or info.prunes_pretrained)
-    )
-
-
-class CompareConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    task: str
-    out: Path
-    model: str = "default"
-    methods: tuple[str, ...] = Field(default_factory=_head_methods)
-    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    regimes: tuple[str, ...] = REGIMES
-    data_dir: Path | None = None
-    recipe: TaskRecipe | None = Field(None, description="dense recipe (default: the task's)")
-    dense_cache: Path | None = Field(
-        None, description="default: runs/dense ($PRUNEKIT_DENSE_CACHE)"
-    )
-    recover: TrainConfig = TrainConfig(epochs=1)
-    recover_max_samples: int | None = None
-    distill: DistillConfig | None = None
-    search_samples: int | None = Field(None, ge=1)
-    eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
-    method_options: dict[str, dict[str, Any]] = {}
-    budgets: tuple[float, ...] = ()
-    budget_methods: tuple[str, ...] = Field(
-        default_factory=_budget_methods, description="methods run once per budget"
-    )
-    precision: Precision = Field(
-        "fp32",
-        description="bf16: recovery and every method that trains (unless its method options "
-        "say otherwise) autocast to bfloat16; fp32 leaves recover and method_options as given",
-    )
-    group_by_length: bool = Field(
-        False,
-        description="recovery and every method that trains use length-grouped batches (unless "
-        "its method options say otherwise); False leaves recover and method_options as given",
-    )
-    time_speed: bool = True
-    time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
-    device: str = "auto"
-    progress: bool = True
-
-
-def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``METHOD.KEY=VALUE`` strings to ``{method: {key: value}}`` (values parsed as JSON)."""
-    options: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        method, dot, setting = pair.partition(".")
-        if not dot or "=" not in setting:
-            raise ConfigError(f"--method-option expects METHOD.KEY=VALUE, got {pair!r}")
-        options.setdefault(method, {}).update(read_method_options(None, [setting]))
-    return options
-
-
-def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
-    """The task's dense recipe with the given (not None) fields replaced; None if none are."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe_for(task).model_copy(update=given) if given else None
-
-
-def _with_loop_options(config: CompareConfig) -> CompareConfig:
-    """``config`` with its non-default loop options (precision, group_by_length) set on the
-    recovery and on every method that trains, so that all of them train the same way."""
-    loop = asked_loop_options(config.precision, config.group_by_length)
-    if not loop:
-        return config
-    options = {m: dict(o) for m, o in config.method_options.items()}
-    budget_methods = config.budget_methods if config.budgets else ()
-    for method in {*config.methods, *budget_methods}:
-        if issubclass(get_method(method).config, TrainingMethodConfig):
-            options[method] = {**loop, **options.get(method, {})}  # explicit options win
-    return config.model_copy(
-        update={"recover": config.recover.model_copy(update=loop), "method_options": options}
-    )
 
 
 def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
@@ -167,7 +77,7 @@ def run_compare(
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
     get_task(config.task)  # an unknown task fails before RUNDIR is written
-    config = _with_loop_options(config)
+    config = with_loop_options(config)
     for method in {*config.methods, *config.method_options}:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
@@ -191,7 +101,7 @@ def run_compare(
     for fraction in config.fractions:
         if not 0 < fraction < 1:
             raise ConfigError(f"--heads fractions must be in (0, 1), got {fraction}")
-    _refuse_other_settings(config, budget_methods)
+    refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", config.model_dump(mode="json"))
     results = config.out / "results.jsonl"
@@ -404,49 +314,6 @@ class _Sweep:
 
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done
-
-
-# What every row of a run dir depends on: a sweep that resumes a dir (rows are found by run key
-# alone) must share them with the one that wrote it. Methods, fractions, seeds, regimes,
-# budgets, timing, the device and where the data lives may differ between sweeps of one dir.
-RESULT_SETTINGS = (
-    "task",
-    "model",
-    "recipe",
-    "recover",
-    "recover_max_samples",
-    "distill",
-    "search_samples",
-    "eval_max_samples",
-    "precision",
-    "group_by_length",
-)
-
-
-def _refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
-    """Raise when ``config.out`` holds rows of other result-affecting settings."""
-    path = config.out / "config.json"
-    if not path.is_file():
-        return
-    before, now = json.loads(path.read_text()), config.model_dump(mode="json")
-    for settings in (before, now):
-        if isinstance(settings.get("recover"), dict):  # where recovery ran is not a result
-            settings["recover"] = {k: v for k, v in settings["recover"].items() if k != "device"}
-    differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
-    ran_before = {*before.get("methods", ()), *before.get("budget_methods", ())}
-    for method in sorted(ran_before & {*config.methods, *budget_methods}):
-        info = get_method(method)
-        try:
-            old = info.parse_config(before.get("method_options", {}).get(method))
-        except ConfigError:  # options of an older version: they cannot be compared
-            continue
-        if old != info.parse_config(config.method_options.get(method)):
-            differ.append(f"method_options.{method}")
-    if differ:
-        raise ConfigError(
-            f"{config.out} holds results of other settings ({', '.join(differ)}), and rows are "
-            "resumed by run key alone; use another --out, or delete it to start over"
-        )
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:

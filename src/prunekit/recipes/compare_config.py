@@ -1,0 +1,161 @@
+"""`prunekit compare`'s settings: the typed config, the parsing of its CLI options, and the
+rule for resuming a run dir (its rows are found by run key alone, so a sweep must share the
+settings every row depends on with the sweep that wrote them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from prunekit.errors import ConfigError
+from prunekit.methods import TrainingMethodConfig, get_method, list_methods, read_method_options
+from prunekit.train import DistillConfig, Precision, TrainConfig, asked_loop_options
+from prunekit.train.task_recipes import TaskRecipe, recipe_for
+
+__all__ = [
+    "REGIMES",
+    "CompareConfig",
+    "RESULT_SETTINGS",
+    "dense_recipe",
+    "per_method_options",
+    "refuse_other_settings",
+    "with_loop_options",
+]
+
+REGIMES = ("r0", "r1")
+
+
+def _budget_methods() -> tuple[str, ...]:
+    return tuple(m for m in list_methods() if get_method(m).decides_count)
+
+
+def _head_methods() -> tuple[str, ...]:
+    """The default sweep: methods that prune heads of a fine-tuned model to a given count
+    (budget-mode searches run through ``budgets`` instead)."""
+    return tuple(
+        m
+        for m in list_methods()
+        if "heads" in (info := get_method(m)).targets
+        and not (info.decides_count or info.prunes_pretrained)
+    )
+
+
+class CompareConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str
+    out: Path
+    model: str = "default"
+    methods: tuple[str, ...] = Field(default_factory=_head_methods)
+    fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    regimes: tuple[str, ...] = REGIMES
+    data_dir: Path | None = None
+    recipe: TaskRecipe | None = Field(None, description="dense recipe (default: the task's)")
+    dense_cache: Path | None = Field(
+        None, description="default: runs/dense ($PRUNEKIT_DENSE_CACHE)"
+    )
+    recover: TrainConfig = TrainConfig(epochs=1)
+    recover_max_samples: int | None = None
+    distill: DistillConfig | None = None
+    search_samples: int | None = Field(None, ge=1)
+    eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
+    method_options: dict[str, dict[str, Any]] = {}
+    budgets: tuple[float, ...] = ()
+    budget_methods: tuple[str, ...] = Field(
+        default_factory=_budget_methods, description="methods run once per budget"
+    )
+    precision: Precision = Field(
+        "fp32",
+        description="bf16: recovery and every method that trains (unless its method options "
+        "say otherwise) autocast to bfloat16; fp32 leaves recover and method_options as given",
+    )
+    group_by_length: bool = Field(
+        False,
+        description="recovery and every method that trains use length-grouped batches (unless "
+        "its method options say otherwise); False leaves recover and method_options as given",
+    )
+    time_speed: bool = True
+    time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
+    device: str = "auto"
+    progress: bool = True
+
+
+def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``METHOD.KEY=VALUE`` strings to ``{method: {key: value}}`` (values parsed as JSON)."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        method, dot, setting = pair.partition(".")
+        if not dot or "=" not in setting:
+            raise ConfigError(f"--method-option expects METHOD.KEY=VALUE, got {pair!r}")
+        options.setdefault(method, {}).update(read_method_options(None, [setting]))
+    return options
+
+
+def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
+    """The task's dense recipe with the given (not None) fields replaced; None if none are."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return recipe_for(task).model_copy(update=given) if given else None
+
+
+def with_loop_options(config: CompareConfig) -> CompareConfig:
+    """``config`` with its non-default loop options (precision, group_by_length) set on the
+    recovery and on every method that trains, so that all of them train the same way."""
+    loop = asked_loop_options(config.precision, config.group_by_length)
+    if not loop:
+        return config
+    options = {m: dict(o) for m, o in config.method_options.items()}
+    budget_methods = config.budget_methods if config.budgets else ()
+    for method in {*config.methods, *budget_methods}:
+        if issubclass(get_method(method).config, TrainingMethodConfig):
+            options[method] = {**loop, **options.get(method, {})}  # explicit options win
+    return config.model_copy(
+        update={"recover": config.recover.model_copy(update=loop), "method_options": options}
+    )
+
+
+# What every row of a run dir depends on: a sweep that resumes a dir (rows are found by run key
+# alone) must share them with the one that wrote it. Methods, fractions, seeds, regimes,
+# budgets, timing, the device and where the data lives may differ between sweeps of one dir.
+RESULT_SETTINGS = (
+    "task",
+    "model",
+    "recipe",
+    "recover",
+    "recover_max_samples",
+    "distill",
+    "search_samples",
+    "eval_max_samples",
+    "precision",
+    "group_by_length",
+)
+
+
+def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
+    """Raise when ``config.out`` holds rows of other result-affecting settings."""
+    path = config.out / "config.json"
+    if not path.is_file():
+        return
+    before, now = json.loads(path.read_text()), config.model_dump(mode="json")
+    for settings in (before, now):
+        if isinstance(settings.get("recover"), dict):  # where recovery ran is not a result
+            settings["recover"] = {k: v for k, v in settings["recover"].items() if k != "device"}
+    differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
+    ran_before = {*before.get("methods", ()), *before.get("budget_methods", ())}
+    for method in sorted(ran_before & {*config.methods, *budget_methods}):
+        info = get_method(method)
+        try:
+            old = info.parse_config(before.get("method_options", {}).get(method))
+        except ConfigError:  # options of an older version: they cannot be compared
+            continue
+        if old != info.parse_config(config.method_options.get(method)):
+            differ.append(f"method_options.{method}")
+    if differ:
+        raise ConfigError(
+            f"{config.out} holds results of other settings ({', '.join(differ)}), and rows are "
+            "resumed by run key alone; use another --out, or delete it to start over"
+        )
