@@ -270,3 +270,24 @@ def test_a_run_dir_refuses_a_sweep_of_other_result_settings(
     with pytest.raises(ConfigError, match="method_options.l0"):
         run_compare(l0.model_copy(update={"method_options": {"l0": {"steps": 2}}}))
     assert len(read_results(config.out / "results.jsonl")) == 2 * 2 + 1  # random R0+R1, l0 R0
+
+
+def test_a_later_sweep_reads_the_speed_of_a_model_timed_already(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "timing").model_copy(
+        update={
+            "methods": ("random",),
+            "fractions": (0.5,),
+            "seeds": (0,),
+            "budgets": (),
+            "regimes": ("r0",),
+            "time_speed": True,
+        }
+    )
+    (r0,) = run_compare(config)
+    (timed,) = (config.out / "work" / "timing").glob("random-0.5000-s0-*.json")
+    rows = run_compare(config.model_copy(update={"regimes": ("r1",)}))
+    (r1,) = [r for r in rows if r["regime"] == "r1"]
+    assert r1["measured_speedup"] == r0["measured_speedup"] > 0  # read back, not timed again
+    assert json.loads(timed.read_text())["measured_speedup"] == r0["measured_speedup"]

@@ -15,6 +15,7 @@ continues where it stopped and never repeats a run.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import tempfile
@@ -257,13 +258,7 @@ class _Sweep:
             "dense_dev": self.dense_eval["dev"]["primary"],
         }
         if self.config.time_speed and self.seed == self.config.seeds[0]:
-            models = {"baseline": self.dense, "model": model}
-            sizes = {n: model_stats(m).to_dict() for n, m in models.items()}
-            timing = speed_table(models, sizes, rounds=3, warmup=1)
-            base["measured_speedup"] = timing["models"]["model"]["speedup"]["throughput"]
-            base["timing_warnings"] = timing["warnings"]
-            if self.config.time_onnx:
-                base |= self.onnx_speed(model, sizes, timing)
+            base |= self.speed(method, fraction, model)
         rows = []
         max_samples = self.config.eval_max_samples
         if "r0" in regimes and self._todo(method, fraction, "r0"):
@@ -287,6 +282,29 @@ class _Sweep:
             row = _row(base, "r1", evaluate_splits(model, self.data, SPLITS, max_samples))
             rows.append(row | extra | {"budget_steps": self.budget_steps})
         return rows
+
+    def speed(self, method: str, fraction: float, model) -> dict[str, Any]:
+        """Speed columns of one pruned model, measured once: a later sweep of the same dir
+        (R1 after R0, as benchmarks run them) reads them instead of timing the model again."""
+        heads = json.dumps([list(layer) for layer in current_plan(model).kept_heads])
+        digest = hashlib.sha256(f"{heads}|{self.config.time_onnx}".encode()).hexdigest()[:12]
+        name = f"{method}-{fraction:.4f}-s{self.seed}-{digest}.json"
+        path = self.config.out / "work" / "timing" / name
+        if path.is_file():
+            return json.loads(path.read_text())
+        models = {"baseline": self.dense, "model": model}
+        sizes = {n: model_stats(m).to_dict() for n, m in models.items()}
+        timing = speed_table(models, sizes, rounds=3, warmup=1)
+        speed = {
+            "measured_speedup": timing["models"]["model"]["speedup"]["throughput"],
+            "timing_warnings": timing["warnings"],
+        }
+        if self.config.time_onnx:
+            speed |= self.onnx_speed(model, sizes, timing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path.with_suffix(".tmp"), speed)
+        path.with_suffix(".tmp").replace(path)  # a kill never leaves half a file to read back
+        return speed
 
     def onnx_speed(self, model, sizes: dict, torch_timing: dict) -> dict[str, Any]:
         """Both models timed in ONNX Runtime (CPU): pruned vs dense inside ORT, and pruned-in-ORT
