@@ -42,10 +42,25 @@ def test_the_bound_covers_the_true_drop_about_95_percent_of_the_time():
     assert 0.85 <= covered / 60 <= 1.0
 
 
-def test_identical_predictions_certify_a_zero_drop():
-    reference, _, labels, _ = accuracy_case(200, 0.9, seed=0)
-    bound = bootstrap_drop_bound(get_task("mrpc"), reference, reference.copy(), labels)
-    assert bound.drop == 0.0 and bound.upper_bound == 0.0
+def test_identical_predictions_bound_the_drop_like_the_rule_of_three():
+    n = 300
+    reference, _, labels, _ = accuracy_case(n, 0.9, seed=0)
+    bound = bootstrap_drop_bound(get_task("rte"), reference, reference.copy(), labels)
+    # no change among n examples: the change rate is below ~3/n at 95%, and so is the drop
+    assert bound.drop == 0.0
+    assert bound.upper_bound == pytest.approx(100 * 3 / n, rel=0.35)
+    plain = bootstrap_drop_bound(
+        get_task("mrpc"), reference, reference.copy(), labels, harm_examples=0
+    )
+    assert plain.upper_bound == 0.0  # what the uncorrected bootstrap would certify
+
+
+def test_regression_tasks_get_no_pseudo_example():
+    rng = np.random.default_rng(0)
+    labels = rng.random(200) * 5
+    reference = (labels + rng.normal(0, 0.5, 200))[:, None]
+    bound = bootstrap_drop_bound(get_task("stsb"), reference, reference.copy(), labels)
+    assert bound.upper_bound == 0.0
 
 
 def test_search_and_certify_parts_are_disjoint_seeded_and_capped():

@@ -31,7 +31,9 @@ every choice configurable):
 - Certificate on unseen data (the request's ``certify_batches``: `decide` splits the carved
   validation split into disjoint, seeded search and certify halves, because a set chosen for
   scoring well on its examples overfits them). The final set is certified when the one-sided
-  ``confidence`` (95%) paired-bootstrap upper bound of its drop on the certify part stays
+  ``confidence`` (95%) paired-bootstrap upper bound of its drop on the certify part (its
+  pool holding ``harm_examples`` harmful pseudo-example, so that a part in which no prediction
+  changed does not certify a zero drop: `prunekit.scoring.certify`) stays
   within the budget; otherwise the search backs off to the largest measured feasible state
   that certifies (sizes bisected). Without a certify part (a request built by hand) the
   certificate is the search part's own.
@@ -87,6 +89,12 @@ class Config(MethodConfig):
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="certificate's one-sided level")
     bootstrap_samples: int = Field(1000, ge=100, description="resamples for the bound")
+    harm_examples: int = Field(
+        1,
+        ge=0,
+        description="harmful pseudo-examples in the bootstrap pool (classification): a certify "
+        "part with no changed prediction still bounds the drop (about the rule of three)",
+    )
 
 
 ABLATION_CHUNK = 8
@@ -248,6 +256,7 @@ def _certify(
             config.bootstrap_samples,
             config.confidence,
             request.seed,
+            config.harm_examples,
         )
         return bounds[state].upper_bound
 
