@@ -39,20 +39,15 @@ from prunekit.train.task_recipes import cached_dense_model
 RESULTS = Path(__file__).parent / "results" / "astar"
 RUNS = Path("runs/astar")  # not head_baselines' runs: its reports would take these rows
 PER_K_NOTE = (
-    "Why `deepest`: a first run with `budget_search=per-k` (fixed-K A* for K = 1, 2, ...; "
-    "branching 8, 150-state cap) on STS-B returned the same 17-head set at all four budgets "
-    "(search-split drop 0.00, dev drop 3.62, 683 s for B = 0, the others read from the memo). "
-    "Removing up to 17 heads left the search-split Spearman at or above a0, and per-K A* must "
+    "Why `deepest`: in 0.1, a run with `budget_search=per-k` (fixed-K A* for K = 1, 2, ...; "
+    "branching 8, 150-state cap) on STS-B returned the same 17-head set at all four budgets: "
+    "removing up to 17 heads left the search-split Spearman at or above a0, and per-K A* must "
     "expand every state with a smaller drop before it accepts a K-set past that plateau, so the "
-    "cap, not the budget, decided the result. The STS-B searches below reuse that run's memo "
-    "(209 states), so their times are not those of a cold search. The SST-2 rows were run again"
-    " after the back-off changed from trying the 16 largest measured sets (all failed "
-    "re-verification on the 2,000 examples, so B = 0, 0.5 and 1 certified nothing) to bisecting "
-    "their sizes; that run read the first one's memo, whose cold B = 0 search took 909 s. MRPC "
-    "and RTE B = 0 times are those of cold searches; RTE's shared the two cores with that SST-2 "
-    "re-run and the test suite for most of its run; run again alone (`prunekit prune --method "
-    "astar --budget 0 --max-evals 200 --branching 8 --method-option cache_mb=8192`) the same "
-    "search took 1,118 s and chose the same 25 heads.\n\n"
+    "cap, not the budget, decided the result.\n\n"
+    "Search times (`wall_seconds` in the rows): the budgets of a task share a memo of measured "
+    "states, so only a task's first budget is a cold search; the others mostly read the memo. "
+    "RTE's rows were re-run after the certificate's small-sample correction, reading the memo "
+    "of a first run whose cold B = 0 search took 191 s.\n\n"
 )
 
 
