@@ -118,11 +118,13 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
             )
         )
     metrics = json.loads((out / "metrics.json").read_text())
-    if method == "dense":
-        dense_dev = metrics["dev"]["primary"]
-    elif variant_suffix(task, args):  # other loop options or a cap: the in-run dense row
-        dense_dev = done_keys()[run_key(task, seed, 0.0, "dense", args)]["dev"]
-    else:  # the task's recipe as it is: the shared cache's model
+    if variant_suffix(task, args):  # other loop options or a cap: the in-run dense model
+        dense_dev = (
+            metrics["dev"]["primary"]
+            if method == "dense"
+            else done_keys()[run_key(task, seed, 0.0, "dense", args)]["dev"]
+        )
+    else:  # the task's recipe as it is: the shared cache's model (the in-run dense row beside it)
         dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir, args.device)
         dense_dev = json.loads((dense_dir / "metrics.json").read_text())["dev"]["primary"]
     return {
