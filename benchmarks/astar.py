@@ -290,6 +290,9 @@ def write_results(tasks: list[str], args: argparse.Namespace, cache: dict) -> No
         + _cache_section(cache)
     )
     print(f"wrote {run_report(RESULTS, notes)}")
+    for plot in RESULTS.glob("*.png"):  # plots of tasks not (yet) in these rows are older runs'
+        if plot.name.split("_")[0] not in tasks:
+            plot.unlink()
 
 
 def _findings(rows: list[dict]) -> str:
