@@ -275,6 +275,18 @@ def test_a_killed_search_resumes_from_its_memo(tmp_path):
     assert again.meta["certificate"]["evaluations_from_memo"] == 1 + 8
 
 
+def test_back_off_tries_more_than_one_state_of_a_size():
+    big = frozenset(HEADS[:3])
+    best, runner_up = frozenset(HEADS[:1]), frozenset(HEADS[1:2])
+    # the search liked `best` more, but on the certify part only `runner_up` holds up
+    result = SearchResult(big, 0.0, 5, feasible=[(best, 0.0), (runner_up, 0.2), (big, 0.0)])
+    full_metric = {frozenset(): 80.0, big: 70.0, best: 78.0, runner_up: 79.6}
+    one = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
+    assert one["state"] == frozenset()
+    two = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0, per_size=2)
+    assert two["state"] == runner_up and two["drop"] == pytest.approx(0.4)
+
+
 def test_back_off_bisects_to_the_largest_passing_size():
     chain = [frozenset(HEADS[:k]) for k in range(1, len(HEADS) + 1)]  # nested, as a dive is
     result = SearchResult(chain[-1], 0.0, 0, feasible=[(s, 0.0) for s in chain])

@@ -89,6 +89,9 @@ class Config(MethodConfig):
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="certificate's one-sided level")
     bootstrap_samples: int = Field(1000, ge=100, description="resamples for the bound")
+    back_off_per_size: int = Field(
+        3, ge=1, description="certify back-off: least-drop states tried per bisected size"
+    )
     harm_examples: int = Field(
         1,
         ge=0,
@@ -184,6 +187,10 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     removed, drop, reference = result.state, result.drop, a0
     verified = None
     if request.certify_batches is not None:
+        # single heads within budget on the search part are candidates too (their ablations
+        # were measured), so a back-off to one head does not hinge on the dive's first step
+        singles = [(frozenset([h]), d) for h, d in delta_plus.items() if d <= budget]
+        result.feasible = [*result.feasible, *singles]
         removed, drop, verified = _certify(request, removed, result, budget, config, memo_dir)
         reference = verified["a0"]  # the certificate speaks for the certify part
     kept = [
@@ -260,7 +267,9 @@ def _certify(
         )
         return bounds[state].upper_bound
 
-    info = verify_or_back_off(held_out.metric, removed, result, budget, upper_bound_of)
+    info = verify_or_back_off(
+        held_out.metric, removed, result, budget, upper_bound_of, config.back_off_per_size
+    )
     info["examples"] = len(held_out.labels)
     chosen = info.pop("state")
     if chosen in bounds:

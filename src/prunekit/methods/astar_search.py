@@ -206,19 +206,23 @@ def verify_or_back_off(
     result: SearchResult,
     budget: float,
     upper_bound_of: Callable[[State], float] | None = None,
+    per_size: int = 1,
 ) -> dict[str, Any]:
     """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
 
     A state passes when its drop, or ``upper_bound_of(state)`` (a certificate's confidence
     bound) when given, stays within ``budget``.
 
-    Candidates are the feasible states the search measured, the least-drop one of each size up
-    to ``len(removed)``. Their sizes are bisected, taking a failure to mean that larger sets
-    fail too (the usual case, not a law): about log2(sizes) passes over the full split find the
-    largest passing size, at most ``MAX_BACK_OFF`` in all. If none passes, nothing is removed.
+    Candidates are the feasible states the search measured, the ``per_size`` least-drop ones of
+    each size up to ``len(removed)`` (a size passes when one of them does: the state that
+    scored best on the searched examples is not always the one that holds up on others). Their
+    sizes are bisected, taking a failure to mean that larger sets fail too (the usual case, not
+    a law): about log2(sizes) rounds find the largest passing size, at most ``MAX_BACK_OFF``
+    states per candidate allowed in all. If none passes, nothing is removed.
     """
     a0_full = metric_of(frozenset())
     tried = 0
+    limit = MAX_BACK_OFF * per_size
 
     def drop_if_passing(state: State) -> float | None:
         nonlocal tried
@@ -229,23 +233,27 @@ def verify_or_back_off(
 
     chosen, drop = removed, drop_if_passing(removed)
     if drop is None:
-        best_of_size: dict[int, tuple[State, float]] = {}
+        of_size: dict[int, list[tuple[float, State]]] = {}
         for state, g in result.feasible:
-            size = len(state)
-            if state == removed or size > len(removed):
-                continue
-            if size not in best_of_size or g < best_of_size[size][1]:
-                best_of_size[size] = (state, g)
-        sizes = sorted(best_of_size)
+            if state != removed and len(state) <= len(removed):
+                of_size.setdefault(len(state), []).append((g, state))
+        best = {
+            size: [state for _, state in sorted(states, key=lambda c: (c[0], sorted(c[1])))]
+            for size, states in of_size.items()
+        }
+        sizes = sorted(best)
         chosen, low, high = frozenset(), 0, len(sizes) - 1
-        while low <= high and tried <= MAX_BACK_OFF:
+        while low <= high and tried <= limit:
             middle = (low + high) // 2
-            candidate = best_of_size[sizes[middle]][0]
-            candidate_drop = drop_if_passing(candidate)
-            if candidate_drop is None:
+            passing = None
+            for candidate in list(dict.fromkeys(best[sizes[middle]]))[:per_size]:
+                if (candidate_drop := drop_if_passing(candidate)) is not None:
+                    passing = candidate, candidate_drop
+                    break
+            if passing is None:
                 high = middle - 1
             else:
-                chosen, drop, low = candidate, candidate_drop, middle + 1
+                (chosen, drop), low = passing, middle + 1
     return {
         "state": chosen,
         "a0": a0_full,
