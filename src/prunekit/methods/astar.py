@@ -35,8 +35,12 @@ every choice configurable):
   pool holding ``harm_examples`` harmful pseudo-example, so that a part in which no prediction
   changed does not certify a zero drop: `prunekit.scoring.certify`) stays
   within the budget; otherwise the search backs off to the largest measured feasible state
-  that certifies (sizes bisected). Without a certify part (a request built by hand) the
-  certificate is the search part's own.
+  that certifies (sizes bisected, ``back_off_per_size`` least-drop states tried per size,
+  single heads within budget included). The 95% holds for each state tested, not jointly:
+  a back-off tests up to about ``back_off_per_size`` x log2(sizes) states on the certify part,
+  so it trades a little of the guarantee for finding a set; ``back_off_per_size=1`` keeps it
+  tighter. Without a certify part (a request built by hand) the certificate is the search
+  part's own.
 
 Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked states).
 Settings are the fields of `Config`. ``memo_dir`` (or, without it, the caller's shared
