@@ -217,8 +217,8 @@ def verify_or_back_off(
     each size up to ``len(removed)`` (a size passes when one of them does: the state that
     scored best on the searched examples is not always the one that holds up on others). Their
     sizes are bisected, taking a failure to mean that larger sets fail too (the usual case, not
-    a law): about log2(sizes) rounds find the largest passing size, at most ``MAX_BACK_OFF``
-    states per candidate allowed in all. If none passes, nothing is removed.
+    a law): about log2(sizes) rounds find the largest passing size, trying at most
+    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed.
     """
     a0_full = metric_of(frozenset())
     tried = 0
