@@ -183,7 +183,6 @@ def search_set_dev(
     out, dense = {}, None
     for r in budget_rows:
         removed = sorted(map(tuple, r["certificate"]["search_removed"]))
-        removed_set = set(removed)
         key = f"{r['budget']:g}"
         entry = known.get(key, {})
         if (
@@ -196,12 +195,7 @@ def search_set_dev(
             dense_dir = cached_dense_model("default", task, seed, data_dir=data_dir)
             dense = load(dense_dir)
             data = TaskData.for_task(task, load_tokenizer(dense_dir), data_dir, seed)
-        plan = current_plan(dense)
-        kept = tuple(
-            tuple(h for h in heads if (layer, h) not in removed_set)
-            for layer, heads in enumerate(plan.kept_heads)
-        )
-        model = apply_plan(copy.deepcopy(dense), plan.model_copy(update={"kept_heads": kept}))
+        model = apply_plan(copy.deepcopy(dense), current_plan(dense).without_heads(removed))
         dev = evaluate_splits(model, data, ("dev",))["dev"]["primary"]
         out[key] = {
             "removed": [list(h) for h in removed],

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +251,16 @@ class PruningPlan(BaseModel):
                 "read it with PruningPlan.read or prunekit.load"
             )
         return dict(self._mask_set.tensors)
+
+    def without_heads(self, removed: Iterable[tuple[int, int]]) -> PruningPlan:
+        """This plan with the ``(layer, head)`` pairs of ``removed`` taken out of its kept heads
+        (original head indices; pairs it no longer keeps are ignored)."""
+        gone = set(removed)
+        kept = tuple(
+            tuple(h for h in heads if (layer, h) not in gone)
+            for layer, heads in enumerate(self.kept_heads)
+        )
+        return self.model_copy(update={"kept_heads": kept})
 
     # ------------------------------------------------------------------ queries
 

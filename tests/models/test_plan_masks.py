@@ -281,3 +281,12 @@ def test_model_stats_count_nonzero_parameters_and_macs(family):
     )
     assert after.encoder_macs_nonzero == before.encoder_macs - 16 * dropped
     assert {"parameters_nonzero", "encoder_macs_nonzero"} <= after.to_dict().keys()
+
+
+def test_without_heads_drops_exactly_the_named_pairs():
+    plan = PruningPlan.dense(num_layers=2, num_heads=4, intermediate_size=8)
+    smaller = plan.without_heads([(0, 1), (1, 3), (1, 0)])
+    assert smaller.kept_heads == ((0, 2, 3), (1, 2))
+    # original head indices: a pair the plan no longer keeps changes nothing
+    assert smaller.without_heads([(0, 1)]).kept_heads == smaller.kept_heads
+    assert plan.kept_heads == ((0, 1, 2, 3), (0, 1, 2, 3))  # the plan itself is unchanged

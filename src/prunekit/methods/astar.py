@@ -197,10 +197,6 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         result.feasible = [*result.feasible, *singles]
         removed, drop, verified = _certify(request, removed, result, budget, config, memo_dir)
         reference = verified["a0"]  # the certificate speaks for the certify part
-    kept = [
-        tuple(h for h in layer_heads if (layer, h) not in removed)
-        for layer, layer_heads in enumerate(plan.kept_heads)
-    ]
     certificate: dict[str, Any] = {
         "a0": reference,
         "metric": evaluator.metric_name,
@@ -235,9 +231,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
             "forwards": evaluator.stats.forwards,
         },
     }
-    chosen = plan.model_copy(
-        update={"kept_heads": tuple(kept), "meta": {"certificate": certificate}}
-    )
+    chosen = plan.without_heads(removed).model_copy(update={"meta": {"certificate": certificate}})
     return MethodResult(chosen, record={"certificate": certificate})
 
 
