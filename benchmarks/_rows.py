@@ -33,6 +33,19 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(handle.fileno())  # the row of a run that took an hour survives a crash
 
 
+def read_json(path: Path) -> dict:
+    """A benchmark's side file (caches, summaries): its object, or empty when there is none."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Rewrite a side file through a temporary one, as `write_rows` does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def write_rows(path: Path, rows: Iterable[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

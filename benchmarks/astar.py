@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import random
 import time
 from pathlib import Path
 
-from _rows import write_rows
+from _rows import read_json, write_json, write_rows
 
 from prunekit.data import TaskData
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer
@@ -121,7 +120,7 @@ def main() -> None:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache_file = RESULTS / "cache.json"
-    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    cache = read_json(cache_file)
     if args.report_only:
         write_results([t for t in tasks if (RUNS / t / "results.jsonl").is_file()], args, cache)
         return
@@ -155,17 +154,17 @@ def main() -> None:
                 )
             )
         searched_file = RESULTS / "search_set_dev.json"
-        searched = json.loads(searched_file.read_text()) if searched_file.is_file() else {}
+        searched = read_json(searched_file)
         searched[task] = search_set_dev(task, rows, args.data_dir, searched.get(task, {}))
-        searched_file.write_text(json.dumps(searched, indent=2) + "\n")
+        write_json(searched_file, searched)
         hisp_file = RESULTS / "hisp_certified.json"
-        hisp = json.loads(hisp_file.read_text()) if hisp_file.is_file() else {}
+        hisp = read_json(hisp_file)
         if task not in hisp:
             hisp[task] = hisp_certified(task, budgets, args.data_dir, args.search_samples)
-            hisp_file.write_text(json.dumps(hisp, indent=2) + "\n")
+            write_json(hisp_file, hisp)
         if task in args.cache_tasks.split(",") and task not in cache:
             cache[task] = cache_speedup(task, args.data_dir, args.search_samples)
-            cache_file.write_text(json.dumps(cache, indent=2) + "\n")
+            write_json(cache_file, cache)
         write_results(tasks[: tasks.index(task) + 1], args, cache)
 
 
@@ -332,7 +331,7 @@ def _violations(rows: list[dict]) -> str:
         if r.get("method") == "astar-budget"
     }
     searched_file = RESULTS / "search_set_dev.json"
-    searched_json = json.loads(searched_file.read_text()) if searched_file.is_file() else {}
+    searched_json = read_json(searched_file)
     searched = {
         (task, float(budget)): entry["violation"]
         for task, budgets in searched_json.items()
@@ -379,7 +378,7 @@ def _violations(rows: list[dict]) -> str:
 def _against_certified_hisp(rows: list[dict]) -> str:
     """A*'s heads removed against HISP's within the same certified bound, per budget."""
     hisp_file = RESULTS / "hisp_certified.json"
-    hisp = json.loads(hisp_file.read_text()) if hisp_file.is_file() else {}
+    hisp = read_json(hisp_file)
     lines = [
         "Heads removed within the same certified bound (95% bootstrap on the certify half): "
         "A* against HISP's order cut at the largest certified count:",

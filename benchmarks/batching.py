@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _rows import read_json, write_json
 
 from prunekit.data import TaskData, get_task, input_lengths, primary_metric
 from prunekit.models import load, load_tokenizer
@@ -137,7 +138,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     path = RESULTS / "batching.json"
-    result = json.loads(path.read_text()) if path.is_file() else {}
+    result = read_json(path)
     result |= {"device": "cpu", "threads": torch.get_num_threads()}
     parts = args.parts.split(",")
     if "padding" in parts:
@@ -150,8 +151,7 @@ def main() -> None:
         result["evaluation"] = [
             evaluation_seconds(t, args.data_dir) for t in args.eval_tasks.split(",")
         ]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(path, result)
     epoch, row = result["epoch"], result["quality"]
     lines = [
         "# Length-grouped training batches vs random batches (this CPU)",
