@@ -17,6 +17,7 @@ from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
 from prunekit.methods.astar_search import (
     EvalCounter,
     SearchResult,
+    longest_feasible_prefix,
     search_deepest,
     search_fixed_k,
     search_max_heads,
@@ -332,3 +333,54 @@ def test_astar_certifies_on_the_held_out_part():
     assert certificate["certify_examples"] == 4 * 6
     assert certificate["upper_bound"] <= 5.0  # what is returned is certified within B
     assert certificate["upper_bound"] >= certificate["final_drop"]
+
+
+def test_a_start_from_a_good_order_passes_a_trap_the_ablations_lead_into():
+    """Single-head ablations rank 22 'trap' heads first (each alone is free, any two cost 5
+    points): a dive from the full model stalls at one head; started from the longest feasible
+    prefix of an order that puts the 50 harmless heads first, it keeps all 50."""
+    heads = [(layer, h) for layer in range(6) for h in range(12)]
+    harmless, trap = heads[:50], set(heads[50:])
+
+    def drops(states):
+        return [5.0 if len(state & trap) >= 2 else 0.0 for state in states]
+
+    weight = {h: (0.0 if h in trap else 0.1) for h in heads}
+    empty = search_deepest(weight, drops, 0.5, 8, EvalCounter(200), len(heads) - 1, 4)
+    assert len(empty.state) == 1
+    counter = EvalCounter(200)
+    starts = longest_feasible_prefix(harmless + sorted(trap), drops, 0.5, counter, 71)
+    assert len(starts[-1][0]) == 51  # 50 harmless heads and one trap head are still free
+    assert counter.used <= 1 + math.ceil(math.log2(71))
+    started = search_deepest(weight, drops, 0.5, 8, counter, len(heads) - 1, 4, starts)
+    assert len(started.state) == 51 and drops([started.state]) == [0.0]
+    assert set(starts) <= set(started.feasible)  # back-off candidates too
+
+
+def test_back_off_tries_a_preferred_state_beyond_the_least_drop_ones():
+    big = frozenset(HEADS[:3])
+    best, prefix = frozenset(HEADS[:2]), frozenset(HEADS[1:3])
+    result = SearchResult(big, 0.0, 5, feasible=[(best, 0.0), (prefix, 0.3), (big, 0.0)])
+    full_metric = {frozenset(): 80.0, big: 70.0, best: 75.0, prefix: 79.5}
+    plain = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
+    assert plain["state"] == frozenset()
+    preferred = verify_or_back_off(full_metric.__getitem__, big, result, 1.0, prefer=[prefix])
+    assert preferred["state"] == prefix and preferred["drop"] == pytest.approx(0.5)
+
+
+def test_astar_starts_from_hisp_order_and_keeps_at_least_its_prefix():
+    model = tiny_model("bert")
+    request = astar_request(model, HeadTarget(keep=L * H), budget=2.0, max_evals=60)
+    certificate = get_method("astar")(request).record["certificate"]
+    assert certificate["start"] == "hisp"
+    assert 0 < certificate["start_heads"] <= certificate["heads_removed"]
+    # the prefix A* started from is HISP's own choice at that size, within budget
+    target = head_target(current_plan(model), keep_heads=L * H - certificate["start_heads"])
+    hisp = get_method("hisp")(astar_request(model, target)).plan
+    hisp_removed = frozenset(
+        (layer, h) for layer in range(L) for h in range(H) if h not in hisp.kept_heads[layer]
+    )
+    evaluator = GatedEvaluator(model, labelled(), get_task("rte"))
+    assert evaluator.metric(frozenset()) - evaluator.metric(hisp_removed) <= 2.0
+    empty = astar_request(model, HeadTarget(keep=L * H), budget=2.0, max_evals=60, start="empty")
+    assert get_method("astar")(empty).record["certificate"]["start_heads"] == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "search_fixed_k",
     "search_max_heads",
     "search_deepest",
+    "longest_feasible_prefix",
     "verify_or_back_off",
 ]
 
@@ -151,6 +152,28 @@ def search_max_heads(
     return best
 
 
+def longest_feasible_prefix(
+    order: Sequence, drop_of, budget: float, counter: EvalCounter, max_k: int
+) -> list[tuple[State, float]]:
+    """Bisect the prefixes of ``order`` for the longest within ``budget`` (a longer prefix is
+    taken to fail when a shorter one does: the usual case, not a law); the feasible prefixes
+    measured on the way, with their g, shortest first. Stops early when the cap refuses."""
+    low, high = 1, min(max_k, len(order))
+    feasible: list[tuple[State, float]] = []
+    while low <= high:
+        middle = (low + high) // 2
+        state = frozenset(order[:middle])
+        if not counter.admit([state]):
+            break
+        (drop,) = drop_of([state])
+        if max(0.0, drop) <= budget:
+            feasible.append((state, max(0.0, drop)))
+            low = middle + 1
+        else:
+            high = middle - 1
+    return sorted(feasible, key=lambda c: len(c[0]))
+
+
 def search_deepest(
     delta_plus: dict,
     drop_of,
@@ -159,12 +182,14 @@ def search_deepest(
     counter: EvalCounter,
     max_k: int,
     successors_per_step: int | None = None,
+    starts: Sequence[tuple[State, float]] = (),
 ) -> SearchResult:
     """Best-first on (more heads removed, smaller drop) over feasible states; the largest wins.
 
     ``successors_per_step`` k measures a popped state's next k successors (of its
     ``branching``) and puts the state back for the rest, so diving costs about k evaluations a
-    level; None measures all ``branching`` at once.
+    level; None measures all ``branching`` at once. ``starts`` are measured feasible states
+    (with their g) that join the empty set on the frontier: the deepest is expanded first.
     """
     order = _head_order(delta_plus)
     step = successors_per_step or branching
@@ -172,8 +197,11 @@ def search_deepest(
     start: State = frozenset()
     frontier = [(0, 0.0, next(tie), start, 0)]
     measured: set[State] = {start}
-    feasible: list[tuple[State, float]] = []
+    feasible: list[tuple[State, float]] = list(starts)
     best: tuple[State, float] = (start, 0.0)
+    for state, g in starts:
+        measured.add(state)
+        heapq.heappush(frontier, (-len(state), g, next(tie), state, 0))
     capped = False
     while frontier:
         depth, g, _, state, tried = heapq.heappop(frontier)
@@ -207,6 +235,7 @@ def verify_or_back_off(
     budget: float,
     upper_bound_of: Callable[[State], float] | None = None,
     per_size: int = 1,
+    prefer: Iterable[State] = (),
 ) -> dict[str, Any]:
     """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
 
@@ -218,11 +247,14 @@ def verify_or_back_off(
     scored best on the searched examples is not always the one that holds up on others). Their
     sizes are bisected, taking a failure to mean that larger sets fail too (the usual case, not
     a law): about log2(sizes) rounds find the largest passing size, trying at most
-    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed.
+    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed. A feasible
+    state in ``prefer`` (A*'s HISP-order prefixes) is tried first at its size, on top of the
+    ``per_size`` others (the cap then grows by ``MAX_BACK_OFF``).
     """
     a0_full = metric_of(frozenset())
     tried = 0
-    limit = MAX_BACK_OFF * per_size
+    preferred = set(prefer)
+    limit = MAX_BACK_OFF * (per_size + bool(preferred))
 
     def drop_if_passing(state: State) -> float | None:
         nonlocal tried
@@ -237,16 +269,19 @@ def verify_or_back_off(
         for state, g in result.feasible:
             if state != removed and len(state) <= len(removed):
                 of_size.setdefault(len(state), []).append((g, state))
-        best = {
-            size: [state for _, state in sorted(states, key=lambda c: (c[0], sorted(c[1])))]
-            for size, states in of_size.items()
-        }
+        best = {}
+        for size, states in of_size.items():  # preferred first, then the per_size least-drop
+            ranked = list(
+                dict.fromkeys(s for _, s in sorted(states, key=lambda c: (c[0], sorted(c[1]))))
+            )
+            first = [s for s in ranked if s in preferred][:1]
+            best[size] = first + [s for s in ranked if s not in first][:per_size]
         sizes = sorted(best)
         chosen, low, high = frozenset(), 0, len(sizes) - 1
         while low <= high and tried <= limit:
             middle = (low + high) // 2
             passing = None
-            for candidate in list(dict.fromkeys(best[sizes[middle]]))[:per_size]:
+            for candidate in best[sizes[middle]]:
                 if (candidate_drop := drop_if_passing(candidate)) is not None:
                     passing = candidate, candidate_drop
                     break
