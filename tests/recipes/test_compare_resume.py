@@ -269,6 +269,15 @@ def test_a_run_dir_refuses_a_sweep_of_other_result_settings(
     run_compare(l0.model_copy(update={"regimes": ("r0",)}))
     with pytest.raises(ConfigError, match="method_options.l0"):
         run_compare(l0.model_copy(update={"method_options": {"l0": {"steps": 2}}}))
+    # the run dir records l0's settings with defaults filled in: had a default changed since
+    # (here: batch_size), the same options are refused too
+    recorded = json.loads((config.out / "config.json").read_text())
+    assert recorded["method_settings"]["l0"]["steps"] == 1
+    assert recorded["method_settings"]["random"] is not None  # the earlier sweep's kept
+    recorded["method_settings"]["l0"]["batch_size"] += 1
+    (config.out / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match="method_options.l0"):
+        run_compare(l0.model_copy(update={"regimes": ("r0",)}))
     assert len(read_results(config.out / "results.jsonl")) == 2 * 2 + 1  # random R0+R1, l0 R0
 
 

@@ -44,6 +44,7 @@ from prunekit.recipes.compare_config import (
     dense_recipe,
     per_method_options,
     refuse_other_settings,
+    run_dir_settings,
     with_loop_options,
 )
 from prunekit.report import read_results
@@ -104,7 +105,7 @@ def run_compare(
             raise ConfigError(f"--heads fractions must be in (0, 1), got {fraction}")
     refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
-    write_json(config.out / "config.json", config.model_dump(mode="json"))
+    write_json(config.out / "config.json", run_dir_settings(config, budget_methods))
     results = config.out / "results.jsonl"
     rows = read_results(results)
     done = {row["key"] for row in rows}

@@ -23,6 +23,7 @@ __all__ = [
     "dense_recipe",
     "per_method_options",
     "refuse_other_settings",
+    "run_dir_settings",
     "with_loop_options",
 ]
 
@@ -135,6 +136,21 @@ RESULT_SETTINGS = (
 )
 
 
+def _resolved(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    return get_method(method).parse_config(options).model_dump(mode="json")
+
+
+def run_dir_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> dict[str, Any]:
+    """What a run dir's config.json records: this sweep's settings, and under
+    ``method_settings`` every method's settings with its defaults filled in (those of earlier
+    sweeps kept), so a later sweep is also refused when a method's default changed."""
+    path = config.out / "config.json"
+    before = json.loads(path.read_text()).get("method_settings", {}) if path.is_file() else {}
+    ran = {*config.methods, *budget_methods}
+    now = {m: _resolved(m, config.method_options.get(m)) for m in sorted(ran)}
+    return {**config.model_dump(mode="json"), "method_settings": {**before, **now}}
+
+
 def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
     """Raise when ``config.out`` holds rows of other result-affecting settings."""
     path = config.out / "config.json"
@@ -145,14 +161,19 @@ def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]
         if isinstance(settings.get("recover"), dict):  # where recovery ran is not a result
             settings["recover"] = {k: v for k, v in settings["recover"].items() if k != "device"}
     differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
-    ran_before = {*before.get("methods", ()), *before.get("budget_methods", ())}
+    resolved = before.get("method_settings", {})
+    ran_before = {*before.get("methods", ()), *before.get("budget_methods", ()), *resolved}
     for method in sorted(ran_before & {*config.methods, *budget_methods}):
-        info = get_method(method)
-        try:
-            old = info.parse_config(before.get("method_options", {}).get(method))
-        except ConfigError:  # options of an older version: they cannot be compared
-            continue
-        if old != info.parse_config(config.method_options.get(method)):
+        if method in resolved:  # recorded with its defaults: a changed default shows too
+            same = resolved[method] == _resolved(method, config.method_options.get(method))
+        else:  # an older run dir: only the options it was given are known
+            info = get_method(method)
+            try:
+                old = info.parse_config(before.get("method_options", {}).get(method))
+            except ConfigError:  # options of an older version: they cannot be compared
+                continue
+            same = old == info.parse_config(config.method_options.get(method))
+        if not same:
             differ.append(f"method_options.{method}")
     if differ:
         raise ConfigError(
