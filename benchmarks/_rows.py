@@ -3,17 +3,19 @@ each run finishes (so a killed benchmark resumes after its last finished run), a
 whole only through a temporary file (so a kill never leaves half a file). And the options every
 training benchmark offers alike: ``--precision`` and ``--group-by-length`` (runs with other
 values than the defaults get their own keys and folders), and ``--device`` (rows record where
-they trained)."""
+they trained). And ``dev_constant``: what a collapsed model scores on a task's dev split."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from prunekit.data import constant_prediction_floor, load_examples
 from prunekit.train import asked_loop_options
 
 
@@ -108,3 +110,21 @@ def loop_label(row: dict[str, Any]) -> str:
 def loop_description(options: dict[str, Any]) -> str:
     batches = "length-grouped" if options.get("group_by_length") else "random"
     return f"{options.get('precision', 'fp32')}, {batches} batches"
+
+
+@functools.cache
+def dev_constant(task: str, data_dir: str | None = None) -> float:
+    """The best constant prediction's primary metric on ``task``'s dev split: rows written
+    before evaluations recorded it get it here (reports flag runs at or below it)."""
+    labels = [ex.label for ex in load_examples(task, "dev", data_dir)]
+    return constant_prediction_floor(task, labels)
+
+
+def with_dev_constant(rows: Iterable[dict], data_dir: str | None = None) -> list[dict]:
+    """``rows`` with ``dev_constant`` filled in where older runs did not record it."""
+    return [
+        r
+        if r.get("dev_constant") is not None
+        else r | {"dev_constant": dev_constant(r["task"], data_dir)}
+        for r in rows
+    ]

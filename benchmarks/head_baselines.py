@@ -28,6 +28,7 @@ from _rows import (
     loop_label,
     loop_options,
     loop_suffix,
+    with_dev_constant,
     write_rows,
 )
 
@@ -214,13 +215,14 @@ def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
         for row in keyed_rows(path).values():
             if row["task"] in tasks and row.get("fraction", 0) > 0 and "budget" not in row:
                 rows.append(row | {"regime": regime, "method": loop_label(row)})
-    return rows
+    return with_dev_constant(rows)
 
 
 def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict) -> None:
     rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
+    rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
     write_rows(results / "results.jsonl", rows)
     tasks = tuple(sorted({row["task"] for row in rows}))
     devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU

@@ -33,13 +33,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from _rows import add_device_argument, append_row, keyed_rows, write_rows
+from _rows import add_device_argument, append_row, dev_constant, keyed_rows, write_rows
 
 from prunekit.data import primary_metric
 from prunekit.device import describe_device, resolve_device
 from prunekit.recipes.bench import run_bench
 from prunekit.recipes.inspect import run_inspect
 from prunekit.recipes.prune import PruneConfig, run_prune
+from prunekit.report.summary import collapse_mark, is_collapsed
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
 
 RESULTS = Path(__file__).parent / "results" / "sparse"
@@ -112,6 +113,7 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "variant": variant,
         "metric": primary_metric(task),
         "dev": record["after_pruning"]["dev"]["primary"],
+        "dev_constant": dev_constant(task, args.data_dir and str(args.data_dir)),
         "dense_dev": dense_metrics["dev"]["primary"],
         "parameters": stats["parameters"],
         "parameters_nonzero": stats["parameters_nonzero"],
@@ -199,8 +201,14 @@ def write_report(results: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {}
+    collapsed_any = False
     for (task, sparsity, variant), members in sorted(groups.items()):
+        for m in members:  # rows of older runs: their dev split's floor, from its labels
+            m.setdefault("dev_constant", dev_constant(task))
+        collapsed = sum(is_collapsed(m) for m in members)
+        collapsed_any = collapsed_any or bool(collapsed)
         devs = [m["dev"] for m in members]
+        dev_cell = _mean_std(devs) + collapse_mark(collapsed)
         delta = [m["dev"] - m["dense_dev"] for m in members]
         timing = next((m["timing"] for m in members if "timing" in m), None)
         latency = throughput = speedup = "–"
@@ -222,7 +230,7 @@ def write_report(results: Path) -> None:
         megabytes = statistics.fmean(m["file_bytes"] for m in members) / 1e6
         seeds = ", ".join(str(m["seed"]) for m in sorted(members, key=lambda m: m["seed"]))
         lines.append(
-            f"| {task} | {sparsity:.0%} | {variant} | {_mean_std(devs)} | "
+            f"| {task} | {sparsity:.0%} | {variant} | {dev_cell} | "
             f"{statistics.fmean(delta):+.2f} | {nonzero:,.0f} | {megabytes:.1f} | {latency} | "
             f"{speedup} | {throughput} | {seeds} |"
         )
@@ -234,7 +242,16 @@ def write_report(results: Path) -> None:
             "file_megabytes": megabytes,
             "timing_seed0": timing,
             "seeds": [m["seed"] for m in members],
+            "collapsed": collapsed,
         }
+    if collapsed_any:
+        floor = {r["task"]: r["dev_constant"] for r in rows}
+        floors = ", ".join(f"{task} {value:.2f}" for task, value in sorted(floor.items()))
+        lines += [
+            "",
+            f"‡n: n of the seeds scored no better on dev than one constant answer for every "
+            f"example ({floors}): whatever their Δ, they show nothing learned beyond that.",
+        ]
     unconverted = sorted(
         f"{r['task']} {r['sparsity']:.0%} {r['variant']}"
         for r in rows

@@ -127,8 +127,9 @@ def test_inspect_contract(pruned):
 def test_eval_contract_and_reload_is_exact(pruned):
     out, record = pruned
     result = run_json("eval", "--model", out, "--split", "dev", "--data-dir", glue_dir())
-    assert set(result) == {"task", "split", "metrics", "primary", "examples"}
+    assert set(result) == {"task", "split", "metrics", "primary", "examples", "constant"}
     assert result["task"] == "cola" and result["split"] == "dev" and result["examples"] == 1043
+    assert result["constant"] == 0.0  # MCC of one answer for every sentence
     assert result["primary"] == pytest.approx(record["after_pruning"]["dev"]["primary"])
 
     first, second = load(out), load(out)

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from prunekit.data import compute_metrics, get_task, list_tasks, primary_metric
+from prunekit.data import (
+    compute_metrics,
+    constant_prediction_floor,
+    get_task,
+    list_tasks,
+    primary_metric,
+)
 from prunekit.errors import DataError
 
 # Ten binary examples with TP=4, TN=3, FP=1, FN=2 (positive class is 1).
@@ -112,3 +118,12 @@ def test_primary_metric() -> None:
         pred = [0.0, 1.0, 2.0] if n == 1 else [0, 1, 0]
         gold = [0.0, 2.0, 1.0] if n == 1 else [0, 1, 1]
         assert expected[task] in compute_metrics(task, pred, gold)
+
+
+def test_constant_prediction_floor_is_the_best_single_answer():
+    # 3 of 4 pairs are paraphrases: "1" for all gives F1 = 2 * 0.75 / 1.75; "0" gives F1 = 0
+    assert constant_prediction_floor("mrpc", [1, 1, 0, 1]) == pytest.approx(100 * 1.5 / 1.75)
+    assert constant_prediction_floor("rte", [0, 1, 1]) == pytest.approx(100 * 2 / 3)
+    assert constant_prediction_floor("sst2", [0, 0, 1]) == pytest.approx(100 * 2 / 3)
+    assert constant_prediction_floor("cola", [0, 1, 1]) == 0.0
+    assert constant_prediction_floor("stsb", [0.5, 2.0, 4.5]) == 0.0

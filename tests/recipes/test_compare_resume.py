@@ -9,7 +9,9 @@ import pytest
 import transformers
 from conftest import glue_dir, minilm_path
 
+from prunekit.data import TaskData
 from prunekit.errors import ConfigError
+from prunekit.models import load_tokenizer
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.train import DistillConfig, TrainConfig
 from prunekit.train.task_recipes import TaskRecipe
@@ -112,6 +114,11 @@ def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_pa
     assert row["method"] == "astar-budget" and row["budget"] == 0.0
     assert row["certificate"]["final_drop"] <= 0.0
     assert row["dev_violation"] == (row["dense_dev"] - row["dev"] > 0.0)
+    # what the majority class scores on the same (capped) dev examples
+    data = TaskData.for_task("rte", load_tokenizer(tiny_bert_with_real_tokenizer), glue_dir(), 0)
+    labels = data.dataset("dev", config.eval_max_samples).labels.tolist()
+    share = max(labels.count(0), labels.count(1)) / len(labels)
+    assert row["dev_constant"] == pytest.approx(100 * share) and share < 1
     from prunekit.recipes.report import run_report
 
     text = run_report(config.out).read_text()

@@ -117,3 +117,24 @@ def test_methods_with_their_own_protocol_get_a_summary_block_and_no_curves(run_d
     # smp keeps 90% and 91.43% of its dense model: 90.7 ± 1.0; the others have no such rows
     assert "| 50% | – | – | 90.7 ± 1.0 |" in block
     assert "smp" not in text[text.index("## rte") :]  # per-task tables: the sweep's rows only
+
+
+def test_runs_no_better_than_a_constant_prediction_are_flagged(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    for r in rows:  # random R0's seed 0 (60) is below what the majority class scores (61)
+        r["dev_constant"] = 61.0
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    random_r0 = next(
+        c for c in aggregate(rows) if (c.method, c.regime, c.fraction) == ("random", "r0", 0.5)
+    )
+    assert random_r0.collapsed == 1  # seed 0: 60; seed 1: 62
+    text = run_report(run_dir).read_text()
+    assert "A constant prediction: 61.00." in text
+    assert "| 50% | 67.00 ± 1.41 (-3.50) | 61.00 ± 1.41 ‡1 (-9.50) |" in text
+    assert "‡n: n of the runs averaged scored no better" in text
+    assert "on rte a constant answer alone retains 87% of dense" in text  # 61 / 70.5
+    # rows of older runs carry no floor: nothing is flagged
+    for r in rows:
+        del r["dev_constant"]
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert "‡" not in run_report(run_dir).read_text()

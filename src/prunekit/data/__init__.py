@@ -16,7 +16,7 @@ from prunekit.data.glue import (
     load_examples,
     resolve_data_dir,
 )
-from prunekit.data.metrics import compute_metrics, primary_metric
+from prunekit.data.metrics import compute_metrics, constant_prediction_floor, primary_metric
 from prunekit.data.multitask import TaskMixture
 from prunekit.data.task_data import SPLIT_SEED, TaskData, task_dataset
 
@@ -31,6 +31,7 @@ __all__ = [
     "TaskSpec",
     "by_length",
     "compute_metrics",
+    "constant_prediction_floor",
     "encode_examples",
     "get_task",
     "input_lengths",

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from prunekit.data.glue import TaskSpec, get_task
 from prunekit.errors import DataError
 
-__all__ = ["compute_metrics", "primary_metric"]
+__all__ = ["compute_metrics", "constant_prediction_floor", "primary_metric"]
 
 ArrayLike = np.ndarray | Sequence[int] | Sequence[float]
 
@@ -83,6 +83,22 @@ def compute_metrics(
         # zero_division=0: a model that never predicts "1" scores F1 = 0 instead of warning.
         out["f1"] = 100.0 * float(f1_score(gold, preds, pos_label=1, zero_division=0))
     return out
+
+
+def constant_prediction_floor(task: str | TaskSpec, labels: ArrayLike) -> float:
+    """The primary metric of the best constant prediction on ``labels``: what a model that
+    collapsed to one answer scores (the majority class's accuracy; MRPC's F1 of "paraphrase"
+    for every pair, 81.2 on dev; 0 for MCC and correlations). A pruned model at or below it
+    has learned nothing, however close its number looks to the dense model's.
+    """
+    spec = get_task(task)
+    gold = _as_1d(labels, "labels")
+    name = primary_metric(spec)
+    if spec.is_regression:
+        return compute_metrics(spec, np.zeros(len(gold)), gold)[name]
+    return max(
+        compute_metrics(spec, np.full(len(gold), c), gold)[name] for c in range(spec.num_labels)
+    )
 
 
 def _as_1d(values: ArrayLike, what: str) -> np.ndarray:

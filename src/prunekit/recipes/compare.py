@@ -343,4 +343,6 @@ def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[st
         "validation": results["validation"]["primary"],
         "dev": results["dev"]["primary"],
         "dev_metrics": results["dev"]["metrics"],
+        # what a model collapsed to one answer scores on dev: the report flags runs at it
+        "dev_constant": results["dev"].get("constant"),
     }

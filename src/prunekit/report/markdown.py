@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.report.plots import plot_curves, plot_heatmaps, plot_speed
-from prunekit.report.summary import aggregate, dense_reference, retention_summary
+from prunekit.report.summary import (
+    aggregate,
+    constant_floor,
+    dense_reference,
+    retention_summary,
+)
 
 __all__ = ["write_report"]
+
+COLLAPSE_NOTE = (
+    "‡n: n of the runs averaged scored no better on dev than one constant answer for every "
+    "example (the best single class; 0 for MCC and correlations): whatever their Δ, they "
+    "show nothing learned beyond that."
+)
 
 
 def write_report(
@@ -32,6 +43,7 @@ def write_report(
         lines += [notes.strip(), ""]
     cells = aggregate(rows)
     dense = dense_reference(rows + budget_rows)
+    floor = constant_floor(rows + budget_rows)
     # Methods that train weights themselves: their R1 is their own model, not a recovery.
     trained = {(r["task"], r["method"]) for r in rows if r.get("r1_source") == "method"}
     for task in sorted({r["task"] for r in rows + budget_rows}):
@@ -42,9 +54,12 @@ def write_report(
             f"## {task}",
             "",
             f"Dev {metric} (mean ± std over seeds {', '.join(map(str, seeds))}; Δ vs the dense "
-            f"model of the same seeds). Dense: **{dense[task]:.2f}**.",
+            f"model of the same seeds). Dense: **{dense[task]:.2f}**."
+            + (f" A constant prediction: {floor[task]:.2f}." if task in floor else ""),
             "",
         ]
+        if any(c.collapsed for c in cells if c.task == task):
+            lines += [COLLAPSE_NOTE, ""]
         methods = sorted({c.method for c in cells if c.task == task})
         fractions = sorted({c.fraction for c in cells if c.task == task})
         for regime in sorted({c.regime for c in cells if c.task == task}):
@@ -105,6 +120,17 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
         "tasks listed under it when some are missing.",
         "",
     ]
+    floor, dense = constant_floor(rows), dense_reference(rows)
+    if any(c.collapsed for c in cells):
+        retained = {t: 100 * floor[t] / dense[t] for t in floor if dense.get(t)}
+        task = max(retained, key=retained.get, default=None)
+        hidden = (  # a floor near dense (MRPC's F1) makes a collapse look like retention
+            f" Retention does not show it: on {task} a constant answer alone retains "
+            f"{retained[task]:.0f}% of dense."
+            if task and retained[task] >= 50
+            else ""
+        )
+        lines += [COLLAPSE_NOTE + hidden, ""]
     methods = sorted({c.method for c in cells})
     for regime in sorted({c.regime for c in cells}, key=lambda r: (r not in ("r0", "r1"), r)):
         title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)

@@ -7,7 +7,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cell", "Retention", "aggregate", "dense_reference", "retention_summary"]
+__all__ = [
+    "Cell",
+    "Retention",
+    "aggregate",
+    "collapse_mark",
+    "constant_floor",
+    "dense_reference",
+    "is_collapsed",
+    "retention_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -20,10 +29,29 @@ class Cell:
     std: float
     n: int
     delta: float  # mean minus the dense mean of the same seeds
+    collapsed: int = 0  # runs no better than the best constant prediction
 
     @property
     def label(self) -> str:
-        return f"{self.mean:.2f} ± {self.std:.2f}"
+        return f"{self.mean:.2f} ± {self.std:.2f}" + collapse_mark(self.collapsed)
+
+
+def collapse_mark(collapsed: int) -> str:
+    """``‡n`` after a number that includes n runs no better than a constant prediction."""
+    return f" ‡{collapsed}" if collapsed else ""
+
+
+def is_collapsed(row: dict[str, Any], split: str = "dev") -> bool:
+    """Whether a run scored no better than the best constant prediction (rows that record it)."""
+    floor = row.get(f"{split}_constant")
+    return floor is not None and row[split] <= floor + 1e-9
+
+
+def constant_floor(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, float]:
+    """Per task, the best constant prediction's metric recorded in the rows (tasks that have it)."""
+    return {
+        r["task"]: r[f"{split}_constant"] for r in rows if r.get(f"{split}_constant") is not None
+    }
 
 
 def dense_reference(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, float]:
@@ -54,6 +82,7 @@ def aggregate(rows: list[dict[str, Any]], split: str = "dev") -> list[Cell]:
                 std=statistics.stdev(values) if len(values) > 1 else 0.0,
                 n=len(values),
                 delta=mean - dense,
+                collapsed=sum(is_collapsed(m, split) for m in members),
             )
         )
     return cells
@@ -70,10 +99,11 @@ class Retention:
     std: float
     seeds: int
     tasks: tuple[str, ...]
+    collapsed: int = 0  # runs (task, seed) no better than a constant prediction
 
     @property
     def label(self) -> str:
-        return f"{self.mean:.1f} ± {self.std:.1f}"
+        return f"{self.mean:.1f} ± {self.std:.1f}" + collapse_mark(self.collapsed)
 
 
 def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Retention]:
@@ -81,16 +111,20 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     ``100 * pruned / dense`` (same seed's dense model), then mean and sample std over the seeds
     that have every task of that cell."""
     per_seed: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
         dense = row[f"dense_{split}"]
         if not dense:
             continue
         cell = (row["method"], row["regime"], row["fraction"])
         per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
+        if is_collapsed(row, split):
+            collapsed[cell].add((row["seed"], row["task"]))
     out = []
     for (method, regime, fraction), seeds in sorted(per_seed.items()):
         tasks = sorted(set().union(*(set(t) for t in seeds.values())))
-        complete = [statistics.fmean(t.values()) for t in seeds.values() if len(t) == len(tasks)]
+        complete_seeds = [seed for seed, t in seeds.items() if len(t) == len(tasks)]
+        complete = [statistics.fmean(seeds[seed].values()) for seed in complete_seeds]
         if not complete:
             continue
         out.append(
@@ -102,6 +136,9 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
                 std=statistics.stdev(complete) if len(complete) > 1 else 0.0,
                 seeds=len(complete),
                 tasks=tuple(tasks),
+                collapsed=sum(
+                    seed in complete_seeds for seed, _ in collapsed[(method, regime, fraction)]
+                ),
             )
         )
     return out

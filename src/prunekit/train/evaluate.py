@@ -10,7 +10,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from prunekit.data import TaskData, TaskSpec, by_length, compute_metrics, primary_metric
+from prunekit.data import (
+    TaskData,
+    TaskSpec,
+    by_length,
+    compute_metrics,
+    constant_prediction_floor,
+    primary_metric,
+)
 
 __all__ = ["EvalResult", "evaluate", "evaluate_splits", "predict"]
 
@@ -22,6 +29,7 @@ class EvalResult:
     metrics: dict[str, float]
     primary: float
     examples: int
+    constant: float | None = None  # the primary metric of the best constant prediction
 
     def to_dict(self) -> dict:
         return {
@@ -30,6 +38,7 @@ class EvalResult:
             "metrics": self.metrics,
             "primary": self.primary,
             "examples": self.examples,
+            "constant": self.constant,
         }
 
 
@@ -77,6 +86,7 @@ def evaluate(
         metrics=metrics,
         primary=metrics[primary_metric(task)],
         examples=len(labels),
+        constant=constant_prediction_floor(task, labels) if len(labels) > 1 else None,
     )
 
 
