@@ -357,15 +357,24 @@ def test_a_start_from_a_good_order_passes_a_trap_the_ablations_lead_into():
     assert set(starts) <= set(started.feasible)  # back-off candidates too
 
 
-def test_back_off_tries_a_preferred_state_beyond_the_least_drop_ones():
-    big = frozenset(HEADS[:3])
-    best, prefix = frozenset(HEADS[:2]), frozenset(HEADS[1:3])
-    result = SearchResult(big, 0.0, 5, feasible=[(best, 0.0), (prefix, 0.3), (big, 0.0)])
-    full_metric = {frozenset(): 80.0, big: 70.0, best: 75.0, prefix: 79.5}
-    plain = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
+def test_back_off_bisects_a_chain_beyond_the_searched_states():
+    """The search's set and its other sets fail on the certify part, but prefixes of another
+    order (HISP's) hold up to 5 heads: the back-off returns the longest of them."""
+    searched = frozenset(HEADS[-8:])
+    result = SearchResult(
+        searched, 0.0, 5, feasible=[(frozenset(HEADS[-1:]), 0.0), (searched, 0.0)]
+    )
+    chain = [frozenset(HEADS[:k]) for k in range(1, 8)]
+
+    def metric_of(state):
+        holds = state <= frozenset(HEADS[:5])
+        return 80.0 - (0.0 if holds else 3.0)
+
+    plain = verify_or_back_off(metric_of, searched, result, budget=1.0)
     assert plain["state"] == frozenset()
-    preferred = verify_or_back_off(full_metric.__getitem__, big, result, 1.0, prefer=[prefix])
-    assert preferred["state"] == prefix and preferred["drop"] == pytest.approx(0.5)
+    info = verify_or_back_off(metric_of, searched, result, budget=1.0, chain=chain)
+    assert info["state"] == chain[4] and info["drop"] == 0.0 and info["backed_off"]
+    assert info["states_tried"] <= 2 + 1 + math.ceil(math.log2(len(chain)))
 
 
 def test_astar_starts_from_hisp_order_and_keeps_at_least_its_prefix():

@@ -32,10 +32,13 @@ every choice configurable):
   ordered by HISP's gradient importance (Michel et al., layer-normalised) on the search part,
   and the longest prefix of that order within budget is bisected for (about log2(heads)
   evaluations, taking a longer prefix to fail when a shorter one does). The feasible prefixes
-  join the empty set on the frontier, so the search dives on from the longest, by ``d+``,
-  and they are back-off candidates tried first at their size. A* then finds at least what
-  HISP's order finds on the search part, at the cost of one backward pass over it; without
-  it, a dive led by single-head ablations alone stopped short of HISP's count (MRPC, STS-B in
+  join the empty set on the frontier, so the search dives on from the longest, by ``d+``.
+  When the search's own set does not certify, every prefix up to that longest one is a
+  back-off candidate too (bisected on the certify part, about log2 of its length more
+  states tested). A* then removes at least what HISP's order removes within the same
+  certified bound, unless HISP's certified prefix is longer than any within budget on the
+  search part; the cost is one backward pass over the search part. Without it, a dive led
+  by single-head ablations alone stopped short of HISP's count (MRPC, STS-B in
   benchmarks/astar.py). ``start="empty"`` is the paper's search from the full model.
 - Certificate on unseen data (the request's ``certify_batches``: `decide` splits the carved
   validation split into disjoint, seeded search and certify halves, because a set chosen for
@@ -170,6 +173,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         budget = 0.0 if budget is None else float(budget)
     largest = 0
     starts: list[tuple[State, float]] = []
+    hisp_order: list[tuple[int, int]] = []
 
     def drop_of(states):
         nonlocal largest
@@ -190,8 +194,9 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     elif config.budget_search == "deepest":
         if config.start == "hisp":
             request.progress(step=counter.used, steps=counter.limit, note="HISP order prefixes")
+            hisp_order = _hisp_order(request)
             starts = longest_feasible_prefix(
-                _hisp_order(request), drop_of, budget, counter, plan.heads_kept - 1
+                hisp_order, drop_of, budget, counter, plan.heads_kept - 1
             )
         result = search_deepest(
             delta_plus,
@@ -220,9 +225,11 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         # were measured), so a back-off to one head does not hinge on the dive's first step
         singles = [(frozenset([h]), d) for h, d in delta_plus.items() if d <= budget]
         result.feasible = [*result.feasible, *singles]
-        prefixes = [state for state, _ in starts]
+        # every prefix up to the longest within budget: HISP's own candidates, bisected
+        longest = max((len(state) for state, _ in starts), default=0)
+        chain = [frozenset(hisp_order[:k]) for k in range(1, longest + 1)]
         removed, drop, verified = _certify(
-            request, removed, result, budget, config, memo_dir, prefixes
+            request, removed, result, budget, config, memo_dir, chain
         )
         reference = verified["a0"]  # the certificate speaks for the certify part
     certificate: dict[str, Any] = {
@@ -272,7 +279,7 @@ def _certify(
     budget: float,
     config: Config,
     memo_dir=None,
-    prefer: list[State] | None = None,
+    chain: list[State] | None = None,
 ) -> tuple[State, float, dict]:
     """Certify on the held-out part: the largest measured set whose bootstrap upper bound on
     the drop stays within the budget (the search's own set first)."""
@@ -303,7 +310,7 @@ def _certify(
         budget,
         upper_bound_of,
         config.back_off_per_size,
-        prefer or (),
+        chain or (),
     )
     info["examples"] = len(held_out.labels)
     chosen = info.pop("state")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,7 +235,7 @@ def verify_or_back_off(
     budget: float,
     upper_bound_of: Callable[[State], float] | None = None,
     per_size: int = 1,
-    prefer: Iterable[State] = (),
+    chain: Sequence[State] = (),
 ) -> dict[str, Any]:
     """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
 
@@ -247,14 +247,16 @@ def verify_or_back_off(
     scored best on the searched examples is not always the one that holds up on others). Their
     sizes are bisected, taking a failure to mean that larger sets fail too (the usual case, not
     a law): about log2(sizes) rounds find the largest passing size, trying at most
-    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed. A feasible
-    state in ``prefer`` (A*'s HISP-order prefixes) is tried first at its size, on top of the
-    ``per_size`` others (the cap then grows by ``MAX_BACK_OFF``).
+    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed.
+
+    ``chain``: nested states, shortest first, each taken to be feasible (A*'s HISP-order
+    prefixes up to the longest within budget on the search part). When the search's own set
+    does not pass, the longest passing state of the chain longer than the back-off's choice is
+    bisected for too (about log2(len(chain)) more states) and wins when found.
     """
     a0_full = metric_of(frozenset())
     tried = 0
-    preferred = set(prefer)
-    limit = MAX_BACK_OFF * (per_size + bool(preferred))
+    limit = MAX_BACK_OFF * per_size
 
     def drop_if_passing(state: State) -> float | None:
         nonlocal tried
@@ -269,13 +271,12 @@ def verify_or_back_off(
         for state, g in result.feasible:
             if state != removed and len(state) <= len(removed):
                 of_size.setdefault(len(state), []).append((g, state))
-        best = {}
-        for size, states in of_size.items():  # preferred first, then the per_size least-drop
-            ranked = list(
+        best = {
+            size: list(
                 dict.fromkeys(s for _, s in sorted(states, key=lambda c: (c[0], sorted(c[1]))))
-            )
-            first = [s for s in ranked if s in preferred][:1]
-            best[size] = first + [s for s in ranked if s not in first][:per_size]
+            )[:per_size]
+            for size, states in of_size.items()
+        }
         sizes = sorted(best)
         chosen, low, high = frozenset(), 0, len(sizes) - 1
         while low <= high and tried <= limit:
@@ -289,6 +290,14 @@ def verify_or_back_off(
                 high = middle - 1
             else:
                 (chosen, drop), low = passing, middle + 1
+        longer = [state for state in chain if len(state) > len(chosen) and state != removed]
+        low, high = 0, len(longer) - 1
+        while low <= high:  # the chain's longest passing state, beyond the back-off's choice
+            middle = (low + high) // 2
+            if (candidate_drop := drop_if_passing(longer[middle])) is None:
+                high = middle - 1
+            else:
+                (chosen, drop), low = (longer[middle], candidate_drop), middle + 1
     return {
         "state": chosen,
         "a0": a0_full,
