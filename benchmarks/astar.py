@@ -272,8 +272,11 @@ def write_results(tasks: list[str], args: argparse.Namespace, cache: dict) -> No
         "and the single-head ablations). The validation split carved from train is cut into "
         "seeded, disjoint halves (each at most 1,000 examples"
         + (f"; the search half at most {args.search_samples}" if args.search_samples else "")
-        + "): the search sees one, and the returned set is the largest whose one-sided 95% "
-        "bootstrap upper bound on the drop, on the other half, is within B. Dev is never used. "
+        + "): the search sees one. The certificate tests the states of the search's path to "
+        "its set (from HISP's prefix: HISP's shorter prefixes first), shortest first, on the "
+        "other half, and returns the last whose one-sided 95% bootstrap upper bound on the drop "
+        "is within B before the first that is not (fixed-sequence testing: the 95% holds "
+        "jointly over the states tested). Dev is never used. "
         "The budgets of one task share a memo of measured states. HISP and Random are run at "
         "exactly the head counts A* chose (R0, seed 0). Dense models: each task's recipe, from "
         "the shared dense cache (benchmarks/results/dense.md).\n\n"
@@ -302,7 +305,7 @@ def _findings(rows: list[dict]) -> str:
         if c["capped"]:
             how.append("stopped by the evaluation cap")
         if verified.get("backed_off"):
-            how.append("the search's best set did not certify and it backed off")
+            how.append("the search's own set did not certify, so a shorter state of its path did")
         if r["heads_removed"] == 0:
             found = "the certified set is empty (no head removed)"
         else:

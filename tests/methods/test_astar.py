@@ -16,12 +16,12 @@ from prunekit.data import get_task
 from prunekit.methods import HeadTarget, PruneRequest, get_method, head_target
 from prunekit.methods.astar_search import (
     EvalCounter,
-    SearchResult,
+    certify_in_sequence,
     longest_feasible_prefix,
+    path_to,
     search_deepest,
     search_fixed_k,
     search_max_heads,
-    verify_or_back_off,
 )
 from prunekit.scoring.evaluator import GatedEvaluator
 
@@ -112,14 +112,15 @@ def test_capped_fixed_k_search_still_returns_k_heads():
     assert result.capped and len(result.state) == 6
 
 
-def test_back_off_when_verification_fails():
-    big, medium, small = frozenset(HEADS[:3]), frozenset(HEADS[:2]), frozenset(HEADS[:1])
-    result = SearchResult(big, 0.0, 5, feasible=[(small, 0.0), (medium, 0.0), (big, 0.0)])
+def test_certify_in_sequence_returns_the_last_passing_state_of_the_chain():
+    small, medium, big = (frozenset(HEADS[:k]) for k in (1, 2, 3))
     full_metric = {frozenset(): 80.0, big: 78.0, medium: 79.5, small: 80.0}
-    info = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
+    info = certify_in_sequence(full_metric.__getitem__, [small, medium, big], budget=1.0)
     assert info["state"] == medium and info["backed_off"] and info["drop"] == pytest.approx(0.5)
-    passing = verify_or_back_off(full_metric.__getitem__, big, result, budget=2.0)
+    assert info["states_tried"] == 3
+    passing = certify_in_sequence(full_metric.__getitem__, [small, medium, big], budget=2.0)
     assert passing["state"] == big and not passing["backed_off"]
+    assert certify_in_sequence(full_metric.__getitem__, [], budget=2.0)["state"] == frozenset()
 
 
 def labelled(n_batches: int = 3, task_labels: int = 2):
@@ -276,33 +277,26 @@ def test_a_killed_search_resumes_from_its_memo(tmp_path):
     assert again.meta["certificate"]["evaluations_from_memo"] == 1 + 8
 
 
-def test_back_off_tries_more_than_one_state_of_a_size():
-    big = frozenset(HEADS[:3])
-    best, runner_up = frozenset(HEADS[:1]), frozenset(HEADS[1:2])
-    # the search liked `best` more, but on the certify part only `runner_up` holds up
-    result = SearchResult(big, 0.0, 5, feasible=[(best, 0.0), (runner_up, 0.2), (big, 0.0)])
-    full_metric = {frozenset(): 80.0, big: 70.0, best: 78.0, runner_up: 79.6}
-    one = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0)
-    assert one["state"] == frozenset()
-    two = verify_or_back_off(full_metric.__getitem__, big, result, budget=1.0, per_size=2)
-    assert two["state"] == runner_up and two["drop"] == pytest.approx(0.4)
-
-
-def test_back_off_bisects_to_the_largest_passing_size():
-    chain = [frozenset(HEADS[:k]) for k in range(1, len(HEADS) + 1)]  # nested, as a dive is
-    result = SearchResult(chain[-1], 0.0, 0, feasible=[(s, 0.0) for s in chain])
-    # On the full split only sets of at most 4 heads stay within the budget.
-    tried = []
+def test_certify_in_sequence_stops_at_the_first_failure():
+    """A later state that would pass is never tested: choosing among tested states by how they
+    did on the certify examples is what fixed-sequence testing rules out."""
+    chain = [frozenset(HEADS[:k]) for k in range(1, 6)]
+    tested = []
 
     def metric_of(state):
-        tried.append(state)
-        return 80.0 - (0.0 if len(state) <= 4 else 2.0)
+        tested.append(state)
+        return 80.0 - (3.0 if len(state) == 2 else 0.0)  # only the 2-head state fails
 
-    info = verify_or_back_off(metric_of, chain[-1], result, budget=1.0)
-    assert info["state"] == chain[3] and info["backed_off"]
-    assert info["states_tried"] <= 1 + math.ceil(math.log2(len(HEADS)))
-    nothing = verify_or_back_off(lambda s: 80.0 - 2.0 * bool(s), chain[-1], result, budget=1.0)
-    assert nothing["state"] == frozenset() and nothing["drop"] == 0.0
+    info = certify_in_sequence(metric_of, chain, budget=1.0)
+    assert info["state"] == chain[0] and info["states_tried"] == 2
+    assert not set(tested) & set(chain[2:])
+
+
+def test_certify_in_sequence_uses_the_upper_bound_when_given():
+    chain = [frozenset(HEADS[:k]) for k in range(1, 4)]
+    bounds = dict(zip(chain, (0.2, 0.9, 1.4), strict=True))
+    info = certify_in_sequence(lambda s: 80.0, chain, 1.0, upper_bound_of=bounds.__getitem__)
+    assert info["state"] == chain[1] and info["drop"] == 0.0
 
 
 def test_lazy_successors_lift_the_old_depth_ceiling():
@@ -357,24 +351,18 @@ def test_a_start_from_a_good_order_passes_a_trap_the_ablations_lead_into():
     assert set(starts) <= set(started.feasible)  # back-off candidates too
 
 
-def test_back_off_bisects_a_chain_beyond_the_searched_states():
-    """The search's set and its other sets fail on the certify part, but prefixes of another
-    order (HISP's) hold up to 5 heads: the back-off returns the longest of them."""
-    searched = frozenset(HEADS[-8:])
-    result = SearchResult(
-        searched, 0.0, 5, feasible=[(frozenset(HEADS[-1:]), 0.0), (searched, 0.0)]
-    )
-    chain = [frozenset(HEADS[:k]) for k in range(1, 8)]
-
-    def metric_of(state):
-        holds = state <= frozenset(HEADS[:5])
-        return 80.0 - (0.0 if holds else 3.0)
-
-    plain = verify_or_back_off(metric_of, searched, result, budget=1.0)
-    assert plain["state"] == frozenset()
-    info = verify_or_back_off(metric_of, searched, result, budget=1.0, chain=chain)
-    assert info["state"] == chain[4] and info["drop"] == 0.0 and info["backed_off"]
-    assert info["states_tried"] <= 2 + 1 + math.ceil(math.log2(len(chain)))
+def test_searches_record_the_nested_path_to_their_set():
+    weight, drop = synthetic(3)
+    drops = lambda states: [drop(s) for s in states]  # noqa: E731
+    heads = len(HEADS)
+    for result in (
+        search_deepest(weight, drops, 2.5, heads, EvalCounter(10**6), heads, 2),
+        search_max_heads(100.0, weight, drops, 2.5, heads, EvalCounter(10**6), heads),
+        search_fixed_k(3, 100.0, weight, drops, math.inf, 4, EvalCounter(10**6)),
+    ):
+        path = path_to(result.state, result.parents)
+        assert path[-1] == result.state and len(path[0]) == 1
+        assert all(a < b and len(b) == len(a) + 1 for a, b in itertools.pairwise(path))
 
 
 def test_astar_starts_from_hisp_order_and_keeps_at_least_its_prefix():

@@ -16,17 +16,15 @@ from typing import Any
 from prunekit.scoring.evaluator import State
 
 __all__ = [
-    "MAX_BACK_OFF",
     "SearchResult",
     "EvalCounter",
     "search_fixed_k",
     "search_max_heads",
     "search_deepest",
     "longest_feasible_prefix",
-    "verify_or_back_off",
+    "certify_in_sequence",
+    "path_to",
 ]
-
-MAX_BACK_OFF = 16
 
 
 @dataclass
@@ -36,6 +34,8 @@ class SearchResult:
     evaluations: int
     capped: bool = False
     feasible: list[tuple[State, float]] = field(default_factory=list)
+    # each feasible state's parent (the state it was a successor of): `path_to` reads it
+    parents: dict[State, State] = field(default_factory=dict)
 
 
 class EvalCounter:
@@ -99,6 +99,7 @@ def search_fixed_k(
     frontier = [(heuristic(start), -0, next(tie), start, 0.0)]
     closed: set[State] = set()
     feasible: list[tuple[State, float]] = []
+    parents: dict[State, State] = {}
     best_partial: tuple[float, int, State, float] | None = None
     while frontier:
         f, _, _, state, g = heapq.heappop(frontier)
@@ -106,7 +107,7 @@ def search_fixed_k(
             continue
         closed.add(state)
         if len(state) == k:
-            return SearchResult(state, g, counter.used, feasible=feasible)
+            return SearchResult(state, g, counter.used, feasible=feasible, parents=parents)
         if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
             best_partial = (f, len(state), state, g)
         children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
@@ -114,18 +115,19 @@ def search_fixed_k(
             break
         feasible += children
         for child, g_child in children:
+            parents.setdefault(child, state)
             heapq.heappush(
                 frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
             )
     if math.isinf(budget) and best_partial is not None:
         # Out of evaluations: finish the deepest, cheapest partial set greedily by d+.
-        state = best_partial[2]
-        state = state | frozenset([h for h in order if h not in state][: k - len(state)])
+        partial = best_partial[2]
+        state = partial | frozenset([h for h in order if h not in partial][: k - len(partial)])
         counter.seen.add(state)
-        return SearchResult(
-            state, max(0.0, drop_of([state])[0]), counter.used, capped=True, feasible=feasible
-        )
-    return SearchResult(None, math.inf, counter.used, capped=bool(frontier), feasible=feasible)
+        parents.setdefault(state, partial)
+        drop = max(0.0, drop_of([state])[0])
+        return SearchResult(state, drop, counter.used, True, feasible, parents)
+    return SearchResult(None, math.inf, counter.used, bool(frontier), feasible, parents)
 
 
 def search_max_heads(
@@ -140,14 +142,16 @@ def search_max_heads(
     """Grow K while a feasible K-set exists; return the largest one found."""
     best = SearchResult(frozenset(), 0.0, 0)
     feasible: list[tuple[State, float]] = []
+    parents: dict[State, State] = {}
     for k in range(1, max_k + 1):
         result = search_fixed_k(k, a0, delta_plus, drop_of, budget, branching, counter)
         feasible += result.feasible
+        parents = result.parents | parents  # the first parent found stays
         if result.state is None:
             best.capped = result.capped
             break
         best = result
-    best.feasible = feasible
+    best.feasible, best.parents = feasible, parents
     best.evaluations = counter.used
     return best
 
@@ -198,6 +202,7 @@ def search_deepest(
     frontier = [(0, 0.0, next(tie), start, 0)]
     measured: set[State] = {start}
     feasible: list[tuple[State, float]] = list(starts)
+    parents: dict[State, State] = {}
     best: tuple[State, float] = (start, 0.0)
     for state, g in starts:
         measured.add(state)
@@ -224,84 +229,51 @@ def search_deepest(
             g_child = max(0.0, drop)
             if g_child <= budget:
                 feasible.append((child, g_child))
+                parents[child] = state
                 heapq.heappush(frontier, (-len(child), g_child, next(tie), child, 0))
-    return SearchResult(best[0], best[1], counter.used, capped=capped, feasible=feasible)
+    return SearchResult(best[0], best[1], counter.used, capped, feasible, parents)
 
 
-def verify_or_back_off(
+def path_to(state: State, parents: dict[State, State]) -> list[State]:
+    """The nested states the search went through to reach ``state``, shortest first: from
+    the first one without a parent (a successor of the full model, or a start) to ``state``."""
+    path = []
+    while state:
+        path.append(state)
+        state = parents.get(state, frozenset())
+    return path[::-1]
+
+
+def certify_in_sequence(
     metric_of,
-    removed: State,
-    result: SearchResult,
+    chain: Sequence[State],
     budget: float,
     upper_bound_of: Callable[[State], float] | None = None,
-    per_size: int = 1,
-    chain: Sequence[State] = (),
 ) -> dict[str, Any]:
-    """Re-check ``removed`` with ``metric_of``; else back off to the largest passing state.
+    """The longest passing prefix of ``chain`` by fixed-sequence testing.
 
-    A state passes when its drop, or ``upper_bound_of(state)`` (a certificate's confidence
-    bound) when given, stays within ``budget``.
-
-    Candidates are the feasible states the search measured, the ``per_size`` least-drop ones of
-    each size up to ``len(removed)`` (a size passes when one of them does: the state that
-    scored best on the searched examples is not always the one that holds up on others). Their
-    sizes are bisected, taking a failure to mean that larger sets fail too (the usual case, not
-    a law): about log2(sizes) rounds find the largest passing size, trying at most
-    ``MAX_BACK_OFF * per_size`` states in all. If none passes, nothing is removed.
-
-    ``chain``: nested states, shortest first, each taken to be feasible (A*'s HISP-order
-    prefixes up to the longest within budget on the search part). When the search's own set
-    does not pass, the longest passing state of the chain longer than the back-off's choice is
-    bisected for too (about log2(len(chain)) more states) and wins when found.
+    States are tested in the given order (nested, shortest first) and testing stops at the
+    first that fails; the last that passed is returned (nothing removed when the first fails).
+    A state passes when its drop under ``metric_of``, or ``upper_bound_of(state)`` (a
+    one-sided confidence bound) when given, stays within ``budget``. Because the order is fixed
+    before any state is tested on these examples, the bound's confidence holds for the returned
+    state jointly over all the states tested, with no correction for their number (the
+    fixed-sequence procedure): unlike picking the best of many tested states, which favours
+    the one that the examples' noise flattered.
     """
     a0_full = metric_of(frozenset())
-    tried = 0
-    limit = MAX_BACK_OFF * per_size
-
-    def drop_if_passing(state: State) -> float | None:
-        nonlocal tried
+    chosen, drop, tried = frozenset(), 0.0, 0
+    for state in chain:
         tried += 1
-        drop = max(0.0, a0_full - metric_of(state))
-        bound = drop if upper_bound_of is None else upper_bound_of(state)
-        return drop if bound <= budget else None
-
-    chosen, drop = removed, drop_if_passing(removed)
-    if drop is None:
-        of_size: dict[int, list[tuple[float, State]]] = {}
-        for state, g in result.feasible:
-            if state != removed and len(state) <= len(removed):
-                of_size.setdefault(len(state), []).append((g, state))
-        best = {
-            size: list(
-                dict.fromkeys(s for _, s in sorted(states, key=lambda c: (c[0], sorted(c[1]))))
-            )[:per_size]
-            for size, states in of_size.items()
-        }
-        sizes = sorted(best)
-        chosen, low, high = frozenset(), 0, len(sizes) - 1
-        while low <= high and tried <= limit:
-            middle = (low + high) // 2
-            passing = None
-            for candidate in best[sizes[middle]]:
-                if (candidate_drop := drop_if_passing(candidate)) is not None:
-                    passing = candidate, candidate_drop
-                    break
-            if passing is None:
-                high = middle - 1
-            else:
-                (chosen, drop), low = passing, middle + 1
-        longer = [state for state in chain if len(state) > len(chosen) and state != removed]
-        low, high = 0, len(longer) - 1
-        while low <= high:  # the chain's longest passing state, beyond the back-off's choice
-            middle = (low + high) // 2
-            if (candidate_drop := drop_if_passing(longer[middle])) is None:
-                high = middle - 1
-            else:
-                (chosen, drop), low = (longer[middle], candidate_drop), middle + 1
+        state_drop = max(0.0, a0_full - metric_of(state))
+        bound = state_drop if upper_bound_of is None else upper_bound_of(state)
+        if bound > budget:
+            break
+        chosen, drop = state, state_drop
     return {
         "state": chosen,
         "a0": a0_full,
-        "drop": 0.0 if drop is None else drop,
-        "backed_off": chosen != removed,
+        "drop": drop,
+        "backed_off": bool(chain) and chosen != chain[-1],
         "states_tried": tried,
     }
