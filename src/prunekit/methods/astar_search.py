@@ -33,8 +33,8 @@ class SearchResult:
     drop: float
     evaluations: int
     capped: bool = False
-    feasible: list[tuple[State, float]] = field(default_factory=list)
-    # each feasible state's parent (the state it was a successor of): `path_to` reads it
+    # each feasible state the search measured, mapped to its parent (the state it was a
+    # successor of): `path_to` reads it; starts have no parent
     parents: dict[State, State] = field(default_factory=dict)
 
 
@@ -98,7 +98,6 @@ def search_fixed_k(
     start: State = frozenset()
     frontier = [(heuristic(start), -0, next(tie), start, 0.0)]
     closed: set[State] = set()
-    feasible: list[tuple[State, float]] = []
     parents: dict[State, State] = {}
     best_partial: tuple[float, int, State, float] | None = None
     while frontier:
@@ -107,13 +106,12 @@ def search_fixed_k(
             continue
         closed.add(state)
         if len(state) == k:
-            return SearchResult(state, g, counter.used, feasible=feasible, parents=parents)
+            return SearchResult(state, g, counter.used, parents=parents)
         if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
             best_partial = (f, len(state), state, g)
         children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
         if children is None:
             break
-        feasible += children
         for child, g_child in children:
             parents.setdefault(child, state)
             heapq.heappush(
@@ -126,8 +124,8 @@ def search_fixed_k(
         counter.seen.add(state)
         parents.setdefault(state, partial)
         drop = max(0.0, drop_of([state])[0])
-        return SearchResult(state, drop, counter.used, True, feasible, parents)
-    return SearchResult(None, math.inf, counter.used, bool(frontier), feasible, parents)
+        return SearchResult(state, drop, counter.used, True, parents)
+    return SearchResult(None, math.inf, counter.used, bool(frontier), parents)
 
 
 def search_max_heads(
@@ -141,17 +139,15 @@ def search_max_heads(
 ) -> SearchResult:
     """Grow K while a feasible K-set exists; return the largest one found."""
     best = SearchResult(frozenset(), 0.0, 0)
-    feasible: list[tuple[State, float]] = []
     parents: dict[State, State] = {}
     for k in range(1, max_k + 1):
         result = search_fixed_k(k, a0, delta_plus, drop_of, budget, branching, counter)
-        feasible += result.feasible
         parents = result.parents | parents  # the first parent found stays
         if result.state is None:
             best.capped = result.capped
             break
         best = result
-    best.feasible, best.parents = feasible, parents
+    best.parents = parents
     best.evaluations = counter.used
     return best
 
@@ -201,7 +197,6 @@ def search_deepest(
     start: State = frozenset()
     frontier = [(0, 0.0, next(tie), start, 0)]
     measured: set[State] = {start}
-    feasible: list[tuple[State, float]] = list(starts)
     parents: dict[State, State] = {}
     best: tuple[State, float] = (start, 0.0)
     for state, g in starts:
@@ -228,10 +223,9 @@ def search_deepest(
         for child, drop in zip(children, drops, strict=True):
             g_child = max(0.0, drop)
             if g_child <= budget:
-                feasible.append((child, g_child))
                 parents[child] = state
                 heapq.heappush(frontier, (-len(child), g_child, next(tie), child, 0))
-    return SearchResult(best[0], best[1], counter.used, capped, feasible, parents)
+    return SearchResult(best[0], best[1], counter.used, capped, parents)
 
 
 def path_to(state: State, parents: dict[State, State]) -> list[State]:
