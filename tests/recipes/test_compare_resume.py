@@ -307,3 +307,19 @@ def test_a_later_sweep_reads_the_speed_of_a_model_timed_already(
     (r1,) = [r for r in rows if r["regime"] == "r1"]
     assert r1["measured_speedup"] == r0["measured_speedup"] > 0  # read back, not timed again
     assert json.loads(timed.read_text())["measured_speedup"] == r0["measured_speedup"]
+
+
+def test_a_run_dir_refuses_rows_of_another_dense_model(tiny_bert_with_real_tokenizer, tmp_path):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "dense-id").model_copy(
+        update={"methods": ("random",), "fractions": (0.5,), "seeds": (0,), "budgets": ()}
+    )
+    (row, *_) = run_compare(config.model_copy(update={"regimes": ("r0",)}))
+    assert len(row["dense_digest"]) == 8
+    results = config.out / "results.jsonl"
+    # the rows came from a dense model other than the one this sweep's cache holds
+    rows = [
+        json.loads(line) | {"dense_digest": "0badc0de"} for line in results.read_text().splitlines()
+    ]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ConfigError, match="seed 0 rows of another dense model"):
+        run_compare(config.model_copy(update={"regimes": ("r0",), "fractions": (0.25,)}))

@@ -54,7 +54,7 @@ from prunekit.train import (
     recover,
     recovery_steps,
 )
-from prunekit.train.task_recipes import cached_dense_model
+from prunekit.train.task_recipes import cached_dense_model, model_files_digest
 
 # DistillConfig is re-exported for the CLI, which only calls recipes.
 __all__ = [
@@ -126,6 +126,7 @@ def run_compare(
         if not runs:
             continue
         dense_dir = _dense_model(config, seed)
+        _refuse_other_dense(config, rows, seed, dense_dir)
         dense = load(dense_dir, **_attention(config)).to(resolve_device(config.device))
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
@@ -145,6 +146,21 @@ def run_compare(
                 if after_run is not None:
                     after_run(row)
     return rows
+
+
+def _refuse_other_dense(
+    config: CompareConfig, rows: list[dict], seed: int, dense_dir: Path
+) -> None:
+    """Rows of one seed compare against one dense model: a sweep resuming a run dir with
+    another (another dense cache, or a cache entry trained again) would mix their rows."""
+    digest = model_files_digest(dense_dir)
+    other = sorted({r["dense_digest"] for r in rows if r["seed"] == seed and r.get("dense_digest")})
+    if other and other != [digest]:
+        raise ConfigError(
+            f"{config.out} holds seed {seed} rows of another dense model ({', '.join(other)}; "
+            f"this sweep's {dense_dir} is {digest}): use another --out, or the dense cache "
+            "those rows came from"
+        )
 
 
 def _dense_model(config: CompareConfig, seed: int) -> Path:
@@ -257,6 +273,7 @@ class _Sweep:
             "device": describe_device(resolve_device(self.config.device)),  # where it trained
             "dense_validation": self.dense_eval["validation"]["primary"],
             "dense_dev": self.dense_eval["dev"]["primary"],
+            "dense_digest": model_files_digest(self.dense_dir),
         }
         if self.config.time_speed and self.seed == self.config.seeds[0]:
             base |= self.speed(method, fraction, model)

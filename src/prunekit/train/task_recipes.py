@@ -40,6 +40,7 @@ __all__ = [
     "dense_cache_root",
     "dense_key",
     "cached_dense_model",
+    "model_files_digest",
 ]
 
 
@@ -137,6 +138,13 @@ def _local_model_digest(model: str) -> str:
     path = Path(str(model))
     if str(model) == "default" or not path.is_dir():
         return ""
+    return f"-{model_files_digest(path)}"
+
+
+def model_files_digest(path: str | Path) -> str:
+    """8 hex digits of a model directory's config and weight files (hashed once per file
+    sizes and times): two directories with these digits equal hold the same model."""
+    path = Path(path)
     files = [path / "config.json", *sorted(path.glob("*.safetensors")), *sorted(path.glob("*.bin"))]
     stats = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file())
     return _files_digest(str(path.resolve()), stats)
@@ -151,7 +159,7 @@ def _files_digest(folder: str, stats: tuple[tuple[str, int, int], ...]) -> str:
         with (Path(folder) / name).open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-    return f"-{digest.hexdigest()[:8]}"
+    return digest.hexdigest()[:8]
 
 
 def cached_dense_model(
