@@ -39,6 +39,7 @@ from _rows import (
     loop_label,
     loop_options,
     loop_suffix,
+    with_dev_constant,
 )
 from accelerate.utils import set_seed
 
@@ -46,6 +47,7 @@ from prunekit.data import TaskData, get_task, primary_metric
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
+from prunekit.report.summary import collapse_mark, constant_floor, is_collapsed
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
@@ -138,6 +140,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "metric": primary_metric(task),
         "kept_heads": [list(h) for h in plan.kept_heads],
         "dev": metrics["dev"]["primary"],
+        "dev_constant": metrics["dev"].get("constant"),
         "validation": metrics["validation"]["primary"],
         "dense_dev": dense_dev,
         "finetune_seconds": metrics["train_seconds"],
@@ -209,7 +212,7 @@ def time_key(row: dict) -> tuple:
 
 
 def write_report(trained: dict) -> None:
-    rows = list(done_keys().values())
+    rows = with_dev_constant(done_keys().values())  # older rows: from the dev labels
     lines = [
         "# SMP: heads pruned before fine-tuning",
         "",
@@ -227,6 +230,7 @@ def write_report(trained: dict) -> None:
         groups.setdefault((row["task"], row["fraction"], loop_label(row)), []).append(row)
     for (task, fraction, method), members in sorted(groups.items()):
         devs = [m["dev"] for m in members]
+        collapsed = collapse_mark(sum(is_collapsed(m) for m in members))
         dense = statistics.fmean(m["dense_dev"] for m in members)
         std = statistics.stdev(devs) if len(devs) > 1 else 0.0
         ratios = [
@@ -238,8 +242,15 @@ def write_report(trained: dict) -> None:
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
         lines.append(
             f"| {task}{held} | {fraction:.0%} | {method} | {statistics.fmean(devs):.2f} ± "
-            f"{std:.2f} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
+            f"{std:.2f}{collapsed} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
         )
+    if any(is_collapsed(r) for r in rows):
+        floors = ", ".join(f"{t} {v:.2f}" for t, v in sorted(constant_floor(rows).items()))
+        lines += [
+            "",
+            f"‡n: n of the seeds scored no better on dev than one constant answer for every "
+            f"example ({floors}): whatever their Δ, they show nothing learned beyond that.",
+        ]
     if any(r.get("train_cap") for r in rows):
         lines += [
             "",
