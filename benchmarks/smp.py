@@ -47,7 +47,7 @@ from prunekit.data import TaskData, get_task, primary_metric
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
-from prunekit.report.summary import collapse_mark, constant_floor, is_collapsed
+from prunekit.report.summary import collapse_mark, collapse_note, constant_floor, is_collapsed
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
@@ -245,12 +245,7 @@ def write_report(trained: dict) -> None:
             f"{std:.2f}{collapsed} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
         )
     if any(is_collapsed(r) for r in rows):
-        floors = ", ".join(f"{t} {v:.2f}" for t, v in sorted(constant_floor(rows).items()))
-        lines += [
-            "",
-            f"‡n: n of the seeds scored no better on dev than one constant answer for every "
-            f"example ({floors}): whatever their Δ, they show nothing learned beyond that.",
-        ]
+        lines += ["", collapse_note(constant_floor(rows))]
     if any(r.get("train_cap") for r in rows):
         lines += [
             "",

@@ -33,14 +33,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from _rows import add_device_argument, append_row, dev_constant, keyed_rows, write_rows
+from _rows import add_device_argument, append_row, keyed_rows, with_dev_constant, write_rows
 
 from prunekit.data import primary_metric
 from prunekit.device import describe_device, resolve_device
 from prunekit.recipes.bench import run_bench
 from prunekit.recipes.inspect import run_inspect
 from prunekit.recipes.prune import PruneConfig, run_prune
-from prunekit.report.summary import collapse_mark, is_collapsed
+from prunekit.report.summary import collapse_mark, collapse_note, constant_floor, is_collapsed
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
 
 RESULTS = Path(__file__).parent / "results" / "sparse"
@@ -113,7 +113,7 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "variant": variant,
         "metric": primary_metric(task),
         "dev": record["after_pruning"]["dev"]["primary"],
-        "dev_constant": dev_constant(task, args.data_dir and str(args.data_dir)),
+        "dev_constant": record["after_pruning"]["dev"].get("constant"),
         "dense_dev": dense_metrics["dev"]["primary"],
         "parameters": stats["parameters"],
         "parameters_nonzero": stats["parameters_nonzero"],
@@ -174,7 +174,7 @@ def _mean_std(values: list[float]) -> str:
 
 
 def write_report(results: Path) -> None:
-    rows = list(done(results).values())
+    rows = with_dev_constant(done(results).values())  # older rows: from the dev labels
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         label = row["variant"] + (
@@ -203,8 +203,6 @@ def write_report(results: Path) -> None:
     summary = {}
     collapsed_any = False
     for (task, sparsity, variant), members in sorted(groups.items()):
-        for m in members:  # rows of older runs: their dev split's floor, from its labels
-            m.setdefault("dev_constant", dev_constant(task))
         collapsed = sum(is_collapsed(m) for m in members)
         collapsed_any = collapsed_any or bool(collapsed)
         devs = [m["dev"] for m in members]
@@ -245,13 +243,7 @@ def write_report(results: Path) -> None:
             "collapsed": collapsed,
         }
     if collapsed_any:
-        floor = {r["task"]: r["dev_constant"] for r in rows}
-        floors = ", ".join(f"{task} {value:.2f}" for task, value in sorted(floor.items()))
-        lines += [
-            "",
-            f"‡n: n of the seeds scored no better on dev than one constant answer for every "
-            f"example ({floors}): whatever their Δ, they show nothing learned beyond that.",
-        ]
+        lines += ["", collapse_note(constant_floor(rows))]
     unconverted = sorted(
         f"{r['task']} {r['sparsity']:.0%} {r['variant']}"
         for r in rows

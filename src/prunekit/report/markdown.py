@@ -9,18 +9,13 @@ from typing import Any
 from prunekit.report.plots import plot_curves, plot_heatmaps, plot_speed
 from prunekit.report.summary import (
     aggregate,
+    collapse_note,
     constant_floor,
     dense_reference,
     retention_summary,
 )
 
 __all__ = ["write_report"]
-
-COLLAPSE_NOTE = (
-    "‡n: n of the runs averaged scored no better on dev than one constant answer for every "
-    "example (the best single class; 0 for MCC and correlations): whatever their Δ, they "
-    "show nothing learned beyond that."
-)
 
 
 def write_report(
@@ -59,7 +54,7 @@ def write_report(
             "",
         ]
         if any(c.collapsed for c in cells if c.task == task):
-            lines += [COLLAPSE_NOTE, ""]
+            lines += [collapse_note({task: floor[task]}), ""]
         methods = sorted({c.method for c in cells if c.task == task})
         fractions = sorted({c.fraction for c in cells if c.task == task})
         for regime in sorted({c.regime for c in cells if c.task == task}):
@@ -130,7 +125,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
             if task and retained[task] >= 50
             else ""
         )
-        lines += [COLLAPSE_NOTE + hidden, ""]
+        lines += [collapse_note(floor) + hidden, ""]
     methods = sorted({c.method for c in cells})
     for regime in sorted({c.regime for c in cells}, key=lambda r: (r not in ("r0", "r1"), r)):
         title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)

@@ -12,6 +12,7 @@ __all__ = [
     "Retention",
     "aggregate",
     "collapse_mark",
+    "collapse_note",
     "constant_floor",
     "dense_reference",
     "is_collapsed",
@@ -39,6 +40,15 @@ class Cell:
 def collapse_mark(collapsed: int) -> str:
     """``‡n`` after a number that includes n runs no better than a constant prediction."""
     return f" ‡{collapsed}" if collapsed else ""
+
+
+def collapse_note(floor: dict[str, float]) -> str:
+    """The footnote of ``‡n`` marks, naming each task's constant-answer score."""
+    scores = ", ".join(f"{task} {value:.2f}" for task, value in sorted(floor.items()))
+    return (
+        "‡n: n of the runs averaged scored no better on dev than one constant answer for every "
+        f"example ({scores}): whatever their Δ, they show nothing learned beyond that."
+    )
 
 
 def is_collapsed(row: dict[str, Any], split: str = "dev") -> bool:
