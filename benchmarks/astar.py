@@ -27,10 +27,10 @@ from _rows import read_json, write_json, write_rows
 
 from prunekit.data import TaskData
 from prunekit.methods.astar_search import certify_in_sequence
+from prunekit.methods.hisp import head_order
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
 from prunekit.recipes.report import run_report
-from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.certify import bootstrap_drop_bound
 from prunekit.scoring.evaluator import GatedEvaluator
 from prunekit.train import TrainConfig
@@ -224,13 +224,7 @@ def hisp_certified(
     model = load(dense_dir)
     data = TaskData.for_task(task, load_tokenizer(dense_dir), data_dir, seed)
     search, certify = data.search_certify_split("validation", seed, search_samples)
-    scores = normalize_per_layer(
-        head_importance(model, data.batches("validation", indices=search)())
-    )
-    heads = sorted(
-        ((layer, head) for layer in range(scores.shape[0]) for head in range(scores.shape[1])),
-        key=lambda h: (float(scores[h]), h),
-    )
+    heads = head_order(model, data.batches("validation", indices=search)(), current_plan(model))
     held_out = GatedEvaluator(
         model, list(data.batches("validation", indices=certify)()), data.task, cache_bytes=0
     )

@@ -67,7 +67,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.methods.astar_search import (
     EvalCounter,
@@ -78,9 +77,8 @@ from prunekit.methods.astar_search import (
     search_fixed_k,
     search_max_heads,
 )
+from prunekit.methods.hisp import head_order
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
-from prunekit.models.gates import plan_gates
-from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.certify import bootstrap_drop_bound
 from prunekit.scoring.evaluator import GatedEvaluator, State
 
@@ -189,7 +187,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     elif config.budget_search == "deepest":
         if config.start == "hisp":
             request.progress(step=counter.used, steps=counter.limit, note="HISP order prefixes")
-            hisp_order = _hisp_order(request)
+            hisp_order = head_order(request.model, request.batches(), plan)
             starts = longest_feasible_prefix(
                 hisp_order, drop_of, budget, counter, plan.heads_kept - 1
             )
@@ -296,11 +294,3 @@ def _certify(
     else:  # nothing certified: the empty set's bound is zero by construction
         info["upper_bound"] = 0.0
     return chosen, info["drop"], info
-
-
-def _hisp_order(request: PruneRequest) -> list[tuple[int, int]]:
-    """The plan's kept heads by HISP importance on the search part, least important first."""
-    gates = plan_gates(request.plan, module_device(request.model))
-    scores = normalize_per_layer(head_importance(request.model, request.batches(), gates=gates))
-    heads = [(layer, h) for layer, kept in enumerate(request.plan.kept_heads) for h in kept]
-    return sorted(heads, key=lambda h: (float(scores[h]), h))

@@ -9,8 +9,11 @@ with the heads pruned so far gated to zero.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from pydantic import Field
+from torch import nn
 
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
@@ -26,7 +29,7 @@ from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 
-__all__ = ["Config", "prune_hisp"]
+__all__ = ["Config", "head_order", "prune_hisp"]
 
 
 class Config(MethodConfig):
@@ -35,10 +38,21 @@ class Config(MethodConfig):
     step_fraction: float = Field(0.1, gt=0, le=1, description="iterative step, share of heads")
 
 
-def _scores(request: PruneRequest, plan: PruningPlan, normalize: bool) -> torch.Tensor:
-    gates = plan_gates(plan, module_device(request.model))
-    scores = head_importance(request.model, request.batches(), gates=gates)
+def _plan_scores(
+    model: nn.Module, batches: Iterable[dict], plan: PruningPlan, normalize: bool = True
+) -> torch.Tensor:
+    scores = head_importance(model, batches, gates=plan_gates(plan, module_device(model)))
     return normalize_per_layer(scores) if normalize else scores
+
+
+def head_order(
+    model: nn.Module, batches: Iterable[dict], plan: PruningPlan
+) -> list[tuple[int, int]]:
+    """The plan's kept heads by layer-normalised importance, least important first (ties by
+    index): the order in which HISP removes them (A* starts from it)."""
+    scores = _plan_scores(model, batches, plan)
+    heads = [(layer, h) for layer, kept in enumerate(plan.kept_heads) for h in kept]
+    return sorted(heads, key=lambda h: (float(scores[h]), h))
 
 
 @register_method(
@@ -51,7 +65,11 @@ def prune_hisp(request: PruneRequest, config: Config) -> MethodResult:
         raise ConfigError("hisp needs labelled validation batches to score heads")
     plan, target = request.plan, request.target
     if not config.iterative:
-        chosen = select_top_heads(_scores(request, plan, config.normalize_layers), plan, target)
+        chosen = select_top_heads(
+            _plan_scores(request.model, request.batches(), plan, config.normalize_layers),
+            plan,
+            target,
+        )
     else:
         # Per-layer mode steps every layer down together so no layer undershoots its quota.
         unit = plan.num_layers if target.per_layer else 1
@@ -59,7 +77,7 @@ def prune_hisp(request: PruneRequest, config: Config) -> MethodResult:
         chosen = plan
         while chosen.heads_kept > target.keep:
             keep = max(target.keep, chosen.heads_kept - per_step)
-            scores = _scores(request, chosen, config.normalize_layers)
+            scores = _plan_scores(request.model, request.batches(), chosen, config.normalize_layers)
             interim = HeadTarget(keep, target.per_layer, target.min_per_layer)
             chosen = select_top_heads(scores, chosen, interim)
     meta = {"iterative": config.iterative, "normalize_layers": config.normalize_layers}
