@@ -73,3 +73,36 @@ def test_the_same_seed_gives_the_same_copies_and_zero_copies_change_nothing(mini
     assert all(never[len(dataset) + i]["input_ids"] == dataset[i]["input_ids"] for i in range(3))
     with pytest.raises(ConfigError, match="probability"):
         augment_dataset(dataset, pieces, embeddings, copies=1, probability=1.5)
+
+
+class _ByteLevelVocab:
+    """What WordPieces reads from a byte-level BPE tokenizer (RoBERTa's spelling)."""
+
+    tokens = ["<s>", "</s>", "<pad>", "Ġthe", "Ġcat", "Ġdog", "Ġfox", "cat", "dog", "fox", "s"]
+    tokens += [f"Ġword{chr(97 + i)}" for i in range(20)]
+    all_special_ids = [0, 1, 2]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return [self.tokens[i] for i in ids]
+
+
+def test_a_bpe_sentences_bare_first_word_is_replaced_in_its_bare_spelling():
+    vocab = _ByteLevelVocab()
+    ids = {t: i for i, t in enumerate(vocab.tokens)}
+    pieces = WordPieces(vocab)
+    assert not pieces.replaceable[ids["cat"]] and pieces.replaceable[ids["Ġcat"]]
+    # cat, dog and fox point one way in embedding space; the filler words point elsewhere.
+    embeddings = torch.randn(len(vocab), 8, generator=torch.Generator().manual_seed(0))
+    for token in ("cat", "dog", "fox", "Ġcat", "Ġdog", "Ġfox"):
+        embeddings[ids[token]] = torch.ones(8) + 0.01 * embeddings[ids[token]]
+    # <s> cat Ġdog s </s> </s> fox Ġcat </s>: "cat" and "fox" open their sentences; "Ġdog"
+    # is followed by a continuation ("s"), so it is not a single-piece word.
+    row = [ids[t] for t in ("<s>", "cat", "Ġdog", "s", "</s>", "</s>", "fox", "Ġcat", "</s>")]
+    dataset = [{"input_ids": row}]
+    out = augment_dataset(dataset, pieces, embeddings, copies=1, probability=1.0, candidates=2)
+    new = vocab.convert_ids_to_tokens(out[1]["input_ids"])
+    assert new[1] in ("dog", "fox") and new[6] in ("cat", "dog")  # bare, a near neighbour
+    assert new[2:6] == ["Ġdog", "s", "</s>", "</s>"] and new[7] in ("Ġdog", "Ġfox")

@@ -7,7 +7,10 @@ copies of every example. Neither an MLM head (the default MiniLM ships without o
 available here, so (OUR CHOICE) a word's candidates are its 15 nearest whole-word vocabulary
 entries by cosine similarity of the model's own input embeddings, and only words that are a
 single piece are replaced (multi-piece words stay as they are). A replacement is one whole-word
-piece for another, so lengths, attention masks and token types are unchanged. Labels are
+piece for another, so lengths, attention masks and token types are unchanged. Byte-level BPE
+(RoBERTa) spells a sentence's first word without its space marker ("Hello", not "ĠHello"): such
+a word borrows the neighbours of its marked twin and takes each back in its bare spelling, so
+first words are replaced like any other. Labels are
 copied: SparseBERT distils the teacher's logits, so they only matter for regression (STS-B).
 
 Cost: N copies make an epoch N + 1 times longer (TinyBERT uses N = 30 for the small tasks,
@@ -42,10 +45,16 @@ class WordPieces:
         marked = sum(t.startswith(_WORD_START) for t in vocab if t) > len(vocab) // 4
         self.starts_word = torch.zeros(len(vocab), dtype=torch.bool)
         self.replaceable = torch.zeros(len(vocab), dtype=torch.bool)
+        self.special = torch.zeros(len(vocab), dtype=torch.bool)
+        # BPE only: a sentence-initial bare word's marked twin, and back (see the module doc).
+        self.marked_twin: dict[int, int] = {}
+        self.bare_twin: dict[int, int] = {}
+        ids = {token: index for index, token in enumerate(vocab) if token}
         for index, token in enumerate(vocab):
             token = token or ""
             if index in special:
                 self.starts_word[index] = True  # a special token ends the word before it
+                self.special[index] = True
                 continue
             if marked:  # BPE: pieces that begin a word carry the marker
                 starts, word = token.startswith(_WORD_START), token.lstrip("".join(_WORD_START))
@@ -60,6 +69,13 @@ class WordPieces:
                 and len(word) > 1
                 and lowered not in ENGLISH_STOP_WORDS
             )
+        if marked:
+            for index, token in enumerate(vocab):
+                if not token or self.special[index]:
+                    continue
+                twin = ids.get(_WORD_START[0] + token)
+                if twin is not None and self.replaceable[twin]:
+                    self.marked_twin[index], self.bare_twin[twin] = twin, index
 
     def resized(self, rows: int) -> WordPieces:
         """For an embedding matrix of ``rows`` rows: padding rows past the tokenizer's
@@ -73,6 +89,7 @@ class WordPieces:
         out = copy.copy(self)
         out.starts_word = torch.cat([self.starts_word, torch.ones(rows - count, dtype=torch.bool)])
         out.replaceable = torch.cat([self.replaceable, torch.zeros(rows - count, dtype=torch.bool)])
+        out.special = torch.cat([self.special, torch.zeros(rows - count, dtype=torch.bool)])
         return out
 
 
@@ -123,7 +140,9 @@ def augment_dataset(
     pieces = pieces.resized(embeddings.shape[0])
     items = [dataset[i] for i in range(len(dataset))]
     ids = [_as_list(item["input_ids"]) for item in items]
-    used = torch.tensor(sorted({t for row in ids for t in row}), dtype=torch.long)
+    seen = {t for row in ids for t in row}
+    seen |= {pieces.marked_twin[t] for t in seen if t in pieces.marked_twin}
+    used = torch.tensor(sorted(seen), dtype=torch.long)
     used = used[pieces.replaceable[used]]
     neighbours = embedding_neighbours(embeddings, used, pieces.replaceable, candidates)
     generator = torch.Generator().manual_seed(seed)
@@ -164,7 +183,12 @@ def _replace(
     out = list(row)
     for i, token in enumerate(row):
         single = i + 1 == len(row) or bool(pieces.starts_word[row[i + 1]])
-        options = neighbours.get(token)
+        bare_first = token in pieces.marked_twin and (i == 0 or bool(pieces.special[row[i - 1]]))
+        options = neighbours.get(pieces.marked_twin[token] if bare_first else token)
         if options is not None and single and draws[i] < probability:
-            out[i] = int(options[picks[i] % len(options)])
+            new = int(options[picks[i] % len(options)])
+            if not bare_first:
+                out[i] = new
+            elif new in pieces.bare_twin:  # a neighbour with no bare spelling is skipped
+                out[i] = pieces.bare_twin[new]
     return out
