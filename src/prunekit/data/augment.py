@@ -32,7 +32,7 @@ from prunekit.errors import ConfigError
 
 __all__ = ["WordPieces", "embedding_neighbours", "augment_dataset"]
 
-_WORD_START = ("Ġ", "▁")  # byte-level BPE (RoBERTa) and SentencePiece (MPNet-style) markers
+_WORD_START = ("Ġ", "▁")  # byte-level BPE (RoBERTa) and SentencePiece (XLM-R) markers
 
 
 class WordPieces:
