@@ -7,16 +7,12 @@ from prunekit.train.distill import (
     make_distillation_loss,
 )
 from prunekit.train.evaluate import EvalResult, evaluate, evaluate_splits, predict
+from prunekit.train.extras import GeneratorState, LossFn, ParamGroup, StepCallback, TrainExtras
 from prunekit.train.finetune import (
     LOOP_OPTIONS,
     METRICS_FILE,
-    GeneratorState,
-    LossFn,
-    ParamGroup,
     Precision,
-    StepCallback,
     TrainConfig,
-    TrainExtras,
     TrainResult,
     asked_loop_options,
     finetune,

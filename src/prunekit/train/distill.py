@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from prunekit.train.finetune import LossFn
+from prunekit.train.extras import LossFn
 
 __all__ = [
     "DistillConfig",

@@ -23,17 +23,15 @@ Batches are random, or with ``group_by_length`` random batches of similar length
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -49,6 +47,14 @@ from prunekit.errors import ConfigError
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
 from prunekit.train.batching import LengthGroupedSampler
+from prunekit.train.checkpoints import run_fingerprint, save_checkpoint, saved_state
+from prunekit.train.extras import (
+    LossFn,
+    LossOutput,
+    ParamGroup,
+    StepCallback,
+    TrainExtras,
+)
 from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
 from prunekit.train.schedules import constant, linear_warmup_decay
 
@@ -58,13 +64,7 @@ __all__ = [
     "Precision",
     "TrainConfig",
     "TrainResult",
-    "TrainExtras",
-    "ParamGroup",
-    "GeneratorState",
     "finetune",
-    "LossFn",
-    "LossOutput",
-    "StepCallback",
     "METRICS_FILE",
 ]
 
@@ -75,12 +75,6 @@ Precision = Literal["fp32", "bf16"]
 # Options of the loop added after the first runs: keys and fingerprints carry them only when
 # they are not at their defaults (`asked_loop_options`), so older runs keep theirs.
 LOOP_OPTIONS = ("precision", "group_by_length")
-LossOutput = torch.Tensor | dict[str, torch.Tensor]
-LossFn = Callable[[nn.Module, dict[str, torch.Tensor], int], LossOutput]
-# (step, total_steps, values): values holds "loss" (the sum), each named part and any status.
-StepCallback = Callable[[int, int, dict[str, float]], None]
-
-_STATE_FILE = "trainer_state.json"
 
 
 class TrainConfig(BaseModel):
@@ -114,53 +108,6 @@ class TrainConfig(BaseModel):
         "padding shrinks (GLUE: 1.5-2.9x fewer token slots); needs items with input_ids",
     )
     seed: int = 0
-
-
-class Stateful(Protocol):
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
-
-
-@dataclass
-class ParamGroup:
-    """Parameters outside the model's weights, with their own optimiser settings.
-
-    ``ascent`` trains them to *maximise* the loss (Lagrange multipliers): their gradient is
-    negated before the step. ``scheduled`` makes them follow the weights' warm-up/decay.
-    """
-
-    params: Sequence[torch.Tensor]
-    lr: float
-    weight_decay: float = 0.0
-    ascent: bool = False
-    scheduled: bool = False
-
-    def __post_init__(self) -> None:
-        self.params = list(self.params)  # a generator (module.parameters()) would run dry
-
-
-@dataclass
-class TrainExtras:
-    """What a training-time method plugs into `finetune` (see the module docstring)."""
-
-    param_groups: Sequence[ParamGroup] = ()
-    after_step: Sequence[Callable[[int], None]] = ()
-    state: Mapping[str, Stateful] = field(default_factory=dict)
-    status: Callable[[], dict[str, float]] | None = None
-
-
-class GeneratorState:
-    """A `torch.Generator` as checkpointable state, so resumed sampling continues exactly."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["rng"])
 
 
 @dataclass
@@ -246,8 +193,8 @@ def finetune(
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
     logger = MetricsLog(checkpoint_dir, config.log_every, accelerator.is_main_process)
-    run = _run_fingerprint(config, total, len(train_dataset))
-    saved = _saved_state(last_dir) if resume else None
+    run = run_fingerprint(_fingerprint_fields(config), total, len(train_dataset))
+    saved = saved_state(last_dir) if resume else None
     if saved is not None and saved.get("run") != run:
         # Another configuration wrote this checkpoint (other settings, data or step count):
         # continuing it would mix two runs, so this one starts over.
@@ -306,7 +253,7 @@ def finetune(
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             if last_dir is not None and due and step < total:
-                _save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run)
+                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run)
             if step >= total:
                 break
         if step >= total:
@@ -379,19 +326,10 @@ def asked_loop_options(
     return asked
 
 
-def _run_fingerprint(config: TrainConfig, total: int, examples: int) -> str:
-    """What a checkpoint must share with the run that resumes it."""
+def _fingerprint_fields(config: TrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share; loop options only when asked (older runs)."""
     fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device", *LOOP_OPTIONS})
-    fields |= asked_loop_options(config.precision, config.group_by_length)
-    return hashlib.sha256(
-        json.dumps([fields, total, examples], sort_keys=True).encode()
-    ).hexdigest()[:16]
-
-
-def _saved_state(last_dir: Path | None) -> dict[str, Any] | None:
-    if last_dir is None or not (last_dir / _STATE_FILE).is_file():
-        return None
-    return json.loads((last_dir / _STATE_FILE).read_text())
+    return fields | asked_loop_options(config.precision, config.group_by_length)
 
 
 def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:
@@ -438,21 +376,3 @@ def _param_groups(
     if not kept:
         raise ValueError("nothing to train: no parameter requires grad")
     return [groups[i] for i in kept], [schedules[i] for i in kept]
-
-
-def _save_checkpoint(
-    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any], run: str
-) -> None:
-    """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one."""
-    tmp = last_dir.with_name(f"{last_dir.name}.tmp")
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        state = {"step": step, "pending": pending, "run": run}
-        (tmp / _STATE_FILE).write_text(json.dumps(state))
-        if last_dir.exists():
-            shutil.rmtree(last_dir)
-        tmp.rename(last_dir)
-    accelerator.wait_for_everyone()

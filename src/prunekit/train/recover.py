@@ -6,7 +6,8 @@ from torch import nn
 
 from prunekit.data import TaskData
 from prunekit.train.distill import DistillConfig, make_distillation_loss
-from prunekit.train.finetune import StepCallback, TrainConfig, TrainResult, finetune
+from prunekit.train.extras import StepCallback
+from prunekit.train.finetune import TrainConfig, TrainResult, finetune
 
 __all__ = ["recover", "recovery_steps"]
 

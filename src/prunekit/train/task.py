@@ -16,7 +16,8 @@ from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL, load_for_task
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
 from prunekit.train.evaluate import evaluate_splits
-from prunekit.train.finetune import StepCallback, TrainConfig, finetune
+from prunekit.train.extras import StepCallback
+from prunekit.train.finetune import TrainConfig, finetune
 
 __all__ = ["FinetuneConfig", "finetune_task"]
 

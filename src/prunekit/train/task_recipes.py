@@ -24,13 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import get_task
-from prunekit.train.finetune import (
-    LOOP_OPTIONS,
-    Precision,
-    StepCallback,
-    TrainConfig,
-    asked_loop_options,
-)
+from prunekit.train.extras import StepCallback
+from prunekit.train.finetune import LOOP_OPTIONS, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task import FinetuneConfig, finetune_task
 
 __all__ = [

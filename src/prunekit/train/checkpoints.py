@@ -1,0 +1,48 @@
+"""Checkpoints of the one loop: written beside ``last/`` and swapped in, so a kill never leaves
+half of one, and stamped with a fingerprint of the run so another run never resumes them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+__all__ = ["run_fingerprint", "save_checkpoint", "saved_state"]
+
+_STATE_FILE = "trainer_state.json"
+
+
+def run_fingerprint(fields: dict[str, Any], total: int, examples: int) -> str:
+    """What a checkpoint must share with the run that resumes it: the settings ``fields``, the
+    step count and the number of training examples."""
+    return hashlib.sha256(
+        json.dumps([fields, total, examples], sort_keys=True).encode()
+    ).hexdigest()[:16]
+
+
+def saved_state(last_dir: Path | None) -> dict[str, Any] | None:
+    if last_dir is None or not (last_dir / _STATE_FILE).is_file():
+        return None
+    return json.loads((last_dir / _STATE_FILE).read_text())
+
+
+def save_checkpoint(
+    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any], run: str
+) -> None:
+    """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one."""
+    tmp = last_dir.with_name(f"{last_dir.name}.tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        state = {"step": step, "pending": pending, "run": run}
+        (tmp / _STATE_FILE).write_text(json.dumps(state))
+        if last_dir.exists():
+            shutil.rmtree(last_dir)
+        tmp.rename(last_dir)
+    accelerator.wait_for_everyone()
