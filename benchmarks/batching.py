@@ -32,6 +32,7 @@ from _rows import read_json, write_json
 from prunekit.data import TaskData, get_task, input_lengths, primary_metric
 from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import load_for_task
+from prunekit.report.summary import spread
 from prunekit.train import finetune, predict
 from prunekit.train.batching import LengthGroupedSampler
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
@@ -124,10 +125,6 @@ def evaluation_seconds(task: str, data_dir: Path | None) -> dict:
     }
 
 
-def mean_std(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="mrpc,rte,stsb,cola,sst2")
@@ -185,8 +182,8 @@ def main() -> None:
     for name in ("random", "grouped"):
         runs = row[name]
         lines.append(
-            f"| {name} | {mean_std([r['dev'] for r in runs])} | "
-            f"{mean_std([r['validation'] for r in runs])} | "
+            f"| {name} | {spread([r['dev'] for r in runs])} | "
+            f"{spread([r['validation'] for r in runs])} | "
             f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f} |"
         )
     if "evaluation" in result:

@@ -42,6 +42,7 @@ import torch
 from _rows import append_row, keyed_rows
 
 from prunekit.data import primary_metric
+from prunekit.report.summary import mean_std
 from prunekit.train.task_recipes import TaskRecipe, cached_dense_model, dense_key
 
 ROOT = Path(__file__).resolve().parent
@@ -330,7 +331,8 @@ def markdown(summary: dict) -> str:
     for task, s in summary.items():
         r = s["chosen_recipe"]
         dev = (
-            f"{s['dev_mean']:.2f} ± {s['dev_std'] or 0:.2f} ({', '.join(map(str, s['seeds']))})"
+            f"{mean_std(s['dev_mean'], s['dev_std'] or 0, len(s['seeds']), 2)} "
+            f"({', '.join(map(str, s['seeds']))})"
             if s["dev_mean"] is not None
             else "–"
         )

@@ -47,7 +47,13 @@ from prunekit.data import TaskData, get_task, primary_metric
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
-from prunekit.report.summary import collapse_mark, collapse_note, constant_floor, is_collapsed
+from prunekit.report.summary import (
+    collapse_mark,
+    collapse_note,
+    constant_floor,
+    is_collapsed,
+    spread,
+)
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
@@ -232,7 +238,6 @@ def write_report(trained: dict) -> None:
         devs = [m["dev"] for m in members]
         collapsed = collapse_mark(sum(is_collapsed(m) for m in members))
         dense = statistics.fmean(m["dense_dev"] for m in members)
-        std = statistics.stdev(devs) if len(devs) > 1 else 0.0
         ratios = [
             m["finetune_seconds"] / dense_time[time_key(m)]
             for m in members
@@ -241,8 +246,8 @@ def write_report(trained: dict) -> None:
         time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
         lines.append(
-            f"| {task}{held} | {fraction:.0%} | {method} | {statistics.fmean(devs):.2f} ± "
-            f"{std:.2f}{collapsed} | {statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
+            f"| {task}{held} | {fraction:.0%} | {method} | {spread(devs)}{collapsed} | "
+            f"{statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
         )
     if any(is_collapsed(r) for r in rows):
         lines += ["", collapse_note(constant_floor(rows))]

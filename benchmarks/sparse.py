@@ -40,7 +40,13 @@ from prunekit.device import describe_device, resolve_device
 from prunekit.recipes.bench import run_bench
 from prunekit.recipes.inspect import run_inspect
 from prunekit.recipes.prune import PruneConfig, run_prune
-from prunekit.report.summary import collapse_mark, collapse_note, constant_floor, is_collapsed
+from prunekit.report.summary import (
+    collapse_mark,
+    collapse_note,
+    constant_floor,
+    is_collapsed,
+    spread,
+)
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
 
 RESULTS = Path(__file__).parent / "results" / "sparse"
@@ -168,11 +174,6 @@ def retime(args) -> None:
     write_report(args.results)
 
 
-def _mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {std:.2f}"
-
-
 def write_report(results: Path) -> None:
     rows = with_dev_constant(done(results).values())  # older rows: from the dev labels
     groups: dict[tuple, list[dict]] = {}
@@ -206,7 +207,7 @@ def write_report(results: Path) -> None:
         collapsed = sum(is_collapsed(m) for m in members)
         collapsed_any = collapsed_any or bool(collapsed)
         devs = [m["dev"] for m in members]
-        dev_cell = _mean_std(devs) + collapse_mark(collapsed)
+        dev_cell = spread(devs) + collapse_mark(collapsed)
         delta = [m["dev"] - m["dense_dev"] for m in members]
         timing = next((m["timing"] for m in members if "timing" in m), None)
         latency = throughput = speedup = "–"

@@ -25,6 +25,7 @@ from prunekit import StorageOptions, load, save
 from prunekit.data import get_task, make_collate, primary_metric, task_dataset
 from prunekit.models import load_tokenizer
 from prunekit.models.sparse_storage import storage_report
+from prunekit.report.summary import spread
 from prunekit.train import evaluate
 from prunekit.train.task_recipes import cached_dense_model, dense_cache_root, dense_key, recipe_for
 
@@ -95,7 +96,7 @@ def write_report() -> None:
         megabytes = statistics.fmean(m["bytes"] for m in members) / 1e6
         seeds = ", ".join(str(m["seed"]) for m in sorted(members, key=lambda m: m["seed"]))
         lines.append(
-            f"| {task} | {members[0]['metric']} | {embeddings} | {mean:.2f} ± {std:.2f} | "
+            f"| {task} | {members[0]['metric']} | {embeddings} | {spread(devs)} | "
             f"{delta:+.2f} | {megabytes:.1f} | {seeds} |"
         )
         summary[f"{task}|{embeddings}"] = {

@@ -16,7 +16,9 @@ __all__ = [
     "constant_floor",
     "dense_reference",
     "is_collapsed",
+    "mean_std",
     "retention_summary",
+    "spread",
 ]
 
 
@@ -34,7 +36,20 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.mean:.2f} ± {self.std:.2f}" + collapse_mark(self.collapsed)
+        return mean_std(self.mean, self.std, self.n, 2) + collapse_mark(self.collapsed)
+
+
+def mean_std(mean: float, std: float, n: int, digits: int) -> str:
+    """``mean ± std``; one seed has no spread to show, so ``mean (n=1)`` instead of ``± 0``."""
+    if n < 2:
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """`mean_std` of ``values`` (sample std)."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean_std(statistics.fmean(values), std, len(values), digits)
 
 
 def collapse_mark(collapsed: int) -> str:
@@ -113,7 +128,7 @@ class Retention:
 
     @property
     def label(self) -> str:
-        return f"{self.mean:.1f} ± {self.std:.1f}" + collapse_mark(self.collapsed)
+        return mean_std(self.mean, self.std, self.seeds, 1) + collapse_mark(self.collapsed)
 
 
 def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Retention]:
