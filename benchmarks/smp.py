@@ -214,7 +214,7 @@ def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
 def time_key(row: dict) -> tuple:
     """Fine-tune times compare within one task, seed, variant and device type."""
     device = row.get("device", "cpu").split(":")[0].split(" ")[0]
-    return (row["task"], row["seed"], loop_label(row | {"method": ""}), device)
+    return (row["task"], row["seed"], loop_suffix(row), row.get("train_cap"), device)
 
 
 def write_report(trained: dict) -> None:
