@@ -18,6 +18,13 @@ from typing import Any
 from prunekit.data import constant_prediction_floor, load_examples
 from prunekit.train import asked_loop_options
 
+# head_baselines' full comparison: where its run dirs are (+ loop suffix, / task) and how many
+# validation examples its methods may read. Benchmarks that need some of the same runs (peer's
+# HISP + KD rows) use the same settings and borrow them (`CompareConfig.borrow_from`), so
+# both reports show the same numbers and the CPU runs them once.
+HEAD_COMPARISON_RUNS = Path("runs/head_baselines/full")
+HEAD_SEARCH_SAMPLES = 1_000
+
 
 def keyed_rows(path: Path) -> dict[str, dict]:
     """The rows of ``path`` by key (the last row of a key wins); empty when there is no file."""

@@ -21,6 +21,8 @@ import shutil
 from pathlib import Path
 
 from _rows import (
+    HEAD_COMPARISON_RUNS,
+    HEAD_SEARCH_SAMPLES,
     add_device_argument,
     add_loop_arguments,
     keyed_rows,
@@ -38,7 +40,7 @@ from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "head_baselines"
-RUNS = Path("runs/head_baselines")
+RUNS = HEAD_COMPARISON_RUNS.parent
 ALL_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 PRESETS = {
@@ -70,7 +72,7 @@ PRESETS = {
         "astar_max_evals": 200,  # the cap of benchmarks/astar.py
         # Validation examples a method may read to decide: only SST-2's (6.7k) is capped; A*
         # measures up to 200 head sets on them.
-        "search_samples": 1_000,
+        "search_samples": HEAD_SEARCH_SAMPLES,
     },
     "subset": {
         "tasks": ("stsb",),
@@ -194,24 +196,26 @@ def main() -> None:
     write_report(args.preset, preset, runs, results, loop)
 
 
-# Methods compared by a benchmark of their own, shown as blocks of the summary table: the
-# protocol's name (the block's title) and the results file whose rows it takes.
-OWN_PROTOCOLS = {
-    "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
-    "the task's recipe (benchmarks/smp.py; its pruner was trained on RTE, MRPC, SST-2 and CoLA "
-    "inputs, STS-B is held out)": RESULTS.parent / "smp" / "results.jsonl",
-    "Peer protocol: R1 with the same training budget and dense teacher for every row; peer "
-    "distils the pruned heads into their peers, `peer (no peer loss)` is its ablation "
-    "(benchmarks/peer.py)": RESULTS.parent / "peer" / "results.jsonl",
-}
+def own_protocols(loop: dict) -> dict[str, Path]:
+    """Methods compared by a benchmark of their own, shown as blocks of the summary table: the
+    protocol's name (the block's title) and the results file whose rows it takes. Peer's rows
+    are R1 rows: those trained in the same loop as this comparison's (``-bf16-grouped``)."""
+    return {
+        "SMP protocol: heads removed per layer from the pre-trained model, then fine-tuned with "
+        "the task's recipe (benchmarks/smp.py; its pruner was trained on RTE, MRPC, SST-2 and "
+        "CoLA inputs, STS-B is held out)": RESULTS.parent / "smp" / "results.jsonl",
+        "Peer protocol: R1 with the same training budget and dense teacher for every row; peer "
+        "distils the pruned heads into their peers, `peer (no peer loss)` is its ablation "
+        "(benchmarks/peer.py)": RESULTS.parent / f"peer{loop_suffix(loop)}" / "results.jsonl",
+    }
 
 
-def own_protocol_rows(tasks: tuple[str, ...]) -> list[dict]:
-    """The pruned rows of `OWN_PROTOCOLS` on ``tasks``, each with its protocol as regime; runs
+def own_protocol_rows(tasks: tuple[str, ...], loop: dict) -> list[dict]:
+    """The pruned rows of `own_protocols` on ``tasks``, each with its protocol as regime; runs
     with other loop options than the defaults are methods of their own (``smp (bf16)``).
     Budget-mode rows (their method chose the fraction) stay in their own benchmark's report."""
     rows = []
-    for regime, path in OWN_PROTOCOLS.items():
+    for regime, path in own_protocols(loop).items():
         for row in keyed_rows(path).values():
             if row["task"] in tasks and row.get("fraction", 0) > 0 and "budget" not in row:
                 rows.append(row | {"regime": regime, "method": loop_label(row)})
@@ -227,7 +231,7 @@ def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict)
     tasks = tuple(sorted({row["task"] for row in rows}))
     devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU
     report = run_report(
-        results, notes(name, loop_description(loop), devices), own_protocol_rows(tasks)
+        results, notes(name, loop_description(loop), devices), own_protocol_rows(tasks, loop)
     )
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -22,6 +22,8 @@ import shutil
 from pathlib import Path
 
 from _rows import (
+    HEAD_COMPARISON_RUNS,
+    HEAD_SEARCH_SAMPLES,
     add_device_argument,
     add_loop_arguments,
     loop_description,
@@ -52,6 +54,7 @@ def places(args) -> tuple[Path, Path]:
 def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     """(run dir, compare settings, renamed method) of the three studies of one task."""
     runs = places(args)[0]
+    head_runs = Path(f"{HEAD_COMPARISON_RUNS}{loop_suffix(loop_options(args))}")
     common = dict(
         task=task,
         data_dir=args.data_dir,
@@ -59,6 +62,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         recover_max_samples=args.recover_max_samples or None,
         **loop_options(args),  # recovery and peer alike (compare applies them to both)
         distill=DistillConfig(),
+        search_samples=HEAD_SEARCH_SAMPLES,  # the head comparison's, so its HISP rows apply
         regimes=("r1",),
         time_speed=False,
         device=args.device,
@@ -71,7 +75,12 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
             dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
             None,
         ),
-        (runs / "fixed" / task, dict(fixed, methods=("peer", "hisp")), None),
+        (
+            runs / "fixed" / task,
+            # HISP + KD at 50/70% is head_baselines' R1 run when the settings match: borrowed
+            dict(fixed, methods=("peer", "hisp"), borrow_from=(head_runs / task,)),
+            None,
+        ),
         (
             runs / "no_peer" / task,
             dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
@@ -125,14 +134,19 @@ def write_results(tasks: list[str], args) -> None:
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
     devices = " + ".join(sorted({row["device"] for row in rows}))
-    seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in rows)
+    own = [r for r in rows if not r.get("borrowed_from")]  # borrowed runs cost nothing here
+    seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in own)
+    hisp = sum(r["method"] == "hisp" for r in rows)
+    borrowed = len(rows) - len(own)
     notes = (
         f"`benchmarks/peer.py`, trained on {devices}, in "
         f"{loop_description(loop_options(args))}. R1 rows: every method "
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         f"train split{_cap(args)}) and the same dense teacher; peer trains its own copy within "
         "that budget "
-        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Budget rows: "
+        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. HISP rows made "
+        "with the same settings by head_baselines' full comparison are taken from it "
+        f"({borrowed} of {hisp}). Budget rows: "
         "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost "
         f"of all runs: {seconds / 3600:.2f} h."
     )

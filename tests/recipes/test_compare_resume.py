@@ -323,3 +323,37 @@ def test_a_run_dir_refuses_rows_of_another_dense_model(tiny_bert_with_real_token
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ConfigError, match="seed 0 rows of another dense model"):
         run_compare(config.model_copy(update={"regimes": ("r0",), "fractions": (0.25,)}))
+
+
+def test_a_sweep_borrows_the_runs_another_dir_made_with_the_same_settings(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "lender").model_copy(
+        update={"methods": ("random", "hisp"), "fractions": (0.5,), "seeds": (0,), "budgets": ()}
+    )
+    lent = {r["key"]: r for r in run_compare(config)}
+    ran = []
+    borrower = config.model_copy(
+        update={
+            "out": tmp_path / "borrower",
+            "methods": ("hisp", "random"),
+            "fractions": (0.25, 0.5),
+            "borrow_from": (config.out, tmp_path / "missing"),
+        }
+    )
+    rows = {r["key"]: r for r in run_compare(borrower, after_run=lambda r: ran.append(r["key"]))}
+    borrowed = {k for k, r in rows.items() if r.get("borrowed_from") == str(config.out)}
+    assert borrowed == set(lent)  # every 50% run of both methods and regimes, none run again
+    assert sorted(ran) == sorted(k for k in rows if k.startswith(("hisp|0.2500", "random|0.2500")))
+    assert all(rows[k]["dev"] == lent[k]["dev"] for k in borrowed)
+    # other result settings lend nothing; another setting of one method lends the others
+    for change, kept in (
+        ({"recover_max_samples": 8}, set()),
+        ({"method_options": {"hisp": {"normalize_layers": False}}}, {"random"}),
+    ):
+        other = borrower.model_copy(
+            update={"out": tmp_path / f"other-{len(kept)}", "fractions": (0.5,), **change}
+        )
+        rows = run_compare(other)
+        assert {r["method"] for r in rows if r.get("borrowed_from")} == kept
+        assert len(rows) == 4

@@ -109,6 +109,14 @@ def compare(
             help="Recovery and every method that trains use length-grouped batches (less padding).",
         ),
     ] = False,
+    borrow_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="RUNDIR",
+            help="Run dir of another sweep (repeatable): its runs of this sweep's keys, made "
+            "with the same settings and dense models, are taken instead of run again."
+        ),
+    ] = None,
     no_timing: Annotated[
         bool, typer.Option("--no-timing", help="Skip measured speed-ups.")
     ] = False,
@@ -158,6 +166,7 @@ def compare(
             ),
             precision=precision,
             group_by_length=group_by_length,
+            borrow_from=tuple(borrow_from or ()),
             time_speed=not no_timing,
             time_onnx=onnx_timing,
             device=device,

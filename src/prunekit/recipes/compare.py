@@ -41,10 +41,12 @@ from prunekit.recipes.common import console, seed_everything
 from prunekit.recipes.compare_config import (
     REGIMES,
     CompareConfig,
+    borrowed_rows,
     dense_recipe,
     per_method_options,
     refuse_other_settings,
     run_dir_settings,
+    run_key,
     with_loop_options,
 )
 from prunekit.report import read_results
@@ -68,10 +70,6 @@ __all__ = [
 ]
 
 SPLITS = ("validation", "dev")
-
-
-def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
-    return f"{method}|{fraction:.4f}|{seed}|{regime}"
 
 
 def run_compare(
@@ -109,6 +107,13 @@ def run_compare(
     results = config.out / "results.jsonl"
     rows = read_results(results)
     done = {row["key"] for row in rows}
+    borrowed = _same_dense(config, borrowed_rows(config, budget_methods, done))
+    if borrowed:
+        _append(results, borrowed)
+        rows += borrowed
+        done |= {row["key"] for row in borrowed}
+        sources = ", ".join(sorted({row["borrowed_from"] for row in borrowed}))
+        console.log(f"{len(borrowed)} runs borrowed from {sources}")
 
     for seed in config.seeds:
         runs: list[tuple[str, float, bool]] = [  # (method, fraction or budget, is_budget)
@@ -134,11 +139,7 @@ def run_compare(
         sweep = _Sweep(config, dense, data, dense_eval, seed, done, dense_dir)
         for method, value, is_budget in runs:
             new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
-            with results.open("a") as handle:
-                for row in new_rows:
-                    handle.write(json.dumps(row) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            _append(results, new_rows)
             for row in new_rows:
                 done.add(row["key"])
                 rows.append(row)
@@ -146,6 +147,25 @@ def run_compare(
                 if after_run is not None:
                     after_run(row)
     return rows
+
+
+def _append(results: Path, rows: list[dict[str, Any]]) -> None:
+    """Append rows and flush them to disk at once: a kill right after keeps them."""
+    with results.open("a") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _same_dense(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The borrowed rows measured against this sweep's own dense model of their seed (rows
+    that do not record theirs cannot show it and are not taken)."""
+    digests = {
+        seed: model_files_digest(_dense_model(config, seed))
+        for seed in sorted({r["seed"] for r in rows})
+    }
+    return [r for r in rows if r.get("dense_digest") == digests[r["seed"]]]
 
 
 def _refuse_other_dense(

@@ -23,11 +23,18 @@ __all__ = [
     "dense_recipe",
     "per_method_options",
     "refuse_other_settings",
+    "borrowed_rows",
     "run_dir_settings",
+    "run_key",
+    "settings_differ",
     "with_loop_options",
 ]
 
 REGIMES = ("r0", "r1")
+
+
+def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
+    return f"{method}|{fraction:.4f}|{seed}|{regime}"
 
 
 def _budget_methods() -> tuple[str, ...]:
@@ -79,6 +86,12 @@ class CompareConfig(BaseModel):
         False,
         description="recovery and every method that trains use length-grouped batches (unless "
         "its method options say otherwise); False leaves recover and method_options as given",
+    )
+    borrow_from: tuple[Path, ...] = Field(
+        (),
+        description="run dirs of other sweeps (another benchmark's) whose rows this sweep would "
+        "otherwise run again: taken when their config.json records the same result settings "
+        "and method settings, marked borrowed_from",
     )
     time_speed: bool = True
     time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
@@ -151,19 +164,17 @@ def run_dir_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> 
     return {**config.model_dump(mode="json"), "method_settings": {**before, **now}}
 
 
-def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
-    """Raise when ``config.out`` holds rows of other result-affecting settings."""
-    path = config.out / "config.json"
-    if not path.is_file():
-        return
-    before, now = json.loads(path.read_text()), config.model_dump(mode="json")
-    for settings in (before, now):
-        if isinstance(settings.get("recover"), dict):  # where recovery ran is not a result
-            settings["recover"] = {k: v for k, v in settings["recover"].items() if k != "device"}
+def settings_differ(
+    config: CompareConfig, before: dict[str, Any], methods: Iterable[str]
+) -> list[str]:
+    """The result-affecting settings, and the settings of ``methods`` that both ran, in which a
+    run dir's recorded ``before`` (its config.json) differs from ``config``."""
+    now = config.model_dump(mode="json")
+    before, now = _without_recovery_device(before), _without_recovery_device(now)
     differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
     resolved = before.get("method_settings", {})
     ran_before = {*before.get("methods", ()), *before.get("budget_methods", ()), *resolved}
-    for method in sorted(ran_before & {*config.methods, *budget_methods}):
+    for method in sorted(ran_before & set(methods)):
         if method in resolved:  # recorded with its defaults: a changed default shows too
             same = resolved[method] == _resolved(method, config.method_options.get(method))
         else:  # an older run dir: only the options it was given are known
@@ -175,8 +186,65 @@ def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]
             same = old == info.parse_config(config.method_options.get(method))
         if not same:
             differ.append(f"method_options.{method}")
+    return differ
+
+
+def _without_recovery_device(settings: dict[str, Any]) -> dict[str, Any]:
+    """Where recovery ran is not a result."""
+    if not isinstance(settings.get("recover"), dict):
+        return settings
+    return settings | {"recover": {k: v for k, v in settings["recover"].items() if k != "device"}}
+
+
+def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
+    """Raise when ``config.out`` holds rows of other result-affecting settings."""
+    path = config.out / "config.json"
+    if not path.is_file():
+        return
+    before = json.loads(path.read_text())
+    differ = settings_differ(config, before, {*config.methods, *budget_methods})
     if differ:
         raise ConfigError(
             f"{config.out} holds results of other settings ({', '.join(differ)}), and rows are "
             "resumed by run key alone; use another --out, or delete it to start over"
         )
+
+
+def borrowed_rows(
+    config: CompareConfig, budget_methods: tuple[str, ...], done: set[str]
+) -> list[dict[str, Any]]:
+    """The rows of ``config.borrow_from`` this sweep would run and has not: rows are only taken
+    from a dir run with the same result settings and, per row, the same resolved settings of
+    its method (dirs without them are skipped). Each is marked ``borrowed_from``."""
+    wanted = {
+        run_key(m, f, seed, r)
+        for m in config.methods
+        for f in config.fractions
+        for seed in config.seeds
+        for r in config.regimes
+    }
+    wanted |= {
+        run_key(f"{m}-budget", b, seed, "r0")
+        for m in budget_methods
+        for b in config.budgets
+        for seed in config.seeds
+    }
+    wanted -= done
+    rows: list[dict[str, Any]] = []
+    for source in config.borrow_from:
+        path, results = source / "config.json", source / "results.jsonl"
+        if not (path.is_file() and results.is_file()):
+            continue
+        before = json.loads(path.read_text())
+        if settings_differ(config, before, ()):
+            continue
+        resolved = before.get("method_settings", {})
+        for line in results.read_text().splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row is None or row.get("key") not in wanted:
+                continue
+            method = row["method"].removesuffix("-budget")
+            if method in resolved and not settings_differ(config, before, (method,)):
+                rows.append(row | {"borrowed_from": str(source)})
+                wanted.discard(row["key"])
+    return rows
