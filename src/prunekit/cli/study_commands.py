@@ -114,7 +114,7 @@ def compare(
         typer.Option(
             metavar="RUNDIR",
             help="Run dir of another sweep (repeatable): its runs of this sweep's keys, made "
-            "with the same settings and dense models, are taken instead of run again."
+            "with the same settings and dense models, are taken instead of run again.",
         ),
     ] = None,
     no_timing: Annotated[
