@@ -357,3 +357,31 @@ def test_a_sweep_borrows_the_runs_another_dir_made_with_the_same_settings(
         rows = run_compare(other)
         assert {r["method"] for r in rows if r.get("borrowed_from")} == kept
         assert len(rows) == 4
+
+
+def test_r1_takes_the_plan_an_earlier_r0_sweep_decided(tiny_bert_with_real_tokenizer, tmp_path):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "memo").model_copy(
+        update={
+            "methods": ("l0",),
+            "method_options": {"l0": {"steps": 2, "batch_size": 4}},
+            "fractions": (0.5,),
+            "seeds": (0,),
+            "budgets": (),
+        }
+    )
+    (r0,) = run_compare(config.model_copy(update={"regimes": ("r0",)}))
+    (memo,) = (config.out / "work" / "plans").glob("l0-*.json")
+    r1 = run_compare(config.model_copy(update={"regimes": ("r1",)}))[-1]
+    assert r1["regime"] == "r1" and r1["kept_heads"] == r0["kept_heads"]
+    assert r1["decision_seconds"] == r0["decision_seconds"]  # not decided again: read back
+    # a method that trained weights keeps no plan: its R1 is its own model, decided again
+    trained = config.model_copy(
+        update={
+            "out": tmp_path / "trained",
+            "method_options": {"l0": {"steps": 2, "batch_size": 4, "train_weights": True}},
+            "regimes": ("r0",),
+        }
+    )
+    run_compare(trained)
+    assert not (trained.out / "work" / "plans").exists()
+    assert memo.is_file()

@@ -44,10 +44,13 @@ from prunekit.recipes.compare_config import (
     borrowed_rows,
     dense_recipe,
     per_method_options,
+    plan_memo_path,
+    read_plan_memo,
     refuse_other_settings,
     run_dir_settings,
     run_key,
     with_loop_options,
+    write_plan_memo,
 )
 from prunekit.report import read_results
 from prunekit.train import (
@@ -211,7 +214,7 @@ class _Sweep:
         self, config, dense, data: TaskData, dense_eval: dict, seed: int, done: set, dense_dir
     ):
         self.config, self.dense, self.data, self.seed, self.done = config, dense, data, seed, done
-        self.dense_dir = dense_dir
+        self.dense_dir, self.digest = dense_dir, model_files_digest(dense_dir)
         self.dense_eval = dense_eval
         self.recover = config.recover.model_copy(update={"seed": seed, "device": config.device})
         self.budget_steps = recovery_steps(data, self.recover, config.recover_max_samples)
@@ -237,7 +240,13 @@ class _Sweep:
     def run(self, method: str, fraction: float) -> list[dict[str, Any]]:
         target = head_target(current_plan(self.dense), heads=fraction)
         options = dict(self.config.method_options.get(method, {}))
-        result = self.decide(method, target, options, run_key(method, fraction, self.seed, "r0"))
+        key = run_key(method, fraction, self.seed, "r0")
+        settings = get_method(method).parse_config(options).model_dump(mode="json")
+        memo = plan_memo_path(self.config.out, [method, settings, fraction, self.seed, self.digest])
+        result = read_plan_memo(memo)  # decided by an earlier sweep (R0 and R1 often are two)
+        if result is None:
+            result = self.decide(method, target, options, key)
+            write_plan_memo(memo, result)
         return self.evaluate(result, method, fraction, self.config.regimes)
 
     def budget_run(self, method: str, budget: float) -> list[dict[str, Any]]:
@@ -293,7 +302,7 @@ class _Sweep:
             "device": describe_device(resolve_device(self.config.device)),  # where it trained
             "dense_validation": self.dense_eval["validation"]["primary"],
             "dense_dev": self.dense_eval["dev"]["primary"],
-            "dense_digest": model_files_digest(self.dense_dir),
+            "dense_digest": self.digest,
         }
         if self.config.time_speed and self.seed == self.config.seeds[0]:
             base |= self.speed(method, fraction, model)

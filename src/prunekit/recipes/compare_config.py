@@ -1,9 +1,12 @@
 """`prunekit compare`'s settings: the typed config, the parsing of its CLI options, and the
 rule for resuming a run dir (its rows are found by run key alone, so a sweep must share the
-settings every row depends on with the sweep that wrote them)."""
+settings every row depends on with the sweep that wrote them), and what later sweeps reuse:
+rows of another run dir with the same settings (``borrow_from``) and the plans decided by
+earlier sweeps of this one (R1 at a fraction whose R0 ran before does not decide again)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,7 +15,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.errors import ConfigError
-from prunekit.methods import TrainingMethodConfig, get_method, list_methods, read_method_options
+from prunekit.methods import (
+    MethodResult,
+    TrainingMethodConfig,
+    get_method,
+    list_methods,
+    read_method_options,
+)
+from prunekit.plan import PruningPlan
 from prunekit.train import DistillConfig, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task_recipes import TaskRecipe, recipe_for
 
@@ -22,12 +32,15 @@ __all__ = [
     "RESULT_SETTINGS",
     "dense_recipe",
     "per_method_options",
+    "plan_memo_path",
+    "read_plan_memo",
     "refuse_other_settings",
     "borrowed_rows",
     "run_dir_settings",
     "run_key",
     "settings_differ",
     "with_loop_options",
+    "write_plan_memo",
 ]
 
 REGIMES = ("r0", "r1")
@@ -248,3 +261,30 @@ def borrowed_rows(
                 rows.append(row | {"borrowed_from": str(source)})
                 wanted.discard(row["key"])
     return rows
+
+
+def plan_memo_path(out: Path, identity: list[Any]) -> Path:
+    """Where a run dir keeps the plan of one decision, named by what decided it (method,
+    resolved settings, fraction, seed, dense model)."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return out / "work" / "plans" / f"{identity[0]}-{digest}.json"
+
+
+def read_plan_memo(path: Path) -> MethodResult | None:
+    """The kept decision, or None when there is none."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return MethodResult(PruningPlan.from_json(saved["plan"]), record=saved["record"])
+
+
+def write_plan_memo(path: Path, result: MethodResult) -> None:
+    """Keep a decision for later sweeps: its plan is all R1 needs of a method that only
+    decided. One that trained weights (or left masks) decides again; its weights are not kept."""
+    if result.trained_weights or result.plan.sparse_masks is not None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # a kill leaves no torn memo
+    record = {"decision_seconds": result.record["decision_seconds"]}
+    tmp.write_text(json.dumps({"plan": result.plan.to_json(), "record": record}))
+    tmp.replace(path)
