@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
 from conftest import TINY, tiny_batch, tiny_model, unbatch
@@ -113,6 +114,34 @@ def test_lossless_mode_reports_every_fraction_it_tried():
     assert result.record["fraction"] == 0.75  # a budget of 100 points accepts everything
     assert set(result.record["tried"]) <= {"0.25", "0.50", "0.75"}
     assert result.plan.heads_kept == L * H - round(0.75 * L * H)
+
+
+def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_fraction(
+    tmp_path, monkeypatch
+):
+    import prunekit.methods.peer as peer
+
+    trained = []
+    distil = peer._distil
+    monkeypatch.setattr(peer, "_distil", lambda *a, **k: trained.append(1) or distil(*a, **k))
+    model = tiny_model("bert")
+    grid = (0.25, 0.5, 0.75)
+
+    def run(**options):
+        request = peer_request(model, **options)
+        return get_method("peer")(replace(request, cache_dir=tmp_path))
+
+    strict = run(budget=100.0, grid=grid)
+    first = len(trained)  # bisection from the middle: 0.50, then 0.75
+    loose = run(budget=200.0, grid=grid)
+    assert len(trained) == first  # the same fractions, read back instead of trained again
+    assert loose.record["reused_student"] and loose.plan == strict.plan
+    for a, b in zip(loose.model.parameters(), strict.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    fixed = run(keep=L * H - round(0.75 * L * H))  # the same student as the 75% probe
+    assert len(trained) == first and fixed.record["reused_student"]
+    run(keep=L * H - round(0.75 * L * H), alpha_kd=0.5)  # other settings: trained anew
+    assert len(trained) == first + 1
 
 
 def test_attention_map_similarity_is_one_on_the_diagonal_and_symmetric():

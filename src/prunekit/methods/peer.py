@@ -19,7 +19,9 @@ choice OUR CHOICE and configurable:
 - **Lossless mode** (budget mode: no head target): the largest fraction of ``grid``
   (0.30..0.90) whose distilled model stays within ``budget`` points (epsilon) of the teacher on
   the validation split, found by bisection (a larger fraction is assumed to fail when a smaller
-  one does); every fraction tried is in the record.
+  one does); every fraction tried is in the record. With the caller's shared ``cache_dir``
+  (compare's run dir) every student is kept (`prunekit.models.memo`): another budget probing
+  the same fraction, or a fixed-fraction run of it, reads it back instead of training again.
 - Training: AdamW, lr 2e-5, batch 32, warm-up 10%, linear decay, ``epochs`` (3) of the train
   split, or the request's ``train_budget_steps`` when given (compare's equal budget).
 - **Pairing (optional, off by default).** With ``pairing_weight`` > 0 each pruned head is
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -59,6 +63,7 @@ from prunekit.methods.registry import (
 from prunekit.models import apply_plan
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
+from prunekit.models.memo import load_weights_memo, save_weights_memo, weights_digest
 from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
@@ -122,7 +127,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         similarity = _teacher_similarity(request, config)
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
         plan = _locate(request, config, request.target, scores)
-        student, record = _distil(request, config, plan, similarity)
+        student, record = _distilled(request, config, plan, similarity)
         return MethodResult(plan, model=student, record=record)
 
     budget = 0.0 if config.budget is None else config.budget
@@ -135,7 +140,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         keep = total - round(fraction * total)
         target = HeadTarget(keep, min_per_layer=config.min_heads_per_layer)
         plan = _locate(request, config, target, scores)
-        student, record = _distil(request, config, plan, similarity, tag=f"{fraction:.2f}")
+        student, record = _distilled(request, config, plan, similarity, tag=f"{fraction:.2f}")
         # Judged as it will be used: the pruned heads cut out.
         metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
         ok = reference - metric <= budget
@@ -214,6 +219,34 @@ def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
     subset = Subset(subset, by_size) if by_size is not None else subset
     batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
     return normalize_per_layer(head_importance(request.model, batches))
+
+
+def _distilled(
+    request: PruneRequest,
+    config: Config,
+    plan: PruningPlan,
+    similarity: torch.Tensor | None,
+    tag: str = "fixed",
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """`_distil`, or the student it trained before from the same model, teacher, plan, seed
+    and settings (the budget aside), kept in the caller's shared cache: lossless mode at two
+    budgets probes some fractions twice, and fixed-fraction runs meet them again."""
+    if request.cache_dir is None:
+        return _distil(request, config, plan, similarity, tag)
+    settings = config.model_dump(mode="json", exclude={"budget", "grid", "checkpoint_every"})
+    teacher = "same" if request.teacher is request.model else weights_digest(request.teacher)
+    identity = [weights_digest(request.model), teacher, settings, plan.kept_heads, request.seed]
+    task = getattr(request.task, "name", None)
+    identity += [request.train_budget_steps, len(request.train_set), task]
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    directory = request.cache_dir / "students" / key
+    student = copy.deepcopy(request.model)
+    record = load_weights_memo(directory, student)
+    if record is not None:
+        return student.eval(), record | {"reused_student": key}
+    student, record = _distil(request, config, plan, similarity, tag)
+    save_weights_memo(directory, student, record)
+    return student, record
 
 
 def _distil(

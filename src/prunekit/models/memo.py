@@ -1,0 +1,53 @@
+"""Trained weights kept for reuse: a method that trains the same student twice (peer's lossless
+mode at two budgets, or at a budget and at the same fixed fraction) reads the first one back.
+
+A memo is a folder with ``model.safetensors`` (the state dict, shared tensors handled by
+safetensors) and ``record.json``, written beside its final name and renamed, so a kill never
+leaves half of one. Its name comes from `weights_digest` of the model it started from and
+whatever else decided the training (the caller's key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+__all__ = ["load_weights_memo", "save_weights_memo", "weights_digest"]
+
+_WEIGHTS, _RECORD = "model.safetensors", "record.json"
+
+
+def weights_digest(model: nn.Module) -> str:
+    """Hash of the model's state dict: names, shapes, dtypes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:24]
+
+
+def load_weights_memo(directory: Path, model: nn.Module) -> dict[str, Any] | None:
+    """Load the memo's weights into ``model`` (same architecture) and return its record; None,
+    and ``model`` untouched, when there is no memo."""
+    if not (directory / _RECORD).is_file():  # written last: its presence means complete
+        return None
+    load_model(model, str(directory / _WEIGHTS), device=str(next(model.parameters()).device))
+    return json.loads((directory / _RECORD).read_text())
+
+
+def save_weights_memo(directory: Path, model: nn.Module, record: dict[str, Any]) -> None:
+    """Keep ``model``'s weights and a JSON ``record`` under ``directory``."""
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / _WEIGHTS))
+    (tmp / _RECORD).write_text(json.dumps(record))
+    shutil.rmtree(directory, ignore_errors=True)
+    tmp.rename(directory)
