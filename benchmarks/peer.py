@@ -69,16 +69,18 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         progress=False,
     )
     fixed = dict(fractions=(0.5, 0.7), seeds=(0, 1, 2), **common)
+    # Fixed fractions and lossless mode share one run dir, so peer's students trained by one
+    # are read back by the other (its cache): lossless probes 0.50 and 0.70 among others.
     return [
         (
-            runs / "lossless" / task,
-            dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
+            runs / task,
+            # HISP + KD at 50/70% is head_baselines' R1 run when the settings match: borrowed
+            dict(fixed, methods=("peer", "hisp"), borrow_from=(head_runs / task,)),
             None,
         ),
         (
-            runs / "fixed" / task,
-            # HISP + KD at 50/70% is head_baselines' R1 run when the settings match: borrowed
-            dict(fixed, methods=("peer", "hisp"), borrow_from=(head_runs / task,)),
+            runs / task,
+            dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
             None,
         ),
         (
@@ -123,7 +125,8 @@ def _cap(args) -> str:
 def write_results(tasks: list[str], args) -> None:
     rows = []
     for task in tasks:
-        for out, _, renamed in sweeps(task, args):
+        dirs = {out: renamed for out, _, renamed in sweeps(task, args)}  # sweeps may share one
+        for out, renamed in dirs.items():
             for row in read_results(out / "results.jsonl"):
                 if renamed and row["method"] == "peer":
                     row["method"] = renamed
