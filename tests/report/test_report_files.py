@@ -114,8 +114,9 @@ def test_methods_with_their_own_protocol_get_a_summary_block_and_no_curves(run_d
     summary = text[: text.index("## rte")]
     assert summary.index("**R1, equal recovery budget**") < summary.index(f"**{protocol}**")
     block = summary[summary.index(f"**{protocol}**") :]
-    # smp keeps 90% and 91.43% of its dense model: 90.7 ± 1.0; the others have no such rows
-    assert "| 50% | – | – | 90.7 ± 1.0 |" in block
+    # smp keeps 90% and 91.43% of its dense model: 90.7 ± 1.0; a block shows its own methods
+    assert "| heads removed | smp |" in block and "| 50% | 90.7 ± 1.0 |" in block
+    assert "| heads removed | hisp | random |" in summary  # R0 and R1: no empty smp column
     assert "smp" not in text[text.index("## rte") :]  # per-task tables: the sweep's rows only
 
 

@@ -126,8 +126,8 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
             else ""
         )
         lines += [collapse_note(floor) + hidden, ""]
-    methods = sorted({c.method for c in cells})
     for regime in sorted({c.regime for c in cells}, key=lambda r: (r not in ("r0", "r1"), r)):
+        methods = sorted({c.method for c in cells if c.regime == regime})  # this block's only
         title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
         lines += [f"**{title}**", "", "| heads removed | " + " | ".join(methods) + " |"]
         lines.append("|---|" + "---|" * len(methods))
