@@ -147,6 +147,7 @@ def main() -> None:
         "gives a five-task summary sooner than all seeds of one task",
     )
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--report-only", action="store_true", help="re-render from the rows")
     add_loop_arguments(parser, "recovery and L0's gates")
     add_device_argument(parser, "recovery and the methods' training")
     args = parser.parse_args()
@@ -168,7 +169,7 @@ def main() -> None:
     # compare times speed on its first seed only: keep that the preset's first seed, and speed
     # columns are CPU claims (ONNX Runtime runs on the CPU): no timing on a GPU
     timed = preset["seeds"][0] in seeds and resolve_device(args.device).type == "cpu"
-    for task in tasks:
+    for task in () if args.report_only else tasks:
         for sweep in preset["sweeps"]:
             run_compare(
                 CompareConfig(
