@@ -242,7 +242,11 @@ class _Sweep:
         options = dict(self.config.method_options.get(method, {}))
         key = run_key(method, fraction, self.seed, "r0")
         settings = get_method(method).parse_config(options).model_dump(mode="json")
-        memo = plan_memo_path(self.config.out, [method, settings, fraction, self.seed, self.digest])
+        # What the decision read besides the model: the task's data and how much of it.
+        data = [self.config.task, self.config.search_samples]
+        memo = plan_memo_path(
+            self.config.out, [method, settings, fraction, self.seed, self.digest, *data]
+        )
         result = read_plan_memo(memo)  # decided by an earlier sweep (R0 and R1 often are two)
         if result is None:
             result = self.decide(method, target, options, key)

@@ -264,8 +264,8 @@ def borrowed_rows(
 
 
 def plan_memo_path(out: Path, identity: list[Any]) -> Path:
-    """Where a run dir keeps the plan of one decision, named by what decided it (method,
-    resolved settings, fraction, seed, dense model)."""
+    """Where a run dir keeps the plan of one decision, named by what decided it (method first,
+    then its resolved settings, the fraction, seed, dense model and data)."""
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     return out / "work" / "plans" / f"{identity[0]}-{digest}.json"
 
