@@ -194,7 +194,8 @@ def main() -> None:
                 )
             )
         write_report(args.preset, preset, runs, results, loop)  # a cut-short run keeps its rows
-    write_report(args.preset, preset, runs, results, loop)
+    # --report-only --tasks: only those tasks' rows (leave out one still running)
+    write_report(args.preset, preset, runs, results, loop, tasks if args.report_only else None)
 
 
 def own_protocols(loop: dict) -> dict[str, Path]:
@@ -223,8 +224,11 @@ def own_protocol_rows(tasks: tuple[str, ...], loop: dict) -> list[dict]:
     return with_dev_constant(rows)
 
 
-def write_report(name: str, preset: dict, runs: Path, results: Path, loop: dict) -> None:
-    rows = [row for task in preset["tasks"] for row in read_results(runs / task / "results.jsonl")]
+def write_report(
+    name: str, preset: dict, runs: Path, results: Path, loop: dict, tasks=None
+) -> None:
+    tasks = tasks or preset["tasks"]
+    rows = [row for task in tasks for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
     rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
