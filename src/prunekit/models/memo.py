@@ -2,8 +2,8 @@
 mode at two budgets, or at a budget and at the same fixed fraction) reads the first one back.
 
 A memo is a folder with ``model.safetensors`` (the state dict, shared tensors handled by
-safetensors) and ``record.json``, written beside its final name and renamed, so a kill never
-leaves half of one. Its name comes from `weights_digest` of the model it started from and
+safetensors) and ``record.json``, written through `atomic_output_dir`, so a kill never leaves
+half of one. Its name comes from `weights_digest` of the model it started from and
 whatever else decided the training (the caller's key).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,24 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-__all__ = ["load_weights_memo", "save_weights_memo", "weights_digest"]
+from prunekit.outputs import atomic_output_dir
+
+__all__ = ["hash_weights", "load_weights_memo", "save_weights_memo", "weights_digest"]
 
 _WEIGHTS, _RECORD = "model.safetensors", "record.json"
 
 
-def weights_digest(model: nn.Module) -> str:
-    """Hash of the model's state dict: names, shapes, dtypes and bytes."""
-    digest = hashlib.sha256()
+def hash_weights(digest: Any, model: nn.Module) -> None:
+    """Feed the model's state dict to a hashlib ``digest``: names, shapes, dtypes and bytes."""
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+
+
+def weights_digest(model: nn.Module) -> str:
+    """24 hex digits of `hash_weights`."""
+    digest = hashlib.sha256()
+    hash_weights(digest, model)
     return digest.hexdigest()[:24]
 
 
@@ -44,10 +50,6 @@ def load_weights_memo(directory: Path, model: nn.Module) -> dict[str, Any] | Non
 
 def save_weights_memo(directory: Path, model: nn.Module, record: dict[str, Any]) -> None:
     """Keep ``model``'s weights and a JSON ``record`` under ``directory``."""
-    tmp = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_model(model, str(tmp / _WEIGHTS))
-    (tmp / _RECORD).write_text(json.dumps(record))
-    shutil.rmtree(directory, ignore_errors=True)
-    tmp.rename(directory)
+    with atomic_output_dir(directory, overwrite=True) as tmp:
+        save_model(model, str(tmp / _WEIGHTS))
+        (tmp / _RECORD).write_text(json.dumps(record))

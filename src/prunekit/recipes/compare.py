@@ -47,6 +47,7 @@ from prunekit.recipes.compare_config import (
     plan_memo_path,
     read_plan_memo,
     refuse_other_settings,
+    resolved_settings,
     run_dir_settings,
     run_key,
     with_loop_options,
@@ -241,7 +242,7 @@ class _Sweep:
         target = head_target(current_plan(self.dense), heads=fraction)
         options = dict(self.config.method_options.get(method, {}))
         key = run_key(method, fraction, self.seed, "r0")
-        settings = get_method(method).parse_config(options).model_dump(mode="json")
+        settings = resolved_settings(method, options)
         # What the decision read besides the model: the task's data and how much of it.
         data = [self.config.task, self.config.search_samples]
         memo = plan_memo_path(

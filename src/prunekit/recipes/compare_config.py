@@ -23,6 +23,7 @@ from prunekit.methods import (
     read_method_options,
 )
 from prunekit.plan import PruningPlan
+from prunekit.report import read_results
 from prunekit.train import DistillConfig, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task_recipes import TaskRecipe, recipe_for
 
@@ -35,6 +36,7 @@ __all__ = [
     "plan_memo_path",
     "read_plan_memo",
     "refuse_other_settings",
+    "resolved_settings",
     "borrowed_rows",
     "run_dir_settings",
     "run_key",
@@ -162,7 +164,8 @@ RESULT_SETTINGS = (
 )
 
 
-def _resolved(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
+def resolved_settings(method: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """A method's settings with its defaults filled in, as JSON values."""
     return get_method(method).parse_config(options).model_dump(mode="json")
 
 
@@ -173,7 +176,7 @@ def run_dir_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> 
     path = config.out / "config.json"
     before = json.loads(path.read_text()).get("method_settings", {}) if path.is_file() else {}
     ran = {*config.methods, *budget_methods}
-    now = {m: _resolved(m, config.method_options.get(m)) for m in sorted(ran)}
+    now = {m: resolved_settings(m, config.method_options.get(m)) for m in sorted(ran)}
     return {**config.model_dump(mode="json"), "method_settings": {**before, **now}}
 
 
@@ -189,7 +192,7 @@ def settings_differ(
     ran_before = {*before.get("methods", ()), *before.get("budget_methods", ()), *resolved}
     for method in sorted(ran_before & set(methods)):
         if method in resolved:  # recorded with its defaults: a changed default shows too
-            same = resolved[method] == _resolved(method, config.method_options.get(method))
+            same = resolved[method] == resolved_settings(method, config.method_options.get(method))
         else:  # an older run dir: only the options it was given are known
             info = get_method(method)
             try:
@@ -252,9 +255,8 @@ def borrowed_rows(
         if settings_differ(config, before, ()):
             continue
         resolved = before.get("method_settings", {})
-        for line in results.read_text().splitlines():
-            row = json.loads(line) if line.strip() else None
-            if row is None or row.get("key") not in wanted:
+        for row in read_results(results):
+            if row.get("key") not in wanted:
                 continue
             method = row["method"].removesuffix("-budget")
             if method in resolved and not settings_differ(config, before, (method,)):

@@ -36,6 +36,7 @@ from prunekit.data import TaskSpec, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.models.adapter import get_adapter
 from prunekit.models.gates import HeadGates, plan_gates
+from prunekit.models.memo import hash_weights
 from prunekit.models.surgery import current_plan
 
 __all__ = ["GatedEvaluator", "EvaluatorStats", "State"]
@@ -148,9 +149,7 @@ class GatedEvaluator:
         device = "" if self.device.type == "cpu" else f"|{self.device.type}"
         header = f"{MEMO_FORMAT}|{torch.__version__}|{self.metric_name}|{self.plan.to_json()}"
         digest = hashlib.sha256(f"{header}{device}".encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        hash_weights(digest, self.model)  # the same bytes as before: memo files stay valid
         for batch in self.batches:
             for name in sorted(batch):
                 digest.update(name.encode())
