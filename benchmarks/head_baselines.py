@@ -225,7 +225,12 @@ def own_protocol_rows(tasks: tuple[str, ...], loop: dict) -> list[dict]:
 
 
 def write_report(
-    name: str, preset: dict, runs: Path, results: Path, loop: dict, tasks=None
+    name: str,
+    preset: dict,
+    runs: Path,
+    results: Path,
+    loop: dict,
+    tasks: tuple[str, ...] | list[str] | None = None,
 ) -> None:
     tasks = tasks or preset["tasks"]
     rows = [row for task in tasks for row in read_results(runs / task / "results.jsonl")]
