@@ -381,3 +381,41 @@ def test_astar_starts_from_hisp_order_and_keeps_at_least_its_prefix():
     assert evaluator.metric(frozenset()) - evaluator.metric(hisp_removed) <= 2.0
     empty = astar_request(model, HeadTarget(keep=L * H), budget=2.0, max_evals=60, start="empty")
     assert get_method("astar")(empty).record["certificate"]["start_heads"] == 0
+
+
+def test_capped_fixed_k_search_completes_along_the_given_order():
+    """Single-head ablations rank 12 'trap' heads first (each alone is free, all together cost
+    50 points): capped before depth 12, completion by d+ takes the trap, completion along an
+    order that puts the harmless heads first does not, and only it reports the heads it added."""
+    heads = [(layer, h) for layer in range(6) for h in range(12)]
+    trap = set(heads[60:])
+    harmless = heads[:60]
+
+    def drops(states):
+        return [50.0 if trap <= state else 0.1 * len(state - trap) for state in states]
+
+    weight = {h: (0.0 if h in trap else 0.2) for h in heads}
+    by_ablation = search_fixed_k(40, 100.0, weight, drops, math.inf, 8, EvalCounter(30))
+    assert by_ablation.capped and len(by_ablation.state) == 40
+    assert trap <= by_ablation.state and drops([by_ablation.state]) == [50.0]
+    calls = []
+
+    def order():
+        calls.append(1)
+        return harmless + sorted(trap)
+
+    completed = search_fixed_k(40, 100.0, weight, drops, math.inf, 8, EvalCounter(30), order)
+    assert completed.capped and len(completed.state) == 40 and len(calls) == 1
+    assert not trap <= completed.state and drops([completed.state])[0] < 50.0
+    assert 0 < completed.completed_heads < 40 and by_ablation.completed_heads > 0
+    uncapped = search_fixed_k(2, 100.0, weight, drops, math.inf, 8, EvalCounter(10**6), order)
+    assert not uncapped.capped and uncapped.completed_heads == 0 and len(calls) == 1
+
+
+def test_capped_fixed_k_astar_reports_its_completion():
+    model = tiny_model("bert")
+    keep = L * H - 5
+    request = astar_request(model, HeadTarget(keep=keep), max_evals=3)
+    certificate = get_method("astar")(request).record["certificate"]
+    assert certificate["capped"] and certificate["complete"] == "hisp"
+    assert 0 < certificate["completed_heads"] <= 5 and certificate["heads_removed"] == 5

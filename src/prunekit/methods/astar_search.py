@@ -36,6 +36,8 @@ class SearchResult:
     # each feasible state the search measured, mapped to its parent (the state it was a
     # successor of): `path_to` reads it; starts have no parent
     parents: dict[State, State] = field(default_factory=dict)
+    # heads a capped fixed-K search added by its completion order, not by measured search
+    completed_heads: int = 0
 
 
 class EvalCounter:
@@ -86,8 +88,12 @@ def search_fixed_k(
     budget: float,
     branching: int,
     counter: EvalCounter,
+    completion_order: Callable[[], Sequence] | None = None,
 ) -> SearchResult:
-    """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``)."""
+    """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``).
+
+    When the evaluations run out (infinite budget), the deepest, cheapest partial set is
+    completed by ``completion_order()`` (called only then), or by d+ without it."""
     order = _head_order(delta_plus)
 
     def heuristic(state: State) -> float:
@@ -118,13 +124,14 @@ def search_fixed_k(
                 frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
             )
     if math.isinf(budget) and best_partial is not None:
-        # Out of evaluations: finish the deepest, cheapest partial set greedily by d+.
+        # Out of evaluations: finish the deepest, cheapest partial set along an order.
         partial = best_partial[2]
-        state = partial | frozenset([h for h in order if h not in partial][: k - len(partial)])
+        rest = completion_order() if completion_order is not None else order
+        state = partial | frozenset([h for h in rest if h not in partial][: k - len(partial)])
         counter.seen.add(state)
         parents.setdefault(state, partial)
         drop = max(0.0, drop_of([state])[0])
-        return SearchResult(state, drop, counter.used, True, parents)
+        return SearchResult(state, drop, counter.used, True, parents, k - len(partial))
     return SearchResult(None, math.inf, counter.used, bool(frontier), parents)
 
 
