@@ -224,6 +224,29 @@ def own_protocol_rows(tasks: tuple[str, ...], loop: dict) -> list[dict]:
     return with_dev_constant(rows)
 
 
+def astar_completions(rows: list[dict]) -> str:
+    """Where A*'s fixed-K search ran out of evaluations before K heads, how many heads of its
+    set came from completing it in HISP's order instead (rows of older runs don't say)."""
+    points = {}
+    for row in rows:
+        completed = row.get("certificate", {}).get("completed_heads")
+        if row["method"] == "astar" and row["regime"] == "r0" and completed:
+            points.setdefault((row["task"], row["fraction"]), []).append(
+                (completed, row["heads_removed"])
+            )
+    if not points:
+        return ""
+    listed = ", ".join(
+        f"{task} {fraction:.0%} ({'; '.join(f'{c} of {k}' for c, k in sorted(runs))})"
+        for (task, fraction), runs in sorted(points.items())
+    )
+    return (
+        " A* ran out of its evaluations before K heads at these R0 points, and the heads "
+        "its search had not chosen were completed in HISP's gradient order (per seed, "
+        f"completed of removed): {listed}. There its curve is part search, part HISP."
+    )
+
+
 def write_report(
     name: str,
     preset: dict,
@@ -240,9 +263,8 @@ def write_report(
     write_rows(results / "results.jsonl", rows)
     tasks = tuple(sorted({row["task"] for row in rows}))
     devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU
-    report = run_report(
-        results, notes(name, loop_description(loop), devices), own_protocol_rows(tasks, loop)
-    )
+    note = notes(name, loop_description(loop), devices) + astar_completions(rows)
+    report = run_report(results, note, own_protocol_rows(tasks, loop))
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

@@ -126,6 +126,22 @@ def test_budget_points_carry_a_certificate(tiny_bert_with_real_tokenizer, tmp_pa
     assert "| astar | 0 | 0 |" in text
 
 
+def test_fixed_k_rows_say_how_the_search_got_its_set(tiny_bert_with_real_tokenizer, tmp_path):
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "fixed").model_copy(
+        update={
+            "methods": ("astar",),
+            "budgets": (),
+            "fractions": (0.75,),
+            "seeds": (0,),
+            "regimes": ("r0",),
+            "method_options": {"astar": {"max_evals": 2, "branching": 3}},
+        }
+    )
+    (row,) = run_compare(config)
+    assert row["heads_removed"] == 6 and row["certificate"]["mode"] == "fixed-k"
+    assert row["certificate"]["capped"] and 0 < row["certificate"]["completed_heads"] <= 6
+
+
 def test_budgets_share_measured_states_and_small_splits_are_searched_whole(
     tiny_bert_with_real_tokenizer, tmp_path
 ):

@@ -252,7 +252,11 @@ class _Sweep:
         if result is None:
             result = self.decide(method, target, options, key)
             write_plan_memo(memo, result)
-        return self.evaluate(result, method, fraction, self.config.regimes)
+        rows = self.evaluate(result, method, fraction, self.config.regimes)
+        if "certificate" in result.record:  # how a search got its set (A*: capped, completed)
+            for row in rows:
+                row["certificate"] = _scalars(result.record["certificate"])
+        return rows
 
     def budget_run(self, method: str, budget: float) -> list[dict[str, Any]]:
         """Budget mode: one R0 point whose head count the method chooses."""
@@ -269,9 +273,7 @@ class _Sweep:
         for row in rows:
             row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
             row["budget"] = budget
-            row["certificate"] = {  # scalars and head lists; the nested records stay out
-                k: v for k, v in certificate.items() if not isinstance(v, dict)
-            }
+            row["certificate"] = _scalars(certificate)
             row["cache_saved_fraction"] = certificate.get("cache", {}).get("saved_fraction", 0.0)
             row["dev_drop"] = row["dense_dev"] - row["dev"]
             row["dev_violation"] = row["dev_drop"] > budget
@@ -397,3 +399,8 @@ def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[st
         # what a model collapsed to one answer scores on dev: the report flags runs at it
         "dev_constant": results["dev"].get("constant"),
     }
+
+
+def _scalars(certificate: dict[str, Any]) -> dict[str, Any]:
+    """A certificate's scalars and head lists for a row; the nested records stay out."""
+    return {k: v for k, v in certificate.items() if not isinstance(v, dict)}
