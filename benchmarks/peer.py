@@ -12,7 +12,7 @@ its results.jsonl (a killed benchmark resumes); results and report.md under
 benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU; each row
 records where it trained.
 
-    python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--device auto]
+    python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2] [--device auto]
 """
 
 from __future__ import annotations
@@ -68,9 +68,10 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         device=args.device,
         progress=False,
     )
-    fixed = dict(fractions=(0.5, 0.7), seeds=(0, 1, 2), **common)
+    fixed = dict(fractions=(0.5, 0.7), seeds=args.seeds, **common)
     # Fixed fractions and lossless mode share one run dir, so peer's students trained by one
     # are read back by the other (its cache): lossless probes 0.50 and 0.70 among others.
+    lossless = dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,))
     return [
         (
             runs / task,
@@ -78,11 +79,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
             dict(fixed, methods=("peer", "hisp"), borrow_from=(head_runs / task,)),
             None,
         ),
-        (
-            runs / task,
-            dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,)),
-            None,
-        ),
+        *([(runs / task, lossless, None)] if 0 in args.seeds else []),
         (
             runs / "no_peer" / task,
             dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
@@ -104,11 +101,22 @@ def main() -> None:
     )
     add_device_argument(parser, "every row's training")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="comma-separated seeds among 0,1,2 of the fixed-fraction rows (lossless mode runs "
+        "with seed 0): run a seed after the head comparison has it, and its HISP + KD rows "
+        "are borrowed instead of trained again",
+    )
     parser.add_argument("--report-only", action="store_true")
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
+    asked = {s.strip() for s in args.seeds.split(",") if s.strip()}
+    if not asked or not asked <= {"0", "1", "2"}:
+        parser.error(f"--seeds takes seeds among 0,1,2, got {args.seeds!r}")
+    args.seeds = tuple(sorted(int(s) for s in asked))
     tasks = args.tasks.split(",")
     for task in tasks:
         if not args.report_only:
