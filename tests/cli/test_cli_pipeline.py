@@ -186,6 +186,8 @@ def test_astar_budget_mode_writes_a_certificate(finetuned_minilm, tmp_path):
     assert dev["drop"] == pytest.approx(dev["before"] - dev["after"])
     assert dev["violation"] == (dev["drop"] > 0.0)
     assert {"evaluations", "wall_seconds", "a0", "cache"} <= set(certificate)
+    # a capped search says so in metrics.json (and on the console)
+    assert any("max_evals" in w for w in record["method_warnings"]) == certificate["capped"]
 
 
 def test_magnitude_writes_a_sparse_model_that_inspect_counts(finetuned_minilm, tmp_path):

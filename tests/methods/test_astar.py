@@ -416,6 +416,10 @@ def test_capped_fixed_k_astar_reports_its_completion():
     model = tiny_model("bert")
     keep = L * H - 5
     request = astar_request(model, HeadTarget(keep=keep), max_evals=3)
-    certificate = get_method("astar")(request).record["certificate"]
+    record = get_method("astar")(request).record
+    certificate = record["certificate"]
     assert certificate["capped"] and certificate["complete"] == "hisp"
     assert 0 < certificate["completed_heads"] <= 5 and certificate["heads_removed"] == 5
+    (warning,) = record["warnings"]  # what `prunekit prune` prints
+    assert f"{certificate['completed_heads']} of them were added in HISP's" in warning
+    assert "--max-evals" in warning

@@ -275,7 +275,26 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         },
     }
     chosen = plan.without_heads(removed).model_copy(update={"meta": {"certificate": certificate}})
-    return MethodResult(chosen, record={"certificate": certificate})
+    return MethodResult(
+        chosen, record={"certificate": certificate, "warnings": _warnings(result, config)}
+    )
+
+
+def _warnings(result, config: Config) -> list[str]:
+    """What a capped search means for the set it returned, in one line."""
+    if result.completed_heads:
+        order = "HISP's gradient" if config.complete == "hisp" else "single-head ablation"
+        return [
+            f"astar measured its max_evals ({result.evaluations}) head sets before reaching "
+            f"{len(result.state)} heads: {result.completed_heads} of them were added in "
+            f"{order} order, not searched; raise --max-evals for a fuller search"
+        ]
+    if result.capped:
+        return [
+            f"astar stopped at its max_evals ({result.evaluations}) head sets: a larger "
+            "--max-evals may find a larger set within the budget"
+        ]
+    return []
 
 
 def _certify(

@@ -157,7 +157,9 @@ class MethodResult:
         model: the trained weights (same shapes as the request's model, before `apply_plan`),
             or None when the method only decided.
         record: provenance for files and reports: ``certificate`` (A*), ``loss_curve``
-            (the loop's metrics.jsonl lines), ``train_steps``, ``seconds``...
+            (the loop's metrics.jsonl lines), ``train_steps``, ``seconds``...; ``warnings``
+            (a list of one-line strings): what the user should know about the decision, which
+            `prunekit prune` prints and keeps in metrics.json.
     """
 
     plan: PruningPlan

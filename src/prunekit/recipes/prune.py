@@ -104,6 +104,9 @@ def run_prune(config: PruneConfig) -> dict:
             on_progress=on_progress,
         )
     record["decision_seconds"] = result.record["decision_seconds"]
+    record["method_warnings"] = result.record.get("warnings", [])
+    for warning in record["method_warnings"]:
+        console.print(f"[yellow]note:[/] {warning}", highlight=False)
     record["method_trained_weights"] = result.trained_weights
     pruned = apply_plan(result.model or model, result.plan)
     record["after_pruning"] = evaluate_splits(
