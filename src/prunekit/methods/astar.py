@@ -194,11 +194,13 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
 
     if fixed_k:
         k = plan.heads_kept - request.target.keep
-        by_hisp = None
-        if config.complete == "hisp":
-            by_hisp = lambda: head_order(request.model, request.batches(), plan)  # noqa: E731
+
+        def hisp_order() -> list[tuple[int, int]]:  # one backward pass, only when capped
+            return head_order(request.model, request.batches(), plan)
+
+        completion = hisp_order if config.complete == "hisp" else None
         result = search_fixed_k(
-            k, a0, delta_plus, drop_of, budget, config.branching, counter, by_hisp
+            k, a0, delta_plus, drop_of, budget, config.branching, counter, completion
         )
     elif config.budget_search == "deepest":
         if config.start == "hisp":
