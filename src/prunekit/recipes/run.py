@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, primary_metric
 from prunekit.device import resolve_device
-from prunekit.errors import OutputExistsError
+from prunekit.errors import ConfigError, OutputExistsError
 from prunekit.methods import decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
@@ -56,6 +56,8 @@ class RunConfig(BaseModel):
     # HISP: strongest at 50% of heads after recovery in benchmarks/results/head_baselines.
     method: str = "hisp"
     floor: str | None = "random"
+    # {method: {setting: value}}: e.g. {"astar": {"max_evals": 200}} (`--method-option`)
+    method_options: dict[str, dict[str, Any]] = {}
     heads: float = 0.5
     seed: int = 0
     finetune: TrainConfig | None = None  # None: the task's recipe
@@ -72,8 +74,14 @@ class RunConfig(BaseModel):
 
 
 def run_main_job(config: RunConfig) -> dict[str, Any]:
+    # an unknown method, or a setting it does not have, fails before an hour of fine-tuning
     for method in filter(None, (config.method, config.floor)):
-        get_method(method)  # an unknown method fails before an hour of fine-tuning
+        get_method(method).parse_config(config.method_options.get(method))
+    if unused := set(config.method_options) - {config.method, config.floor}:
+        raise ConfigError(
+            f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
+            f"(--method {config.method}, --floor {config.floor})"
+        )
     out = config.out
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
@@ -120,6 +128,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
         "task": config.task,
         "method": config.method,
         "floor_method": config.floor,
+        "method_options": config.method_options,
         "seed": config.seed,
         "dense": {
             "heads": stats["baseline"].heads_total,
@@ -177,6 +186,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
             target,
             data,
             config.seed,
+            config.method_options.get(method),
             teacher=model if info.needs_teacher else None,
             state_dir=work / "method",
             cache_dir=work / "cache",
@@ -197,6 +207,9 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
     record["recovery_seconds"] = round(trained.seconds, 2)
     record["after_recovery"] = evaluate_splits(pruned, data, splits)
     record["decision_seconds"] = result.record["decision_seconds"]
+    record["method_warnings"] = result.record.get("warnings", [])
+    for warning in record["method_warnings"]:
+        console.print(f"[yellow]note ({method}):[/] {warning}", highlight=False)
     with atomic_output_dir(pruned_dir) as tmp:
         write_model_files(pruned, tmp, tokenizer)
         result.plan.write(tmp / "plan.json")
