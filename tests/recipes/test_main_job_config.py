@@ -87,3 +87,32 @@ def test_the_job_decides_with_its_method_options(tmp_path):
     assert plan["meta"]["certificate"]["capped"] and plan["meta"]["certificate"]["completed_heads"]
     (warning,) = metrics["method_warnings"]
     assert "max_evals" in warning
+
+
+def test_a_resumed_job_refuses_a_stage_made_with_other_settings(tmp_path):
+    """--resume reuses finished stages: one pruned by another method, fraction or method
+    settings would be reported as this job's, so it is a one-line error before any work."""
+    stage = tmp_path / "pruned"
+    stage.mkdir()
+    made = {"task": "rte", "method": "hisp", "seed": 0, "heads_fraction": 0.5}
+    (stage / "metrics.json").write_text(json.dumps(made | {"method_options": {}}))
+    for argv, differ in (
+        (["--method", "l0"], "method"),
+        (["--heads", "0.3"], "heads_fraction"),
+        (["--method-option", "hisp.normalize_layers=false"], "method_options"),
+    ):
+        result = CliRunner().invoke(
+            app,
+            ["run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none", *argv],
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert differ in result.output and "--overwrite" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruned"]  # nothing fine-tuned
+    # a stage of an older version records fewer settings: checked as far as they go
+    (stage / "metrics.json").write_text(json.dumps({"task": "rte", "method": "hisp", "seed": 0}))
+    result = CliRunner().invoke(
+        app,
+        ["run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none"]
+        + ["--method", "l0"],
+    )
+    assert result.exit_code == 2 and "(method)" in result.output

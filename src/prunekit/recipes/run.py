@@ -90,6 +90,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     dense_dir = out / "dense"
     pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
+    for name, method in pruned.items():  # before any stage runs
+        if (out / name).is_dir():
+            _check_resumed(out / name, _stage_settings(config, method))
 
     if not dense_dir.is_dir():
         console.rule(f"1/3 fine-tune {config.model} on {config.task} (the task's recipe)")
@@ -194,7 +197,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
         )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
-    record: dict[str, Any] = {"task": config.task, "method": method, "seed": config.seed}
+    record: dict[str, Any] = _stage_settings(config, method)
     record["after_pruning"] = evaluate_splits(pruned, data, splits)
     with step_progress("recover", config.progress) as on_step:
         trained = recover(
@@ -215,3 +218,27 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
         result.plan.write(tmp / "plan.json")
         write_json(tmp / "metrics.json", record)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _stage_settings(config: RunConfig, method: str) -> dict[str, Any]:
+    """What a pruned stage of the job was made with: a resumed job must ask for the same."""
+    return {
+        "task": config.task,
+        "method": method,
+        "seed": config.seed,
+        "heads_fraction": config.heads,
+        "method_options": config.method_options.get(method, {}),
+    }
+
+
+def _check_resumed(stage_dir: Path, wanted: dict[str, Any]) -> None:
+    """Refuse to reuse a finished stage made with other settings (the summary would credit
+    them to this job's); stages of older versions record fewer settings, checked as far as
+    they go."""
+    made = json.loads((stage_dir / "metrics.json").read_text())
+    differ = [k for k, v in wanted.items() if k in made and made[k] != v]
+    if differ:
+        raise ConfigError(
+            f"{stage_dir} was made with other settings ({', '.join(differ)}) than this job "
+            "asks for; pass --overwrite, or another --out"
+        )
