@@ -26,6 +26,18 @@ HEAD_COMPARISON_RUNS = Path("runs/head_baselines/full")
 HEAD_SEARCH_SAMPLES = 1_000
 
 
+def parse_seeds(
+    parser: argparse.ArgumentParser, text: str, allowed: Iterable[int]
+) -> tuple[int, ...]:
+    """``--seeds 0,2``: the seeds of ``allowed`` it names, in their order; a parser error
+    (exit 2) when it names none or one outside them."""
+    allowed = tuple(allowed)
+    asked = {s.strip() for s in text.split(",") if s.strip()}
+    if not asked or not asked <= {str(s) for s in allowed}:
+        parser.error(f"--seeds takes seeds among {allowed}, got {text!r}")
+    return tuple(s for s in allowed if str(s) in asked)
+
+
 def keyed_rows(path: Path) -> dict[str, dict]:
     """The rows of ``path`` by key (the last row of a key wins); empty when there is no file."""
     if not path.is_file():

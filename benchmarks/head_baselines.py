@@ -30,6 +30,7 @@ from _rows import (
     loop_label,
     loop_options,
     loop_suffix,
+    parse_seeds,
     with_dev_constant,
     write_rows,
 )
@@ -158,14 +159,7 @@ def main() -> None:
     # names, and compare resumes by run key alone.
     runs, results = RUNS / f"{args.preset}{suffix}", RESULTS / f"{args.preset}{suffix}"
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
-    seeds = preset["seeds"]
-    if args.seeds:
-        asked = {s.strip() for s in args.seeds.split(",") if s.strip()}
-        if not asked or not asked <= {str(s) for s in preset["seeds"]}:
-            parser.error(
-                f"--seeds takes seeds of the preset ({preset['seeds']}), got {args.seeds!r}"
-            )
-        seeds = tuple(s for s in preset["seeds"] if str(s) in asked)
+    seeds = parse_seeds(parser, args.seeds, preset["seeds"]) if args.seeds else preset["seeds"]
     # compare times speed on its first seed only: keep that the preset's first seed, and speed
     # columns are CPU claims (ONNX Runtime runs on the CPU): no timing on a GPU
     timed = preset["seeds"][0] in seeds and resolve_device(args.device).type == "cpu"

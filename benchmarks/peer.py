@@ -29,6 +29,7 @@ from _rows import (
     loop_description,
     loop_options,
     loop_suffix,
+    parse_seeds,
     write_rows,
 )
 
@@ -113,10 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
-    asked = {s.strip() for s in args.seeds.split(",") if s.strip()}
-    if not asked or not asked <= {"0", "1", "2"}:
-        parser.error(f"--seeds takes seeds among 0,1,2, got {args.seeds!r}")
-    args.seeds = tuple(sorted(int(s) for s in asked))
+    args.seeds = parse_seeds(parser, args.seeds, (0, 1, 2))
     tasks = args.tasks.split(",")
     for task in tasks:
         if not args.report_only:
