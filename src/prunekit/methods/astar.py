@@ -76,6 +76,7 @@ from pydantic import Field
 from prunekit.errors import ConfigError
 from prunekit.methods.astar_search import (
     EvalCounter,
+    SearchResult,
     certify_in_sequence,
     longest_feasible_prefix,
     path_to,
@@ -282,7 +283,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     )
 
 
-def _warnings(result, config: Config) -> list[str]:
+def _warnings(result: SearchResult, config: Config) -> list[str]:
     """What a capped search means for the set it returned, in one line."""
     if result.completed_heads:
         order = "HISP's gradient" if config.complete == "hisp" else "single-head ablation"

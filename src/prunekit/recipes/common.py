@@ -11,11 +11,20 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["console", "seed_everything", "step_progress", "method_progress"]
+__all__ = ["console", "seed_everything", "step_progress", "method_progress", "method_warnings"]
 
 console = Console(stderr=True)
 
 StepDisplay = Callable[[int, int, dict[str, Any] | None], None]
+
+
+def method_warnings(record: dict[str, Any], method: str) -> list[str]:
+    """Print what a method wants the user to know about its decision (its result record's
+    ``warnings``) and return them, for the metrics.json that keeps them."""
+    warnings = list(record.get("warnings", []))
+    for warning in warnings:
+        console.print(f"[yellow]note ({method}):[/] {warning}", highlight=False)
+    return warnings
 
 
 def seed_everything(seed: int) -> None:

@@ -25,7 +25,13 @@ from prunekit.models import apply_plan, current_plan, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import load_for_task, recorded_task, resolve_model
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
-from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
+from prunekit.recipes.common import (
+    console,
+    method_progress,
+    method_warnings,
+    seed_everything,
+    step_progress,
+)
 from prunekit.train import DistillConfig, TrainConfig, evaluate_splits, recover
 from prunekit.train.task_recipes import cached_dense_model
 
@@ -104,9 +110,7 @@ def run_prune(config: PruneConfig) -> dict:
             on_progress=on_progress,
         )
     record["decision_seconds"] = result.record["decision_seconds"]
-    record["method_warnings"] = result.record.get("warnings", [])
-    for warning in record["method_warnings"]:
-        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    record["method_warnings"] = method_warnings(result.record, config.method)
     record["method_trained_weights"] = result.trained_weights
     pruned = apply_plan(result.model or model, result.plan)
     record["after_pruning"] = evaluate_splits(

@@ -29,7 +29,13 @@ from prunekit.models import apply_plan, current_plan, load, load_tokenizer, mode
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL
 from prunekit.outputs import atomic_output_dir, write_json
-from prunekit.recipes.common import console, method_progress, seed_everything, step_progress
+from prunekit.recipes.common import (
+    console,
+    method_progress,
+    method_warnings,
+    seed_everything,
+    step_progress,
+)
 from prunekit.train import TrainConfig, evaluate_splits, recover
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import recipe_for
@@ -210,9 +216,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
     record["recovery_seconds"] = round(trained.seconds, 2)
     record["after_recovery"] = evaluate_splits(pruned, data, splits)
     record["decision_seconds"] = result.record["decision_seconds"]
-    record["method_warnings"] = result.record.get("warnings", [])
-    for warning in record["method_warnings"]:
-        console.print(f"[yellow]note ({method}):[/] {warning}", highlight=False)
+    record["method_warnings"] = method_warnings(result.record, method)
     with atomic_output_dir(pruned_dir) as tmp:
         write_model_files(pruned, tmp, tokenizer)
         result.plan.write(tmp / "plan.json")
