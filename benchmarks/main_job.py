@@ -43,8 +43,9 @@ def to_markdown(summary: dict, wall_seconds: float | None) -> str:
         )
         + f" in {d.get('train_seconds', 0) / 60:.1f} min; each pruned model recovered 1 epoch on "
         f"{cfg['recover_max_samples']} examples, the same for both methods. "
-        f"{summary['method']} is the strongest method at 50% after recovery in the committed "
-        "comparison (benchmarks/results/head_baselines). Validation = split carved from train, "
+        "Which method is strongest at 50% after recovery is the head comparison's question "
+        "(benchmarks/results/head_baselines), not this one run's. Validation = split carved "
+        "from train, "
         f"dev = GLUE dev. Timed on {env['cpu']}, {env['torch_threads']} threads, {env['dtype']}, "
         "seq 128.",
         "",

@@ -200,7 +200,7 @@ def run(
     method: Annotated[
         str,
         typer.Option(
-            help="Pruning method (default: the strongest at half the heads in the comparison)."
+            help="Pruning method (default hisp; see the README for the comparison behind it)."
         ),
     ] = "hisp",
     floor: Annotated[

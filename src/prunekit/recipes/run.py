@@ -4,8 +4,9 @@ measure.
 The dense model is fine-tuned with the task's recipe (`TASK_RECIPES`) on at most
 ``max_train_samples`` train examples (20,000 by default, so the job fits in 15 minutes on a
 laptop CPU; only SST-2, QQP, MNLI and QNLI are larger). Half the heads are then removed by
-``method``, by default the strongest method at 50% with recovery in the committed comparison
-(benchmarks/results/head_baselines), and by ``floor`` (random) beside it, each recovered with
+``method`` (HISP by default, until the three-seed comparison in
+benchmarks/results/head_baselines decides which method is strongest at 50% with recovery), and
+by ``floor`` (random) beside it, each recovered with
 the same budget. Stages write into ``out/dense``, ``out/pruned`` and ``out/floor``; with
 ``resume`` a finished stage is reused and an interrupted fine-tune continues from its last
 checkpoint.
@@ -59,7 +60,7 @@ class RunConfig(BaseModel):
     task: str = "sst2"
     out: Path = Path("runs/demo")
     data_dir: Path | None = None
-    # HISP: strongest at 50% of heads after recovery in benchmarks/results/head_baselines.
+    # HISP led the STS-B subset; the five-task comparison (seeds 0-2) decides what replaces it.
     method: str = "hisp"
     floor: str | None = "random"
     # {method: {setting: value}}: e.g. {"astar": {"max_evals": 200}} (`--method-option`)
