@@ -9,6 +9,7 @@ import pytest
 from prunekit.errors import DataError
 from prunekit.recipes.report import run_report
 from prunekit.report import aggregate
+from prunekit.report.summary import paired_gaps
 
 
 def row(method, fraction, seed, regime, dev):
@@ -149,3 +150,44 @@ def test_one_seed_shows_no_spread_instead_of_a_zero_std(run_dir):
     # hisp R0 50%: dev 66 against dense 70 -> 66.00 in the task table, 94.3% retained
     assert "66.00 (n=1) (-4.00)" in text and "94.3 (n=1)" in text
     assert "± 0.0" not in text
+
+
+def gap_rows(method: str, runs: list[tuple[str, int]], retained: tuple[float, ...]) -> list:
+    """R1 rows at 50% whose dev is ``retained`` % of a dense dev of 80, per (task, seed) run."""
+    return [
+        {"task": task, "seed": seed, "method": method, "regime": "r1", "fraction": 0.5}
+        | {"dev": 0.8 * value, "dense_dev": 80.0}
+        for (task, seed), value in zip(runs, retained, strict=True)
+    ]
+
+
+def test_paired_gaps_compare_each_method_with_the_leader_on_the_same_runs():
+    runs = [("rte", 0), ("rte", 1), ("mrpc", 0)]
+    rows = gap_rows("hisp", runs, (90.0, 92.0, 95.0))
+    rows += gap_rows("l0", runs, (91.0, 94.0, 98.0))  # 1, 2, 3 points ahead
+    # a run only random has does not enter the pairing
+    rows += gap_rows("random", [*runs, ("cola", 0)], (80.0, 85.0, 96.0, 10.0))
+    gaps = {g.method: g for g in paired_gaps(rows)}
+    assert {g.leader for g in gaps.values()} == {"l0"} and gaps["l0"].mean == 0
+    hisp = gaps["hisp"]
+    # gaps -1, -2, -3: mean -2, sample std 1, t(0.975, 2 dof) = 4.3027
+    half = 4.302653 / 3**0.5
+    assert (hisp.runs, hisp.wins) == (3, 0)
+    assert hisp.mean == pytest.approx(-2.0)
+    assert (hisp.low, hisp.high) == pytest.approx((-2.0 - half, -2.0 + half), abs=1e-5)
+    assert (gaps["random"].wins, gaps["random"].runs) == (0, 3)
+    assert gaps["random"].mean == pytest.approx((-11 - 9 - 2) / 3)
+
+
+def test_the_report_shows_each_method_against_the_leader(run_dir):
+    text = run_report(run_dir).read_text()
+    section = text[text.index("## Against the leader") : text.index("## rte")]
+    # hisp is 6 dev points above random on both seeds, 8.57 and 8.45 points of retention
+    # (dense 70 and 71): mean -8.51 ± t(0.975, 1) * 0.085 / sqrt(2) = ± 0.76
+    assert "| 50% | 2 | leader | -8.5 [-9.3, -7.7], 0/2 |" in section
+    assert section.count("**R1, equal recovery budget**") == 1
+
+
+def test_one_shared_run_gives_no_interval():
+    rows = gap_rows("hisp", [("rte", 0)], (90.0,)) + gap_rows("l0", [("rte", 0)], (91.0,))
+    assert paired_gaps(rows) == []

@@ -12,6 +12,7 @@ from prunekit.report.summary import (
     collapse_note,
     constant_floor,
     dense_reference,
+    paired_gaps,
     retention_summary,
 )
 
@@ -34,6 +35,7 @@ def write_report(
     budget_rows = [r for r in rows if "budget" in r]
     rows = [r for r in rows if "budget" not in r]  # curves and tables: fixed head counts
     lines += _summary_table(rows + list(own_protocol))
+    lines += _paired_table(rows)  # the comparison's own regimes: one protocol, runs paired
     if notes:
         lines += [notes.strip(), ""]
     cells = aggregate(rows)
@@ -148,6 +150,44 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
                     partial = "" if len(cell.tasks) == len(tasks) else f" ({', '.join(cell.tasks)})"
                     row.append(f"{cell.label}{partial}")
             lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
+def _paired_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Each method against the leader of its fraction, paired over the same (task, seed) runs:
+    whether a lead in the summary is more than the runs' noise."""
+    gaps = paired_gaps(rows)
+    if not gaps:
+        return []
+    lines = [
+        "## Against the leader, run by run",
+        "",
+        "At each fraction the leader is the method with the highest mean dev retention over the "
+        "(task, seed) runs every method has (n). Every other cell is that method's retention "
+        "minus the leader's on the same runs: mean [95% t interval], and on how many of the n "
+        "runs it retained more. An interval that contains 0 means these runs do not separate "
+        "it from the leader. Tasks differ in noise, so the interval is a guide, not a test.",
+        "",
+    ]
+    for regime in sorted({g.regime for g in gaps}):
+        methods = sorted({g.method for g in gaps if g.regime == regime})
+        title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
+        lines += [f"**{title}**", "", "| heads removed | n | " + " | ".join(methods) + " |"]
+        lines.append("|---|---|" + "---|" * len(methods))
+        for fraction in sorted({g.fraction for g in gaps if g.regime == regime}):
+            point = {g.method: g for g in gaps if (g.regime, g.fraction) == (regime, fraction)}
+            runs = next(iter(point.values())).runs
+            cells = [
+                "–"
+                if method not in point
+                else "leader"
+                if method == point[method].leader
+                else f"{point[method].mean:+.1f} [{point[method].low:+.1f}, "
+                f"{point[method].high:+.1f}], {point[method].wins}/{runs}"
+                for method in methods
+            ]
+            lines.append(f"| {fraction:.0%} | {runs} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
 

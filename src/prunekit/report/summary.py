@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from scipy import stats
+
 __all__ = [
     "Cell",
+    "PairedGap",
     "Retention",
     "aggregate",
     "collapse_mark",
@@ -17,6 +21,7 @@ __all__ = [
     "dense_reference",
     "is_collapsed",
     "mean_std",
+    "paired_gaps",
     "retention_summary",
     "spread",
 ]
@@ -166,4 +171,57 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
                 ),
             )
         )
+    return out
+
+
+@dataclass(frozen=True)
+class PairedGap:
+    """One method's dev retention minus the leader's, paired over the (task, seed) runs that
+    every method of its (regime, fraction) has. The leader's own entry has gap 0."""
+
+    method: str
+    leader: str
+    regime: str
+    fraction: float
+    mean: float
+    low: float  # two-sided 95% t interval of the mean gap (= mean when there is no spread)
+    high: float
+    wins: int  # runs on which the method retained more than the leader
+    runs: int
+
+
+def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGap]:
+    """Per (regime, fraction): the leader (highest mean retention over the runs every method
+    has) and each method's paired gap to it. Seeds differ in noise from task to task, so
+    read the interval as a guide, not a test; fewer than two shared runs give no entry."""
+    retention: dict[tuple, dict[str, dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        dense = row[f"dense_{split}"]
+        if dense:
+            point = (row["regime"], row["fraction"])
+            retention[point][row["method"]][(row["task"], row["seed"])] = 100.0 * row[split] / dense
+    out = []
+    for (regime, fraction), methods in sorted(retention.items()):
+        shared = sorted(set.intersection(*(set(units) for units in methods.values())))
+        if len(shared) < 2:
+            continue
+        means = {m: statistics.fmean(units[u] for u in shared) for m, units in methods.items()}
+        leader = max(sorted(means), key=means.get)
+        for method in sorted(methods):
+            gaps = [methods[method][u] - methods[leader][u] for u in shared]
+            mean = statistics.fmean(gaps)
+            half = stats.t.ppf(0.975, len(gaps) - 1) * statistics.stdev(gaps) / math.sqrt(len(gaps))
+            out.append(
+                PairedGap(
+                    method=method,
+                    leader=leader,
+                    regime=regime,
+                    fraction=fraction,
+                    mean=mean,
+                    low=mean - half,
+                    high=mean + half,
+                    wins=sum(g > 0 for g in gaps),
+                    runs=len(gaps),
+                )
+            )
     return out
