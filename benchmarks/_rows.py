@@ -147,3 +147,17 @@ def with_dev_constant(rows: Iterable[dict], data_dir: str | None = None) -> list
         else r | {"dev_constant": dev_constant(r["task"], data_dir)}
         for r in rows
     ]
+
+
+def devices_description(rows: Iterable[dict]) -> str:
+    """Where the rows were computed: their devices and, for CPU rows, the processors they
+    name (timings and bf16 numerics differ between CPUs); rows written before rows recorded
+    the processor are counted, not guessed."""
+    rows = list(rows)
+    devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU
+    cpus = sorted({row["cpu"] for row in rows if row.get("cpu")})
+    unnamed = sum(row.get("device", "cpu") == "cpu" and not row.get("cpu") for row in rows)
+    if not cpus:
+        return devices
+    older = f"; older rows that do not name theirs: {unnamed}" if unnamed else ""
+    return f"{devices} ({', '.join(cpus)}{older})"

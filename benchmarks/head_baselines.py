@@ -25,6 +25,7 @@ from _rows import (
     HEAD_SEARCH_SAMPLES,
     add_device_argument,
     add_loop_arguments,
+    devices_description,
     keyed_rows,
     loop_description,
     loop_label,
@@ -256,8 +257,8 @@ def write_report(
     rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
     write_rows(results / "results.jsonl", rows)
     tasks = tuple(sorted({row["task"] for row in rows}))
-    devices = " + ".join(sorted({row.get("device", "cpu") for row in rows}))  # older: the CPU
-    note = notes(name, loop_description(loop), devices) + astar_completions(rows)
+    note = notes(name, loop_description(loop), devices_description(rows))
+    note += astar_completions(rows)
     report = run_report(results, note, own_protocol_rows(tasks, loop))
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)

@@ -26,6 +26,7 @@ from _rows import (
     HEAD_SEARCH_SAMPLES,
     add_device_argument,
     add_loop_arguments,
+    devices_description,
     loop_description,
     loop_options,
     loop_suffix,
@@ -142,7 +143,7 @@ def write_results(tasks: list[str], args) -> None:
         return
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
-    devices = " + ".join(sorted({row["device"] for row in rows}))
+    devices = devices_description(rows)
     own = [r for r in rows if not r.get("borrowed_from")]  # borrowed runs cost nothing here
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in own)
     hisp = sum(r["method"] == "hisp" for r in rows)

@@ -6,12 +6,22 @@ can use it without creating an import cycle.
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
 
-__all__ = ["AUTO", "resolve_device", "module_device", "describe_device", "synchronize"]
+__all__ = [
+    "AUTO",
+    "cpu_name",
+    "describe_device",
+    "module_device",
+    "resolve_device",
+    "synchronize",
+]
 
 AUTO = "auto"
 _CHOICES = "auto, cpu, cuda, cuda:N or mps"
@@ -76,6 +86,20 @@ def describe_device(device: torch.device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return str(device)
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """This machine's processor model (``"AMD EPYC"``, ``"Intel(R) Xeon(R) ..."``): timings and
+    bf16 numerics depend on it, and one project's results can span machines. Linux names it in
+    ``/proc/cpuinfo``; elsewhere `platform` says what it can (often just ``"x86_64"``)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def synchronize(device: torch.device) -> None:

@@ -15,6 +15,7 @@ from prunekit.bench import (
     time_models,
     unreliable,
 )
+from prunekit.device import cpu_name
 from prunekit.errors import ConfigError
 
 OLD_KEYS = {"batch_size", "seq_len", "median_s", "mean_s", "std_s", "rounds", "warmup"}
@@ -101,6 +102,7 @@ def test_time_models_refuses_models_on_different_devices():
 
 def test_environment_records_device_and_dtype():
     assert environment()["device"] == "cpu" and environment()["dtype"] == "float32"
+    assert environment()["cpu"] == cpu_name()  # the processor model, where the OS names it
     info = environment([tiny_model("bert").to(torch.bfloat16)])
     assert info["device"] == "cpu" and info["dtype"] == "bfloat16"
     assert "gpu" not in info

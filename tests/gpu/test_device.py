@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 from torch import nn
 
-from prunekit.device import describe_device, module_device, resolve_device, synchronize
+from prunekit.device import cpu_name, describe_device, module_device, resolve_device, synchronize
 from prunekit.errors import ConfigError
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
@@ -66,3 +68,13 @@ def test_describe_device_names_the_gpu():
         name = torch.cuda.get_device_name(0)
         assert describe_device(torch.device("cuda")) == f"cuda:0 ({name})"
         assert describe_device(torch.device("cuda:0")) == f"cuda:0 ({name})"
+
+
+def test_cpu_name_reads_the_model_name_and_falls_back_to_platform(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\n")
+    assert cpu_name(cpuinfo) == "AMD EPYC 9R14"
+    fallback = cpu_name(tmp_path / "missing")  # macOS, Windows: no /proc/cpuinfo
+    assert fallback == (platform.processor() or platform.machine()) and fallback
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: \n")  # some VMs leave it empty
+    assert cpu_name(cpuinfo) == fallback

@@ -253,7 +253,10 @@ def test_directory_written_by_prunekit_0_1_0_loads(tmp_path):
     assert batch["input_ids"].tolist() == expected["input_ids"]
     with torch.no_grad():
         logits = model(**batch).logits
-    assert torch.equal(logits, torch.tensor(expected["logits"]))
+    # The fixture's logits were computed on another CPU, whose kernels round the last bits
+    # differently (2.4e-7 apart between an Intel and an AMD machine): float precision here,
+    # and bit-exact for the round trip on one machine below.
+    torch.testing.assert_close(logits, torch.tensor(expected["logits"]), rtol=1e-5, atol=1e-6)
     # and what this version writes from it loads too
     save(model, tmp_path / "again")
     again = load(tmp_path / "again")

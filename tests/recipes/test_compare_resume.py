@@ -10,6 +10,7 @@ import transformers
 from conftest import glue_dir, minilm_path
 
 from prunekit.data import TaskData
+from prunekit.device import cpu_name
 from prunekit.errors import ConfigError
 from prunekit.models import load_tokenizer
 from prunekit.recipes.compare import CompareConfig, read_results, run_compare
@@ -209,6 +210,7 @@ def test_distilled_recovery_leaves_the_shared_dense_model_trainable(
     assert [r["regime"] for r in rows] == ["r1", "r1"]
     assert all(r["r1_source"] == "recovery" and r["train_steps"] == 1 for r in rows)
     assert {r["device"] for r in rows} == {"cpu"}  # where it trained, for GPU-run benchmarks
+    assert {r["cpu"] for r in rows} == {cpu_name()}  # and on which processor
 
 
 def test_a_method_that_trains_reports_its_own_model_as_r1_on_the_same_budget(

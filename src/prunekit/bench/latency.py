@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunekit.device import module_device, synchronize
+from prunekit.device import cpu_name, module_device, synchronize
 from prunekit.errors import ConfigError
 
 __all__ = [
@@ -246,7 +246,7 @@ def environment(
     devices = [torch.device(device)] if device is not None else _devices(models)
     info: dict[str, str | int] = {
         "device": "+".join(str(d) for d in devices),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "dtype": _dtype_name(models),

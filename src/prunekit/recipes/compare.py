@@ -25,7 +25,7 @@ from typing import Any
 
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, get_task, primary_metric
-from prunekit.device import describe_device, resolve_device
+from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
@@ -307,6 +307,7 @@ class _Sweep:
             "ideal_speedup": stats.encoder_macs_original / max(stats.encoder_macs, 1),
             "decision_seconds": result.record["decision_seconds"],
             "device": describe_device(resolve_device(self.config.device)),  # where it trained
+            "cpu": cpu_name(),  # CPUs differ in timings and bf16 numerics
             "dense_validation": self.dense_eval["validation"]["primary"],
             "dense_dev": self.dense_eval["dev"]["primary"],
             "dense_digest": self.digest,
