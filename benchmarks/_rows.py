@@ -11,6 +11,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,24 @@ def append_row(path: Path, row: dict) -> None:
         handle.write(json.dumps(row) + "\n")
         handle.flush()
         os.fsync(handle.fileno())  # the row of a run that took an hour survives a crash
+
+
+def restore_run_dir(run_dir: Path, rows: Iterable[dict], settings: Path | None = None) -> int:
+    """Put committed ``rows`` back into a benchmark's run dir, which is git-ignored and so
+    missing from a fresh checkout: the rows it lacks are appended to its results.jsonl (a sweep
+    resumes after them instead of running them again, and the report, which reads run dirs,
+    keeps them), and a run dir without a config.json gets ``settings``, the one its rows were
+    run with (so `compare` still refuses a sweep of other settings). Returns the rows put back.
+    """
+    path = run_dir / "results.jsonl"
+    have = keyed_rows(path)
+    missing = [row for row in rows if row["key"] not in have]
+    if settings is not None and settings.is_file() and not (run_dir / "config.json").is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(settings, run_dir / "config.json")
+    for row in missing:
+        append_row(path, row)
+    return len(missing)
 
 
 def read_json(path: Path) -> dict:

@@ -3,7 +3,9 @@
 Runs `prunekit compare` per task into runs/head_baselines/<preset>/<task>/ (resumable; dense
 models from the shared dense cache), then copies every task's results.jsonl rows into
 benchmarks/results/head_baselines/<preset>/results.jsonl and renders report.md + PNGs there.
-Non-default loop options add to the preset's folder name (``full-grouped``).
+Non-default loop options add to the preset's folder name (``full-grouped``). The run dirs are
+git-ignored; the results keep each one's config.json under ``settings/``, and a fresh checkout
+puts the committed rows and settings back into them first, so it resumes after those runs.
 
 `--preset full` is the comparison of the credible-comparisons issue (five tasks, three seeds,
 random/hisp/l0/astar, R0 at 10-90%, R1 at 30/50/70%); on this 2-core CPU it is days of compute,
@@ -32,7 +34,10 @@ from _rows import (
     loop_options,
     loop_suffix,
     parse_seeds,
+    read_json,
+    restore_run_dir,
     with_dev_constant,
+    write_json,
     write_rows,
 )
 
@@ -43,6 +48,7 @@ from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "head_baselines"
 RUNS = HEAD_COMPARISON_RUNS.parent
+SETTINGS = "settings"  # results/<preset>/settings/<task>.json: its run dir's config.json
 ALL_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 PRESETS = {
@@ -161,6 +167,12 @@ def main() -> None:
     runs, results = RUNS / f"{args.preset}{suffix}", RESULTS / f"{args.preset}{suffix}"
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
     seeds = parse_seeds(parser, args.seeds, preset["seeds"]) if args.seeds else preset["seeds"]
+    committed = keyed_rows(results / "results.jsonl").values()
+    for task in preset["tasks"]:  # a fresh checkout: its run dirs are only in the results
+        mine = [r for r in committed if r["task"] == task]
+        restored = restore_run_dir(runs / task, mine, results / SETTINGS / f"{task}.json")
+        if restored:
+            print(f"{task}: {restored} committed rows put back into {runs / task}")
     # compare times speed on its first seed only: keep that the preset's first seed, and speed
     # columns are CPU claims (ONNX Runtime runs on the CPU): no timing on a GPU
     timed = preset["seeds"][0] in seeds and resolve_device(args.device).type == "cpu"
@@ -256,6 +268,9 @@ def write_report(
         return
     rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
     write_rows(results / "results.jsonl", rows)
+    for task in tasks:  # what the rows were run with, for `restore_run_dir`
+        if (runs / task / "config.json").is_file():
+            write_json(results / SETTINGS / f"{task}.json", read_json(runs / task / "config.json"))
     tasks = tuple(sorted({row["task"] for row in rows}))
     note = notes(name, loop_description(loop), devices_description(rows))
     note += astar_completions(rows)

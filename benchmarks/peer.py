@@ -9,8 +9,9 @@ without the peer loss, all on the same training budget and teacher.
   loss: what peer distillation itself buys).
 Dense models and teachers come from the dense cache (each task's recipe). Every run appends to
 its results.jsonl (a killed benchmark resumes); results and report.md under
-benchmarks/results/peer/, rewritten after every task. ``--device cuda`` runs on a GPU; each row
-records where it trained.
+benchmarks/results/peer/, rewritten after every task from every task's run dirs (a fresh
+checkout puts the committed rows, and the settings they were run with, back into them first).
+``--device cuda`` runs on a GPU; each row records where it trained.
 
     python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2] [--device auto]
 """
@@ -27,10 +28,14 @@ from _rows import (
     add_device_argument,
     add_loop_arguments,
     devices_description,
+    keyed_rows,
     loop_description,
     loop_options,
     loop_suffix,
     parse_seeds,
+    read_json,
+    restore_run_dir,
+    write_json,
     write_rows,
 )
 
@@ -39,6 +44,7 @@ from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "peer"
+TASKS = ("rte", "mrpc", "stsb", "cola", "sst2")
 RUNS = Path("runs/peer")
 NO_PEER = "peer (no peer loss)"
 
@@ -92,7 +98,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
+    parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--recover-epochs", type=int, default=1)
     parser.add_argument(
         "--recover-max-samples",
@@ -117,11 +123,37 @@ def main() -> None:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
     args.seeds = parse_seeds(parser, args.seeds, (0, 1, 2))
     tasks = args.tasks.split(",")
+    restore_committed(args)
     for task in tasks:
         if not args.report_only:
             for out, settings, _ in sweeps(task, args):
                 run_compare(CompareConfig(out=out, **settings))
-        write_results(tasks, args)
+        write_results(TASKS, args)  # every task's rows, not only this call's
+
+
+def _settings_file(out: Path, args) -> Path:
+    """Where the results keep a run dir's config.json: ``settings/rte.json``,
+    ``settings/no_peer-rte.json``."""
+    relative = out.relative_to(places(args)[0])
+    return places(args)[1] / "settings" / ("-".join(relative.parts) + ".json")
+
+
+def restore_committed(args) -> None:
+    """A fresh checkout has the committed rows but not the run dirs: put them back (undoing
+    `write_results`' renaming), so runs resume after them and the report keeps them."""
+    committed = keyed_rows(places(args)[1] / "results.jsonl").values()
+    for task in TASKS:
+        for out, _, renamed in sweeps(task, args):
+            mine = [r for r in committed if r["task"] == task and r["method"] != NO_PEER]
+            if renamed:  # the no-peer-loss rows were peer rows in their own run dir
+                mine = [
+                    r | {"method": "peer", "key": r["key"].replace(f"{renamed}|", "peer|", 1)}
+                    for r in committed
+                    if r["task"] == task and r["method"] == renamed
+                ]
+            restored = restore_run_dir(out, mine, _settings_file(out, args))
+            if restored:
+                print(f"{task}: {restored} committed rows put back into {out}")
 
 
 def _cap(args) -> str:
@@ -143,6 +175,10 @@ def write_results(tasks: list[str], args) -> None:
         return
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
+    for task in tasks:  # what the rows were run with, for `restore_committed`
+        for out, _, _ in sweeps(task, args):
+            if (out / "config.json").is_file():
+                write_json(_settings_file(out, args), read_json(out / "config.json"))
     devices = devices_description(rows)
     own = [r for r in rows if not r.get("borrowed_from")]  # borrowed runs cost nothing here
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in own)

@@ -1,0 +1,42 @@
+"""benchmarks/_rows.py: a fresh checkout resumes a benchmark from its committed rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+
+from _rows import devices_description, keyed_rows, restore_run_dir  # noqa: E402
+
+
+def test_committed_rows_and_settings_go_back_into_a_missing_run_dir(tmp_path):
+    rows = [{"key": "hisp|0.5|0|r0", "task": "rte"}, {"key": "hisp|0.5|0|r1", "task": "rte"}]
+    settings = tmp_path / "settings" / "rte.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"task": "rte", "recover_max_samples": 10_000}))
+    run_dir = tmp_path / "runs" / "rte"
+
+    assert restore_run_dir(run_dir, rows, settings) == 2
+    assert list(keyed_rows(run_dir / "results.jsonl")) == [r["key"] for r in rows]
+    assert json.loads((run_dir / "config.json").read_text())["recover_max_samples"] == 10_000
+
+    # again: nothing twice; a row the run dir lacks is appended; its own settings stay
+    (run_dir / "config.json").write_text(json.dumps({"task": "rte", "recover_max_samples": 5}))
+    later = {"key": "l0|0.5|0|r0", "task": "rte"}
+    assert restore_run_dir(run_dir, [*rows, later], settings) == 1
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == 3
+    assert json.loads((run_dir / "config.json").read_text())["recover_max_samples"] == 5
+
+
+def test_devices_name_the_processors_of_the_rows_that_record_them():
+    rows = [
+        {"device": "cpu"},  # written before rows named their processor
+        {"device": "cpu", "cpu": "AMD EPYC"},
+        {"device": "cuda:0 (NVIDIA H200)", "cpu": "AMD EPYC"},
+    ]
+    assert devices_description(rows) == (
+        "cpu + cuda:0 (NVIDIA H200) (AMD EPYC; older rows that do not name theirs: 1)"
+    )
+    assert devices_description([{"device": "cpu"}]) == "cpu"
