@@ -25,6 +25,9 @@ from prunekit.train import asked_loop_options
 # both reports show the same numbers and the CPU runs them once.
 HEAD_COMPARISON_RUNS = Path("runs/head_baselines/full")
 HEAD_SEARCH_SAMPLES = 1_000
+# A benchmark's results folder keeps each run dir's config.json as settings/<name>.json: the
+# run dirs are git-ignored, and a fresh checkout resumes from the results (`restore_tasks`).
+SETTINGS = "settings"
 
 
 def parse_seeds(
@@ -56,7 +59,8 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def restore_run_dir(run_dir: Path, rows: Iterable[dict], settings: Path | None = None) -> int:
-    """Put committed ``rows`` back into a benchmark's run dir, which is git-ignored and so
+    """Put committed ``rows`` (of the run dir's task: run keys do not name it) back into a
+    benchmark's run dir, which is git-ignored and so
     missing from a fresh checkout: the rows it lacks are appended to its results.jsonl (a sweep
     resumes after them instead of running them again, and the report, which reads run dirs,
     keeps them), and a run dir without a config.json gets ``settings``, the one its rows were
@@ -71,6 +75,20 @@ def restore_run_dir(run_dir: Path, rows: Iterable[dict], settings: Path | None =
     for row in missing:
         append_row(path, row)
     return len(missing)
+
+
+def restore_tasks(results: Path, run_dirs: dict[str, Path]) -> dict[str, int]:
+    """`restore_run_dir` for each task's run dir from a benchmark's committed results folder:
+    its results.jsonl (rows of every task; run keys repeat across tasks, so rows are split by
+    task, not keyed) and ``settings/<task>.json``. Returns the rows put back per task."""
+    path = results / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return {
+        task: restore_run_dir(
+            run_dir, [r for r in rows if r["task"] == task], results / SETTINGS / f"{task}.json"
+        )
+        for task, run_dir in run_dirs.items()
+    }
 
 
 def read_json(path: Path) -> dict:

@@ -25,17 +25,17 @@ from pathlib import Path
 from _rows import (
     HEAD_COMPARISON_RUNS,
     HEAD_SEARCH_SAMPLES,
+    SETTINGS,
     add_device_argument,
     add_loop_arguments,
     devices_description,
-    keyed_rows,
     loop_description,
     loop_label,
     loop_options,
     loop_suffix,
     parse_seeds,
     read_json,
-    restore_run_dir,
+    restore_tasks,
     with_dev_constant,
     write_json,
     write_rows,
@@ -48,7 +48,6 @@ from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "head_baselines"
 RUNS = HEAD_COMPARISON_RUNS.parent
-SETTINGS = "settings"  # results/<preset>/settings/<task>.json: its run dir's config.json
 ALL_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 PRESETS = {
@@ -167,10 +166,8 @@ def main() -> None:
     runs, results = RUNS / f"{args.preset}{suffix}", RESULTS / f"{args.preset}{suffix}"
     tasks = args.tasks.split(",") if args.tasks else preset["tasks"]
     seeds = parse_seeds(parser, args.seeds, preset["seeds"]) if args.seeds else preset["seeds"]
-    committed = keyed_rows(results / "results.jsonl").values()
-    for task in preset["tasks"]:  # a fresh checkout: its run dirs are only in the results
-        mine = [r for r in committed if r["task"] == task]
-        restored = restore_run_dir(runs / task, mine, results / SETTINGS / f"{task}.json")
+    # a fresh checkout: the run dirs are only in the results
+    for task, restored in restore_tasks(results, {t: runs / t for t in preset["tasks"]}).items():
         if restored:
             print(f"{task}: {restored} committed rows put back into {runs / task}")
     # compare times speed on its first seed only: keep that the preset's first seed, and speed
@@ -225,7 +222,9 @@ def own_protocol_rows(tasks: tuple[str, ...], loop: dict) -> list[dict]:
     Budget-mode rows (their method chose the fraction) stay in their own benchmark's report."""
     rows = []
     for regime, path in own_protocols(loop).items():
-        for row in keyed_rows(path).values():
+        # by (task, key): peer's run keys do not name the task, SMP's do
+        latest = {(row["task"], row["key"]): row for row in read_results(path)}
+        for row in latest.values():
             if row["task"] in tasks and row.get("fraction", 0) > 0 and "budget" not in row:
                 rows.append(row | {"regime": regime, "method": loop_label(row)})
     return with_dev_constant(rows)

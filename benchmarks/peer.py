@@ -25,10 +25,10 @@ from pathlib import Path
 from _rows import (
     HEAD_COMPARISON_RUNS,
     HEAD_SEARCH_SAMPLES,
+    SETTINGS,
     add_device_argument,
     add_loop_arguments,
     devices_description,
-    keyed_rows,
     loop_description,
     loop_options,
     loop_suffix,
@@ -135,13 +135,13 @@ def _settings_file(out: Path, args) -> Path:
     """Where the results keep a run dir's config.json: ``settings/rte.json``,
     ``settings/no_peer-rte.json``."""
     relative = out.relative_to(places(args)[0])
-    return places(args)[1] / "settings" / ("-".join(relative.parts) + ".json")
+    return places(args)[1] / SETTINGS / ("-".join(relative.parts) + ".json")
 
 
 def restore_committed(args) -> None:
     """A fresh checkout has the committed rows but not the run dirs: put them back (undoing
     `write_results`' renaming), so runs resume after them and the report keeps them."""
-    committed = keyed_rows(places(args)[1] / "results.jsonl").values()
+    committed = read_results(places(args)[1] / "results.jsonl")  # keys repeat across tasks
     for task in TASKS:
         for out, _, renamed in sweeps(task, args):
             mine = [r for r in committed if r["task"] == task and r["method"] != NO_PEER]

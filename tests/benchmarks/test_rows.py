@@ -8,7 +8,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
-from _rows import devices_description, keyed_rows, restore_run_dir  # noqa: E402
+from _rows import (  # noqa: E402
+    devices_description,
+    keyed_rows,
+    restore_run_dir,
+    restore_tasks,
+)
 
 
 def test_committed_rows_and_settings_go_back_into_a_missing_run_dir(tmp_path):
@@ -28,6 +33,26 @@ def test_committed_rows_and_settings_go_back_into_a_missing_run_dir(tmp_path):
     assert restore_run_dir(run_dir, [*rows, later], settings) == 1
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 3
     assert json.loads((run_dir / "config.json").read_text())["recover_max_samples"] == 5
+
+
+def test_each_task_gets_its_own_rows_back_although_run_keys_repeat_across_tasks(tmp_path):
+    results = tmp_path / "results"
+    (results / "settings").mkdir(parents=True)
+    rows = [
+        {"key": f"hisp|0.5000|{seed}|r1", "task": task, "dev": dev}
+        for task, dev in (("rte", 55.0), ("mrpc", 85.0))
+        for seed in (0, 1)
+    ]
+    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (results / "settings" / "rte.json").write_text(json.dumps({"task": "rte"}))
+    run_dirs = {task: tmp_path / "runs" / task for task in ("rte", "mrpc", "stsb")}
+
+    assert restore_tasks(results, run_dirs) == {"rte": 2, "mrpc": 2, "stsb": 0}
+    mrpc = keyed_rows(run_dirs["mrpc"] / "results.jsonl")
+    assert [r["dev"] for r in mrpc.values()] == [85.0, 85.0]
+    assert (run_dirs["rte"] / "config.json").is_file()
+    assert not (run_dirs["mrpc"] / "config.json").exists()  # no settings kept: none made up
+    assert restore_tasks(tmp_path / "nothing-committed", run_dirs) == dict.fromkeys(run_dirs, 0)
 
 
 def test_devices_name_the_processors_of_the_rows_that_record_them():
