@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _rows import read_json, write_json, write_rows
+from _rows import SETTINGS, read_json, restore_tasks, write_json, write_rows
 
 from prunekit.data import TaskData
 from prunekit.methods.astar_search import certify_in_sequence
@@ -39,6 +39,7 @@ from prunekit.train.task_recipes import cached_dense_model
 
 RESULTS = Path(__file__).parent / "results" / "astar"
 RUNS = Path("runs/astar")  # not head_baselines' runs: its reports would take these rows
+TASKS = ("rte", "mrpc", "stsb", "cola", "sst2")
 PER_K_NOTE = (
     "Why `deepest`: in 0.1, a run with `budget_search=per-k` (fixed-K A* for K = 1, 2, ...; "
     "branching 8, 150-state cap) on STS-B returned the same 17-head set at all four budgets: "
@@ -93,7 +94,7 @@ def cache_speedup(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="rte,mrpc,stsb,cola,sst2")
+    parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--budgets", default="0,0.5,1,2")
     parser.add_argument("--max-evals", type=int, default=200)
     parser.add_argument("--branching", type=int, default=8)
@@ -126,8 +127,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache_file = RESULTS / "cache.json"
     cache = read_json(cache_file)
+    restore_tasks(RESULTS, {t: RUNS / t for t in TASKS})  # a fresh checkout has no run dirs
     if args.report_only:
-        write_results([t for t in tasks if (RUNS / t / "results.jsonl").is_file()], args, cache)
+        write_results(args, cache)
         return
     for task in tasks:  # results are rewritten after each task: a cut-short run keeps its rows
         out = RUNS / task
@@ -170,7 +172,7 @@ def main() -> None:
         if task in args.cache_tasks.split(",") and task not in cache:
             cache[task] = cache_speedup(task, args.data_dir, args.search_samples)
             write_json(cache_file, cache)
-        write_results(tasks[: tasks.index(task) + 1], args, cache)
+        write_results(args, cache)
 
 
 def search_set_dev(
@@ -250,9 +252,13 @@ def hisp_certified(
     return out
 
 
-def write_results(tasks: list[str], args: argparse.Namespace, cache: dict) -> None:
+def write_results(args: argparse.Namespace, cache: dict) -> None:
+    """Results and report from every task's run dir (not only this call's `--tasks`)."""
     keep = []
+    tasks = [t for t in TASKS if (RUNS / t / "results.jsonl").is_file()]
     for task in tasks:
+        if (RUNS / task / "config.json").is_file():  # for `restore_tasks`
+            write_json(RESULTS / SETTINGS / f"{task}.json", read_json(RUNS / task / "config.json"))
         rows = read_results(RUNS / task / "results.jsonl")
         counts = {round(r["fraction"], 6) for r in rows if r.get("method") == "astar-budget"}
         keep += [

@@ -180,14 +180,22 @@ def test_paired_gaps_compare_each_method_with_the_leader_on_the_same_runs():
 
 
 def test_the_report_shows_each_method_against_the_leader(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert "## Against the leader" not in run_report(run_dir).read_text()  # 2 runs: too few
+    # a second task where every method keeps exactly 90% of its dense model
+    rows += [
+        r | {"task": "mrpc", "key": "mrpc" + r["key"], "dev": 0.9 * r["dense_dev"]} for r in rows
+    ]
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     text = run_report(run_dir).read_text()
-    section = text[text.index("## Against the leader") : text.index("## rte")]
-    # hisp is 6 dev points above random on both seeds, 8.57 and 8.45 points of retention
-    # (dense 70 and 71): mean -8.51 ± t(0.975, 1) * 0.085 / sqrt(2) = ± 0.76
-    assert "| 50% | 2 | leader | -8.5 [-9.3, -7.7], 0/2 |" in section
+    section = text[text.index("## Against the leader") : text.index("## mrpc")]
+    # random retains 8.57 and 8.45 points less on rte (6 dev points under dense 70 and 71),
+    # the same on mrpc: gaps (-8.57, -8.45, 0, 0), mean -4.26 ± t(0.975, 3) * 4.91 / 2
+    assert "| 50% | 4 | leader | -4.3 [-12.1, +3.6], 0/4 |" in section
     assert section.count("**R1, equal recovery budget**") == 1
 
 
-def test_one_shared_run_gives_no_interval():
-    rows = gap_rows("hisp", [("rte", 0)], (90.0,)) + gap_rows("l0", [("rte", 0)], (91.0,))
+def test_fewer_than_three_shared_runs_give_no_interval():
+    runs = [("rte", 0), ("rte", 1)]
+    rows = gap_rows("hisp", runs, (90.0, 92.0)) + gap_rows("l0", runs, (91.0, 92.5))
     assert paired_gaps(rows) == []

@@ -193,7 +193,8 @@ class PairedGap:
 def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGap]:
     """Per (regime, fraction): the leader (highest mean retention over the runs every method
     has) and each method's paired gap to it. Seeds differ in noise from task to task, so
-    read the interval as a guide, not a test; fewer than two shared runs give no entry."""
+    read the interval as a guide, not a test. Fewer than three shared runs give no entry: with
+    one degree of freedom the interval spans everything and says nothing."""
     retention: dict[tuple, dict[str, dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
         dense = row[f"dense_{split}"]
@@ -203,7 +204,7 @@ def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGa
     out = []
     for (regime, fraction), methods in sorted(retention.items()):
         shared = sorted(set.intersection(*(set(units) for units in methods.values())))
-        if len(shared) < 2:
+        if len(shared) < 3:
             continue
         means = {m: statistics.fmean(units[u] for u in shared) for m, units in methods.items()}
         leader = max(sorted(means), key=means.get)
