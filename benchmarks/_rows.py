@@ -25,6 +25,8 @@ from prunekit.train import asked_loop_options
 # both reports show the same numbers and the CPU runs them once.
 HEAD_COMPARISON_RUNS = Path("runs/head_baselines/full")
 HEAD_SEARCH_SAMPLES = 1_000
+# The GLUE tasks the benchmarks run on the default MiniLM (their recipes: dense.md).
+TASKS = ("rte", "mrpc", "stsb", "cola", "sst2")
 # A benchmark's results folder keeps each run dir's config.json as settings/<name>.json: the
 # run dirs are git-ignored, and a fresh checkout resumes from the results (`restore_tasks`).
 SETTINGS = "settings"
@@ -58,14 +60,20 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(handle.fileno())  # the row of a run that took an hour survives a crash
 
 
+def keep_settings(run_dir: Path, settings: Path) -> None:
+    """Copy a run dir's config.json (what its rows were run with) into the results as
+    ``settings``, for `restore_run_dir`; a run dir without one has nothing to keep."""
+    if (run_dir / "config.json").is_file():
+        write_json(settings, read_json(run_dir / "config.json"))
+
+
 def restore_run_dir(run_dir: Path, rows: Iterable[dict], settings: Path | None = None) -> int:
     """Put committed ``rows`` (of the run dir's task: run keys do not name it) back into a
-    benchmark's run dir, which is git-ignored and so
-    missing from a fresh checkout: the rows it lacks are appended to its results.jsonl (a sweep
-    resumes after them instead of running them again, and the report, which reads run dirs,
-    keeps them), and a run dir without a config.json gets ``settings``, the one its rows were
-    run with (so `compare` still refuses a sweep of other settings). Returns the rows put back.
-    """
+    benchmark's run dir, which is git-ignored and so missing from a fresh checkout: the rows
+    it lacks are appended to its results.jsonl (a sweep resumes after them instead of running
+    them again, and the report, which reads run dirs, keeps them), and a run dir without a
+    config.json gets ``settings`` (`keep_settings`), the one its rows were run with, so
+    `compare` still refuses a sweep of other settings. Returns the rows put back."""
     path = run_dir / "results.jsonl"
     have = keyed_rows(path)
     missing = [row for row in rows if row["key"] not in have]

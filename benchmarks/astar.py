@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _rows import SETTINGS, read_json, restore_tasks, write_json, write_rows
+from _rows import (
+    SETTINGS,
+    TASKS,
+    keep_settings,
+    read_json,
+    restore_tasks,
+    write_json,
+    write_rows,
+)
 
 from prunekit.data import TaskData
 from prunekit.methods.astar_search import certify_in_sequence
@@ -39,7 +47,6 @@ from prunekit.train.task_recipes import cached_dense_model
 
 RESULTS = Path(__file__).parent / "results" / "astar"
 RUNS = Path("runs/astar")  # not head_baselines' runs: its reports would take these rows
-TASKS = ("rte", "mrpc", "stsb", "cola", "sst2")
 PER_K_NOTE = (
     "Why `deepest`: in 0.1, a run with `budget_search=per-k` (fixed-K A* for K = 1, 2, ...; "
     "branching 8, 150-state cap) on STS-B returned the same 17-head set at all four budgets: "
@@ -257,8 +264,7 @@ def write_results(args: argparse.Namespace, cache: dict) -> None:
     keep = []
     tasks = [t for t in TASKS if (RUNS / t / "results.jsonl").is_file()]
     for task in tasks:
-        if (RUNS / task / "config.json").is_file():  # for `restore_tasks`
-            write_json(RESULTS / SETTINGS / f"{task}.json", read_json(RUNS / task / "config.json"))
+        keep_settings(RUNS / task, RESULTS / SETTINGS / f"{task}.json")
         rows = read_results(RUNS / task / "results.jsonl")
         counts = {round(r["fraction"], 6) for r in rows if r.get("method") == "astar-budget"}
         keep += [

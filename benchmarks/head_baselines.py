@@ -29,15 +29,14 @@ from _rows import (
     add_device_argument,
     add_loop_arguments,
     devices_description,
+    keep_settings,
     loop_description,
     loop_label,
     loop_options,
     loop_suffix,
     parse_seeds,
-    read_json,
     restore_tasks,
     with_dev_constant,
-    write_json,
     write_rows,
 )
 
@@ -267,9 +266,8 @@ def write_report(
         return
     rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
     write_rows(results / "results.jsonl", rows)
-    for task in tasks:  # what the rows were run with, for `restore_run_dir`
-        if (runs / task / "config.json").is_file():
-            write_json(results / SETTINGS / f"{task}.json", read_json(runs / task / "config.json"))
+    for task in tasks:
+        keep_settings(runs / task, results / SETTINGS / f"{task}.json")
     tasks = tuple(sorted({row["task"] for row in rows}))
     note = notes(name, loop_description(loop), devices_description(rows))
     note += astar_completions(rows)

@@ -26,16 +26,16 @@ from _rows import (
     HEAD_COMPARISON_RUNS,
     HEAD_SEARCH_SAMPLES,
     SETTINGS,
+    TASKS,
     add_device_argument,
     add_loop_arguments,
     devices_description,
+    keep_settings,
     loop_description,
     loop_options,
     loop_suffix,
     parse_seeds,
-    read_json,
     restore_run_dir,
-    write_json,
     write_rows,
 )
 
@@ -44,7 +44,6 @@ from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
 
 RESULTS = Path(__file__).parent / "results" / "peer"
-TASKS = ("rte", "mrpc", "stsb", "cola", "sst2")
 RUNS = Path("runs/peer")
 NO_PEER = "peer (no peer loss)"
 
@@ -175,10 +174,9 @@ def write_results(tasks: list[str], args) -> None:
         return
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
-    for task in tasks:  # what the rows were run with, for `restore_committed`
+    for task in tasks:
         for out, _, _ in sweeps(task, args):
-            if (out / "config.json").is_file():
-                write_json(_settings_file(out, args), read_json(out / "config.json"))
+            keep_settings(out, _settings_file(out, args))
     devices = devices_description(rows)
     own = [r for r in rows if not r.get("borrowed_from")]  # borrowed runs cost nothing here
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in own)

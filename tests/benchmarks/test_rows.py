@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 from _rows import (  # noqa: E402
     devices_description,
+    keep_settings,
     keyed_rows,
     restore_run_dir,
     restore_tasks,
@@ -53,6 +54,18 @@ def test_each_task_gets_its_own_rows_back_although_run_keys_repeat_across_tasks(
     assert (run_dirs["rte"] / "config.json").is_file()
     assert not (run_dirs["mrpc"] / "config.json").exists()  # no settings kept: none made up
     assert restore_tasks(tmp_path / "nothing-committed", run_dirs) == dict.fromkeys(run_dirs, 0)
+
+
+def test_kept_settings_are_what_a_fresh_run_dir_gets_back(tmp_path):
+    run_dir, settings = tmp_path / "runs" / "rte", tmp_path / "results" / "settings" / "rte.json"
+    keep_settings(run_dir, settings)  # nothing run yet: nothing kept
+    assert not settings.exists()
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"task": "rte", "search_samples": 1000}))
+    keep_settings(run_dir, settings)
+    fresh = tmp_path / "fresh" / "rte"
+    restore_run_dir(fresh, [], settings)
+    assert json.loads((fresh / "config.json").read_text())["search_samples"] == 1000
 
 
 def test_devices_name_the_processors_of_the_rows_that_record_them():

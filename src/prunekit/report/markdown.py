@@ -60,9 +60,8 @@ def write_report(
         methods = sorted({c.method for c in cells if c.task == task})
         fractions = sorted({c.fraction for c in cells if c.task == task})
         for regime in sorted({c.regime for c in cells if c.task == task}):
-            title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime)
             lines += [
-                f"### {title or regime}",
+                f"### {_regime_title(regime)}",
                 "",
                 "| heads removed | " + " | ".join(methods) + " |",
                 "|---|" + "---|" * len(methods),
@@ -130,7 +129,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
         lines += [collapse_note(floor) + hidden, ""]
     for regime in sorted({c.regime for c in cells}, key=lambda r: (r not in ("r0", "r1"), r)):
         methods = sorted({c.method for c in cells if c.regime == regime})  # this block's only
-        title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
+        title = _regime_title(regime)
         lines += [f"**{title}**", "", "| heads removed | " + " | ".join(methods) + " |"]
         lines.append("|---|" + "---|" * len(methods))
         for fraction in sorted({c.fraction for c in cells if c.regime == regime}):
@@ -172,7 +171,7 @@ def _paired_table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     for regime in sorted({g.regime for g in gaps}):
         methods = sorted({g.method for g in gaps if g.regime == regime})
-        title = {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
+        title = _regime_title(regime)
         lines += [f"**{title}**", "", "| heads removed | n | " + " | ".join(methods) + " |"]
         lines.append("|---|---|" + "---|" * len(methods))
         for fraction in sorted({g.fraction for g in gaps if g.regime == regime}):
@@ -190,6 +189,11 @@ def _paired_table(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {fraction:.0%} | {runs} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _regime_title(regime: str) -> str:
+    """R0/R1 by what they mean; a protocol of its own (SMP's, peer's) is its own title."""
+    return {"r0": "R0, no retraining", "r1": "R1, equal recovery budget"}.get(regime, regime)
 
 
 def _trained_note(rows: list[dict[str, Any]]) -> str:
