@@ -12,35 +12,19 @@ import torch
 from torch import nn
 
 from prunekit.models.adapter import EmptyAttention, LayerModules, Slot, register_adapter
+from prunekit.models.bert import BertStyleAdapter
 
 __all__ = ["MPNetAdapter", "MPNET"]
 
 _HOOK_MARK = "_prunekit_position_bias_slicer"
 
 
-class MPNetAdapter:
-    family = "mpnet"
+class MPNetAdapter(BertStyleAdapter):
+    """BERT's config and layer list; MPNet names its projections ``attention.attn.{q,k,v,o}``
+    and hands every layer a relative-position bias with one row per head."""
 
-    def num_layers(self, config) -> int:
-        return config.num_hidden_layers
-
-    def num_heads(self, config) -> int:
-        return config.num_attention_heads
-
-    def hidden_size(self, config) -> int:
-        return config.hidden_size
-
-    def head_size(self, config) -> int:
-        return config.hidden_size // config.num_attention_heads
-
-    def intermediate_size(self, config) -> int:
-        return config.intermediate_size
-
-    def layer_list(self, model: nn.Module) -> nn.ModuleList:
-        return model.base_model.encoder.layer
-
-    def _layer(self, model: nn.Module, layer: int) -> nn.Module:
-        return self.layer_list(model)[layer]
+    def __init__(self) -> None:
+        super().__init__("mpnet")
 
     def layer_modules(self, model: nn.Module, layer: int) -> LayerModules:
         block = self._layer(model, layer)
