@@ -73,28 +73,6 @@ def test_every_pruned_tensor_ends_at_the_target_sparsity_and_stays_masked():
     assert result.plan.meta["sparsity"] == pytest.approx(0.8, abs=0.01)
 
 
-def test_a_killed_run_resumes_to_the_same_masks_and_weights(tmp_path):
-    reference = get_method("magnitude")(request(tiny_model("bert"))).model
-
-    class Killed(Exception):
-        pass
-
-    def kill(info):
-        if info["step"] == 11:
-            raise Killed
-
-    interrupted = request(tiny_model("bert"), checkpoint_every=5)
-    interrupted.state_dir, interrupted.on_progress = tmp_path, kill
-    with pytest.raises(Killed):
-        get_method("magnitude")(interrupted)
-    again = request(tiny_model("bert"), checkpoint_every=5)
-    again.state_dir = tmp_path
-    resumed = get_method("magnitude")(again).model
-    expected, actual = reference.state_dict(), resumed.state_dict()
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
-
-
 def test_sparsity_on_a_head_pruned_model_composes_and_reloads(tmp_path):
     model = tiny_model("bert")
     heads = PruningPlan.build(

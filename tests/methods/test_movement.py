@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from conftest import labelled_batch, tiny_model, train_request
 from torch.nn.utils import parametrize
@@ -45,28 +44,6 @@ def test_every_tensor_ends_at_the_target_with_no_parametrization_left():
         assert int((weight != 0).sum()) <= kept, key
         assert int(result.plan.masks[key].sum()) == kept, key
         assert bool((weight[~result.plan.masks[key]] == 0).all()), key
-
-
-def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
-    reference = get_method("movement")(request(tiny_model("bert"))).model
-
-    class Killed(Exception):
-        pass
-
-    def kill(info):
-        if info["step"] == 11:
-            raise Killed
-
-    interrupted = request(tiny_model("bert"), checkpoint_every=5)
-    interrupted.state_dir, interrupted.on_progress = tmp_path, kill
-    with pytest.raises(Killed):
-        get_method("movement")(interrupted)
-    again = request(tiny_model("bert"), checkpoint_every=5)
-    again.state_dir = tmp_path
-    resumed = get_method("movement")(again).model
-    expected, actual = reference.state_dict(), resumed.state_dict()
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
 
 
 def test_weights_an_earlier_plan_dropped_stay_dropped():
