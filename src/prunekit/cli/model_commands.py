@@ -83,8 +83,10 @@ def finetune(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Fine-tune an encoder on a GLUE task with the task's dense recipe (each flag overrides
-    its part). `accelerate launch` runs it on several processes."""
+    """Fine-tune an encoder on a GLUE task with the task's dense recipe; flags override it.
+
+    `accelerate launch` runs it on several processes.
+    """
     from prunekit.recipes.finetune import finetune_config, run_finetune
 
     config = finetune_config(
@@ -150,7 +152,13 @@ def eval_(
 @app.command()
 @user_errors
 def prune(
-    model: Annotated[str, typer.Option(help="Fine-tuned model directory.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Fine-tuned model directory; for methods that prune pre-trained models (smp, "
+            "sparse-kd) a pre-trained one or 'default'."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Output directory for the pruned model.")],
     method: Annotated[
         str, typer.Option(help="Pruning method (see `prunekit methods`).")
@@ -181,7 +189,10 @@ def prune(
     ] = None,
     sparsity: Annotated[
         float | None,
-        typer.Option(help="Unstructured methods (magnitude): share of weights set to 0."),
+        typer.Option(
+            help="Unstructured methods (magnitude, movement, sparse-kd): share of the "
+            "linears' weights set to 0."
+        ),
     ] = None,
     lossless: Annotated[
         bool,
@@ -243,7 +254,7 @@ def prune(
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Remove attention heads with a registered method and save the smaller model."""
+    """Prune heads or weights with a registered method and save the smaller model."""
     from prunekit.errors import ConfigError
     from prunekit.recipes.prune import (
         DistillConfig,
