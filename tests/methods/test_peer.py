@@ -144,6 +144,33 @@ def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_frac
     assert len(trained) == first + 1
 
 
+def test_head_importance_is_measured_once_per_model_and_seed_in_a_shared_cache(
+    tmp_path, monkeypatch
+):
+    import prunekit.methods.peer as peer
+
+    measured = []
+    importance = peer._importance
+    monkeypatch.setattr(
+        peer, "_importance", lambda *a, **k: measured.append(importance(*a, **k)) or measured[-1]
+    )
+    model = tiny_model("bert")
+    half, most = L * H - round(0.5 * L * H), L * H - round(0.75 * L * H)
+
+    def run(keep, seed=0, cache=tmp_path):
+        request = replace(peer_request(model, keep=keep), cache_dir=cache, seed=seed)
+        return get_method("peer")(request)
+
+    alone = run(half, cache=None)
+    assert len(measured) == 1
+    assert run(half).plan == alone.plan and len(measured) == 2  # the first in this cache
+    run(most)
+    assert len(measured) == 2  # another fraction reads the scores back
+    run(most, seed=1)
+    assert len(measured) == 3  # another seed draws other examples
+    assert torch.equal(measured[0], measured[1])
+
+
 def test_attention_map_similarity_is_one_on_the_diagonal_and_symmetric():
     model = tiny_model("bert", attn="eager")
     kept = [[h for h in range(H) if (layer, h) != (0, 1)] for layer in range(L)]

@@ -6,8 +6,9 @@ choice OUR CHOICE and configurable:
 - **Location.** HISP importance (Michel et al., layer-normalised) on ``importance_examples``
   seeded training examples (the validation split judges losslessness), ranked globally, so
   the counts per layer come out uneven; at least
-  ``min_heads_per_layer`` (1) stay in every layer. ``locator="l0"`` uses L0 gates with the same
-  target instead.
+  ``min_heads_per_layer`` (1) stay in every layer. The scores are measured once per model and
+  seed in the caller's shared ``cache_dir`` and read back by its other fractions and budgets.
+  ``locator="l0"`` uses L0 gates with the same target instead.
 - **Peer distillation.** The student starts as a copy of the fine-tuned model (the teacher,
   frozen). Loss = CE + alpha·τ²·KL(teacher ‖ student at τ) + beta·peer + gamma·hidden-state MSE
   (`prunekit.train.distill`): the peer term makes each layer's retained heads reproduce the
@@ -46,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Subset
 
 from prunekit.data import by_length, compute_metrics, primary_metric
@@ -65,6 +67,7 @@ from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
 from prunekit.models.memo import load_weights_memo, save_weights_memo, weights_digest
 from prunekit.models.surgery import current_plan
+from prunekit.outputs import atomic_output_dir
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.similarity import attention_map_similarity
@@ -121,7 +124,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     total = request.plan.heads_total
     scores = None  # HISP's importance does not depend on the fraction: measured once
     if config.locator == "hisp":
-        scores = _importance(request, config.importance_examples)
+        scores = _remembered_importance(request, config.importance_examples)
     similarity = None  # nor does the teacher's head similarity (pairing)
     if config.pairing_weight > 0:
         similarity = _teacher_similarity(request, config)
@@ -206,6 +209,24 @@ def _locate(
         )
         return located.plan
     return select_top_heads(scores, request.plan, HeadTarget(target.keep, False, floor))
+
+
+def _remembered_importance(request: PruneRequest, examples: int) -> torch.Tensor:
+    """`_importance`, or the scores measured before on the same model, examples and seed, kept
+    in the caller's shared cache: each fraction and budget is a run of its own, and HISP's
+    importance on 2,000 training examples costs as much as a tenth of a distillation."""
+    if request.cache_dir is None:
+        return _importance(request, examples)
+    task = getattr(request.task, "name", None)
+    identity = [weights_digest(request.model), examples, request.seed, len(request.train_set)]
+    key = hashlib.sha256(json.dumps(identity + [task]).encode()).hexdigest()[:16]
+    directory = request.cache_dir / "importance" / key
+    if directory.is_dir():  # renamed into place only once complete (`atomic_output_dir`)
+        return load_file(directory / "importance.safetensors")["importance"]
+    scores = _importance(request, examples)
+    with atomic_output_dir(directory, overwrite=True) as tmp:
+        save_file({"importance": scores.contiguous()}, str(tmp / "importance.safetensors"))
+    return scores
 
 
 def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
