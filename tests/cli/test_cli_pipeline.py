@@ -84,6 +84,8 @@ def test_same_seed_same_plan(finetuned_minilm, pruned, tmp_path):
         "prune",
         "--model",
         finetuned_minilm,
+        "--method",
+        "random",
         "--heads",
         "0.5",
         "--out",

@@ -34,6 +34,17 @@ def test_a_negative_cap_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "prune"])
+def test_the_cli_prunes_with_the_main_jobs_method_by_default(command):
+    import inspect
+
+    from prunekit.cli import model_commands, study_commands
+
+    function = {"run": study_commands.run, "prune": model_commands.prune}[command]
+    default = inspect.signature(function).parameters["method"].default
+    assert default == RunConfig().method  # one default method, whatever the entry point
+
+
 @pytest.mark.parametrize("value", [None, 1])
 def test_run_config_accepts_no_cap_or_a_positive_one(value):
     assert RunConfig(max_train_samples=value).max_train_samples == value

@@ -161,8 +161,9 @@ def prune(
     ],
     out: Annotated[Path, typer.Option(help="Output directory for the pruned model.")],
     method: Annotated[
-        str, typer.Option(help="Pruning method (see `prunekit methods`).")
-    ] = "random",
+        str,
+        typer.Option(help="Pruning method (see `prunekit methods`); default: the main job's."),
+    ] = "hisp",
     heads: Annotated[
         float | None, typer.Option(help="Fraction of all heads to remove, in [0, 1).")
     ] = None,
