@@ -52,6 +52,7 @@ from prunekit.train.task_recipes import cached_dense_model, recipe_for
 RESULTS = Path(__file__).parent / "results" / "sparse"
 RUNS = Path("runs/sparse")
 VARIANTS = ("sparse-kd", "magnitude", "magnitude+kd", "movement")
+EPOCHS = 3  # every variant's training epochs unless --epochs says otherwise
 PRESETS = {
     "quick": dict(tasks="mrpc", sparsities="0.95", seeds="0"),
     "full": dict(
@@ -178,9 +179,11 @@ def write_report(results: Path) -> None:
     rows = with_dev_constant(done(results).values())  # older rows: from the dev labels
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        label = row["variant"] + (
-            f" ({row['epochs']} ep, {row['train_samples']} ex)" if row["train_samples"] else ""
-        )
+        label = row["variant"]
+        if row["train_samples"]:
+            label += f" ({row['epochs']} ep, {row['train_samples']} ex)"
+        elif row["epochs"] != EPOCHS:
+            label += f" ({row['epochs']} ep)"
         if row.get("options"):
             label += " [" + ", ".join(f"{k}={v}" for k, v in sorted(row["options"].items())) + "]"
         groups.setdefault((row["task"], row["sparsity"], label), []).append(row)
@@ -188,8 +191,9 @@ def write_report(results: Path) -> None:
         "# Unstructured sparsity on MiniLM: SparseBERT, magnitude (± KD), movement",
         "",
         "Dev primary metric, mean ± std over seeds; Δ against the cached dense models of the "
-        "same seeds. Every variant trains the same epochs on the same train split (except "
-        "`+aug`, which adds augmented copies). Latency (batch 1) and throughput (batch 32) of "
+        "same seeds. Every variant trains the same epochs on the same train split "
+        f"({EPOCHS} unless its label says otherwise; `+aug` adds augmented copies). "
+        "Latency (batch 1) and throughput (batch 32) of "
         "seed 0 on this CPU, 128 tokens per sequence: the sparse path, dense torch, dense "
         "onnxruntime (eager-attention export fused for onnxruntime, `prunekit export "
         "--optimize`). The sparse path (`prunekit bench --runtime sparse`) runs MiniLM's encoder "
@@ -245,6 +249,14 @@ def write_report(results: Path) -> None:
         }
     if collapsed_any:
         lines += ["", collapse_note(constant_floor(rows))]
+    if any((r.get("options") or {}).get("attention_loss") == "probabilities" for r in rows):
+        lines += [
+            "",
+            "`attention_loss=probabilities`: sparse-kd's first version, whose attention term "
+            "compared the attention probabilities a model returns (on MiniLM it starts about "
+            "300 times smaller than the hidden-state term, so it hardly counted). The other "
+            "sparse-kd rows compare pre-softmax scores, as SparseBERT's code does.",
+        ]
     unconverted = sorted(
         f"{r['task']} {r['sparsity']:.0%} {r['variant']}"
         for r in rows
@@ -269,7 +281,7 @@ def main() -> None:
     parser.add_argument("--sparsities")
     parser.add_argument("--seeds")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--augment", type=int, default=0, help="copies for sparse-kd+aug")
     parser.add_argument("--augment-tasks", default="mrpc")
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds per model")

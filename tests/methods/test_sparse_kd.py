@@ -4,6 +4,7 @@ sparsity per tensor, and compare refusing methods that prune pre-trained models.
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from conftest import labelled_batch, tiny_model, train_request, word_tokenizer
 from prunekit.errors import ConfigError
 from prunekit.methods import PruneRequest, get_method
 from prunekit.methods.sparse_kd import sparse_kd_parts
+from prunekit.models.attention_scores import AttentionScores
 from prunekit.models.masks import masked_linears
 from prunekit.recipes.compare import CompareConfig, run_compare
 
@@ -34,15 +36,50 @@ def test_the_distillation_terms_vanish_for_a_student_equal_to_the_teacher():
     assert parts["prediction"].item() == pytest.approx(entropy.item())  # soft CE's minimum
 
 
-def test_the_student_ends_at_the_target_sparsity():
+def test_the_score_term_vanishes_for_the_teacher_and_ignores_padded_keys_and_queries():
+    teacher = tiny_model("bert", attn="eager")
+    mask = BATCH["attention_mask"]
+    assert (mask == 0).any()  # the batch has padding to ignore
+
+    def parts_against(student):
+        with torch.no_grad(), AttentionScores(student) as mine, AttentionScores(teacher) as theirs:
+            student_out, teacher_out = outputs(student), outputs(teacher)
+        maps = (mine.scores(), theirs.scores())
+        return sparse_kd_parts(student_out, teacher_out, mask, BATCH["labels"], False, maps=maps)
+
+    assert parts_against(copy.deepcopy(teacher))["attention"].item() == 0.0
+    assert parts_against(tiny_model("bert", attn="eager", seed=1))["attention"].item() > 0
+    # entries of padded keys or padded queries do not count; every other entry does
+    with torch.no_grad(), AttentionScores(teacher) as recorder:
+        teacher_out = outputs(teacher)
+    scores = recorder.scores()
+    real = (mask[:, None, :, None] * mask[:, None, None, :]).bool().expand_as(scores[0])
+    off_padding = [m.masked_fill(~real, 5.0) for m in scores]
+    on_real = [m + real.float() for m in scores]
+    for student_maps, expected_zero in ((off_padding, True), (on_real, False)):
+        parts = sparse_kd_parts(
+            teacher_out, teacher_out, mask, BATCH["labels"], False, maps=(student_maps, scores)
+        )
+        assert (parts["attention"].item() == 0.0) == expected_zero
+
+
+@pytest.mark.parametrize("attention_loss", ["scores", "probabilities"])
+def test_the_student_ends_at_the_target_sparsity(attention_loss):
     teacher = tiny_model("bert", attn="eager", seed=1)
     request = kd_request(
-        tiny_model("bert", attn="eager"), teacher, epochs=2, events=3, sparsity=0.9
+        tiny_model("bert", attn="eager"),
+        teacher,
+        epochs=2,
+        events=3,
+        sparsity=0.9,
+        attention_loss=attention_loss,
     )
     result = get_method("sparse-kd")(request)
     for key, weight in masked_linears(result.model, result.plan).items():
         assert int((weight != 0).sum()) <= round(0.1 * weight.numel()), key
-    assert {"attention", "hidden", "prediction"} <= set(result.record["loss_curve"][0])
+    curve = result.record["loss_curve"]
+    assert {"attention", "hidden", "prediction"} <= set(curve[0])
+    assert all(math.isfinite(point["attention"]) and point["attention"] > 0 for point in curve)
 
 
 @pytest.mark.parametrize("method", ["sparse-kd", "smp"])
