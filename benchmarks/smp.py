@@ -96,7 +96,9 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     if method == "dense":  # the unpruned model, fine-tuned in this same run (time reference)
         source = None
     elif method == "hisp":  # scored on the fine-tuned dense model, applied to the pre-trained one
-        source = load(cached_dense_model("default", task, seed, None, args.data_dir, args.device))
+        source = load(
+            cached_dense_model("default", task, seed, data_dir=args.data_dir, device=args.device)
+        )
     elif method == "smp":  # attention maps need eager attention
         source, options = load_for_task("default", spec, "eager")[0], {"pruner": str(args.pruner)}
     else:
@@ -133,7 +135,9 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
             else done_keys()[run_key(task, seed, 0.0, "dense", args)]["dev"]
         )
     else:  # the task's recipe as it is: the shared cache's model (the in-run dense row beside it)
-        dense_dir = cached_dense_model("default", task, seed, recipe, args.data_dir, args.device)
+        dense_dir = cached_dense_model(
+            "default", task, seed, recipe, data_dir=args.data_dir, device=args.device
+        )
         dense_dev = json.loads((dense_dir / "metrics.json").read_text())["dev"]["primary"]
     return {
         "key": run_key(task, seed, fraction, method, args),
