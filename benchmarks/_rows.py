@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.data import constant_prediction_floor, load_examples
+from prunekit.report.results import read_results
 from prunekit.train import asked_loop_options
 
 # head_baselines' full comparison: where its run dirs are (+ loop suffix, / task) and how many
@@ -46,10 +47,7 @@ def parse_seeds(
 
 def keyed_rows(path: Path) -> dict[str, dict]:
     """The rows of ``path`` by key (the last row of a key wins); empty when there is no file."""
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {row["key"]: row for row in rows}
+    return {row["key"]: row for row in read_results(path)}
 
 
 def append_row(path: Path, row: dict) -> None:
@@ -89,8 +87,7 @@ def restore_tasks(results: Path, run_dirs: dict[str, Path]) -> dict[str, int]:
     """`restore_run_dir` for each task's run dir from a benchmark's committed results folder:
     its results.jsonl (rows of every task; run keys repeat across tasks, so rows are split by
     task, not keyed) and ``settings/<task>.json``. Returns the rows put back per task."""
-    path = results / "results.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    rows = read_results(results / "results.jsonl")
     return {
         task: restore_run_dir(
             run_dir, [r for r in rows if r["task"] == task], results / SETTINGS / f"{task}.json"
