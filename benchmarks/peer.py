@@ -95,6 +95,12 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     ]
 
 
+def run_dirs(task: str, args) -> dict[Path, str | None]:
+    """Each run dir of one task's sweeps once (lossless mode shares the fixed-fraction one),
+    with the name its peer rows take in the results (None: they stay ``peer``)."""
+    return {out: renamed for out, _, renamed in sweeps(task, args)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -142,7 +148,7 @@ def restore_committed(args) -> None:
     `write_results`' renaming), so runs resume after them and the report keeps them."""
     committed = read_results(places(args)[1] / "results.jsonl")  # keys repeat across tasks
     for task in TASKS:
-        for out, _, renamed in sweeps(task, args):
+        for out, renamed in run_dirs(task, args).items():
             mine = [r for r in committed if r["task"] == task and r["method"] != NO_PEER]
             if renamed:  # the no-peer-loss rows were peer rows in their own run dir
                 mine = [
@@ -163,8 +169,7 @@ def _cap(args) -> str:
 def write_results(tasks: list[str], args) -> None:
     rows = []
     for task in tasks:
-        dirs = {out: renamed for out, _, renamed in sweeps(task, args)}  # sweeps may share one
-        for out, renamed in dirs.items():
+        for out, renamed in run_dirs(task, args).items():
             for row in read_results(out / "results.jsonl"):
                 if renamed and row["method"] == "peer":
                     row["method"] = renamed
@@ -175,7 +180,7 @@ def write_results(tasks: list[str], args) -> None:
     results = places(args)[1]
     write_rows(results / "results.jsonl", rows)
     for task in tasks:
-        for out, _, _ in sweeps(task, args):
+        for out in run_dirs(task, args):
             keep_settings(out, _settings_file(out, args))
     devices = devices_description(rows)
     own = [r for r in rows if not r.get("borrowed_from")]  # borrowed runs cost nothing here
