@@ -32,8 +32,9 @@ class AttentionScores:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.adapter = get_adapter(model)
-        self.layers = [i for i, kept in enumerate(current_plan(model).kept_heads) if kept]
-        self.counts = {i: len(current_plan(model).kept_heads[i]) for i in self.layers}
+        kept_heads = current_plan(model).kept_heads
+        self.layers = [i for i, kept in enumerate(kept_heads) if kept]
+        self.counts = {i: len(kept_heads[i]) for i in self.layers}
         self.head_size = self.adapter.head_size(model.config)
         self._queries: dict[int, torch.Tensor] = {}
         self._keys: dict[int, torch.Tensor] = {}
