@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
+import pytest
 import torch
 from conftest import TINY, tiny_batch, tiny_model, unbatch
 from torch.utils.data import default_collate
@@ -114,6 +115,15 @@ def test_lossless_mode_reports_every_fraction_it_tried():
     assert result.record["fraction"] == 0.75  # a budget of 100 points accepts everything
     assert set(result.record["tried"]) <= {"0.25", "0.50", "0.75"}
     assert result.plan.heads_kept == L * H - round(0.75 * L * H)
+    # the budget report's view: every fraction measured, its metric, and whether it passed
+    certificate = result.record["certificate"]
+    assert certificate["split"] == "validation"
+    assert certificate["evaluations"] == len(result.record["tried"])
+    assert [f"{f:.2f}" for f, _, _ in certificate["tried"]] == sorted(result.record["tried"])
+    assert all(ok for _, _, ok in certificate["tried"])
+    assert certificate["search_drop"] == pytest.approx(
+        result.record["validation_reference"] - result.record["validation_metric"]
+    )
 
 
 def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_fraction(

@@ -199,3 +199,32 @@ def test_fewer_than_three_shared_runs_give_no_interval():
     runs = [("rte", 0), ("rte", 1)]
     rows = gap_rows("hisp", runs, (90.0, 92.0)) + gap_rows("l0", runs, (91.0, 92.5))
     assert paired_gaps(rows) == []
+
+
+def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
+    budget = row("peer-budget", 0.5, 0, "r0", 69.5)
+    budget.update(budget=0.5, dev_drop=0.5, dev_violation=False, decision_seconds=12.0)
+    budget["certificate"] = {
+        "split": "validation",
+        "search_drop": 0.25,
+        "evaluations": 2,
+        "tried": [[0.5, 69.75, True], [0.75, 65.0, False]],
+    }
+    with (run_dir / "results.jsonl").open("a") as results:
+        results.write(json.dumps(budget) + "\n")
+    text = run_report(run_dir).read_text()
+    assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 | 12 |" in text
+    assert (
+        "- peer, B 0.5, seed 0: accuracy on the validation split, in the order of size: "
+        "50% → 69.75 (within), 75% → 65.00 (over)." in text
+    )
+
+
+def test_speed_ratios_from_a_busy_machine_are_marked(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert "~" not in run_report(run_dir).read_text()
+    rows[0]["timing_warnings"] = ["batch 32 timings vary by 94% of the median"]
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = run_report(run_dir).read_text()
+    assert "| 25% | random | 975.0 | 1.25x | 1.23x ~ | 0.98 |" in text
+    assert "~: the timings behind this ratio varied by more than 10%" in text

@@ -156,9 +156,21 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
 
     chosen = largest_feasible(grid, feasible)
     summary = {f"{f:.2f}": round(v["metric"], 4) for f, v in sorted(tried.items())}
+    # What a budget report shows of any search (A* writes the same keys): here the search
+    # split is the validation split, and nothing is held out to certify on.
+    certificate = {
+        "split": "validation",
+        "search_drop": None if chosen is None else reference - tried[chosen]["metric"],
+        "evaluations": len(tried),
+        "tried": [
+            [f, round(v["metric"], 4), reference - v["metric"] <= budget]
+            for f, v in sorted(tried.items())
+        ],
+    }
     if chosen is None:  # not even the smallest fraction is lossless: keep every head
         dense = request.plan.model_copy(update={"meta": {"tried": summary}})
-        return MethodResult(dense, record={"validation_reference": reference, "tried": summary})
+        record = {"validation_reference": reference, "tried": summary, "certificate": certificate}
+        return MethodResult(dense, record=record)
     best = tried[chosen]
     record = {
         **best["record"],
@@ -167,6 +179,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         "validation_reference": reference,
         "validation_metric": best["metric"],
         "tried": summary,
+        "certificate": certificate,
     }
     plan = best["plan"].model_copy(update={"meta": {"fraction": chosen, "tried": summary}})
     return MethodResult(plan, model=best["student"], record=record)

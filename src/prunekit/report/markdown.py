@@ -227,19 +227,34 @@ def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
         rule += "---|---|"
     lines = [header, rule]
     for r in timed:
+        busy = " ~" if r.get("timing_warnings") else ""
         line = (
             f"| {r['fraction']:.0%} | {r['method']} | {r['parameters']:,} | "
-            f"{r['ideal_speedup']:.2f}x | {r['measured_speedup']:.2f}x | "
+            f"{r['ideal_speedup']:.2f}x | {r['measured_speedup']:.2f}x{busy} | "
             f"{r['measured_speedup'] / r['ideal_speedup']:.2f} |"
         )
         if onnx:
+            busy = " ~" if r.get("onnx_timing_warnings") else ""
             line += (
-                f" {r['onnx_speedup']:.2f}x | {r['onnx_vs_torch_dense']:.2f}x |"
+                f" {r['onnx_speedup']:.2f}x{busy} | {r['onnx_vs_torch_dense']:.2f}x{busy} |"
                 if "onnx_speedup" in r
                 else " – | – |"
             )
         lines.append(line)
-    return lines + [""]
+    lines.append("")
+    if any(r.get("timing_warnings") or r.get("onnx_timing_warnings") for r in timed):
+        lines += [
+            "~: the timings behind this ratio varied by more than 10% of their median (the "
+            "machine was busy); read it as noise, not a measurement.",
+            "",
+        ]
+    if onnx and any("onnx_speedup" in r and "onnx_timing_warnings" not in r for r in timed):
+        lines += [
+            "Rows written before the ONNX timing recorded its own spread (and timed dense torch "
+            "in the same call) may mix two moments of a busy machine in the last column.",
+            "",
+        ]
+    return lines
 
 
 def _from_memo(certificate: dict[str, Any]) -> str:
@@ -274,10 +289,34 @@ def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
             f"| {r['method'].removesuffix('-budget')} | {r['budget']:g} | {r['seed']} | "
             f"{r['heads_removed']} | {_number(c.get('search_drop'))} | {certified} | "
             f"{r['dev_drop']:.2f} | {'yes' if r['dev_violation'] else 'no'} | "
-            f"{c.get('evaluations', '–')}{_from_memo(c)} | {_number(c.get('wall_seconds'), 0)} | "
+            f"{c.get('evaluations', '–')}{_from_memo(c)} | {_number(_search_seconds(r), 0)} | "
             f"{r.get('cache_saved_fraction', 0.0):.0%} |"
         )
-    return lines + [""]
+    return lines + [""] + _fractions_tried(rows, metric)
+
+
+def _fractions_tried(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """The fractions a grid search (peer's lossless mode) measured, each with its metric."""
+    lines = []
+    for r in sorted(rows, key=lambda r: (r["method"], r["budget"], r["seed"])):
+        tried = r.get("certificate", {}).get("tried")
+        if not tried:
+            continue
+        steps = ", ".join(
+            f"{fraction:.0%} → {value:.2f} ({'within' if ok else 'over'})"
+            for fraction, value, ok in tried
+        )
+        split = r["certificate"].get("split", "search")
+        lines.append(
+            f"- {r['method'].removesuffix('-budget')}, B {r['budget']:g}, seed {r['seed']}: "
+            f"{metric} on the {split} split, in the order of size: {steps}."
+        )
+    return lines + [""] if lines else []
+
+
+def _search_seconds(row: dict[str, Any]) -> float | None:
+    """The search's own clock (A*), else the whole decision's (peer's lossless mode trains)."""
+    return row.get("certificate", {}).get("wall_seconds", row.get("decision_seconds"))
 
 
 def _number(value: Any, digits: int = 2) -> str:
