@@ -9,7 +9,7 @@ import pytest
 from prunekit.errors import DataError
 from prunekit.recipes.report import run_report
 from prunekit.report import aggregate
-from prunekit.report.summary import paired_gaps
+from prunekit.report.summary import paired_gaps, retention_summary
 
 
 def row(method, fraction, seed, regime, dev):
@@ -228,3 +228,22 @@ def test_speed_ratios_from_a_busy_machine_are_marked(run_dir):
     text = run_report(run_dir).read_text()
     assert "| 25% | random | 975.0 | 1.25x | 1.23x ~ | 0.98 |" in text
     assert "~: the timings behind this ratio varied by more than 10%" in text
+
+
+def test_a_method_whose_seeds_ran_different_tasks_keeps_its_summary_cell():
+    def retained(task, seed, dev):  # against a dense model at 80
+        cell = {"method": "smp", "regime": "r1", "fraction": 0.5}
+        return cell | {"task": task, "seed": seed, "dev": dev, "dense_dev": 80.0}
+
+    # seeds 0 and 1 ran mrpc, seed 2 stsb: no seed has every task; mrpc is what most share
+    rows = [retained("mrpc", 0, 72.0), retained("mrpc", 1, 76.0), retained("stsb", 2, 20.0)]
+    (cell,) = retention_summary(rows)
+    assert cell.tasks == ("mrpc",) and cell.seeds == 2
+    assert cell.mean == pytest.approx((90.0 + 95.0) / 2)
+    # a tie (one seed each) goes to the later name, so the cell never depends on row order
+    (cell,) = retention_summary([rows[2], rows[0]])
+    assert cell.tasks == ("stsb",) and cell.mean == pytest.approx(25.0)
+    # a seed with every task: only such seeds count, as before
+    (cell,) = retention_summary([*rows, retained("stsb", 0, 40.0)])
+    assert cell.tasks == ("mrpc", "stsb") and cell.seeds == 1
+    assert cell.mean == pytest.approx((90.0 + 50.0) / 2)

@@ -139,7 +139,8 @@ class Retention:
 def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Retention]:
     """One `Retention` per (method, regime, fraction): for each seed the mean over tasks of
     ``100 * pruned / dense`` (same seed's dense model), then mean and sample std over the seeds
-    that have every task of that cell."""
+    that have every task of that cell. When no seed has them all, the cell keeps the task set
+    that the most seeds have (then the largest), rather than vanishing from the table."""
     per_seed: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
@@ -154,7 +155,15 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     for (method, regime, fraction), seeds in sorted(per_seed.items()):
         tasks = sorted(set().union(*(set(t) for t in seeds.values())))
         complete_seeds = [seed for seed, t in seeds.items() if len(t) == len(tasks)]
-        complete = [statistics.fmean(seeds[seed].values()) for seed in complete_seeds]
+        if not complete_seeds:  # seeds ran different tasks: the set most seeds share
+            tasks = max(
+                (sorted(t) for t in seeds.values()),
+                key=lambda s: (sum(set(s) <= set(t) for t in seeds.values()), len(s), s),
+            )
+            complete_seeds = [seed for seed, t in seeds.items() if set(tasks) <= set(t)]
+        complete = [
+            statistics.fmean(seeds[seed][task] for task in tasks) for seed in complete_seeds
+        ]
         if not complete:
             continue
         out.append(
