@@ -32,6 +32,7 @@ __all__ = [
     "sample_head_mask",
     "representation_geometry",
     "geometry_kl",
+    "sentence_representation",
     "make_meta_pruning_loss",
 ]
 
@@ -87,7 +88,9 @@ def geometry_kl(full: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
     return F.kl_div(log_input, target, reduction="none").mean()
 
 
-def _representation(output, attention_mask: torch.Tensor, channel: int) -> torch.Tensor:
+def sentence_representation(output, attention_mask: torch.Tensor, channel: int) -> torch.Tensor:
+    """What the geometry is measured on: the pooled [CLS] output (pair tasks) or the mask-aware
+    mean of the last states (single-sentence tasks)."""
     if channel == SINGLE:
         weights = attention_mask.unsqueeze(-1).to(output.last_hidden_state.dtype)
         return (output.last_hidden_state * weights).sum(1) / weights.sum(1).clamp_min(1.0)
@@ -126,8 +129,8 @@ def make_meta_pruning_loss(
         with HeadGates(plm, mask):
             pruned = plm(**inputs)
         mask_ = inputs["attention_mask"]
-        full_rep = _representation(full, mask_, channel) * keep
-        pruned_rep = _representation(pruned, mask_, channel) * keep
+        full_rep = sentence_representation(full, mask_, channel) * keep
+        pruned_rep = sentence_representation(pruned, mask_, channel) * keep
         weight = SINGLE_WEIGHT if channel == SINGLE else 1.0
         loss = weight * geometry_kl(full_rep, pruned_rep)
         if not torch.isfinite(loss):  # the authors skip NaN losses; keep the graph, add nothing
