@@ -80,6 +80,20 @@ def test_bf16_training_lowers_the_loss_and_switches_precision_within_a_process()
         assert not torch.equal(value, weights(bf16)[name]) or "position_ids" in name
 
 
+def test_a_bf16_trained_model_runs_in_fp32_as_it_will_after_a_reload():
+    config = TrainConfig(learning_rate=1e-3, epochs=1, batch_size=8, precision="bf16")
+    trained = tiny_model("bert")
+    finetune(trained, toy_dataset(), default_collate, config)
+    reloaded = tiny_model("bert")
+    reloaded.load_state_dict(trained.state_dict())
+    reloaded.eval()
+    batch = {k: v for k, v in default_collate(toy_dataset(8)).items() if k != "labels"}
+    with torch.no_grad():
+        # accelerate's bf16 autocast patch on forward would give other logits here
+        assert torch.equal(trained(**batch).logits, reloaded(**batch).logits)
+    assert "forward" not in vars(trained)  # the class's forward, as before training
+
+
 def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
     config = TrainConfig(learning_rate=1e-3, epochs=3, batch_size=8, checkpoint_every=4)
     reference = tiny_model("bert")

@@ -152,6 +152,7 @@ def finetune(
         **_order(train_dataset, config),
     )
     unwrapped = model
+    own_forward = "forward" in vars(unwrapped)  # an instance forward of the caller's, kept
     groups, schedules = _param_groups(model, config, extras.param_groups)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.SGD
     optimizer = optimizer_class(groups, lr=config.learning_rate)
@@ -260,6 +261,13 @@ def finetune(
             break
 
     accelerator.wait_for_everyone()
+    # Under bf16 accelerate patched the module's own forward with autocast; left there, the
+    # trained model would evaluate in bf16 here but in fp32 once saved and loaded (peer's
+    # lossless search measured 85.66 F1 fresh and 85.88 reloaded). The model we return runs
+    # as it will after a reload.
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    if not own_forward:  # unwrapping binds the original forward to the instance: drop it
+        vars(unwrapped).pop("forward", None)
     model.eval()
     if last_dir is not None and accelerator.is_main_process and last_dir.exists():
         shutil.rmtree(last_dir)  # training finished: the result supersedes the checkpoint
