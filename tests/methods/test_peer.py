@@ -121,6 +121,7 @@ def test_lossless_mode_reports_every_fraction_it_tried():
     assert certificate["evaluations"] == len(result.record["tried"])
     assert [f"{f:.2f}" for f, _, _ in certificate["tried"]] == sorted(result.record["tried"])
     assert all(ok for _, _, ok in certificate["tried"])
+    assert certificate["student_seconds"] > 0
     assert certificate["search_drop"] == pytest.approx(
         result.record["validation_reference"] - result.record["validation_metric"]
     )

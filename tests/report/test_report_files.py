@@ -209,6 +209,7 @@ def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
         "search_drop": 0.25,
         "evaluations": 2,
         "tried": [[0.5, 69.75, True], [0.75, 65.0, False]],
+        "student_seconds": 150.0,
     }
     with (run_dir / "results.jsonl").open("a") as results:
         results.write(json.dumps(budget) + "\n")
@@ -216,7 +217,7 @@ def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
     assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 | 12 |" in text
     assert (
         "- peer, B 0.5, seed 0: accuracy on the validation split, in the order of size: "
-        "50% → 69.75 (within), 75% → 65.00 (over)." in text
+        "50% → 69.75 (within), 75% → 65.00 (over). Training them took 2.5 min." in text
     )
 
 

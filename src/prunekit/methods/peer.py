@@ -162,6 +162,8 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         "split": "validation",
         "search_drop": None if chosen is None else reference - tried[chosen]["metric"],
         "evaluations": len(tried),
+        # what the students cost to train, also when this search read them from the memo
+        "student_seconds": sum(v["record"].get("seconds", 0.0) for v in tried.values()),
         "tried": [
             [f, round(v["metric"], 4), reference - v["metric"] <= budget]
             for f, v in sorted(tried.items())

@@ -307,9 +307,11 @@ def _fractions_tried(rows: list[dict[str, Any]], metric: str) -> list[str]:
             for fraction, value, ok in tried
         )
         split = r["certificate"].get("split", "search")
+        trained = r["certificate"].get("student_seconds")
+        cost = f" Training them took {trained / 60:.1f} min." if trained else ""
         lines.append(
             f"- {r['method'].removesuffix('-budget')}, B {r['budget']:g}, seed {r['seed']}: "
-            f"{metric} on the {split} split, in the order of size: {steps}."
+            f"{metric} on the {split} split, in the order of size: {steps}.{cost}"
         )
     return lines + [""] if lines else []
 
