@@ -15,7 +15,8 @@ pre-trained model and a seeded sample of training inputs (read as SMP reads them
 
     python benchmarks/smp_diagnostics.py [--tasks mrpc,stsb,rte] [--examples 192] [--random 16]
 
-Writes ``benchmarks/results/smp/diagnostics.{json,md}`` (a few minutes on this CPU).
+Writes ``benchmarks/results/smp/diagnostics.{json,md}``. The committed run took 64 minutes at the
+lowest priority beside a training benchmark on this 2-core CPU.
 """
 
 from __future__ import annotations
