@@ -59,6 +59,9 @@ def diagnose(task: str, args: argparse.Namespace) -> dict:
     inputs = Subset(train, sorted(order[: args.examples].tolist()))
     collate = make_collate(tokenizer)
     pruner = load_pruner(args.pruner)
+    # the representation the pruner was meta-trained on (pruners before the option: pooler)
+    pair = (pruner_provenance(args.pruner).get("config") or {}).get("pair_representation")
+    pair = pair or "pooler"
     scores = head_scores(
         model, pruner, DataLoader(inputs, batch_size=16, collate_fn=collate), channel
     )
@@ -67,13 +70,16 @@ def diagnose(task: str, args: argparse.Namespace) -> dict:
         for batch in DataLoader(inputs, batch_size=64, collate_fn=collate)
     ]
     with torch.no_grad():
-        full = [sentence_representation(model(**b), b["attention_mask"], channel) for b in batches]
+        full = [
+            sentence_representation(model(**b), b["attention_mask"], channel, pair) for b in batches
+        ]
 
     def objective(mask: torch.Tensor) -> float:
         total = 0.0
         with torch.no_grad(), HeadGates(model, mask):
             for batch, reference in zip(batches, full, strict=True):
-                pruned = sentence_representation(model(**batch), batch["attention_mask"], channel)
+                output = model(**batch)
+                pruned = sentence_representation(output, batch["attention_mask"], channel, pair)
                 total += float(geometry_kl(reference, pruned))
         return total / len(batches)
 
@@ -86,6 +92,7 @@ def diagnose(task: str, args: argparse.Namespace) -> dict:
     return {
         "task": task,
         "channel": "pair" if channel == PAIR else "single",
+        "representation": "pooled [CLS]" if channel == PAIR and pair == "pooler" else "mean-pooled",
         "examples": len(inputs),
         "score_range": [float(scores.min()), float(scores.max())],
         "kl_smp": smp,
@@ -121,7 +128,7 @@ def write(rows: list[dict], args: argparse.Namespace) -> Path:
     ]
     for r in rows:
         lines.append(
-            f"| {r['task']} | {'pooled [CLS]' if r['channel'] == 'pair' else 'mean-pooled'} | "
+            f"| {r['task']} | {r['representation']} | "
             f"{r['kl_smp']:.4f} | {r['kl_inverse']:.4f} | {r['kl_random_mean']:.4f} ± "
             f"{r['kl_random_std']:.4f} ({r['kl_random_min']:.4f}–{r['kl_random_max']:.4f}) | "
             f"{r['smp_beats_random_share']:.0%} of {r['random_sets']} |"

@@ -269,3 +269,9 @@ def test_lossless_takes_no_head_count_and_needs_a_method_that_chooses_one(pruned
     assert_user_error(result, "hisp does not choose the head count")
     result = invoke(*prune_args(pruned_dir, out, "--method", "peer", "--epsilon", "-1"))
     assert_user_error(result, "peer: option budget=-1")
+
+
+def test_smp_train_pruner_rejects_an_unknown_pair_representation(tmp_path):
+    result = invoke("smp", "train-pruner", "--out", tmp_path / "p", "--pair-representation", "cls")
+    assert_user_error(result, "--pair-representation", "'pooler' or 'mean'")
+    assert not (tmp_path / "p").exists()

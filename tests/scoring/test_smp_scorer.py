@@ -21,7 +21,12 @@ from prunekit.scoring.smp import (
     load_pruner,
     save_pruner,
 )
-from prunekit.scoring.smp_meta import geometry_kl, make_meta_pruning_loss, sample_head_mask
+from prunekit.scoring.smp_meta import (
+    geometry_kl,
+    make_meta_pruning_loss,
+    sample_head_mask,
+    sentence_representation,
+)
 from prunekit.train import GeneratorState, TrainConfig, TrainExtras, finetune
 
 
@@ -65,6 +70,20 @@ def test_the_geometry_kl_is_zero_when_nothing_changes():
     vectors = torch.randn(9, 16)  # odd: the last one is dropped, as in the authors' code
     assert geometry_kl(vectors, vectors.clone()).item() == pytest.approx(0.0, abs=1e-6)
     assert geometry_kl(vectors, torch.randn(9, 16)).item() > 1e-3
+
+
+def test_pair_tasks_read_the_pooler_or_on_request_the_mean_of_the_last_states():
+    model = transformers.AutoModel.from_config(tiny_config("bert")).eval()
+    batch = tiny_batch(batch=4, seq=10)
+    batch["attention_mask"][0, 6:] = 0  # padding stays out of the mean
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        output = model(**inputs)
+    pooled = sentence_representation(output, inputs["attention_mask"], PAIR)
+    assert torch.equal(pooled, output.pooler_output)
+    mean = sentence_representation(output, inputs["attention_mask"], PAIR, pair="mean")
+    assert torch.allclose(mean[0], output.last_hidden_state[0, :6].mean(0), atol=1e-6)
+    assert torch.equal(mean, sentence_representation(output, inputs["attention_mask"], SINGLE))
 
 
 def planted_encoder() -> transformers.PreTrainedModel:

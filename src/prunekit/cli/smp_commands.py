@@ -42,6 +42,13 @@ def train_pruner(
     ] = 4,
     learning_rate: Annotated[float, typer.Option(help="SGD learning rate.")] = 2e-2,
     ndf: Annotated[int, typer.Option(help="Pruner width (the released pruners: 8).")] = 8,
+    pair_representation: Annotated[
+        str,
+        typer.Option(
+            help="Pair tasks' representation: 'pooler' (pooled [CLS], the paper) or 'mean' "
+            "(mean of the last states; for models trained through mean pooling)."
+        ),
+    ] = "pooler",
     data_dir: DataDir = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint.")
@@ -65,6 +72,7 @@ def train_pruner(
             accumulation=accumulation,
             learning_rate=learning_rate,
             ndf=ndf,
+            pair_representation=pair_representation,
             data_dir=data_dir,
             resume=resume,
             overwrite=overwrite,

@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +43,11 @@ class PrunerTrainConfig(BaseModel):
     accumulation: int = Field(4, ge=1, description="micro-batches per step (paper: 8)")
     learning_rate: float = Field(2e-2, gt=0)
     ndf: int = Field(8, ge=1)
+    pair_representation: Literal["pooler", "mean"] = Field(
+        "pooler",
+        description="what pair tasks' geometry is measured on: the pooled [CLS] (the paper) or "
+        "the mean of the last states (OUR CHOICE, for models trained through mean pooling)",
+    )
     max_seq_length: int = Field(128, ge=8)
     data_dir: Path | None = None
     seed: int = 0
@@ -104,7 +109,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
             train,
             checkpoint_dir=checkpoints,
             resume=config.resume,
-            loss_fn=make_meta_pruning_loss(plm, sampler),
+            loss_fn=make_meta_pruning_loss(plm, sampler, config.pair_representation),
             on_step=on_step,
             extras=TrainExtras(state={"sampler": GeneratorState(sampler)}),
         )

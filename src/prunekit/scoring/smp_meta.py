@@ -88,10 +88,14 @@ def geometry_kl(full: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
     return F.kl_div(log_input, target, reduction="none").mean()
 
 
-def sentence_representation(output, attention_mask: torch.Tensor, channel: int) -> torch.Tensor:
+def sentence_representation(
+    output, attention_mask: torch.Tensor, channel: int, pair: str = "pooler"
+) -> torch.Tensor:
     """What the geometry is measured on: the pooled [CLS] output (pair tasks) or the mask-aware
-    mean of the last states (single-sentence tasks)."""
-    if channel == SINGLE:
+    mean of the last states (single-sentence tasks). ``pair="mean"`` (OUR CHOICE, off by
+    default) takes the mean for pair tasks too: a model trained through mean pooling, such as
+    the default sentence-transformers MiniLM, has an untrained pooler (its bias is all zero)."""
+    if channel == SINGLE or pair == "mean":
         weights = attention_mask.unsqueeze(-1).to(output.last_hidden_state.dtype)
         return (output.last_hidden_state * weights).sum(1) / weights.sum(1).clamp_min(1.0)
     pooled = getattr(output, "pooler_output", None)  # BERT's tanh-dense on [CLS]
@@ -99,11 +103,11 @@ def sentence_representation(output, attention_mask: torch.Tensor, channel: int) 
 
 
 def make_meta_pruning_loss(
-    plm: nn.Module, generator: torch.Generator
+    plm: nn.Module, generator: torch.Generator, pair_representation: str = "pooler"
 ) -> Callable[[HeadPruner, dict[str, torch.Tensor], int], dict[str, torch.Tensor]]:
     """``loss_fn(pruner, batch, step)`` for `prunekit.train.finetune`. ``plm`` is the frozen
     pre-trained encoder (eager attention); a batch carries ``tag``: its score channel (0 pair,
-    1 single)."""
+    1 single). ``pair_representation``: see `sentence_representation`."""
     plm.eval()
     for param in plm.parameters():
         param.requires_grad_(False)
@@ -129,8 +133,8 @@ def make_meta_pruning_loss(
         with HeadGates(plm, mask):
             pruned = plm(**inputs)
         mask_ = inputs["attention_mask"]
-        full_rep = sentence_representation(full, mask_, channel) * keep
-        pruned_rep = sentence_representation(pruned, mask_, channel) * keep
+        full_rep = sentence_representation(full, mask_, channel, pair_representation) * keep
+        pruned_rep = sentence_representation(pruned, mask_, channel, pair_representation) * keep
         weight = SINGLE_WEIGHT if channel == SINGLE else 1.0
         loss = weight * geometry_kl(full_rep, pruned_rep)
         if not torch.isfinite(loss):  # the authors skip NaN losses; keep the graph, add nothing
