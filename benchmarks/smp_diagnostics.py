@@ -48,20 +48,14 @@ def keep_top_half(order: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def diagnose(task: str, args: argparse.Namespace) -> dict:
-    source = resolve_model("default")
-    model = load(source, attn_implementation="eager").eval()
-    tokenizer = load_tokenizer(source)
+def diagnose(task: str, model, tokenizer, pruner, pair: str, args: argparse.Namespace) -> dict:
+    """One task's row; ``pair``: the representation the pruner was meta-trained on."""
     spec = get_task(task)
     channel = PAIR if len(spec.text_fields) == 2 else SINGLE
     train = TaskData.for_task(spec, tokenizer, args.data_dir, args.seed).dataset("train")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed))
     inputs = Subset(train, sorted(order[: args.examples].tolist()))
     collate = make_collate(tokenizer)
-    pruner = load_pruner(args.pruner)
-    # the representation the pruner was meta-trained on (pruners before the option: pooler)
-    pair = (pruner_provenance(args.pruner).get("config") or {}).get("pair_representation")
-    pair = pair or "pooler"
     scores = head_scores(
         model, pruner, DataLoader(inputs, batch_size=16, collate_fn=collate), channel
     )
@@ -106,9 +100,8 @@ def diagnose(task: str, args: argparse.Namespace) -> dict:
     }
 
 
-def write(rows: list[dict], args: argparse.Namespace) -> Path:
+def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    made = pruner_provenance(args.pruner)
     payload = {"pruner": str(args.pruner), "pruner_steps": made.get("steps"), "seed": args.seed}
     (RESULTS / "diagnostics.json").write_text(
         json.dumps({**payload, "tasks": rows}, indent=2) + "\n"
@@ -148,11 +141,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.examples < 2 or args.random < 1:
         parser.error("--examples must be at least 2 and --random at least 1")
+    source = resolve_model("default")  # loaded once: every task reads the same model
+    model = load(source, attn_implementation="eager").eval()
+    tokenizer = load_tokenizer(source)
+    pruner = load_pruner(args.pruner)
+    made = pruner_provenance(args.pruner)
+    # the representation the pruner was meta-trained on (pruners before the option: pooler)
+    pair = (made.get("config") or {}).get("pair_representation") or "pooler"
     rows = []
     for task in args.tasks.split(","):
-        rows.append(diagnose(task.strip(), args))
+        rows.append(diagnose(task.strip(), model, tokenizer, pruner, pair, args))
         print(json.dumps(rows[-1]), flush=True)
-    print(f"wrote {write(rows, args)}")
+    print(f"wrote {write(rows, made, args)}")
 
 
 if __name__ == "__main__":
