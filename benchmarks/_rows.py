@@ -159,12 +159,17 @@ def loop_suffix(options: dict[str, Any], separator: str = "-") -> str:
 
 
 def loop_label(row: dict[str, Any]) -> str:
-    """A row's method, naming its non-default loop options and train cap (``smp (bf16,
-    grouped)``, ``smp ≤20,000 train``): runs with other ones are methods of their own."""
+    """A row's method, naming its non-default loop options, train cap and SMP pruner other than
+    the shipped one (``smp (bf16, grouped)``, ``smp ≤20,000 train``, ``smp [pruner P]``): runs
+    with other ones are methods of their own."""
     options = loop_suffix(row, ", ")[2:]
     cap = row.get("train_cap")
+    pruner = row.get("pruner")
     return (
-        row["method"] + (f" ({options})" if options else "") + (f" ≤{cap:,} train" if cap else "")
+        row["method"]
+        + (f" ({options})" if options else "")
+        + (f" ≤{cap:,} train" if cap else "")
+        + (f" [pruner {pruner}]" if pruner else "")
     )
 
 

@@ -26,6 +26,7 @@ seeded 20,000-example subset (~10 min each), and the report takes those rows' Δ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -80,9 +81,42 @@ def variant_suffix(task: str, args, separator: str = "-") -> str:
     return loop_suffix(loop_options(args), separator) + (f"{separator}cap{cap}" if cap else "")
 
 
+def pruner_name(directory: Path) -> str:
+    """How rows name a pruner: "" for the shipped one, so its rows keep their older keys; any
+    other is its folder's name and a digest of its weights, so two pruners never share rows."""
+    if directory.resolve() == resolve_pruner(BUILTIN_PRUNER).resolve():
+        return ""
+    digest = hashlib.sha256()
+    for weights in sorted(directory.glob("*.safetensors")):
+        digest.update(weights.read_bytes())
+    return f"{directory.name}-{digest.hexdigest()[:8]}"
+
+
+def pruner_suffix(method: str, args, separator: str = "-") -> str:
+    """What a pruner other than the shipped one adds to an smp run's key or folder (the other
+    methods do not read the pruner, so their rows are shared by every pruner)."""
+    return f"{separator}pruner={args.pruner_name}" if method == "smp" and args.pruner_name else ""
+
+
+def pruner_record(trained: dict, name: str) -> dict:
+    """What an smp row keeps of its pruner: the name its label shows and how it was trained,
+    so the report describes every pruner its rows came from."""
+    info = trained.get("trained_on", {})
+    config = info.get("config", {})
+    return {
+        "name": name or BUILTIN_PRUNER,
+        "steps": info.get("steps"),
+        "train_seconds": info.get("train_seconds"),
+        "tasks": config.get("tasks", []),
+        "pair_representation": config.get("pair_representation", "pooler"),
+    }
+
+
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
-    """A run's key in results.jsonl (default loop options keep the keys of older rows)."""
-    return f"{task}|{seed}|{fraction:.2f}|{method}{variant_suffix(task, args, '|')}"
+    """A run's key in results.jsonl (default loop options and the shipped pruner keep the keys
+    of older rows)."""
+    suffix = variant_suffix(task, args, "|") + pruner_suffix(method, args, "|")
+    return f"{task}|{seed}|{fraction:.2f}|{method}{suffix}"
 
 
 def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
@@ -108,7 +142,8 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     else:
         result = decide(source, method, target, data, seed, options)
         plan, scoring_seconds = result.plan, result.record["decision_seconds"]
-    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{variant_suffix(task, args)}"
+    suffix = variant_suffix(task, args) + pruner_suffix(method, args)
+    init = RUNS / f"{task}-s{seed}-{fraction:.2f}-{method}{suffix}"
     init /= "init"
     if not (init / "config.json").is_file():
         save(apply_plan(pretrained, plan), init, tokenizer)
@@ -157,6 +192,9 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "device": metrics.get("device", "cpu"),  # where the fine-tune ran (older: the CPU)
         "scoring_seconds": round(scoring_seconds, 2),
         "held_out_of_pruner_training": task not in args.pruner_tasks,
+        # the shipped pruner's rows stay as they were (no field): older rows lack it too
+        **({"pruner": args.pruner_name} if method == "smp" and args.pruner_name else {}),
+        **({"pruner_record": args.pruner_record} if method == "smp" else {}),
     }
 
 
@@ -184,6 +222,8 @@ def main() -> None:
     args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
     trained = json.loads((args.pruner / "pruner.json").read_text())
     args.pruner_tasks = trained.get("trained_on", {}).get("config", {}).get("tasks", [])
+    args.pruner_name = pruner_name(args.pruner)
+    args.pruner_record = pruner_record(trained, args.pruner_name)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for task in args.tasks.split(","):
@@ -201,8 +241,8 @@ def main() -> None:
                     print(f"run {key}", file=sys.stderr, flush=True)
                     row = one_run(task, seed, fraction, method, args)
                     append_row(RESULTS / "results.jsonl", row)
-            write_report(trained)  # after every task: a cut-short run keeps what it has
-    write_report(trained)
+            write_report()  # after every task: a cut-short run keeps what it has
+    write_report()
 
 
 def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
@@ -215,13 +255,31 @@ def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
     return caps
 
 
+def pruner_lines(rows: list[dict]) -> list[str]:
+    """One line per pruner that smp rows came from; rows older than the record used the
+    shipped pruner, described by its own pruner.json."""
+    shipped = json.loads((resolve_pruner(BUILTIN_PRUNER) / "pruner.json").read_text())
+    records = {BUILTIN_PRUNER: pruner_record(shipped, "")}
+    for row in rows:
+        if row["method"] == "smp" and "pruner_record" in row:
+            records[row["pruner_record"]["name"]] = row["pruner_record"]
+    used = {row.get("pruner", BUILTIN_PRUNER) for row in rows if row["method"] == "smp"}
+    return [
+        f"{name}{' (shipped)' if name == BUILTIN_PRUNER else ''}: {r['steps'] or '?'} steps, "
+        f"{(r['train_seconds'] or 0) / 60:.0f} min on {', '.join(r['tasks'])}; pair tasks' "
+        f"geometry on the {r['pair_representation']} representation"
+        for name, r in sorted(records.items())
+        if name in used
+    ]
+
+
 def time_key(row: dict) -> tuple:
     """Fine-tune times compare within one task, seed, variant and device type."""
     device = row.get("device", "cpu").split(":")[0].split(" ")[0]
     return (row["task"], row["seed"], loop_suffix(row), row.get("train_cap"), device)
 
 
-def write_report(trained: dict) -> None:
+def write_report() -> None:
     rows = with_dev_constant(done_keys().values())  # older rows: from the dev labels
     lines = [
         "# SMP: heads pruned before fine-tuning",
@@ -262,12 +320,7 @@ def write_report(trained: dict) -> None:
             "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
             "against that in-run dense model, as is that of rows with other loop options.",
         ]
-    info = trained.get("trained_on", {})
-    lines += [
-        "",
-        f"Pruner: {info.get('steps', '?')} steps, {info.get('train_seconds', 0) / 60:.0f} min "
-        f"on {', '.join(info.get('config', {}).get('tasks', []))}.",
-    ]
+    lines += ["", "Pruners:", ""] + [f"- {line}" for line in pruner_lines(rows)]
     (RESULTS / "report.md").write_text("\n".join(lines) + "\n")
 
 

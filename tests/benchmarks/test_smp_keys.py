@@ -1,0 +1,76 @@
+"""benchmarks/smp.py: rows of a second pruner are rows of their own; the shipped pruner's rows
+keep the keys they were committed under."""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+
+import smp as smp_benchmark  # noqa: E402
+from _rows import loop_label  # noqa: E402
+
+from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner  # noqa: E402
+
+
+def _args(pruner: Path) -> Namespace:
+    args = Namespace(pruner=pruner, train_cap={}, precision="fp32", group_by_length=False)
+    args.pruner_name = smp_benchmark.pruner_name(pruner)
+    return args
+
+
+def _pruner_copy(tmp_path: Path, name: str, weights: bytes) -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    shipped = resolve_pruner(BUILTIN_PRUNER)
+    (directory / "pruner.json").write_text((shipped / "pruner.json").read_text())
+    (directory / "pruner.safetensors").write_bytes(weights)
+    return directory
+
+
+def test_the_shipped_pruner_keeps_the_committed_keys():
+    args = _args(resolve_pruner(BUILTIN_PRUNER))
+    committed = smp_benchmark.done_keys()
+    assert args.pruner_name == ""
+    assert smp_benchmark.run_key("mrpc", 0, 0.5, "smp", args) == "mrpc|0|0.50|smp"
+    assert any(key.startswith("mrpc|0|0.50|smp") for key in committed)
+
+
+def test_another_pruners_smp_rows_are_keyed_and_labelled_by_it(tmp_path):
+    shipped = _args(resolve_pruner(BUILTIN_PRUNER))
+    first = _args(_pruner_copy(tmp_path, "mean", b"weights one"))
+    # the same folder name elsewhere, other weights: still a pruner of its own
+    (tmp_path / "elsewhere").mkdir()
+    second = _args(_pruner_copy(tmp_path / "elsewhere", "mean", b"weights two"))
+    keys = {smp_benchmark.run_key("mrpc", 2, 0.5, "smp", a) for a in (shipped, first, second)}
+    assert len(keys) == 3  # no pruner's rows are skipped as done by another's
+    assert first.pruner_name.startswith("mean-")
+    # methods that read no pruner share their rows across pruners
+    for method in ("random", "hisp", "dense"):
+        assert smp_benchmark.run_key("mrpc", 2, 0.5, method, first) == smp_benchmark.run_key(
+            "mrpc", 2, 0.5, method, shipped
+        )
+    row = {"method": "smp", "pruner": first.pruner_name, "precision": "bf16"}
+    assert loop_label(row) == f"smp (bf16) [pruner {first.pruner_name}]"
+    assert loop_label({"method": "smp"}) == "smp"
+
+
+def test_the_report_describes_every_pruner_its_smp_rows_came_from(tmp_path):
+    directory = _pruner_copy(tmp_path, "mean", b"weights")
+    trained = json.loads((directory / "pruner.json").read_text())
+    trained["trained_on"]["config"]["pair_representation"] = "mean"
+    name = smp_benchmark.pruner_name(directory)
+    record = smp_benchmark.pruner_record(trained, name)
+    rows = [
+        {"method": "smp"},  # an older row: the shipped pruner
+        {"method": "smp", "pruner": name, "pruner_record": record},
+        {"method": "random"},
+    ]
+    lines = smp_benchmark.pruner_lines(rows)
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{BUILTIN_PRUNER} (shipped): 1000 steps")
+    assert lines[1].startswith(f"{name}: 1000 steps") and lines[1].endswith("mean representation")
+    assert smp_benchmark.pruner_lines([{"method": "random"}]) == []
