@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from prunekit import PruningPlan, apply_plan, save
 from prunekit.cli import app
+from prunekit.methods import DEFAULT_HEAD_METHOD
 
 runner = CliRunner()
 TINY_BERT = dict(
@@ -248,6 +249,9 @@ def test_methods_json_lists_metadata_and_settings():
     assert methods["astar"]["options"]["budget"]["type"].startswith("float")
     for info in methods.values():
         assert set(info) >= {"targets", "attn_implementation", "needs_teacher", "prunes_pretrained"}
+    assert [name for name, info in methods.items() if info["default"]] == [DEFAULT_HEAD_METHOD]
+    listing = invoke("methods").output
+    assert f"{DEFAULT_HEAD_METHOD} [default]:" in listing and listing.count("[default]") == 1
 
 
 def test_flag_values_the_settings_refuse_are_one_line_errors(pruned_dir, tmp_path):

@@ -129,7 +129,8 @@ def methods(as_json: AsJson = False) -> None:
         needs += [flag.replace("_", " ") for flag in _FLAGS if info[flag]]
         if info["attn_implementation"]:
             needs.append(f"{info['attn_implementation']} attention")
-        lines.append(f"{info['name']}: {info['summary']} ({', '.join(needs)})")
+        marker = " [default]" if info.get("default") else ""
+        lines.append(f"{info['name']}{marker}: {info['summary']} ({', '.join(needs)})")
         for name, option in info["options"].items():
             lines.append(f"    {name} = {option['default']!r}  {option['description']}")
     emit({"methods": infos}, as_json, "\n".join(lines))

@@ -161,9 +161,12 @@ def prune(
     ],
     out: Annotated[Path, typer.Option(help="Output directory for the pruned model.")],
     method: Annotated[
-        str,
-        typer.Option(help="Pruning method (see `prunekit methods`); default: the main job's."),
-    ] = "hisp",
+        str | None,
+        typer.Option(
+            help="Pruning method (see `prunekit methods`); default: the main job's, the "
+            "comparison's leader at 50% R1 (marked [default] there)."
+        ),
+    ] = None,
     heads: Annotated[
         float | None, typer.Option(help="Fraction of all heads to remove, in [0, 1).")
     ] = None,
@@ -297,7 +300,7 @@ def prune(
         PruneConfig(
             model=model,
             out=out,
-            method=method,
+            **({"method": method} if method else {}),
             heads=heads,
             keep_heads=keep_heads,
             per_layer=per_layer,

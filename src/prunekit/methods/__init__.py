@@ -3,6 +3,7 @@
 
 from prunekit.methods.decide import decide
 from prunekit.methods.registry import (
+    DEFAULT_HEAD_METHOD,
     HeadTarget,
     MethodConfig,
     MethodInfo,
@@ -18,6 +19,7 @@ from prunekit.methods.registry import (
 )
 
 __all__ = [
+    "DEFAULT_HEAD_METHOD",
     "HeadTarget",
     "MethodConfig",
     "MethodInfo",

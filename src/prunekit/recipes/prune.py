@@ -14,6 +14,7 @@ from prunekit.data import TaskData
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
+    DEFAULT_HEAD_METHOD,
     HeadTarget,
     MethodInfo,
     decide,
@@ -44,7 +45,7 @@ class PruneConfig(BaseModel):
 
     model: str
     out: Path
-    method: str = "random"
+    method: str = DEFAULT_HEAD_METHOD
     heads: float | None = Field(None, description="fraction of all heads removed")
     keep_heads: int | None = None
     per_layer: bool = False

@@ -25,7 +25,7 @@ from prunekit.bench import speed_table
 from prunekit.data import TaskData, primary_metric
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
-from prunekit.methods import decide, get_method, head_target
+from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL
@@ -60,8 +60,7 @@ class RunConfig(BaseModel):
     task: str = "sst2"
     out: Path = Path("runs/demo")
     data_dir: Path | None = None
-    # HISP led the STS-B subset; the five-task comparison (seeds 0-2) decides what replaces it.
-    method: str = "hisp"
+    method: str = DEFAULT_HEAD_METHOD  # the comparison's leader at 50% R1 (see its definition)
     floor: str | None = "random"
     # {method: {setting: value}}: e.g. {"astar": {"max_evals": 200}} (`--method-option`)
     method_options: dict[str, dict[str, Any]] = {}
