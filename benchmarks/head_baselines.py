@@ -196,7 +196,9 @@ def main() -> None:
                     **sweep,
                 )
             )
-        write_report(args.preset, preset, runs, results, loop)  # a cut-short run keeps its rows
+            # after each sweep (R0, then R1): a session cut short during a task's R1 keeps
+            # its R0 rows, committed and put back into the run dir by the next run
+            write_report(args.preset, preset, runs, results, loop)
     # --report-only --tasks: only those tasks' rows (leave out one still running)
     write_report(args.preset, preset, runs, results, loop, tasks if args.report_only else None)
 
