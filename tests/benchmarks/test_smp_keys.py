@@ -16,8 +16,10 @@ from _rows import loop_label  # noqa: E402
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner  # noqa: E402
 
 
-def _args(pruner: Path) -> Namespace:
-    args = Namespace(pruner=pruner, train_cap={}, precision="fp32", group_by_length=False)
+def _args(pruner: Path, precision: str = "fp32", group_by_length: bool = False) -> Namespace:
+    args = Namespace(
+        pruner=pruner, train_cap={}, precision=precision, group_by_length=group_by_length
+    )
     args.pruner_name = smp_benchmark.pruner_name(pruner)
     return args
 
@@ -32,11 +34,13 @@ def _pruner_copy(tmp_path: Path, name: str, weights: bytes) -> Path:
 
 
 def test_the_shipped_pruner_keeps_the_committed_keys():
-    args = _args(resolve_pruner(BUILTIN_PRUNER))
     committed = smp_benchmark.done_keys()
-    assert args.pruner_name == ""
-    assert smp_benchmark.run_key("mrpc", 0, 0.5, "smp", args) == "mrpc|0|0.50|smp"
-    assert any(key.startswith("mrpc|0|0.50|smp") for key in committed)
+    fp32 = _args(resolve_pruner(BUILTIN_PRUNER))
+    bf16 = _args(resolve_pruner(BUILTIN_PRUNER), "bf16", group_by_length=True)
+    assert fp32.pruner_name == bf16.pruner_name == ""
+    # rows committed before pruners were told apart: a rerun finds them done
+    assert smp_benchmark.run_key("mrpc", 0, 0.5, "smp", fp32) in committed
+    assert smp_benchmark.run_key("mrpc", 2, 0.5, "smp", bf16) in committed
 
 
 def test_another_pruners_smp_rows_are_keyed_and_labelled_by_it(tmp_path):
