@@ -4,10 +4,10 @@ default (and the README that quotes it) follow."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prunekit.methods import DEFAULT_HEAD_METHOD, get_method
+from prunekit.report.results import read_results
 from prunekit.report.summary import paired_gaps
 
 COMPARISON = (
@@ -22,11 +22,7 @@ COMPARISON = (
 
 def _comparison_rows() -> list[dict]:
     # latest row per (task, run key), as the report reads them
-    latest = {}
-    for line in COMPARISON.read_text().splitlines():
-        row = json.loads(line)
-        latest[(row["task"], row["key"])] = row
-    return list(latest.values())
+    return list({(row["task"], row["key"]): row for row in read_results(COMPARISON)}.values())
 
 
 def test_the_default_method_leads_the_committed_comparison_at_50_percent_r1():
