@@ -171,7 +171,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     }
     if chosen is None:  # not even the smallest fraction is lossless: keep every head
         dense = request.plan.model_copy(update={"meta": {"tried": summary}})
-        record = {"validation_reference": reference, "tried": summary, "certificate": certificate}
+        record = {"validation_reference": reference, "certificate": certificate}
         return MethodResult(dense, record=record)
     best = tried[chosen]
     record = {
@@ -180,8 +180,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         "budget": budget,
         "validation_reference": reference,
         "validation_metric": best["metric"],
-        "tried": summary,
-        "certificate": certificate,
+        "certificate": certificate,  # its "tried" lists every fraction, metric and verdict
     }
     plan = best["plan"].model_copy(update={"meta": {"fraction": chosen, "tried": summary}})
     return MethodResult(plan, model=best["student"], record=record)
