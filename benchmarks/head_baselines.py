@@ -199,7 +199,7 @@ def main() -> None:
             # after each sweep (R0, then R1): a session cut short during a task's R1 keeps
             # its R0 rows, committed and put back into the run dir by the next run
             write_report(args.preset, preset, runs, results, loop)
-    # --report-only --tasks: only those tasks' rows (leave out one still running)
+    # --report-only --tasks: a report of those tasks only (leave out one still running)
     write_report(args.preset, preset, runs, results, loop, tasks if args.report_only else None)
 
 
@@ -262,18 +262,23 @@ def write_report(
     loop: dict,
     tasks: tuple[str, ...] | list[str] | None = None,
 ) -> None:
-    tasks = tasks or preset["tasks"]
-    rows = [row for task in tasks for row in read_results(runs / task / "results.jsonl")]
+    """results.jsonl gets every task's rows; ``tasks`` narrows only the report (a task still
+    running left out), so re-rendering never drops committed rows."""
+    every = preset["tasks"]
+    rows = [row for task in every for row in read_results(runs / task / "results.jsonl")]
     if not rows:
         return
     rows = with_dev_constant(rows)  # rows of older runs: the report flags collapsed runs
     write_rows(results / "results.jsonl", rows)
-    for task in tasks:
+    for task in every:
         keep_settings(runs / task, results / SETTINGS / f"{task}.json")
-    tasks = tuple(sorted({row["task"] for row in rows}))
-    note = notes(name, loop_description(loop), devices_description(rows))
-    note += astar_completions(rows)
-    report = run_report(results, note, own_protocol_rows(tasks, loop))
+    shown = {row["task"] for row in rows if tasks is None or row["task"] in tasks}
+    shown_rows = [row for row in rows if row["task"] in shown]
+    if not shown_rows:
+        return
+    note = notes(name, loop_description(loop), devices_description(shown_rows))
+    note += astar_completions(shown_rows)
+    report = run_report(results, note, own_protocol_rows(tuple(sorted(shown)), loop), shown)
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")

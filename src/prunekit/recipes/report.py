@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from prunekit.data import primary_metric
@@ -14,9 +14,17 @@ from prunekit.report import read_results, write_report
 __all__ = ["run_report"]
 
 
-def run_report(run_dir: Path, notes: str = "", own_protocol: Sequence[dict] = ()) -> Path:
-    """``own_protocol``: rows for the summary only (`write_report`)."""
+def run_report(
+    run_dir: Path,
+    notes: str = "",
+    own_protocol: Sequence[dict] = (),
+    tasks: Collection[str] | None = None,
+) -> Path:
+    """``own_protocol``: rows for the summary only (`write_report`); ``tasks``: render only
+    these tasks' rows (results.jsonl keeps the others)."""
     rows = read_results(run_dir / "results.jsonl")
+    if tasks is not None:
+        rows = [row for row in rows if row["task"] in tasks]
     if not rows:
         raise DataError(f"{run_dir / 'results.jsonl'} has no results; run `prunekit compare` first")
     for row in rows:  # rows written before 0.2 do not name their metric
