@@ -15,8 +15,10 @@ pre-trained model and a seeded sample of training inputs (read as SMP reads them
 
     python benchmarks/smp_diagnostics.py [--tasks mrpc,stsb,rte] [--examples 192] [--random 16]
 
-Writes ``benchmarks/results/smp/diagnostics.{json,md}``. The committed run took 64 minutes at the
-lowest priority beside a training benchmark on this 2-core CPU.
+Writes ``benchmarks/results/smp/diagnostics.{json,md}`` for the shipped pruner and
+``diagnostics-NAME-DIGEST.{json,md}`` for another (``--pruner DIR``, named as `smp.py` names its
+rows), so a second pruner's diagnostic never replaces the first's. The committed run took 64
+minutes at the lowest priority beside a training benchmark on this 2-core CPU.
 """
 
 from __future__ import annotations
@@ -27,13 +29,21 @@ import statistics
 from pathlib import Path
 
 import torch
+from smp import pruner_name
 from torch.utils.data import DataLoader, Subset
 
 from prunekit.data import TaskData, get_task, make_collate
 from prunekit.models import load, load_tokenizer
 from prunekit.models.gates import HeadGates
 from prunekit.models.sources import resolve_model
-from prunekit.scoring.smp import PAIR, SINGLE, head_scores, load_pruner, pruner_provenance
+from prunekit.scoring.smp import (
+    PAIR,
+    SINGLE,
+    head_scores,
+    load_pruner,
+    pruner_provenance,
+    resolve_pruner,
+)
 from prunekit.scoring.smp_meta import geometry_kl, sentence_representation
 
 RESULTS = Path(__file__).parent / "results" / "smp"
@@ -87,6 +97,7 @@ def diagnose(task: str, model, tokenizer, pruner, pair: str, args: argparse.Name
         "task": task,
         "channel": "pair" if channel == PAIR else "single",
         "representation": "pooled [CLS]" if channel == PAIR and pair == "pooler" else "mean-pooled",
+        "pair_representation": pair,
         "examples": len(inputs),
         "score_range": [float(scores.min()), float(scores.max())],
         "kl_smp": smp,
@@ -100,12 +111,17 @@ def diagnose(task: str, model, tokenizer, pruner, pair: str, args: argparse.Name
     }
 
 
+def output_stem(pruner: str | Path) -> str:
+    """``diagnostics`` for the shipped pruner, ``diagnostics-NAME-DIGEST`` for any other."""
+    name = pruner_name(resolve_pruner(pruner))
+    return f"diagnostics-{name}" if name else "diagnostics"
+
+
 def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(args.pruner)
     payload = {"pruner": str(args.pruner), "pruner_steps": made.get("steps"), "seed": args.seed}
-    (RESULTS / "diagnostics.json").write_text(
-        json.dumps({**payload, "tasks": rows}, indent=2) + "\n"
-    )
+    (RESULTS / f"{stem}.json").write_text(json.dumps({**payload, "tasks": rows}, indent=2) + "\n")
     lines = [
         "# SMP diagnostic: the pruner on its own objective",
         "",
@@ -126,8 +142,8 @@ def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
             f"{r['kl_random_std']:.4f} ({r['kl_random_min']:.4f}–{r['kl_random_max']:.4f}) | "
             f"{r['smp_beats_random_share']:.0%} of {r['random_sets']} |"
         )
-    (RESULTS / "diagnostics.md").write_text("\n".join(lines) + "\n")
-    return RESULTS / "diagnostics.md"
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    return RESULTS / f"{stem}.md"
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import smp as smp_benchmark  # noqa: E402
+import smp_diagnostics  # noqa: E402
 from _rows import loop_label  # noqa: E402
 
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner  # noqa: E402
@@ -78,3 +79,11 @@ def test_the_report_describes_every_pruner_its_smp_rows_came_from(tmp_path):
     assert lines[0].startswith(f"{BUILTIN_PRUNER} (shipped): 1000 steps")
     assert lines[1].startswith(f"{name}: 1000 steps") and lines[1].endswith("mean representation")
     assert smp_benchmark.pruner_lines([{"method": "random"}]) == []
+
+
+def test_a_second_pruners_diagnostic_is_written_beside_the_shipped_ones(tmp_path):
+    assert smp_diagnostics.output_stem(BUILTIN_PRUNER) == "diagnostics"
+    other = _pruner_copy(tmp_path, "smp_pruner_mean", b"other weights")
+    stem = smp_diagnostics.output_stem(other)
+    assert stem == f"diagnostics-{smp_benchmark.pruner_name(other)}"
+    assert stem.startswith("diagnostics-smp_pruner_mean-")
