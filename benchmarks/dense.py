@@ -264,8 +264,9 @@ MISSES_NOTE = (
     "Reading the misses: the default model is all-MiniLM-L6-v2, a sentence-embedding "
     "fine-tune (contrastive, on sentence pairs) of MiniLM-L6-H384, the only pre-trained BERT "
     "weights reachable here. The published GLUE numbers behind the targets (RTE 68.9, MRPC "
-    "86.6 accuracy, SST-2 91.3) are MiniLM-L6-H384's own. Each miss stands beside its "
-    "`budget-4x` rows (the chosen recipe with 4x the epochs) in the `met` column."
+    "86.6 accuracy, SST-2 91.3) are MiniLM-L6-H384's own. The `met` column names, beside each "
+    "miss, the best of its `budget-4x` runs (4x the chosen epochs, at the chosen learning rate "
+    "and, with `--budget-grid`, at every swept one)."
 )
 
 
