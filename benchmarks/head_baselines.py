@@ -272,13 +272,13 @@ def write_report(
     write_rows(results / "results.jsonl", rows)
     for task in every:
         keep_settings(runs / task, results / SETTINGS / f"{task}.json")
-    shown = {row["task"] for row in rows if tasks is None or row["task"] in tasks}
-    shown_rows = [row for row in rows if row["task"] in shown]
+    shown_rows = [row for row in rows if tasks is None or row["task"] in tasks]
     if not shown_rows:
         return
+    shown = tuple(sorted({row["task"] for row in shown_rows}))
     note = notes(name, loop_description(loop), devices_description(shown_rows))
     note += astar_completions(shown_rows)
-    report = run_report(results, note, own_protocol_rows(tuple(sorted(shown)), loop), shown)
+    report = run_report(results, note, own_protocol_rows(shown, loop), shown)
     for leftover in results.glob(".report-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     print(f"wrote {report}")
