@@ -55,6 +55,22 @@ def test_the_lossless_search_picks_the_largest_feasible_fraction():
     assert largest_feasible(grid, lambda f: False) is None
 
 
+def test_the_descending_search_finds_the_largest_feasible_fraction_on_a_non_monotone_metric():
+    # MRPC's shape at epsilon 0: 0.40 fails while 0.45 passes; bisection stops below it.
+    grid = [round(0.30 + 0.05 * i, 2) for i in range(13)]
+    passing = {0.30, 0.35, 0.45}
+    assert largest_feasible(grid, passing.__contains__) == 0.35
+    asked = []
+
+    def feasible(fraction):
+        asked.append(fraction)
+        return fraction in passing
+
+    assert largest_feasible(grid, feasible, search="descend") == 0.45
+    assert asked == [0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45]
+    assert largest_feasible(grid, lambda f: False, search="descend") is None
+
+
 def peer_request(model, keep: int | None = None, **options) -> PruneRequest:
     plan = current_plan(model)
     target = head_target(plan, keep_heads=keep) if keep else None

@@ -304,6 +304,14 @@ def test_a_run_dir_refuses_a_sweep_of_other_result_settings(
     (config.out / "config.json").write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match="method_options.l0"):
         run_compare(l0.model_copy(update={"regimes": ("r0",)}))
+    # a setting added since the record (here: batch_size unrecorded) is the same at its
+    # default, so the run dir resumes; set to anything else, it is refused
+    del recorded["method_settings"]["l0"]["batch_size"]
+    (config.out / "config.json").write_text(json.dumps(recorded))
+    run_compare(l0.model_copy(update={"regimes": ("r0",)}))
+    other_batch = {"l0": {"steps": 1, "batch_size": 3}}
+    with pytest.raises(ConfigError, match="method_options.l0"):
+        run_compare(l0.model_copy(update={"regimes": ("r0",), "method_options": other_batch}))
     assert len(read_results(config.out / "results.jsonl")) == 2 * 2 + 1  # random R0+R1, l0 R0
 
 

@@ -192,7 +192,8 @@ def settings_differ(
     ran_before = {*before.get("methods", ()), *before.get("budget_methods", ()), *resolved}
     for method in sorted(ran_before & set(methods)):
         if method in resolved:  # recorded with its defaults: a changed default shows too
-            same = resolved[method] == resolved_settings(method, config.method_options.get(method))
+            now_settings = resolved_settings(method, config.method_options.get(method))
+            same = _same_settings(method, resolved[method], now_settings)
         else:  # an older run dir: only the options it was given are known
             info = get_method(method)
             try:
@@ -203,6 +204,15 @@ def settings_differ(
         if not same:
             differ.append(f"method_options.{method}")
     return differ
+
+
+def _same_settings(method: str, recorded: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a method's recorded settings are ``now``'s. A setting added since the record
+    was written counts as the same when it is at its default: a new setting's default keeps
+    the old behaviour (peer's ``search``), so a run dir resumes across the addition."""
+    defaults = get_method(method).parse_config(None).model_dump(mode="json")
+    added = {k for k in now.keys() - recorded.keys() if now[k] == defaults.get(k)}
+    return recorded == {k: v for k, v in now.items() if k not in added}
 
 
 def _without_recovery_device(settings: dict[str, Any]) -> dict[str, Any]:
