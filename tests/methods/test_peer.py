@@ -13,7 +13,7 @@ from torch.utils.data import default_collate
 from prunekit import PruningPlan, apply_plan, current_plan, load, save
 from prunekit.data import get_task
 from prunekit.methods import PruneRequest, get_method, head_target
-from prunekit.methods.peer import largest_feasible
+from prunekit.methods.targets import largest_feasible
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs
 from prunekit.scoring.similarity import attention_map_similarity

@@ -45,7 +45,7 @@ import contextlib
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -66,6 +66,7 @@ from prunekit.methods.registry import (
     register_method,
     select_top_heads,
 )
+from prunekit.methods.targets import largest_feasible
 from prunekit.models import apply_plan
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
@@ -79,7 +80,7 @@ from prunekit.train import TrainConfig, distillation_parts
 from prunekit.train.distill import attention_pairing_loss, hidden_state_loss, peer_loss
 from prunekit.train.schedules import stepped_ramp
 
-__all__ = ["Config", "prune_peer", "largest_feasible"]
+__all__ = ["Config", "prune_peer"]
 
 GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
 
@@ -193,28 +194,6 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     }
     plan = best["plan"].model_copy(update={"meta": {"fraction": chosen, "tried": summary}})
     return MethodResult(plan, model=best["student"], record=record)
-
-
-def largest_feasible(
-    grid: list[float],
-    feasible: Callable[[float], bool],
-    search: Literal["bisect", "descend"] = "bisect",
-) -> float | None:
-    """The largest value of the sorted ``grid`` with ``feasible(value)``; None when none is.
-
-    ``bisect`` assumes feasibility is monotone (a value fails when a smaller one does) and may
-    miss a feasible value above an infeasible one; ``descend`` tests from the top down and
-    always finds the largest, at up to ``len(grid)`` calls."""
-    if search == "descend":
-        return next((value for value in reversed(grid) if feasible(value)), None)
-    low, high, best = 0, len(grid) - 1, None
-    while low <= high:
-        middle = (low + high) // 2
-        if feasible(grid[middle]):
-            best, low = grid[middle], middle + 1
-        else:
-            high = middle - 1
-    return best
 
 
 def _locate(

@@ -1,8 +1,11 @@
-"""Head targets: how many heads stay, and the one selector every score-based method shares."""
+"""Head targets: how many heads stay, the one selector every score-based method shares, and
+the search budget mode uses over a grid of fractions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -10,7 +13,7 @@ from prunekit.errors import ConfigError
 from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 
-__all__ = ["HeadTarget", "head_target", "select_top_heads"]
+__all__ = ["HeadTarget", "head_target", "largest_feasible", "select_top_heads"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,25 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
 
 def _stable_desc(values: torch.Tensor) -> list[int]:
     return torch.sort(values, descending=True, stable=True).indices.tolist()
+
+
+def largest_feasible(
+    grid: list[float],
+    feasible: Callable[[float], bool],
+    search: Literal["bisect", "descend"] = "bisect",
+) -> float | None:
+    """The largest value of the sorted ``grid`` with ``feasible(value)``; None when none is.
+
+    ``bisect`` assumes feasibility is monotone (a value fails when a smaller one does) and may
+    miss a feasible value above an infeasible one; ``descend`` tests from the top down and
+    always finds the largest, at up to ``len(grid)`` calls."""
+    if search == "descend":
+        return next((value for value in reversed(grid) if feasible(value)), None)
+    low, high, best = 0, len(grid) - 1, None
+    while low <= high:
+        middle = (low + high) // 2
+        if feasible(grid[middle]):
+            best, low = grid[middle], middle + 1
+        else:
+            high = middle - 1
+    return best
