@@ -1,0 +1,273 @@
+"""The outstanding benchmark runs of the open issues, in the order that buys the most evidence
+per CPU hour, run one after another: a machine (this 2-core CPU, or a lent GPU with
+``--device cuda``) starts on them at once instead of a session re-planning them.
+
+Each step is one or more commands of the benchmarks (which resume by key, so a killed step
+loses at most its current run) and the results it writes. A finished step is recorded in
+``benchmarks/results/campaign.json`` (when, how long, on what device); with ``--commit`` the
+step's results and that record are committed as soon as it finishes, because a session's
+background jobs end with it and an uncommitted result is lost. A step whose prerequisite has
+not finished is skipped; ``--hours H`` starts only steps whose estimate fits in what is left of
+H hours (estimates: the runs measured here so far, bf16 and length-grouped).
+
+    python benchmarks/campaign.py --list
+    nohup python benchmarks/campaign.py --commit --hours 2.5 > runs/campaign.log 2>&1 &
+    python benchmarks/campaign.py --only sparse-augment-mrpc --device cuda --commit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prunekit.device import describe_device, resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "benchmarks" / "results" / "campaign.json"
+LOOP = "--precision bf16 --group-by-length"
+SPARSE_LOOP = "--option precision=bf16 --option group_by_length=true"
+MEAN_PRUNER = "benchmarks/results/smp/pruners/smp_pruner_mean"
+SMP, PEER = "benchmarks/results/smp", "benchmarks/results/peer-bf16-grouped"
+SPARSE = "benchmarks/results/sparse"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    issue: int
+    why: str
+    minutes: int  # estimate on this CPU
+    commands: tuple[str, ...]  # split like a shell; "python" and "prunekit" are this venv's
+    results: tuple[str, ...]  # paths committed once it finishes
+    after: tuple[str, ...] = ()  # steps that must have finished first
+    copy: tuple[str, str] | None = None  # (from, to): a trained artefact into the results
+    takes_device: bool = True  # whether its commands accept --device
+
+
+def _smp(task: str, seed: int, pruner: str = "") -> str:
+    chosen = f"--pruner {pruner} " if pruner else ""
+    return f"python benchmarks/smp.py {chosen}--tasks {task} --seeds {seed} --fractions 0.5 {LOOP}"
+
+
+def _peer(task: str, seeds: str = "0") -> str:
+    return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {LOOP}"
+
+
+STEPS = (
+    Step(
+        "smp-pruner-mean",
+        10,
+        "a second SMP pruner, meta-trained on mean-pooled pair representations (MiniLM's "
+        "pooler is untrained)",
+        70,
+        # --resume: from the last checkpoint when there is one, else from the start
+        (
+            "prunekit smp train-pruner --out runs/smp_pruner_mean --steps 1000 --micro-batch 16 "
+            "--accumulation 2 --pair-representation mean --quiet --resume",
+        ),
+        (MEAN_PRUNER,),
+        copy=("runs/smp_pruner_mean", MEAN_PRUNER),
+    ),
+    Step(
+        "smp-mean-mrpc-s2",
+        10,
+        "the mean pruner where the shipped one failed (MRPC seed 2)",
+        5,
+        (_smp("mrpc", 2, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean",),
+    ),
+    Step(
+        "smp-mean-stsb-s1",
+        10,
+        "the mean pruner on the held-out task (STS-B seed 1)",
+        10,
+        (_smp("stsb", 1, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean",),
+    ),
+    Step(
+        "smp-mean-diagnostics",
+        10,
+        "the mean pruner on its own objective, against random sets",
+        40,
+        (f"python benchmarks/smp_diagnostics.py --pruner {MEAN_PRUNER}",),
+        (SMP,),
+        after=("smp-pruner-mean",),
+        takes_device=False,
+    ),
+    Step(
+        "peer-rte-s0",
+        11,
+        "peer on a second task: 50/70%, the no-peer ablation, lossless at epsilon 0 and 0.5",
+        35,
+        (_peer("rte"),),
+        (PEER,),
+    ),
+    Step(
+        "sparse-augment-mrpc",
+        12,
+        "sparse-kd with 4 augmented copies at the cliff (70%, 80%): with vs without augmentation",
+        60,
+        (
+            "python benchmarks/sparse.py --tasks mrpc --seeds 0 --sparsities 0.7,0.8 "
+            f"--variants sparse-kd --augment 4 {SPARSE_LOOP}",
+        ),
+        (SPARSE,),
+    ),
+    Step(
+        "smp-rte-s0",
+        10,
+        "SMP (the shipped pruner), random and HISP per layer, and dense on RTE",
+        25,
+        (_smp("rte", 0),),
+        (SMP,),
+    ),
+    Step("peer-stsb-s0", 11, "peer on STS-B (regression)", 45, (_peer("stsb"),), (PEER,)),
+    Step("peer-cola-s0", 11, "peer on CoLA", 40, (_peer("cola"),), (PEER,)),
+    Step("smp-cola-s0", 10, "SMP, random, HISP and dense on CoLA", 25, (_smp("cola", 0),), (SMP,)),
+    Step(
+        "sparse-rte-s0",
+        12,
+        "the sparsity curve on a second task (RTE, the four variants)",
+        150,
+        (
+            "python benchmarks/sparse.py --tasks rte --seeds 0 --sparsities 0.5,0.7,0.9,0.95 "
+            f"{SPARSE_LOOP}",
+        ),
+        (SPARSE,),
+    ),
+    Step("peer-mrpc-s1", 11, "peer's third MRPC seed", 15, (_peer("mrpc", "1"),), (PEER,)),
+)
+
+
+def finished() -> dict[str, dict]:
+    return json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+
+
+def record_finished(step: Step, seconds: float, device: str) -> None:
+    """Add ``step`` to the record, through a temporary file (a kill never leaves half)."""
+    record = finished()
+    record[step.name] = {
+        "issue": step.issue,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "minutes": round(seconds / 60, 1),
+        "device": device,
+    }
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    temporary = RECORD.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    temporary.replace(RECORD)
+
+
+def argv(command: str, step: Step, device: str | None) -> list[str]:
+    """The command line: ``python``/``prunekit`` from this interpreter's environment, and
+    ``--device`` appended when asked and the step's commands take it."""
+    binaries = {"python": sys.executable, "prunekit": str(Path(sys.executable).parent / "prunekit")}
+    first, *rest = shlex.split(command)
+    line = [binaries.get(first, first), *rest]
+    if device and step.takes_device:
+        line += ["--device", device]
+    return line
+
+
+def run_step(step: Step, device: str | None) -> bool:
+    """Run ``step``'s commands in the repository root, then its copy; True when all succeed.
+    A step with a copy skips its commands once their output exists (trained, not yet copied)."""
+    trained = step.copy is not None and Path(ROOT, step.copy[0]).is_dir()
+    for command in () if trained else step.commands:
+        line = argv(command, step, device)
+        print(f"[{step.name}] $ {' '.join(line)}", flush=True)
+        if subprocess.run(line, cwd=ROOT, check=False).returncode != 0:
+            return False
+    if step.copy is not None:
+        source, target = Path(ROOT, step.copy[0]), Path(ROOT, step.copy[1])
+        temporary = target.with_name(target.name + ".tmp")
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.copytree(source, temporary)
+        shutil.rmtree(target, ignore_errors=True)
+        temporary.replace(target)
+    return True
+
+
+def commit(step: Step, partial: bool = False) -> None:
+    """Commit the step's results and the record (retried: another job may hold the index).
+    ``partial``: a command failed; the rows its benchmark finished before are committed."""
+    paths = [p for p in (*step.results, str(RECORD.relative_to(ROOT))) if Path(ROOT, p).exists()]
+    message = f"campaign {step.name} (issue {step.issue}): {step.why}"
+    message += " (partial: a command failed, the runs finished before it)" if partial else ""
+    for _ in range(5):
+        added = subprocess.run(["git", "add", *paths], cwd=ROOT, check=False)
+        staged = subprocess.run(["git", "diff", "--cached", "--quiet", "--", *paths], cwd=ROOT)
+        if added.returncode == 0 and staged.returncode == 0:
+            return  # nothing new to commit
+        committed = subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=False
+        )
+        if added.returncode == 0 and committed.returncode == 0:
+            return
+        time.sleep(20)
+    print(f"[{step.name}] could not commit its results: commit {paths} by hand", flush=True)
+
+
+def main(arguments: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="show the steps and stop")
+    parser.add_argument("--only", help="comma-separated step names (default: every pending one)")
+    parser.add_argument("--hours", type=float, help="start only steps that fit in this time")
+    parser.add_argument("--device", help="passed to every step that trains (e.g. cuda)")
+    parser.add_argument("--commit", action="store_true", help="git-commit each step's results")
+    args = parser.parse_args(arguments)
+    names = {step.name for step in STEPS}
+    only = set(args.only.split(",")) if args.only else names
+    if not only <= names:
+        parser.error(f"unknown steps {sorted(only - names)}; --list shows them")
+    done = finished()
+    if args.list:
+        for step in STEPS:
+            state = f"done {done[step.name]['finished']}" if step.name in done else "pending"
+            print(f"{step.name:22} #{step.issue} ~{step.minutes:>3} min  {state:32} {step.why}")
+        return 0
+    if "GLUE_DIR" not in os.environ:
+        parser.error(
+            "set GLUE_DIR to the GLUE data (the glue_data layout), e.g. ../shared/data/glue"
+        )
+    device = describe_device(resolve_device(args.device or "auto"))
+    deadline = time.monotonic() + args.hours * 3600 if args.hours else None
+    failed: set[str] = set()
+    for step in STEPS:
+        if step.name not in only or step.name in done:
+            continue
+        if any(p not in done for p in step.after):
+            print(f"[{step.name}] skipped: needs {', '.join(step.after)} first", flush=True)
+            failed.add(step.name)
+            continue
+        if deadline and time.monotonic() + step.minutes * 60 > deadline:
+            print(f"[{step.name}] skipped: ~{step.minutes} min does not fit", flush=True)
+            continue
+        started = time.monotonic()
+        if not run_step(step, args.device):
+            print(f"[{step.name}] FAILED; its results so far stay in place", flush=True)
+            failed.add(step.name)
+            if args.commit:
+                commit(step, partial=True)
+            continue
+        record_finished(step, time.monotonic() - started, device)
+        done = finished()
+        print(f"[{step.name}] done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
+        if args.commit:
+            commit(step)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
