@@ -7,12 +7,13 @@ loses at most its current run) and the results it writes. A finished step is rec
 ``benchmarks/results/campaign.json`` (when, how long, on what device); with ``--commit`` the
 step's results and that record are committed as soon as it finishes, because a session's
 background jobs end with it and an uncommitted result is lost. A step whose prerequisite has
-not finished is skipped; ``--hours H`` starts only steps whose estimate fits in what is left of
-H hours (estimates: the runs measured here so far, bf16 and length-grouped, with the task's
-dense model fine-tuned into the cache first where the step is the first to need it: the
-cache, `runs/dense`, is git-ignored, so a fresh machine fills it again).
+not finished waits (and fails when that failed); ``--hours H`` starts only steps whose
+estimate fits in what is left of H hours (estimates: the runs measured here so far, bf16 and
+length-grouped, with the task's dense model fine-tuned into the cache first where the step is
+the first to need it: the cache, `runs/dense`, is git-ignored, so a fresh machine fills it).
 
     python benchmarks/campaign.py --list
+    mkdir -p runs
     nohup python benchmarks/campaign.py --commit --hours 2.5 > runs/campaign.log 2>&1 &
     python benchmarks/campaign.py --only sparse-augment-mrpc --device cuda --commit
 """
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prunekit.device import describe_device, resolve_device
+from prunekit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "campaign.json"
@@ -172,9 +174,13 @@ def record_finished(step: Step, seconds: float, device: str) -> None:
 
 
 def argv(command: str, step: Step, device: str | None) -> list[str]:
-    """The command line: ``python``/``prunekit`` from this interpreter's environment, and
-    ``--device`` appended when asked and the step's commands take it."""
-    binaries = {"python": sys.executable, "prunekit": str(Path(sys.executable).parent / "prunekit")}
+    """The command line: ``python``/``prunekit`` from this interpreter's environment (else the
+    PATH's), and ``--device`` appended when asked and the step's commands take it."""
+    here = Path(sys.executable).parent / "prunekit"
+    binaries = {
+        "python": sys.executable,
+        "prunekit": str(here) if here.exists() else shutil.which("prunekit") or "prunekit",
+    }
     first, *rest = shlex.split(command)
     line = [binaries.get(first, first), *rest]
     if device and step.takes_device:
@@ -182,17 +188,33 @@ def argv(command: str, step: Step, device: str | None) -> list[str]:
     return line
 
 
+def _trained_marker(step: Step) -> Path:
+    """Written once a copy step's commands succeed: its artefact is this step's own."""
+    return ROOT / "runs" / ".campaign" / step.name
+
+
 def run_step(step: Step, device: str | None) -> bool:
     """Run ``step``'s commands in the repository root, then its copy; True when all succeed.
-    A step with a copy skips its commands once their output exists (trained, not yet copied)."""
-    trained = step.copy is not None and Path(ROOT, step.copy[0]).is_dir()
+    A copy step whose commands finished before (killed before its copy) only copies."""
+    source = Path(ROOT, step.copy[0]) if step.copy else None
+    trained = source is not None and source.is_dir() and _trained_marker(step).is_file()
+    if source is not None and source.is_dir() and not trained:
+        print(f"[{step.name}] {source} exists but this step did not make it: move it away or "
+              "delete it", flush=True)  # fmt: skip
+        return False
     for command in () if trained else step.commands:
         line = argv(command, step, device)
         print(f"[{step.name}] $ {' '.join(line)}", flush=True)
-        if subprocess.run(line, cwd=ROOT, check=False).returncode != 0:
+        try:
+            if subprocess.run(line, cwd=ROOT, check=False).returncode != 0:
+                return False
+        except OSError as error:  # not found, not executable
+            print(f"[{step.name}] cannot run {line[0]}: {error}", flush=True)
             return False
-    if step.copy is not None:
-        source, target = Path(ROOT, step.copy[0]), Path(ROOT, step.copy[1])
+    if source is not None:
+        _trained_marker(step).parent.mkdir(parents=True, exist_ok=True)
+        _trained_marker(step).touch()
+        target = Path(ROOT, step.copy[1])
         temporary = target.with_name(target.name + ".tmp")
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.copytree(source, temporary)
@@ -201,24 +223,34 @@ def run_step(step: Step, device: str | None) -> bool:
     return True
 
 
-def commit(step: Step, partial: bool = False) -> None:
-    """Commit the step's results and the record (retried: another job may hold the index).
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, check=False, capture_output=True, text=True)
+
+
+def commit(step: Step, partial: bool = False) -> bool:
+    """Commit the step's results and the record, nothing else; True when done (or nothing
+    changed). Retried: another job may hold the index for a moment.
     ``partial``: a command failed; the rows its benchmark finished before are committed."""
     paths = [p for p in (*step.results, str(RECORD.relative_to(ROOT))) if Path(ROOT, p).exists()]
+    if not paths:  # an empty pathspec would commit whatever else is staged
+        return True
     message = f"campaign {step.name} (issue {step.issue}): {step.why}"
     message += " (partial: a command failed, the runs finished before it)" if partial else ""
-    for _ in range(5):
-        added = subprocess.run(["git", "add", *paths], cwd=ROOT, check=False)
-        staged = subprocess.run(["git", "diff", "--cached", "--quiet", "--", *paths], cwd=ROOT)
-        if added.returncode == 0 and staged.returncode == 0:
-            return  # nothing new to commit
-        committed = subprocess.run(
-            ["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=False
-        )
-        if added.returncode == 0 and committed.returncode == 0:
-            return
-        time.sleep(20)
+    for _ in range(3):
+        added = _git("add", "--", *paths)
+        if (
+            added.returncode == 0
+            and _git("diff", "--cached", "--quiet", "--", *paths).returncode == 0
+        ):
+            return True  # nothing new
+        if (
+            added.returncode == 0
+            and _git("commit", "-q", "-m", message, "--", *paths).returncode == 0
+        ):
+            return True
+        time.sleep(10)
     print(f"[{step.name}] could not commit its results: commit {paths} by hand", flush=True)
+    return False
 
 
 def main(arguments: list[str] | None = None) -> int:
@@ -240,18 +272,24 @@ def main(arguments: list[str] | None = None) -> int:
             print(f"{step.name:22} #{step.issue} ~{step.minutes:>3} min  {state:32} {step.why}")
         return 0
     if "GLUE_DIR" not in os.environ:
-        parser.error(
-            "set GLUE_DIR to the GLUE data (the glue_data layout), e.g. ../shared/data/glue"
-        )
-    device = describe_device(resolve_device(args.device or "auto"))
+        parser.error("set GLUE_DIR to the GLUE data (glue_data layout), e.g. ../shared/data/glue")
+    if args.commit and _git("var", "GIT_COMMITTER_IDENT").returncode != 0:
+        parser.error("--commit needs a git identity: git config user.name/user.email")
+    try:
+        device = describe_device(resolve_device(args.device or "auto"))
+    except ConfigError as error:
+        parser.error(str(error))
+    cpu = describe_device(resolve_device("cpu"))
     deadline = time.monotonic() + args.hours * 3600 if args.hours else None
     failed: set[str] = set()
     for step in STEPS:
         if step.name not in only or step.name in done:
             continue
-        if any(p not in done for p in step.after):
-            print(f"[{step.name}] skipped: needs {', '.join(step.after)} first", flush=True)
-            failed.add(step.name)
+        waiting = [p for p in step.after if p not in done]
+        if waiting:
+            print(f"[{step.name}] skipped: waits for {', '.join(waiting)}", flush=True)
+            if failed & set(waiting):
+                failed.add(step.name)
             continue
         if deadline and time.monotonic() + step.minutes * 60 > deadline:
             print(f"[{step.name}] skipped: ~{step.minutes} min does not fit", flush=True)
@@ -263,11 +301,11 @@ def main(arguments: list[str] | None = None) -> int:
             if args.commit:
                 commit(step, partial=True)
             continue
-        record_finished(step, time.monotonic() - started, device)
+        record_finished(step, time.monotonic() - started, device if step.takes_device else cpu)
         done = finished()
         print(f"[{step.name}] done in {(time.monotonic() - started) / 60:.1f} min", flush=True)
-        if args.commit:
-            commit(step)
+        if args.commit and not commit(step):
+            failed.add(step.name)
     return 1 if failed else 0
 
 

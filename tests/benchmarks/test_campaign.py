@@ -5,6 +5,7 @@ step that does not fit the hours left is not started."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_steps_run_once_in_order_and_a_failure_holds_back_its_dependents(
     assert sorted(record) == ["artefact", "first"]
     assert record["first"]["issue"] == 1 and record["first"]["device"]
     out = capsys.readouterr().out
-    assert "[broken] FAILED" in out and "[needs-broken] skipped: needs broken" in out
+    assert "[broken] FAILED" in out and "[needs-broken] skipped: waits for broken" in out
     assert "[long] skipped" in out
     # again: the finished steps are not run again, the others are
     assert campaign.main(["--only", "first,long"]) == 0
@@ -70,13 +71,35 @@ def test_steps_run_once_in_order_and_a_failure_holds_back_its_dependents(
     assert sorted(json.loads(campaign.RECORD.read_text())) == ["artefact", "first", "long"]
 
 
-def test_a_trained_artefact_not_yet_copied_is_copied_without_training_again(workspace, monkeypatch):
+def test_an_artefact_of_this_step_is_copied_without_training_again_and_a_foreign_one_refused(
+    workspace, monkeypatch, capsys
+):
     monkeypatch.setattr(campaign, "STEPS", _steps(workspace))
     (workspace / "trained").mkdir()
     (workspace / "trained" / "w.txt").write_text("kept")
+    # not made by this step (other settings, perhaps): neither copied nor trained over
+    assert campaign.main(["--only", "artefact"]) == 1
+    assert "exists but this step did not make it" in capsys.readouterr().out
+    assert not (workspace / "results" / "artefact").exists()
+    # made by it, killed before its copy: copied without training again
+    campaign._trained_marker(campaign.STEPS[3]).parent.mkdir(parents=True)
+    campaign._trained_marker(campaign.STEPS[3]).touch()
     assert campaign.main(["--only", "artefact"]) == 0
     assert (workspace / "results" / "artefact" / "w.txt").read_text() == "kept"
     assert not (workspace / "log.txt").exists()  # the training command did not run
+
+
+def test_a_step_waits_without_failing_when_its_prerequisite_did_not_fit(workspace, monkeypatch):
+    monkeypatch.setattr(
+        campaign,
+        "STEPS",
+        (
+            campaign.Step("slow", 1, "long", 600, ("python -c pass",), ()),
+            campaign.Step("next", 1, "after it", 1, ("python -c pass",), (), after=("slow",)),
+        ),
+    )
+    assert campaign.main(["--hours", "1"]) == 0
+    assert not campaign.RECORD.exists()
 
 
 def test_unknown_steps_are_a_usage_error(workspace, monkeypatch, capsys):
@@ -86,16 +109,18 @@ def test_unknown_steps_are_a_usage_error(workspace, monkeypatch, capsys):
     assert exit_.value.code == 2 and "unknown steps ['nope']" in capsys.readouterr().err
 
 
-def test_the_real_steps_name_existing_scripts_and_their_prerequisites():
+def test_the_real_steps_name_existing_scripts_that_take_the_device_they_are_given():
     names = [step.name for step in campaign.STEPS]
     assert len(names) == len(set(names))
     for position, step in enumerate(campaign.STEPS):
         assert set(step.after) <= set(names[:position])  # prerequisites come first
         for command in step.commands:
             line = campaign.argv(command, step, "cuda")
-            if line[0] == sys.executable:
-                assert (campaign.ROOT / line[1]).is_file(), line[1]
-            assert ("--device" in line) == step.takes_device
+            if line[0] == sys.executable:  # a benchmark: --device only where it has the option
+                script = (campaign.ROOT / line[1]).read_text()
+                assert ("add_device_argument(" in script) == step.takes_device, line[1]
+            else:
+                assert Path(line[0]).name == "prunekit" and step.takes_device
 
 
 def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspace, monkeypatch):
@@ -106,9 +131,12 @@ def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspac
             ["git", *args], cwd=workspace, check=True, capture_output=True, text=True
         ).stdout
 
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)  # no signing or hooks of this machine
     git("init", "-q")
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "t")
+    (workspace / "unrelated.txt").write_text("staged by someone else")
+    git("add", "unrelated.txt")
     rows = workspace / "rows.txt"
     steps = (
         campaign.Step("ok", 7, "writes rows", 1, (_append(rows, "1"),), ("rows.txt",)),
@@ -120,6 +148,7 @@ def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspac
             (_append(rows, "2"), "python -c 'raise SystemExit(1)'"),
             ("rows.txt",),
         ),  # fmt: skip
+        campaign.Step("early", 7, "fails first", 1, ("python -c 'raise SystemExit(1)'",), ("x",)),
     )
     monkeypatch.setattr(campaign, "STEPS", steps)
     assert campaign.main(["--commit"]) == 1
@@ -131,4 +160,4 @@ def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspac
     ]
     assert git("show", "HEAD:rows.txt") == "12"
     assert sorted(json.loads(git("show", "HEAD:results/campaign.json"))) == ["ok"]
-    assert git("status", "--porcelain") == ""
+    assert git("status", "--porcelain") == "A  unrelated.txt\n"  # staged, never committed

@@ -166,6 +166,9 @@ def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_frac
     assert loose.record["reused_student"] and loose.plan == strict.plan
     for a, b in zip(loose.model.parameters(), strict.model.parameters(), strict=True):
         assert torch.equal(a, b)
+    descending = run(budget=200.0, grid=grid, search="descend")  # 0.75 first: read back too
+    assert len(trained) == first and descending.plan.kept_heads == strict.plan.kept_heads
+    assert descending.record["certificate"]["evaluations"] == 1  # 0.75 passed at once
     fixed = run(keep=L * H - round(0.75 * L * H))  # the same student as the 75% probe
     assert len(trained) == first and fixed.record["reused_student"]
     run(keep=L * H - round(0.75 * L * H), alpha_kd=0.5)  # other settings: trained anew

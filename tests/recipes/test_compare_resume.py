@@ -304,14 +304,6 @@ def test_a_run_dir_refuses_a_sweep_of_other_result_settings(
     (config.out / "config.json").write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match="method_options.l0"):
         run_compare(l0.model_copy(update={"regimes": ("r0",)}))
-    # a setting added since the record (here: batch_size unrecorded) is the same at its
-    # default, so the run dir resumes; set to anything else, it is refused
-    del recorded["method_settings"]["l0"]["batch_size"]
-    (config.out / "config.json").write_text(json.dumps(recorded))
-    run_compare(l0.model_copy(update={"regimes": ("r0",)}))
-    other_batch = {"l0": {"steps": 1, "batch_size": 3}}
-    with pytest.raises(ConfigError, match="method_options.l0"):
-        run_compare(l0.model_copy(update={"regimes": ("r0",), "method_options": other_batch}))
     assert len(read_results(config.out / "results.jsonl")) == 2 * 2 + 1  # random R0+R1, l0 R0
 
 
@@ -412,3 +404,24 @@ def test_r1_takes_the_plan_an_earlier_r0_sweep_decided(tiny_bert_with_real_token
     run_compare(trained)
     assert not (trained.out / "work" / "plans").exists()
     assert memo.is_file()
+
+
+def test_a_run_dir_resumes_across_a_new_setting_only_when_it_is_marked_and_at_its_default(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    from prunekit.recipes.compare_config import run_dir_settings, settings_differ
+
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "new-setting").model_copy(
+        update={"methods": ("l0",), "budget_methods": ("peer",)}
+    )
+    recorded = run_dir_settings(config, ("peer",))
+    assert settings_differ(config, recorded, ("l0", "peer")) == []
+    # peer's `search` came after run dirs had recorded peer's settings, marked to resume at
+    # its default (bisect, the search they ran)
+    del recorded["method_settings"]["peer"]["search"]
+    assert settings_differ(config, recorded, ("peer",)) == []
+    descend = config.model_copy(update={"method_options": {"peer": {"search": "descend"}}})
+    assert settings_differ(descend, recorded, ("peer",)) == ["method_options.peer"]
+    # an unmarked setting missing from the record may have changed behaviour: refused
+    del recorded["method_settings"]["l0"]["batch_size"]
+    assert settings_differ(config, recorded, ("l0",)) == ["method_options.l0"]

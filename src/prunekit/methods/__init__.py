@@ -4,6 +4,7 @@
 from prunekit.methods.decide import decide
 from prunekit.methods.registry import (
     DEFAULT_HEAD_METHOD,
+    RESUMES_AT_DEFAULT,
     HeadTarget,
     MethodConfig,
     MethodInfo,
@@ -20,6 +21,7 @@ from prunekit.methods.registry import (
 
 __all__ = [
     "DEFAULT_HEAD_METHOD",
+    "RESUMES_AT_DEFAULT",
     "HeadTarget",
     "MethodConfig",
     "MethodInfo",

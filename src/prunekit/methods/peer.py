@@ -58,6 +58,7 @@ from prunekit.data import by_length, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
+    RESUMES_AT_DEFAULT,
     HeadTarget,
     MethodResult,
     PruneRequest,
@@ -94,6 +95,9 @@ class Config(TrainingMethodConfig):
         "bisect",
         description="lossless: bisect the grid (assumes a monotone metric, ~4 students) or "
         "descend from the largest fraction to the first feasible (any shape, up to one per point)",
+        # added after benchmark run dirs recorded peer's settings; its default is the search
+        # they ran, so they resume (`prunekit.recipes.compare_config.settings_differ`)
+        json_schema_extra={RESUMES_AT_DEFAULT: True},
     )
     locator: Literal["hisp", "l0"] = Field("hisp", description="how heads are chosen")
     min_heads_per_layer: int = Field(1, ge=0, description="heads every layer keeps")
@@ -158,7 +162,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
         ok = reference - metric <= budget
         tried[fraction] = {"plan": plan, "record": record, "metric": metric}
-        if ok:  # either search: a later feasible fraction is larger, so one student is enough
+        if ok:  # only the largest feasible fraction so far is kept: one student in memory
             for earlier in tried.values():
                 earlier.pop("student", None)
             tried[fraction]["student"] = student

@@ -29,6 +29,7 @@ from prunekit.train import LossFn, Precision, TrainConfig, TrainExtras, TrainRes
 
 __all__ = [
     "DEFAULT_HEAD_METHOD",
+    "RESUMES_AT_DEFAULT",
     "HeadTarget",
     "MethodConfig",
     "TrainingMethodConfig",
@@ -45,6 +46,11 @@ __all__ = [
 ]
 
 Target = Literal["heads", "ffn", "sparsity"]
+# Marks a setting added after run dirs had recorded its method's settings, whose default keeps
+# the behaviour they ran with: ``Field(..., json_schema_extra={RESUMES_AT_DEFAULT: True})``.
+# A `compare` run dir recorded without it resumes while it is at its default; any other new
+# setting refuses the run dir (its rows may have run another behaviour).
+RESUMES_AT_DEFAULT = "resumes_at_default"
 Batches = Callable[[], Iterable[dict[str, torch.Tensor]]]
 
 

@@ -111,6 +111,8 @@ def largest_feasible(
     always finds the largest, at up to ``len(grid)`` calls."""
     if search == "descend":
         return next((value for value in reversed(grid) if feasible(value)), None)
+    if search != "bisect":
+        raise ValueError(f"search is 'bisect' or 'descend', not {search!r}")
     low, high, best = 0, len(grid) - 1, None
     while low <= high:
         middle = (low + high) // 2

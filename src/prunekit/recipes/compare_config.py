@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.errors import ConfigError
 from prunekit.methods import (
+    RESUMES_AT_DEFAULT,
     MethodResult,
     TrainingMethodConfig,
     get_method,
@@ -207,11 +208,15 @@ def settings_differ(
 
 
 def _same_settings(method: str, recorded: dict[str, Any], now: dict[str, Any]) -> bool:
-    """Whether a method's recorded settings are ``now``'s. A setting added since the record
-    was written counts as the same when it is at its default: a new setting's default keeps
-    the old behaviour (peer's ``search``), so a run dir resumes across the addition."""
-    defaults = get_method(method).parse_config(None).model_dump(mode="json")
-    added = {k for k in now.keys() - recorded.keys() if now[k] == defaults.get(k)}
+    """Whether a method's recorded settings are ``now``'s. A setting missing from the record
+    counts as the same only when it is marked `RESUMES_AT_DEFAULT` and is at its default."""
+    fields = get_method(method).config.model_fields
+    added = {
+        name
+        for name in now.keys() - recorded.keys()
+        if (fields[name].json_schema_extra or {}).get(RESUMES_AT_DEFAULT)
+        and now[name] == fields[name].get_default()
+    }
     return recorded == {k: v for k, v in now.items() if k not in added}
 
 
