@@ -320,8 +320,52 @@ def write_report() -> None:
             "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
             "against that in-run dense model, as is that of rows with other loop options.",
         ]
+    lines += overlap_lines(rows)
     lines += ["", "Pruners:", ""] + [f"- {line}" for line in pruner_lines(rows)]
     (RESULTS / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def head_overlap(kept: list[list[int]], reference: list[list[int]]) -> float:
+    """The share of ``reference``'s kept heads that ``kept`` keeps too."""
+    shared = sum(len(set(a) & set(b)) for a, b in zip(kept, reference, strict=True))
+    return shared / max(1, sum(len(b) for b in reference))
+
+
+def overlap_lines(rows: list[dict]) -> list[str]:
+    """Which heads: how many of HISP-per-layer's kept heads (chosen with the task's labels on
+    the fine-tuned model) each method keeps too, against chance (per layer, keeping k of H
+    heads at random shares k/H of them)."""
+    hisp = {
+        (r["task"], r["seed"], r["fraction"], loop_suffix(r), r.get("train_cap")): r
+        for r in rows
+        if r["method"] == "hisp"
+    }
+    shares: dict[tuple, list[float]] = {}
+    for row in rows:
+        key = (row["task"], row["seed"], row["fraction"], loop_suffix(row), row.get("train_cap"))
+        if row["method"] in ("dense", "hisp") or key not in hisp:
+            continue
+        group = (row["task"], row["fraction"], loop_label(row))
+        shares.setdefault(group, []).append(
+            head_overlap(row["kept_heads"], hisp[key]["kept_heads"])
+        )
+    if not shares:
+        return []
+    lines = [
+        "",
+        "Which heads: the share of HISP-per-layer's kept heads (chosen with the labels, on the "
+        "fine-tuned model) that each method keeps too, mean over seeds; chance is the share of "
+        "heads kept.",
+        "",
+        "| task | heads removed per layer | method | shared with HISP | chance |",
+        "|---|---|---|---|---|",
+    ]
+    for (task, fraction, method), values in sorted(shares.items()):
+        lines.append(
+            f"| {task} | {fraction:.0%} | {method} | {statistics.fmean(values):.0%} "
+            f"(n={len(values)}) | {1 - fraction:.0%} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

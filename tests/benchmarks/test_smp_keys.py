@@ -87,3 +87,26 @@ def test_a_second_pruners_diagnostic_is_written_beside_the_shipped_ones(tmp_path
     stem = smp_diagnostics.output_stem(other)
     assert stem == f"diagnostics-{smp_benchmark.pruner_name(other)}"
     assert stem.startswith("diagnostics-smp_pruner_mean-")
+
+
+def test_the_report_shows_how_many_of_hisps_heads_each_method_keeps_against_chance():
+    def row(method: str, kept: list[list[int]], seed: int = 0, **extra) -> dict:
+        return {"task": "rte", "seed": seed, "fraction": 0.5, "method": method,
+                "kept_heads": kept, **extra}  # fmt: skip
+
+    hisp = [[0, 1], [2, 3]]
+    rows = [
+        row("hisp", hisp),
+        row("dense", [[0, 1, 2, 3], [0, 1, 2, 3]]),
+        row("smp", [[0, 1], [0, 1]]),  # 2 of HISP's 4
+        row("random", [[0, 1], [2, 3]]),  # all 4
+        row("random", [[2, 3], [0, 1]], seed=1),  # no HISP row of seed 1: not compared
+        row("smp", [[0, 2], [3, 1]], precision="bf16"),  # other loop options: no HISP row
+    ]
+    assert smp_benchmark.head_overlap([[0, 1], [0, 1]], hisp) == 0.5
+    table = [line for line in smp_benchmark.overlap_lines(rows) if line.startswith("| rte")]
+    assert table == [
+        "| rte | 50% | random | 100% (n=1) | 50% |",
+        "| rte | 50% | smp | 50% (n=1) | 50% |",
+    ]
+    assert smp_benchmark.overlap_lines([row("smp", hisp)]) == []
