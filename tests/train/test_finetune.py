@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
         pass
 
     def kill_at_step_10(step, total, values):
+        time.sleep(0.5)  # a slow first process: its time must count in the resumed result
         if step == 10:
             raise Killed
 
@@ -117,6 +119,8 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
             on_step=kill_at_step_10,
         )
     assert (tmp_path / "last" / "trainer_state.json").is_file()
+    before = json.loads((tmp_path / "last" / "trainer_state.json").read_text())["seconds"]
+    assert before >= 8 * 0.5  # the eight steps the checkpoint keeps
 
     resumed = tiny_model("bert")  # a fresh process would start from the initial weights too
     result = finetune(
@@ -124,6 +128,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(tmp_path):
     )
     assert result.resumed_from_step == 8
     assert result.steps == 18
+    assert result.seconds > before  # the whole run's time, not only the resumed process's
     expected, actual = weights(reference), weights(resumed)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name

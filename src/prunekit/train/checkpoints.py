@@ -31,16 +31,22 @@ def saved_state(last_dir: Path | None) -> dict[str, Any] | None:
 
 
 def save_checkpoint(
-    accelerator: Accelerator, last_dir: Path, step: int, pending: dict[str, Any], run: str
+    accelerator: Accelerator,
+    last_dir: Path,
+    step: int,
+    pending: dict[str, Any],
+    run: str,
+    seconds: float = 0.0,
 ) -> None:
-    """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one."""
+    """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one.
+    ``seconds``: training time up to ``step``, resumes included (a resumed run adds its own)."""
     tmp = last_dir.with_name(f"{last_dir.name}.tmp")
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
-        state = {"step": step, "pending": pending, "run": run}
+        state = {"step": step, "pending": pending, "run": run, "seconds": round(seconds, 3)}
         (tmp / _STATE_FILE).write_text(json.dumps(state))
         if last_dir.exists():
             shutil.rmtree(last_dir)

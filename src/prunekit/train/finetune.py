@@ -115,7 +115,7 @@ class TrainResult:
     steps: int
     final_loss: float
     resumed_from_step: int
-    seconds: float
+    seconds: float  # the whole run's training time: a resumed run adds the time before it
     log: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -201,9 +201,11 @@ def finetune(
         # continuing it would mix two runs, so this one starts over.
         log.warning("ignoring the checkpoint in %s: it was written by other settings", last_dir)
         saved = None
+    earlier_seconds = 0.0  # what the steps before a resume took, in the runs that made them
     if saved is not None:
         accelerator.load_state(str(last_dir))
         step = saved["step"]
+        earlier_seconds = saved.get("seconds", 0.0)  # older checkpoints did not keep it
         logger.restore(step, saved.get("pending", {}))
         log.info("resumed from step %d of %d", step, total)
     else:
@@ -254,7 +256,8 @@ def finetune(
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             if last_dir is not None and due and step < total:
-                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run)
+                elapsed = earlier_seconds + time.perf_counter() - started
+                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run, elapsed)
             if step >= total:
                 break
         if step >= total:
@@ -275,7 +278,7 @@ def finetune(
         steps=step,
         final_loss=loss_value,
         resumed_from_step=resumed_from,
-        seconds=time.perf_counter() - started,
+        seconds=earlier_seconds + time.perf_counter() - started,
         log=logger.read(),
     )
 
