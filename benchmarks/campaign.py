@@ -57,7 +57,7 @@ class Step:
     takes_device: bool = True  # whether its commands accept --device
 
 
-def _smp(task: str, seed: int, pruner: str = "") -> str:
+def _smp(task: str, seed: int | str, pruner: str = "") -> str:
     chosen = f"--pruner {pruner} " if pruner else ""
     return f"python benchmarks/smp.py {chosen}--tasks {task} --seeds {seed} --fractions 0.5 {LOOP}"
 
@@ -125,6 +125,16 @@ STEPS = (
         30,
         (_smp("rte", 0),),
         (SMP,),
+    ),
+    Step(
+        "smp-stsb-s0-s2",
+        10,
+        "STS-B seeds 0 and 2 for both pruners: one seed cannot rank SMP against random there (4 "
+        "of 36 heads apart, the two pruners' sets fine-tuned 57 points apart on seed 1)",
+        160,
+        (_smp("stsb", "0,2"), _smp("stsb", "0,2", MEAN_PRUNER)),
+        (SMP,),
+        after=("smp-pruner-mean",),
     ),
     Step("peer-stsb-s0", 11, "peer on STS-B (regression)", 120, (_peer("stsb"),), (PEER,)),
     Step("peer-cola-s0", 11, "peer on CoLA", 150, (_peer("cola"),), (PEER,)),
