@@ -210,12 +210,13 @@ def settings_differ(
 def _same_settings(method: str, recorded: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether a method's recorded settings are ``now``'s. A setting missing from the record
     counts as the same only when it is marked `RESUMES_AT_DEFAULT` and is at its default."""
-    fields = get_method(method).config.model_fields
+    info = get_method(method)
+    defaults = info.parse_config(None).model_dump(mode="json")  # as JSON, like ``now``
     added = {
         name
         for name in now.keys() - recorded.keys()
-        if (fields[name].json_schema_extra or {}).get(RESUMES_AT_DEFAULT)
-        and now[name] == fields[name].get_default()
+        if (info.config.model_fields[name].json_schema_extra or {}).get(RESUMES_AT_DEFAULT)
+        and now[name] == defaults[name]
     }
     return recorded == {k: v for k, v in now.items() if k not in added}
 
