@@ -127,6 +127,16 @@ STEPS = (
         (SMP,),
     ),
     Step(
+        "smp-mean-rte-s0",
+        10,
+        "the mean pruner on RTE seed 0 (after smp-rte-s0, whose random, HISP and dense rows it "
+        "shares)",
+        5,
+        (_smp("rte", 0, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean", "smp-rte-s0"),
+    ),
+    Step(
         "smp-stsb-s0-s2",
         10,
         "STS-B seeds 0 and 2 for both pruners: one seed cannot rank SMP against random there (4 "
