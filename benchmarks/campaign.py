@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prunekit.device import describe_device, resolve_device
+from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,7 +300,8 @@ def main(arguments: list[str] | None = None) -> int:
         device = describe_device(resolve_device(args.device or "auto"))
     except ConfigError as error:
         parser.error(str(error))
-    cpu = describe_device(resolve_device("cpu"))
+    cpu = f"cpu ({cpu_name()})"  # step times depend on the processor
+    device = cpu if device == "cpu" else device
     deadline = time.monotonic() + args.hours * 3600 if args.hours else None
     failed: set[str] = set()
     for step in STEPS:
