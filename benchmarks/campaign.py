@@ -21,7 +21,6 @@ the first to need it: the cache, `runs/dense`, is git-ignored, so a fresh machin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -32,8 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _rows import read_json, write_json
+
 from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
+from prunekit.outputs import atomic_output_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "campaign.json"
@@ -176,7 +178,7 @@ STEPS = (
 
 
 def finished() -> dict[str, dict]:
-    return json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+    return read_json(RECORD)
 
 
 def record_finished(step: Step, seconds: float, device: str) -> None:
@@ -188,10 +190,7 @@ def record_finished(step: Step, seconds: float, device: str) -> None:
         "minutes": round(seconds / 60, 1),
         "device": device,
     }
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    temporary = RECORD.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    temporary.replace(RECORD)
+    write_json(RECORD, dict(sorted(record.items())))
 
 
 def argv(command: str, step: Step, device: str | None) -> list[str]:
@@ -235,12 +234,8 @@ def run_step(step: Step, device: str | None) -> bool:
     if source is not None:
         _trained_marker(step).parent.mkdir(parents=True, exist_ok=True)
         _trained_marker(step).touch()
-        target = Path(ROOT, step.copy[1])
-        temporary = target.with_name(target.name + ".tmp")
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.copytree(source, temporary)
-        shutil.rmtree(target, ignore_errors=True)
-        temporary.replace(target)
+        with atomic_output_dir(Path(ROOT, step.copy[1]), overwrite=True) as temporary:
+            shutil.copytree(source, temporary, dirs_exist_ok=True)
     return True
 
 
@@ -258,17 +253,11 @@ def commit(step: Step, partial: bool = False) -> bool:
     message = f"campaign {step.name} (issue {step.issue}): {step.why}"
     message += " (partial: a command failed, the runs finished before it)" if partial else ""
     for _ in range(3):
-        added = _git("add", "--", *paths)
-        if (
-            added.returncode == 0
-            and _git("diff", "--cached", "--quiet", "--", *paths).returncode == 0
-        ):
-            return True  # nothing new
-        if (
-            added.returncode == 0
-            and _git("commit", "-q", "-m", message, "--", *paths).returncode == 0
-        ):
-            return True
+        if _git("add", "--", *paths).returncode == 0:
+            if _git("diff", "--cached", "--quiet", "--", *paths).returncode == 0:
+                return True  # nothing new
+            if _git("commit", "-q", "-m", message, "--", *paths).returncode == 0:
+                return True
         time.sleep(10)
     print(f"[{step.name}] could not commit its results: commit {paths} by hand", flush=True)
     return False

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
+from smp import head_overlap
+from smp_diagnostics import keep_top_half
 from torch.utils.data import DataLoader, Subset
 
 from prunekit.data import TaskData, get_task, make_collate
@@ -40,19 +42,15 @@ PRUNERS = {"shipped": "builtin", "mean": "benchmarks/results/smp/pruners/smp_pru
 
 
 def kept_half(scores: torch.Tensor) -> list[set[int]]:
-    """The top half of each layer's heads by ``scores``."""
-    half = scores.shape[1] // 2
-    return [set(torch.topk(row, half).indices.tolist()) for row in scores]
+    """The top half of each layer's heads by ``scores`` (SMP's set at 50% per layer)."""
+    return [set(row.nonzero().flatten().tolist()) for row in keep_top_half(scores)]
 
 
 def compare(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     """Spearman's ρ over every head, and the shared share of the heads kept at 50% per layer."""
-    shared = sum(len(x & y) for x, y in zip(kept_half(a), kept_half(b), strict=True))
     rho = spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
-    return {
-        "spearman": round(float(rho), 3),
-        "shared_half": round(shared / (a.shape[0] * (a.shape[1] // 2)), 3),
-    }
+    shared = head_overlap(kept_half(a), kept_half(b))
+    return {"spearman": round(float(rho), 3), "shared_half": round(shared, 3)}
 
 
 def task_scores(task: str, examples: int, seed: int) -> dict[str, torch.Tensor]:

@@ -202,6 +202,10 @@ def finetune(
         log.warning("ignoring the checkpoint in %s: it was written by other settings", last_dir)
         saved = None
     earlier_seconds = 0.0  # what the steps before a resume took, in the runs that made them
+
+    def elapsed() -> float:  # the whole run's training time so far, resumes included
+        return earlier_seconds + time.perf_counter() - started
+
     if saved is not None:
         accelerator.load_state(str(last_dir))
         step = saved["step"]
@@ -256,8 +260,7 @@ def finetune(
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             if last_dir is not None and due and step < total:
-                elapsed = earlier_seconds + time.perf_counter() - started
-                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run, elapsed)
+                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run, elapsed())
             if step >= total:
                 break
         if step >= total:
@@ -278,7 +281,7 @@ def finetune(
         steps=step,
         final_loss=loss_value,
         resumed_from_step=resumed_from,
-        seconds=earlier_seconds + time.perf_counter() - started,
+        seconds=elapsed(),
         log=logger.read(),
     )
 
