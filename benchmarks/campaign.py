@@ -8,9 +8,10 @@ loses at most its current run) and the results it writes. A finished step is rec
 step's results and that record are committed as soon as it finishes, because a session's
 background jobs end with it and an uncommitted result is lost. A step whose prerequisite has
 not finished waits (and fails when that failed); ``--hours H`` starts only steps whose
-estimate fits in what is left of H hours (estimates: the runs measured here so far, bf16 and
-length-grouped, with the task's dense model fine-tuned into the cache first where the step is
-the first to need it: the cache, `runs/dense`, is git-ignored, so a fresh machine fills it).
+estimate fits in what is left of H hours. A step's estimate is its runs as measured here so
+far (bf16, length-grouped) plus, for each dense model it needs that the cache lacks, that
+model's fine-tune as ``benchmarks/results/dense.json`` timed it: the cache (`runs/dense`) is
+git-ignored, so a fresh machine fills it again, and ``--list`` says what each step would add.
 
     python benchmarks/campaign.py --list
     mkdir -p runs
@@ -36,9 +37,12 @@ from _rows import read_json, write_json
 from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.outputs import atomic_output_dir
+from prunekit.train.task_recipes import dense_cache_root, dense_key, recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "campaign.json"
+DENSE_RECORD = ROOT / "benchmarks" / "results" / "dense.json"
+UNTIMED_DENSE_MINUTES = 30.0  # a dense recipe dense.json has not timed: SST-2's took 37
 LOOP = "--precision bf16 --group-by-length"
 SPARSE_LOOP = "--option precision=bf16 --option group_by_length=true"
 MEAN_PRUNER = "benchmarks/results/smp/pruners/smp_pruner_mean"
@@ -57,6 +61,13 @@ class Step:
     after: tuple[str, ...] = ()  # steps that must have finished first
     copy: tuple[str, str] | None = None  # (from, to): a trained artefact into the results
     takes_device: bool = True  # whether its commands accept --device
+    dense: tuple[tuple[str, int], ...] = ()  # (task, seed) of the default model's dense cache
+
+
+def dense_models(needs: str) -> tuple[tuple[str, int], ...]:
+    """``"mrpc:0 stsb:0,2"`` as ((mrpc, 0), (stsb, 0), (stsb, 2))."""
+    pairs = (item.split(":") for item in needs.split())
+    return tuple((task, int(seed)) for task, seeds in pairs for seed in seeds.split(","))
 
 
 def _smp(task: str, seed: int | str, pruner: str = "") -> str:
@@ -91,6 +102,7 @@ STEPS = (
         (_smp("mrpc", 2, MEAN_PRUNER),),
         (SMP,),
         after=("smp-pruner-mean",),
+        dense=dense_models("mrpc:2"),
     ),
     Step(
         "smp-mean-stsb-s1",
@@ -100,6 +112,7 @@ STEPS = (
         (_smp("stsb", 1, MEAN_PRUNER),),
         (SMP,),
         after=("smp-pruner-mean",),
+        dense=dense_models("stsb:1"),
     ),
     Step(
         "peer-rte-s0",
@@ -108,6 +121,7 @@ STEPS = (
         50,
         (_peer("rte"),),
         (PEER,),
+        dense=dense_models("rte:0"),
     ),
     Step(
         "sparse-augment-mrpc",
@@ -119,6 +133,7 @@ STEPS = (
             f"--variants sparse-kd --augment 4 {SPARSE_LOOP}",
         ),
         (SPARSE,),
+        dense=dense_models("mrpc:0"),
     ),
     Step(
         "smp-rte-s0",
@@ -127,6 +142,7 @@ STEPS = (
         30,
         (_smp("rte", 0),),
         (SMP,),
+        dense=dense_models("rte:0"),
     ),
     Step(
         "smp-mean-rte-s0",
@@ -137,32 +153,67 @@ STEPS = (
         (_smp("rte", 0, MEAN_PRUNER),),
         (SMP,),
         after=("smp-pruner-mean", "smp-rte-s0"),
+        dense=dense_models("rte:0"),
     ),
     Step(
         "smp-stsb-s0-s2",
         10,
         "STS-B seeds 0 and 2 for both pruners: one seed cannot rank SMP against random there (4 "
         "of 36 heads apart, the two pruners' sets fine-tuned 57 points apart on seed 1)",
-        160,
+        130,  # eight STS-B runs of ~16 min (smp-mean-stsb-s1's)
         (_smp("stsb", "0,2"), _smp("stsb", "0,2", MEAN_PRUNER)),
         (SMP,),
         after=("smp-pruner-mean",),
+        dense=dense_models("stsb:0,2"),
     ),
-    Step("peer-stsb-s0", 11, "peer on STS-B (regression)", 120, (_peer("stsb"),), (PEER,)),
-    Step("peer-cola-s0", 11, "peer on CoLA", 150, (_peer("cola"),), (PEER,)),
-    Step("smp-cola-s0", 10, "SMP, random, HISP and dense on CoLA", 130, (_smp("cola", 0),), (SMP,)),
+    Step(
+        "peer-stsb-s0",
+        11,
+        "peer on STS-B (regression)",
+        140,  # peer-rte-s0's runs at STS-B's ~7x longer fine-tunes
+        (_peer("stsb"),),
+        (PEER,),
+        dense=dense_models("stsb:0"),
+    ),
+    Step(
+        "peer-cola-s0",
+        11,
+        "peer on CoLA",
+        120,
+        (_peer("cola"),),
+        (PEER,),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
+        "smp-cola-s0",
+        10,
+        "SMP, random, HISP and dense on CoLA",
+        40,
+        (_smp("cola", 0),),
+        (SMP,),
+        dense=dense_models("cola:0"),
+    ),
     Step(
         "sparse-rte-s0",
         12,
         "the sparsity curve on a second task (RTE, the four variants)",
-        150,
+        130,
         (
             "python benchmarks/sparse.py --tasks rte --seeds 0 --sparsities 0.5,0.7,0.9,0.95 "
             f"{SPARSE_LOOP}",
         ),
         (SPARSE,),
+        dense=dense_models("rte:0"),
     ),
-    Step("peer-mrpc-s1", 11, "peer's third MRPC seed", 25, (_peer("mrpc", "1"),), (PEER,)),
+    Step(
+        "peer-mrpc-s1",
+        11,
+        "peer's third MRPC seed",
+        25,
+        (_peer("mrpc", "1"),),
+        (PEER,),
+        dense=dense_models("mrpc:1"),
+    ),
     Step(
         "smp-mean-diagnostics",
         10,
@@ -175,6 +226,30 @@ STEPS = (
         takes_device=False,
     ),
 )
+
+
+def dense_minutes(task: str) -> float:
+    """How long the default model's dense fine-tune of ``task`` took in ``dense.json`` (its
+    current recipe, this CPU, fp32), or ``UNTIMED_DENSE_MINUTES``."""
+    digest = recipe_for(task).digest()
+    sweep = read_json(DENSE_RECORD).get("tasks", {}).get(task, {}).get("sweep", [])
+    timed = [run["train_seconds"] / 60 for run in sweep if run["key"].endswith(f"-{digest}")]
+    return max(timed, default=UNTIMED_DENSE_MINUTES)
+
+
+def is_cached(task: str, seed: int) -> bool:
+    root = dense_cache_root()
+    root = root if root.is_absolute() else ROOT / root  # the steps run in ROOT
+    return (root / dense_key("default", task, seed, recipe_for(task)) / "metrics.json").is_file()
+
+
+def estimate(step: Step, filled: set[tuple[str, int]] = frozenset()) -> tuple[float, list[str]]:
+    """Minutes for ``step`` with the dense models the cache lacks (and earlier steps do not
+    fill: ``filled``) fine-tuned first, and those models as ``task:seed``."""
+    missing = [(task, seed) for task, seed in step.dense if (task, seed) not in filled]
+    missing = [(task, seed) for task, seed in missing if not is_cached(task, seed)]
+    minutes = step.minutes + sum(dense_minutes(task) for task, _ in missing)
+    return minutes, [f"{task}:{seed}" for task, seed in missing]
 
 
 def finished() -> dict[str, dict]:
@@ -277,9 +352,15 @@ def main(arguments: list[str] | None = None) -> int:
         parser.error(f"unknown steps {sorted(only - names)}; --list shows them")
     done = finished()
     if args.list:
+        filled: set[tuple[str, int]] = set()  # by the pending steps listed before
         for step in STEPS:
-            state = f"done {done[step.name]['finished']}" if step.name in done else "pending"
-            print(f"{step.name:22} #{step.issue} ~{step.minutes:>3} min  {state:32} {step.why}")
+            if step.name in done:
+                minutes, state = step.minutes, f"done {done[step.name]['finished']}"
+            else:
+                minutes, missing = estimate(step, filled)
+                state = "pending" + (f", dense {' '.join(missing)}" if missing else "")
+                filled.update(step.dense)
+            print(f"{step.name:22} #{step.issue} ~{minutes:>4.0f} min  {state:32} {step.why}")
         return 0
     if "GLUE_DIR" not in os.environ:
         parser.error("set GLUE_DIR to the GLUE data (glue_data layout), e.g. ../shared/data/glue")
@@ -302,8 +383,10 @@ def main(arguments: list[str] | None = None) -> int:
             if failed & set(waiting):
                 failed.add(step.name)
             continue
-        if deadline and time.monotonic() + step.minutes * 60 > deadline:
-            print(f"[{step.name}] skipped: ~{step.minutes} min does not fit", flush=True)
+        minutes, missing = estimate(step)
+        if deadline and time.monotonic() + minutes * 60 > deadline:
+            dense = f" (with dense {' '.join(missing)})" if missing else ""
+            print(f"[{step.name}] skipped: ~{minutes:.0f} min{dense} does not fit", flush=True)
             continue
         started = time.monotonic()
         if not run_step(step, args.device):

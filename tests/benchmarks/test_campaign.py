@@ -1,6 +1,7 @@
 """benchmarks/campaign.py: pending steps run in order and are recorded once, a failed step is
 not recorded and its dependents wait, a trained artefact is copied into the results, and a
-step that does not fit the hours left is not started."""
+step that does not fit the hours left (dense fine-tunes the cache lacks included) is not
+started."""
 
 from __future__ import annotations
 
@@ -102,6 +103,41 @@ def test_a_step_waits_without_failing_when_its_prerequisite_did_not_fit(workspac
     assert not campaign.RECORD.exists()
 
 
+def test_estimates_add_the_dense_fine_tunes_the_cache_lacks_once(workspace, monkeypatch, capsys):
+    from prunekit.train.task_recipes import dense_key, recipe_for
+
+    cache = workspace / "dense"
+    monkeypatch.setenv("PRUNEKIT_DENSE_CACHE", str(cache))
+    monkeypatch.setattr(campaign, "DENSE_RECORD", workspace / "dense.json")
+    key = dense_key("default", "mrpc", 0, recipe_for("mrpc"))
+    other = {"key": "mrpc-default-s0-0123456789", "train_seconds": 6000.0}  # another recipe
+    sweep = [{"key": key, "train_seconds": 600.0}, other]
+    campaign.write_json(campaign.DENSE_RECORD, {"tasks": {"mrpc": {"sweep": sweep}}})
+    run = ("python -c pass",)
+    steps = (
+        campaign.Step("a", 1, "", 5, run, (), dense=campaign.dense_models("mrpc:0")),
+        campaign.Step("b", 1, "", 5, run, (), dense=campaign.dense_models("mrpc:0,1")),
+        campaign.Step("c", 1, "", 5, run, ()),
+    )
+    monkeypatch.setattr(campaign, "STEPS", steps)
+    assert steps[1].dense == (("mrpc", 0), ("mrpc", 1))
+    # seed 0's recipe model took 10 min; seed 1's is counted alike; an untimed task, the default
+    assert campaign.estimate(steps[1]) == (25.0, ["mrpc:0", "mrpc:1"])
+    assert campaign.dense_minutes("cola") == campaign.UNTIMED_DENSE_MINUTES
+    assert campaign.main(["--list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "~  15 min  pending, dense mrpc:0 " in lines["a"]
+    assert "~  15 min  pending, dense mrpc:1 " in lines["b"]  # seed 0 comes from step a
+    assert "~   5 min  pending " in lines["c"]
+    (cache / key).mkdir(parents=True)
+    (cache / key / "metrics.json").write_text("{}")  # cached: nothing to add
+    assert campaign.estimate(steps[0]) == (5.0, [])
+    # --hours counts the dense fine-tune: 15 min do not fit in 12, 5 do
+    assert campaign.main(["--hours", "0.2", "--only", "b,c"]) == 0
+    assert sorted(json.loads(campaign.RECORD.read_text())) == ["c"]
+    assert "[b] skipped: ~15 min (with dense mrpc:1) does not fit" in capsys.readouterr().out
+
+
 def test_unknown_steps_are_a_usage_error(workspace, monkeypatch, capsys):
     monkeypatch.setattr(campaign, "STEPS", _steps(workspace))
     with pytest.raises(SystemExit) as exit_:
@@ -114,6 +150,8 @@ def test_the_real_steps_name_existing_scripts_that_take_the_device_they_are_give
     assert len(names) == len(set(names))
     for position, step in enumerate(campaign.STEPS):
         assert set(step.after) <= set(names[:position])  # prerequisites come first
+        for task, seed in step.dense:  # a task with a recipe, a seed the benchmarks take
+            assert campaign.recipe_for(task) and seed in (0, 1, 2)
         for command in step.commands:
             line = campaign.argv(command, step, "cuda")
             if line[0] == sys.executable:  # a benchmark: --device only where it has the option
