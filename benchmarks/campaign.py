@@ -136,6 +136,16 @@ STEPS = (
         dense=dense_models("mrpc:0"),
     ),
     Step(
+        "peer-descend-mrpc-s0",
+        11,
+        "peer's lossless mode with search=descend on MRPC, where bisection stopped under a "
+        "passing 45% (epsilon 0: 30% and 40% failed, so it removed nothing)",
+        45,  # up to 10 students, 0.90 down to 0.45
+        (f"python benchmarks/peer.py --tasks mrpc --seeds 0 --descend {LOOP}",),
+        (PEER,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
         "smp-rte-s0",
         10,
         "SMP (the shipped pruner), random and HISP per layer, and dense on RTE",
@@ -213,6 +223,15 @@ STEPS = (
         (_peer("mrpc", "1"),),
         (PEER,),
         dense=dense_models("mrpc:1"),
+    ),
+    Step(
+        "peer-descend-rte-s0",
+        11,
+        "peer's lossless mode with search=descend on RTE (bisection: 40% at epsilon 0, 60% at 0.5)",
+        40,
+        (f"python benchmarks/peer.py --tasks rte --seeds 0 --descend {LOOP}",),
+        (PEER,),
+        dense=dense_models("rte:0"),
     ),
     Step(
         "smp-mean-diagnostics",

@@ -2,7 +2,10 @@
 without the peer loss, all on the same training budget and teacher.
 
 - Lossless mode (``compare`` budgets, seed 0) at epsilon 0 and 0.5: the fraction of heads each
-  task loses, and dense vs pruned dev.
+  task loses, and dense vs pruned dev. Bisection (the issue's search) always; with
+  ``--descend`` also ``search=descend`` (the grid from the top down to the first feasible
+  fraction: the largest feasible one where the curve is not monotone), as
+  ``peer (descend)`` rows from a run dir of their own.
 - At 50% and 70% of heads, seeds 0-2, R1 only, the same number of optimizer steps (the recovery
   budget) and the same dense teacher for every row: ``peer``; ``hisp`` then recovery with KD
   from the dense model; and ``peer`` with ``beta_peer=0`` (the same pipeline without the peer
@@ -13,7 +16,7 @@ benchmarks/results/peer/, rewritten after every task from every task's run dirs 
 checkout puts the committed rows, and the settings they were run with, back into them first).
 ``--device cuda`` runs on a GPU; each row records where it trained.
 
-    python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2] [--device auto]
+    python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2] [--descend]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from prunekit.train import DistillConfig, TrainConfig
 RESULTS = Path(__file__).parent / "results" / "peer"
 RUNS = Path("runs/peer")
 NO_PEER = "peer (no peer loss)"
+DESCEND = "peer (descend)"
 
 
 def places(args) -> tuple[Path, Path]:
@@ -59,7 +63,8 @@ def places(args) -> tuple[Path, Path]:
 
 
 def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
-    """(run dir, compare settings, renamed method) of the three studies of one task."""
+    """(run dir, compare settings, renamed method) of the four studies of one task, the ones
+    this call does not run included (their run dirs hold committed rows all the same)."""
     runs = places(args)[0]
     head_runs = Path(f"{HEAD_COMPARISON_RUNS}{loop_suffix(loop_options(args))}")
     common = dict(
@@ -79,6 +84,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     # Fixed fractions and lossless mode share one run dir, so peer's students trained by one
     # are read back by the other (its cache): lossless probes 0.50 and 0.70 among others.
     lossless = dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,))
+    descend = {"peer": {"search": "descend"}}
     return [
         (
             runs / task,
@@ -92,7 +98,16 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
             dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
             NO_PEER,
         ),
+        # its own run dir: compare refuses a run dir whose method settings differ, so its
+        # students are trained again rather than read from bisection's memo
+        (runs / "descend" / task, dict(lossless, method_options=descend), DESCEND),
     ]
+
+
+def runs_now(renamed: str | None, args) -> bool:
+    """Whether this call runs a study: the descending search only with ``--descend`` and seed
+    0, lossless mode's seed."""
+    return renamed != DESCEND or (args.descend and 0 in args.seeds)
 
 
 def run_dirs(task: str, args) -> dict[Path, str | None]:
@@ -121,6 +136,11 @@ def main() -> None:
         "with seed 0): run a seed after the head comparison has it, and its HISP + KD rows "
         "are borrowed instead of trained again",
     )
+    parser.add_argument(
+        "--descend",
+        action="store_true",
+        help="also lossless mode with search=descend (seed 0; students trained again)",
+    )
     parser.add_argument("--report-only", action="store_true")
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
@@ -131,8 +151,9 @@ def main() -> None:
     restore_committed(args)
     for task in tasks:
         if not args.report_only:
-            for out, settings, _ in sweeps(task, args):
-                run_compare(CompareConfig(out=out, **settings))
+            for out, settings, renamed in sweeps(task, args):
+                if runs_now(renamed, args):
+                    run_compare(CompareConfig(out=out, **settings))
         write_results(TASKS, args)  # every task's rows, not only this call's
 
 
@@ -148,9 +169,12 @@ def restore_committed(args) -> None:
     `write_results`' renaming), so runs resume after them and the report keeps them."""
     committed = read_results(places(args)[1] / "results.jsonl")  # keys repeat across tasks
     for task in TASKS:
-        for out, renamed in run_dirs(task, args).items():
-            mine = [r for r in committed if r["task"] == task and r["method"] != NO_PEER]
-            if renamed:  # the no-peer-loss rows were peer rows in their own run dir
+        studies = run_dirs(task, args)
+        for out, renamed in studies.items():
+            mine = [
+                r for r in committed if r["task"] == task and r["method"] not in studies.values()
+            ]
+            if renamed:  # a renamed study's rows were peer rows in their own run dir
                 mine = [
                     r | {"method": "peer", "key": r["key"].replace(f"{renamed}|", "peer|", 1)}
                     for r in committed
@@ -196,7 +220,9 @@ def write_results(tasks: list[str], args) -> None:
         f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. HISP rows made "
         "with the same settings by head_baselines' full comparison are taken from it "
         f"({borrowed} of {hisp}). Budget rows: "
-        "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0. Training cost "
+        "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0, bisecting the "
+        f"grid; `{DESCEND}`: the grid from the top down to the first feasible fraction (the "
+        "largest feasible one under any curve). Training cost "
         f"of all runs: {seconds / 3600:.2f} h."
     )
     report = run_report(results, notes)
