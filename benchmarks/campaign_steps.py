@@ -1,0 +1,210 @@
+"""The steps of `campaign.py`: the open issues' outstanding benchmark runs, in the order that
+buys the most evidence per CPU hour, each with its estimate on this CPU (dense models apart:
+``dense`` names them and `campaign.estimate` adds those the cache lacks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOOP = "--precision bf16 --group-by-length"
+SPARSE_LOOP = "--option precision=bf16 --option group_by_length=true"
+MEAN_PRUNER = "benchmarks/results/smp/pruners/smp_pruner_mean"
+SMP, PEER = "benchmarks/results/smp", "benchmarks/results/peer-bf16-grouped"
+SPARSE = "benchmarks/results/sparse"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    issue: int
+    why: str
+    minutes: int  # estimate on this CPU
+    commands: tuple[str, ...]  # split like a shell; "python" and "prunekit" are this venv's
+    results: tuple[str, ...]  # paths committed once it finishes
+    after: tuple[str, ...] = ()  # steps that must have finished first
+    copy: tuple[str, str] | None = None  # (from, to): a trained artefact into the results
+    takes_device: bool = True  # whether its commands accept --device
+    dense: tuple[tuple[str, int], ...] = ()  # (task, seed) of the default model's dense cache
+
+
+def dense_models(needs: str) -> tuple[tuple[str, int], ...]:
+    """``"mrpc:0 stsb:0,2"`` as ((mrpc, 0), (stsb, 0), (stsb, 2))."""
+    pairs = (item.split(":") for item in needs.split())
+    return tuple((task, int(seed)) for task, seeds in pairs for seed in seeds.split(","))
+
+
+def _smp(task: str, seed: int | str, pruner: str = "") -> str:
+    chosen = f"--pruner {pruner} " if pruner else ""
+    return f"python benchmarks/smp.py {chosen}--tasks {task} --seeds {seed} --fractions 0.5 {LOOP}"
+
+
+def _peer(task: str, seeds: str = "0") -> str:
+    return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {LOOP}"
+
+
+STEPS = (
+    Step(
+        "smp-pruner-mean",
+        10,
+        "a second SMP pruner, meta-trained on mean-pooled pair representations (MiniLM's "
+        "pooler is untrained)",
+        70,
+        # --resume: from the last checkpoint when there is one, else from the start
+        (
+            "prunekit smp train-pruner --out runs/smp_pruner_mean --steps 1000 --micro-batch 16 "
+            "--accumulation 2 --pair-representation mean --quiet --resume",
+        ),
+        (MEAN_PRUNER,),
+        copy=("runs/smp_pruner_mean", MEAN_PRUNER),
+    ),
+    Step(
+        "smp-mean-mrpc-s2",
+        10,
+        "the mean pruner where the shipped one failed (MRPC seed 2)",
+        5,
+        (_smp("mrpc", 2, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean",),
+        dense=dense_models("mrpc:2"),
+    ),
+    Step(
+        "smp-mean-stsb-s1",
+        10,
+        "the mean pruner on the held-out task (STS-B seed 1)",
+        10,
+        (_smp("stsb", 1, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean",),
+        dense=dense_models("stsb:1"),
+    ),
+    Step(
+        "peer-rte-s0",
+        11,
+        "peer on a second task: 50/70%, the no-peer ablation, lossless at epsilon 0 and 0.5",
+        50,
+        (_peer("rte"),),
+        (PEER,),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "sparse-augment-mrpc",
+        12,
+        "sparse-kd with 4 augmented copies at the cliff (70%, 80%): with vs without augmentation",
+        60,
+        (
+            "python benchmarks/sparse.py --tasks mrpc --seeds 0 --sparsities 0.7,0.8 "
+            f"--variants sparse-kd --augment 4 {SPARSE_LOOP}",
+        ),
+        (SPARSE,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
+        "peer-descend-mrpc-s0",
+        11,
+        "peer's lossless mode with search=descend on MRPC, where bisection stopped under a "
+        "passing 45% (epsilon 0: 30% and 40% failed, so it removed nothing)",
+        45,  # up to 10 students, 0.90 down to 0.45
+        (f"python benchmarks/peer.py --tasks mrpc --seeds 0 --descend {LOOP}",),
+        (PEER,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
+        "smp-rte-s0",
+        10,
+        "SMP (the shipped pruner), random and HISP per layer, and dense on RTE",
+        30,
+        (_smp("rte", 0),),
+        (SMP,),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "smp-mean-rte-s0",
+        10,
+        "the mean pruner on RTE seed 0 (after smp-rte-s0, whose random, HISP and dense rows it "
+        "shares)",
+        5,
+        (_smp("rte", 0, MEAN_PRUNER),),
+        (SMP,),
+        after=("smp-pruner-mean", "smp-rte-s0"),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "smp-stsb-s0-s2",
+        10,
+        "STS-B seeds 0 and 2 for both pruners: one seed cannot rank SMP against random there (4 "
+        "of 36 heads apart, the two pruners' sets fine-tuned 57 points apart on seed 1)",
+        130,  # eight STS-B runs of ~16 min (smp-mean-stsb-s1's)
+        (_smp("stsb", "0,2"), _smp("stsb", "0,2", MEAN_PRUNER)),
+        (SMP,),
+        after=("smp-pruner-mean",),
+        dense=dense_models("stsb:0,2"),
+    ),
+    Step(
+        "peer-stsb-s0",
+        11,
+        "peer on STS-B (regression)",
+        140,  # peer-rte-s0's runs at STS-B's ~7x longer fine-tunes
+        (_peer("stsb"),),
+        (PEER,),
+        dense=dense_models("stsb:0"),
+    ),
+    Step(
+        "peer-cola-s0",
+        11,
+        "peer on CoLA",
+        120,
+        (_peer("cola"),),
+        (PEER,),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
+        "smp-cola-s0",
+        10,
+        "SMP, random, HISP and dense on CoLA",
+        40,
+        (_smp("cola", 0),),
+        (SMP,),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
+        "sparse-rte-s0",
+        12,
+        "the sparsity curve on a second task (RTE, the four variants)",
+        130,
+        (
+            "python benchmarks/sparse.py --tasks rte --seeds 0 --sparsities 0.5,0.7,0.9,0.95 "
+            f"{SPARSE_LOOP}",
+        ),
+        (SPARSE,),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "peer-mrpc-s1",
+        11,
+        "peer's third MRPC seed",
+        25,
+        (_peer("mrpc", "1"),),
+        (PEER,),
+        dense=dense_models("mrpc:1"),
+    ),
+    Step(
+        "peer-descend-rte-s0",
+        11,
+        "peer's lossless mode with search=descend on RTE (bisection: 40% at epsilon 0, 60% at 0.5)",
+        40,
+        (f"python benchmarks/peer.py --tasks rte --seeds 0 --descend {LOOP}",),
+        (PEER,),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "smp-mean-diagnostics",
+        10,
+        "the mean pruner on its own objective, against random sets (last: its scores rank heads as "
+        "the shipped pruner's do, Spearman 0.94-0.98, `smp/agreement.md`)",
+        40,
+        (f"python benchmarks/smp_diagnostics.py --pruner {MEAN_PRUNER}",),
+        (SMP,),
+        after=("smp-pruner-mean",),
+        takes_device=False,
+    ),
+)
