@@ -194,7 +194,9 @@ def write_report(results: Path) -> None:
         "same seeds. Every variant trains the same epochs on the same train split "
         f"({EPOCHS} unless its label says otherwise; `+aug` adds augmented copies). "
         "Latency (batch 1) and throughput (batch 32) of "
-        "seed 0 on this CPU, 128 tokens per sequence: the sparse path, dense torch, dense "
+        "seed 0, 128 tokens per sequence, on the CPU the last column names (the project's "
+        "machine changed between runs; `x86_64`: timed before processors were named), so "
+        "compare timings within a row: the sparse path, dense torch, dense "
         "onnxruntime (eager-attention export fused for onnxruntime, `prunekit export "
         "--optimize`). The sparse path (`prunekit bench --runtime sparse`) runs MiniLM's encoder "
         "feature-major (query/key/value fused; each projection CSR or dense as timed faster on "
@@ -202,11 +204,11 @@ def write_report(results: Path) -> None:
         "",
         "| task | sparsity | variant | dev | Δ vs dense | nonzero params | file MB | "
         "latency ms sparse / torch / ORT | b1 speed-up vs torch / ORT | "
-        "seq/s sparse / torch / ORT | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "seq/s sparse / torch / ORT | seeds | timed on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {}
-    collapsed_any = False
+    collapsed_any = noisy_any = False
     for (task, sparsity, variant), members in sorted(groups.items()):
         collapsed = sum(is_collapsed(m) for m in members)
         collapsed_any = collapsed_any or bool(collapsed)
@@ -214,8 +216,10 @@ def write_report(results: Path) -> None:
         dev_cell = spread(devs) + collapse_mark(collapsed)
         delta = [m["dev"] - m["dense_dev"] for m in members]
         timing = next((m["timing"] for m in members if "timing" in m), None)
-        latency = throughput = speedup = "–"
+        latency = throughput = speedup = timed_on = "–"
         if timing:
+            timed_on = timing.get("cpu", "–") + " ¶" * bool(timing.get("warnings"))
+            noisy_any = noisy_any or bool(timing.get("warnings"))
             names = ("model", "baseline", "onnxruntime")
             latency = " / ".join(
                 f"{timing[n]['latency_ms']:.1f}" if n in timing else "–" for n in names
@@ -235,7 +239,7 @@ def write_report(results: Path) -> None:
         lines.append(
             f"| {task} | {sparsity:.0%} | {variant} | {dev_cell} | "
             f"{statistics.fmean(delta):+.2f} | {nonzero:,.0f} | {megabytes:.1f} | {latency} | "
-            f"{speedup} | {throughput} | {seeds} |"
+            f"{speedup} | {throughput} | {seeds} | {timed_on} |"
         )
         summary[f"{task}|{sparsity:.2f}|{variant}"] = {
             "dev_mean": statistics.fmean(devs),
@@ -249,6 +253,12 @@ def write_report(results: Path) -> None:
         }
     if collapsed_any:
         lines += ["", collapse_note(constant_floor(rows))]
+    if noisy_any:
+        lines += [
+            "",
+            "¶: `prunekit bench` warned that the timed rounds varied by more than 10% of their "
+            "median (another job on the machine): re-time with `--retime` when it is quiet.",
+        ]
     if any((r.get("options") or {}).get("attention_loss") == "probabilities" for r in rows):
         lines += [
             "",

@@ -1,0 +1,54 @@
+"""benchmarks/sparse.py's report: each row names the CPU its timings ran on (the project's
+machine changed between runs, so timings compare within a row) and flags noisy timings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+
+import sparse  # noqa: E402
+from _rows import write_rows  # noqa: E402
+
+
+def _row(sparsity: float, cpu: str, warnings: list[str]) -> dict:
+    timed = {"latency_ms": 10.0, "throughput_seq_s": 50.0}
+    return {
+        "key": f"mrpc|0|{sparsity:.2f}|magnitude|e3",
+        "task": "mrpc",
+        "seed": 0,
+        "sparsity": sparsity,
+        "variant": "magnitude",
+        "metric": "f1",
+        "dev": 84.0,
+        "dev_constant": 81.22,
+        "dense_dev": 85.0,
+        "parameters_nonzero": 1000,
+        "file_bytes": 2_000_000,
+        "epochs": sparse.EPOCHS,
+        "train_samples": None,
+        "sparse_linears_converted": 6,
+        "timing": {
+            "model": timed,
+            "baseline": timed | {"latency_ms": 20.0},
+            "onnxruntime": timed,
+            "cpu": cpu,
+            "warnings": warnings,
+        },
+    }
+
+
+def test_the_report_names_each_rows_cpu_and_flags_noisy_timings(tmp_path):
+    rows = [_row(0.9, "AMD EPYC", []), _row(0.95, "Intel(R) Xeon(R)", ["batch 1 timings vary"])]
+    write_rows(tmp_path / "results.jsonl", rows)
+    sparse.write_report(tmp_path)
+    table = [line for line in (tmp_path / "report.md").read_text().splitlines() if "| mrpc" in line]
+    assert table[0].endswith(
+        "| 10.0 / 20.0 / 10.0 | 2.00× / 1.00× | 50.0 / 50.0 / 50.0 | 0 | AMD EPYC |"
+    )
+    assert table[1].endswith("| 0 | Intel(R) Xeon(R) ¶ |")
+    assert "¶: `prunekit bench` warned" in (tmp_path / "report.md").read_text()
+    write_rows(tmp_path / "results.jsonl", rows[:1])
+    sparse.write_report(tmp_path)
+    assert "¶" not in (tmp_path / "report.md").read_text()  # no warning, no footnote
