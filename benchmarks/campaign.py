@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Container
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +48,8 @@ UNTIMED_DENSE_MINUTES = 30.0  # a dense recipe dense.json has not timed: SST-2's
 
 def dense_minutes(task: str) -> float:
     """How long the default model's dense fine-tune of ``task`` took in ``dense.json`` (its
-    current recipe, this CPU, fp32), or ``UNTIMED_DENSE_MINUTES``."""
+    current recipe, fp32), or ``UNTIMED_DENSE_MINUTES``. Timed on the Intel CPU with AMX that
+    ran the sweep: the AMD EPYC took 1.75x as long for MRPC (9.5 min against 5.4)."""
     digest = recipe_for(task).digest()
     sweep = read_json(DENSE_RECORD).get("tasks", {}).get(task, {}).get("sweep", [])
     timed = [run["train_seconds"] / 60 for run in sweep if run["key"].endswith(f"-{digest}")]
@@ -60,7 +62,7 @@ def is_cached(task: str, seed: int) -> bool:
     return (root / dense_key("default", task, seed, recipe_for(task)) / "metrics.json").is_file()
 
 
-def estimate(step: Step, filled: set[tuple[str, int]] = frozenset()) -> tuple[float, list[str]]:
+def estimate(step: Step, filled: Container[tuple[str, int]] = ()) -> tuple[float, list[str]]:
     """Minutes for ``step`` with the dense models the cache lacks (and earlier steps do not
     fill: ``filled``) fine-tuned first, and those models as ``task:seed``."""
     missing = [(task, seed) for task, seed in step.dense if (task, seed) not in filled]
