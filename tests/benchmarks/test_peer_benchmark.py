@@ -4,6 +4,7 @@ renamed ones as the `peer` rows they were), and the descending search runs only 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import peer  # noqa: E402
 from _rows import keyed_rows, write_rows  # noqa: E402
+
+from prunekit.recipes.compare_config import run_key  # noqa: E402
 
 
 def _args(**changes) -> argparse.Namespace:
@@ -27,37 +30,49 @@ def _args(**changes) -> argparse.Namespace:
     return argparse.Namespace(**(defaults | changes))
 
 
-def _row(method: str, key: str, task: str = "mrpc") -> dict:
-    return {"key": key, "task": task, "method": method, "seed": 0}
+def _row(method: str, fraction: float, regime: str, **fields) -> dict:
+    """A row as compare writes it into a run dir (budget rows: ``<method>-budget``, the budget
+    in the key's fraction slot)."""
+    key = run_key(method, fraction, 0, regime)
+    return {"key": key, "task": "mrpc", "method": method, "seed": 0, **fields}
 
 
-def test_committed_rows_go_back_to_their_own_study(tmp_path, monkeypatch):
+def test_each_studys_rows_go_back_to_its_own_run_dir_as_compare_named_them(tmp_path, monkeypatch):
     monkeypatch.setattr(peer, "RUNS", tmp_path / "runs" / "peer")
     monkeypatch.setattr(peer, "RESULTS", tmp_path / "results" / "peer")
+    monkeypatch.setattr(peer, "run_report", lambda results, notes: results / "report.md")
     args = _args()
     runs, results = peer.places(args)
     assert runs.name == "peer-bf16-grouped"
-    committed = [
-        _row("peer", "peer|b0.5000|0|r0"),
-        _row("hisp", "hisp|0.5000|0|r1"),
-        _row(peer.NO_PEER, f"{peer.NO_PEER}|0.5000|0|r1"),
-        _row(peer.DESCEND, f"{peer.DESCEND}|b0.5000|0|r0"),
-        _row(peer.DESCEND, f"{peer.DESCEND}|b0.5000|0|r0", task="rte"),
-    ]
-    write_rows(results / "results.jsonl", committed)
+    # what each study's run dir holds after a run: the same keys in three of them
+    written = {
+        runs / "mrpc": [
+            _row("peer", 0.5, "r1", dev=1.0),
+            _row("hisp", 0.5, "r1", dev=2.0),
+            _row("peer-budget", 0.0, "r0", dev=3.0, budget=0.0),
+        ],
+        runs / "no_peer" / "mrpc": [_row("peer", 0.5, "r1", dev=4.0)],
+        runs / "descend" / "mrpc": [_row("peer-budget", 0.0, "r0", dev=5.0, budget=0.0)],
+    }
+    for out, rows in written.items():
+        write_rows(out / "results.jsonl", rows)
+    peer.write_results(["mrpc"], args)
+    committed = keyed_rows(results / "results.jsonl")
+    assert {key: row["dev"] for key, row in committed.items()} == {
+        "peer|0.5000|0|r1": 1.0,
+        "hisp|0.5000|0|r1": 2.0,
+        "peer-budget|0.0000|0|r0": 3.0,
+        f"{peer.NO_PEER}|0.5000|0|r1": 4.0,
+        f"{peer.DESCEND}-budget|0.0000|0|r0": 5.0,
+    }
+    assert committed[f"{peer.DESCEND}-budget|0.0000|0|r0"]["method"] == f"{peer.DESCEND}-budget"
+    # a fresh checkout: the run dirs are gone; each gets its own rows back, as they were
+    shutil.rmtree(tmp_path / "runs")
     peer.restore_committed(args)
-    assert sorted(keyed_rows(runs / "mrpc" / "results.jsonl")) == [
-        "hisp|0.5000|0|r1",
-        "peer|b0.5000|0|r0",
-    ]
-    no_peer = keyed_rows(runs / "no_peer" / "mrpc" / "results.jsonl")
-    assert [r["method"] for r in no_peer.values()] == ["peer"]
-    assert list(no_peer) == ["peer|0.5000|0|r1"]
-    for task in ("mrpc", "rte"):
-        descend = keyed_rows(runs / "descend" / task / "results.jsonl")
-        assert list(descend) == ["peer|b0.5000|0|r0"]
-        assert descend["peer|b0.5000|0|r0"]["method"] == "peer"
-    assert not (runs / "rte" / "results.jsonl").exists()  # rte's descend row stayed in its study
+    for out, rows in written.items():
+        assert list(keyed_rows(out / "results.jsonl").values()) == [
+            row | {"device": "cpu"} for row in rows
+        ]
 
 
 def test_the_descending_search_is_lossless_mode_with_its_own_search_and_runs_when_asked():
