@@ -38,7 +38,7 @@ from campaign_steps import STEPS, Step, dense_models  # noqa: F401 (dense_models
 from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.outputs import atomic_output_dir
-from prunekit.train.task_recipes import dense_cache_root, dense_key, recipe_for
+from prunekit.train.task_recipes import dense_cache_root, finished_dense_model, recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "benchmarks" / "results" / "campaign.json"
@@ -66,7 +66,7 @@ def dense_minutes(task: str) -> float:
 def is_cached(task: str, seed: int) -> bool:
     root = dense_cache_root()
     root = root if root.is_absolute() else ROOT / root  # the steps run in ROOT
-    return (root / dense_key("default", task, seed, recipe_for(task)) / "metrics.json").is_file()
+    return finished_dense_model("default", task, seed, root=root) is not None
 
 
 def estimate(step: Step, filled: Container[tuple[str, int]] = ()) -> tuple[float, list[str]]:

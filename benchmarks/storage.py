@@ -27,7 +27,7 @@ from prunekit.models import load_tokenizer
 from prunekit.models.sparse_storage import storage_report
 from prunekit.report.summary import spread
 from prunekit.train import evaluate
-from prunekit.train.task_recipes import cached_dense_model, dense_cache_root, dense_key, recipe_for
+from prunekit.train.task_recipes import cached_dense_model, finished_dense_model, recipe_for
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = Path("runs/storage")
@@ -119,8 +119,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for task in args.tasks.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            key_dir = dense_cache_root() / dense_key("default", task, seed, recipe_for(task))
-            if not (key_dir / "metrics.json").is_file():
+            key_dir = finished_dense_model("default", task, seed)
+            if key_dir is None:
                 print(f"skip {task} seed {seed}: no cached dense model", file=sys.stderr)
                 continue
             for embeddings in STORAGES:

@@ -157,6 +157,23 @@ def _files_digest(folder: str, stats: tuple[tuple[str, int, int], ...]) -> str:
     return digest.hexdigest()[:8]
 
 
+def dense_model_dir(
+    model: str, task: str, seed: int, recipe: TaskRecipe | None = None, root: Path | None = None
+) -> Path:
+    """Where the dense cache keeps (model, task, seed, recipe), finished or not."""
+    recipe = recipe or recipe_for(task)
+    return (root or dense_cache_root()) / dense_key(model, task, seed, recipe)
+
+
+def finished_dense_model(
+    model: str, task: str, seed: int, recipe: TaskRecipe | None = None, root: Path | None = None
+) -> Path | None:
+    """The cached dense model's directory when its fine-tune finished (its metrics are
+    written last), else None: nothing is trained."""
+    out = dense_model_dir(model, task, seed, recipe, root)
+    return out if (out / "metrics.json").is_file() else None
+
+
 def cached_dense_model(
     model: str,
     task: str,
@@ -170,9 +187,10 @@ def cached_dense_model(
     """The dense fine-tuned model of (model, task, seed, recipe): from the cache, or fine-tuned
     into it now (resuming a killed fine-tune). Returns its directory."""
     recipe = recipe or recipe_for(task)
-    out = (root or dense_cache_root()) / dense_key(model, task, seed, recipe)
-    if (out / "metrics.json").is_file():
-        return out
+    finished = finished_dense_model(model, task, seed, recipe, root)
+    if finished is not None:
+        return finished
+    out = dense_model_dir(model, task, seed, recipe, root)
     finetune_task(
         FinetuneConfig(
             model=model,
