@@ -11,6 +11,7 @@ SPARSE_LOOP = "--option precision=bf16 --option group_by_length=true"
 MEAN_PRUNER = "benchmarks/results/smp/pruners/smp_pruner_mean"
 SMP, PEER = "benchmarks/results/smp", "benchmarks/results/peer-bf16-grouped"
 SPARSE = "benchmarks/results/sparse"
+AUGMENTED = "--variants sparse-kd --augment 4"
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,16 @@ def _smp(task: str, seed: int | str, pruner: str = "") -> str:
     return f"python benchmarks/smp.py {chosen}--tasks {task} --seeds {seed} --fractions 0.5 {LOOP}"
 
 
-def _peer(task: str, seeds: str = "0") -> str:
-    return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {LOOP}"
+def _peer(task: str, seeds: str = "0", descend: bool = False) -> str:
+    also = "--descend " if descend else ""
+    return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {also}{LOOP}"
+
+
+def _sparse(task: str, sparsities: str, variants: str = "") -> str:
+    """``variants``: e.g. ``--variants sparse-kd --augment 4`` (default: the four variants)."""
+    chosen = f"{variants} " if variants else ""
+    runs = f"--tasks {task} --seeds 0 --sparsities {sparsities}"
+    return f"python benchmarks/sparse.py {runs} {chosen}{SPARSE_LOOP}"
 
 
 STEPS = (
@@ -91,10 +100,7 @@ STEPS = (
         12,
         "sparse-kd with 4 augmented copies at the cliff (70%, 80%): with vs without augmentation",
         60,
-        (
-            "python benchmarks/sparse.py --tasks mrpc --seeds 0 --sparsities 0.7,0.8 "
-            f"--variants sparse-kd --augment 4 {SPARSE_LOOP}",
-        ),
+        (_sparse("mrpc", "0.7,0.8", AUGMENTED),),
         (SPARSE,),
         dense=dense_models("mrpc:0"),
     ),
@@ -104,10 +110,7 @@ STEPS = (
         "sparse-kd with 4 augmented copies at 95% (the paper's point), after augmentation "
         "lifted 70% from 82.50 to 84.81 (dense 84.62)",
         40,
-        (
-            "python benchmarks/sparse.py --tasks mrpc --seeds 0 --sparsities 0.95 "
-            f"--variants sparse-kd --augment 4 {SPARSE_LOOP}",
-        ),
+        (_sparse("mrpc", "0.95", AUGMENTED),),
         (SPARSE,),
         dense=dense_models("mrpc:0"),
     ),
@@ -117,7 +120,7 @@ STEPS = (
         "peer's lossless mode with search=descend on MRPC, where bisection stopped under a "
         "passing 45% (epsilon 0: 30% and 40% failed, so it removed nothing)",
         45,  # up to 10 students, 0.90 down to 0.45
-        (f"python benchmarks/peer.py --tasks mrpc --seeds 0 --descend {LOOP}",),
+        (_peer("mrpc", descend=True),),
         (PEER,),
         dense=dense_models("mrpc:0"),
     ),
@@ -184,10 +187,7 @@ STEPS = (
         12,
         "the sparsity curve on a second task (RTE, the four variants)",
         130,
-        (
-            "python benchmarks/sparse.py --tasks rte --seeds 0 --sparsities 0.5,0.7,0.9,0.95 "
-            f"{SPARSE_LOOP}",
-        ),
+        (_sparse("rte", "0.5,0.7,0.9,0.95"),),
         (SPARSE,),
         dense=dense_models("rte:0"),
     ),
@@ -205,7 +205,7 @@ STEPS = (
         11,
         "peer's lossless mode with search=descend on RTE (bisection: 40% at epsilon 0, 60% at 0.5)",
         40,
-        (f"python benchmarks/peer.py --tasks rte --seeds 0 --descend {LOOP}",),
+        (_peer("rte", descend=True),),
         (PEER,),
         dense=dense_models("rte:0"),
     ),
