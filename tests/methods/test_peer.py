@@ -169,6 +169,9 @@ def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_frac
     descending = run(budget=200.0, grid=grid, search="descend")  # 0.75 first: read back too
     assert len(trained) == first and descending.plan.kept_heads == strict.plan.kept_heads
     assert descending.record["certificate"]["evaluations"] == 1  # 0.75 passed at once
+    assert descending.record["certificate"]["students_from_memo"] == 1
+    assert strict.record["certificate"]["students_from_memo"] == 0
+    assert loose.record["certificate"]["students_from_memo"] == first
     fixed = run(keep=L * H - round(0.75 * L * H))  # the same student as the 75% probe
     assert len(trained) == first and fixed.record["reused_student"]
     run(keep=L * H - round(0.75 * L * H), alpha_kd=0.5)  # other settings: trained anew

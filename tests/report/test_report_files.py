@@ -221,6 +221,24 @@ def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
     )
 
 
+def test_a_grid_search_says_which_students_it_read_back_instead_of_training(run_dir):
+    budget = row("peer-budget", 0.5, 0, "r0", 69.5)
+    budget.update(budget=0.5, dev_drop=0.5, dev_violation=False, decision_seconds=3.0)
+    budget["certificate"] = {
+        "split": "validation",
+        "search_drop": 0.25,
+        "evaluations": 2,
+        "students_from_memo": 2,
+        "tried": [[0.5, 69.75, True], [0.75, 65.0, False]],
+        "student_seconds": 150.0,
+    }
+    with (run_dir / "results.jsonl").open("a") as results:
+        results.write(json.dumps(budget) + "\n")
+    text = run_report(run_dir).read_text()
+    assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 (2) | 3 |" in text
+    assert "(over). Training them took 2.5 min (2 of them read back from an earlier" in text
+
+
 def test_speed_ratios_from_a_busy_machine_are_marked(run_dir):
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert "~" not in run_report(run_dir).read_text()

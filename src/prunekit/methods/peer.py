@@ -176,6 +176,8 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         "split": "validation",
         "search_drop": None if chosen is None else reference - tried[chosen]["metric"],
         "evaluations": len(tried),
+        # students an earlier search or run trained: read back, evaluated, not trained again
+        "students_from_memo": sum("reused_student" in v["record"] for v in tried.values()),
         # what the students cost to train, also when this search read them from the memo
         "student_seconds": sum(v["record"].get("seconds", 0.0) for v in tried.values()),
         "tried": [

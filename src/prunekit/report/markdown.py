@@ -258,7 +258,8 @@ def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _from_memo(certificate: dict[str, Any]) -> str:
-    hits = certificate.get("evaluations_from_memo", 0)
+    # A*'s evaluations or peer's students: either key, never both
+    hits = certificate.get("evaluations_from_memo") or certificate.get("students_from_memo", 0)
     return f" ({hits})" if hits else ""
 
 
@@ -275,7 +276,8 @@ def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
         "show no bound, and their certified drop is the search split's. Dev drop = dense dev "
         "minus pruned dev; a violation is a dev drop above B. Evaluations count distinct "
         "states measured; those in brackets were read from the memo of an earlier search on "
-        "the same model and split (no forward, no search time).",
+        "the same model and split (A*: no forward, no search time; peer: students evaluated, "
+        "not trained again).",
         "",
         "| method | B | seed | heads removed | search drop | certified drop (bound) | dev drop | "
         "violation | evaluations | search time (s) | layer-forwards saved by cache |",
@@ -308,7 +310,10 @@ def _fractions_tried(rows: list[dict[str, Any]], metric: str) -> list[str]:
         )
         split = r["certificate"].get("split", "search")
         trained = r["certificate"].get("student_seconds")
-        cost = f" Training them took {trained / 60:.1f} min." if trained else ""
+        cost = f" Training them took {trained / 60:.1f} min" if trained else ""
+        if cost and (reused := r["certificate"].get("students_from_memo")):
+            cost += f" ({reused} of them read back from an earlier run's memo)"
+        cost += "." if cost else ""
         lines.append(
             f"- {r['method'].removesuffix('-budget')}, B {r['budget']:g}, seed {r['seed']}: "
             f"{metric} on the {split} split, in the order of size: {steps}.{cost}"
