@@ -220,4 +220,19 @@ STEPS = (
         after=("smp-pruner-mean",),
         takes_device=False,
     ),
+    Step(
+        "smp-diagnostics-single",
+        10,
+        "both pruners on the single-sentence objective (CoLA, SST-2): the mean pruner did not learn "
+        "its pair objective (worse than every random set on MRPC and RTE) yet ranks heads as the "
+        "shipped one does; did the convolutions both channels share learn the single-sentence one?",
+        10,
+        (
+            "python benchmarks/smp_diagnostics.py --tasks cola,sst2",
+            f"python benchmarks/smp_diagnostics.py --tasks cola,sst2 --pruner {MEAN_PRUNER}",
+        ),
+        (SMP,),
+        after=("smp-mean-diagnostics",),
+        takes_device=False,
+    ),
 )

@@ -117,11 +117,31 @@ def output_stem(pruner: str | Path) -> str:
     return f"diagnostics-{name}" if name else "diagnostics"
 
 
+def merged(previous: dict | None, payload: dict, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier run of the same pruner and settings, with ``rows`` replacing those
+    of the tasks measured again: a run on other tasks adds to the file instead of erasing it."""
+    if not previous or any(previous.get(k) != v for k, v in payload.items()):
+        return rows  # other settings: the old rows do not compare with the new ones
+    again = {r["task"] for r in rows}
+    return [r for r in previous.get("tasks", []) if r["task"] not in again] + rows
+
+
 def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = output_stem(args.pruner)
-    payload = {"pruner": str(args.pruner), "pruner_steps": made.get("steps"), "seed": args.seed}
-    (RESULTS / f"{stem}.json").write_text(json.dumps({**payload, "tasks": rows}, indent=2) + "\n")
+    payload = {
+        "pruner": str(args.pruner),
+        "pruner_steps": made.get("steps"),
+        "seed": args.seed,
+        "examples": args.examples,
+        "random_sets": args.random,
+    }
+    target = RESULTS / f"{stem}.json"
+    previous = json.loads(target.read_text()) if target.exists() else None
+    if previous is not None:  # files written before the settings were recorded: the defaults
+        previous = {"examples": 192, "random_sets": 16} | previous
+    rows = merged(previous, payload, rows)
+    target.write_text(json.dumps({**payload, "tasks": rows}, indent=2) + "\n")
     lines = [
         "# SMP diagnostic: the pruner on its own objective",
         "",
