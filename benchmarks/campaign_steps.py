@@ -223,9 +223,10 @@ STEPS = (
     Step(
         "smp-diagnostics-single",
         10,
-        "both pruners on the single-sentence objective (CoLA, SST-2): the mean pruner did not learn "
-        "its pair objective (worse than every random set on MRPC and RTE) yet ranks heads as the "
-        "shipped one does; did the convolutions both channels share learn the single-sentence one?",
+        "both pruners on the single-sentence objective (CoLA, SST-2): the mean pruner did not "
+        "learn its pair objective (worse than every random set on MRPC and RTE) yet ranks heads "
+        "as the shipped one does; did the convolutions both channels share learn the "
+        "single-sentence one?",
         10,
         (
             "python benchmarks/smp_diagnostics.py --tasks cola,sst2",

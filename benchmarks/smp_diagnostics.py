@@ -157,7 +157,8 @@ def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
     ]
     for r in rows:
         lines.append(
-            f"| {r['task']} | {r['representation']} | "
+            # rows written before the pair representation was an option: the pooled [CLS]
+            f"| {r['task']} | {r.get('representation', 'pooled [CLS]')} | "
             f"{r['kl_smp']:.4f} | {r['kl_inverse']:.4f} | {r['kl_random_mean']:.4f} ± "
             f"{r['kl_random_std']:.4f} ({r['kl_random_min']:.4f}–{r['kl_random_max']:.4f}) | "
             f"{r['smp_beats_random_share']:.0%} of {r['random_sets']} |"

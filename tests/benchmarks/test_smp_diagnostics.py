@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,3 +40,20 @@ def test_rows_made_with_other_settings_are_not_mixed_in():
     new = [{"task": "cola", "kl_smp": 4.0}]
     assert smp_diagnostics.merged(previous, SETTINGS, new) == new
     assert smp_diagnostics.merged(None, SETTINGS, new) == new
+
+
+def test_the_markdown_is_written_with_rows_from_before_the_representation_column(
+    tmp_path, monkeypatch
+):
+    old = {"task": "mrpc", "channel": "pair", "examples": 192, "score_range": [0.1, 1.9]}
+    old |= {"kl_smp": 0.08, "kl_inverse": 0.14, "kl_random_mean": 0.09, "kl_random_std": 0.01}
+    old |= {"kl_random_min": 0.07, "kl_random_max": 0.12, "random_sets": 16}
+    old |= {"smp_beats_random_share": 0.8125}
+    (tmp_path / "diagnostics.json").write_text(json.dumps({**SETTINGS, "tasks": [old]}))
+    monkeypatch.setattr(smp_diagnostics, "RESULTS", tmp_path)
+    args = argparse.Namespace(pruner="builtin", seed=0, examples=192, random=16)
+    new = {**old, "task": "cola", "channel": "single", "representation": "mean-pooled"}
+    written = smp_diagnostics.write([new], {"steps": 1000}, args)
+    text = written.read_text()
+    assert "| mrpc | pooled [CLS] | 0.0800 |" in text and "| cola | mean-pooled |" in text
+    assert "81% of 16" in text
