@@ -117,13 +117,25 @@ def output_stem(pruner: str | Path) -> str:
     return f"diagnostics-{name}" if name else "diagnostics"
 
 
+# What makes two runs' rows comparable. The pruner itself is the file's (`output_stem` names
+# it by digest), however its path was spelled.
+COMPARABLE = ("pruner_steps", "seed", "examples", "random_sets")
+
+
 def merged(previous: dict | None, payload: dict, rows: list[dict]) -> list[dict]:
     """The rows of an earlier run of the same pruner and settings, with ``rows`` replacing those
     of the tasks measured again: a run on other tasks adds to the file instead of erasing it."""
-    if not previous or any(previous.get(k) != v for k, v in payload.items()):
-        return rows  # other settings: the old rows do not compare with the new ones
+    if not previous:
+        return rows
+    if any(previous.get(k) != payload.get(k) for k in COMPARABLE):
+        print(f"earlier rows dropped: made with other settings ({_settings(previous)})")
+        return rows
     again = {r["task"] for r in rows}
     return [r for r in previous.get("tasks", []) if r["task"] not in again] + rows
+
+
+def _settings(payload: dict) -> str:
+    return ", ".join(f"{k} {payload.get(k)}" for k in COMPARABLE)
 
 
 def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
@@ -138,8 +150,9 @@ def write(rows: list[dict], made: dict, args: argparse.Namespace) -> Path:
     }
     target = RESULTS / f"{stem}.json"
     previous = json.loads(target.read_text()) if target.exists() else None
-    if previous is not None:  # files written before the settings were recorded: the defaults
-        previous = {"examples": 192, "random_sets": 16} | previous
+    if previous is not None and previous.get("tasks"):  # files from before the settings were
+        first = previous["tasks"][0]  # recorded: each row has its own
+        previous = {"examples": first["examples"], "random_sets": first["random_sets"]} | previous
     rows = merged(previous, payload, rows)
     target.write_text(json.dumps({**payload, "tasks": rows}, indent=2) + "\n")
     lines = [

@@ -35,6 +35,12 @@ def test_new_tasks_are_added_and_tasks_measured_again_replace_their_row():
     ]
 
 
+def test_the_same_pruner_spelled_another_way_keeps_its_rows():
+    previous = {**SETTINGS, "pruner": "./builtin", "tasks": [{"task": "mrpc", "kl_smp": 1.0}]}
+    rows = smp_diagnostics.merged(previous, SETTINGS, [{"task": "cola", "kl_smp": 4.0}])
+    assert [r["task"] for r in rows] == ["mrpc", "cola"]
+
+
 def test_rows_made_with_other_settings_are_not_mixed_in():
     previous = {**SETTINGS, "examples": 64, "tasks": [{"task": "mrpc", "kl_smp": 1.0}]}
     new = [{"task": "cola", "kl_smp": 4.0}]

@@ -236,7 +236,7 @@ def test_a_grid_search_says_which_students_it_read_back_instead_of_training(run_
         results.write(json.dumps(budget) + "\n")
     text = run_report(run_dir).read_text()
     assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 (2) | 3 |" in text
-    assert "(over). Training them took 2.5 min (2 of them read back from an earlier" in text
+    assert "Training them took 2.5 min (2 of them read back from an earlier search's" in text
 
 
 def test_speed_ratios_from_a_busy_machine_are_marked(run_dir):

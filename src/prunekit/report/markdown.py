@@ -312,7 +312,7 @@ def _fractions_tried(rows: list[dict[str, Any]], metric: str) -> list[str]:
         trained = r["certificate"].get("student_seconds")
         cost = f" Training them took {trained / 60:.1f} min" if trained else ""
         if cost and (reused := r["certificate"].get("students_from_memo")):
-            cost += f" ({reused} of them read back from an earlier run's memo)"
+            cost += f" ({reused} of them read back from an earlier search's or run's memo)"
         cost += "." if cost else ""
         lines.append(
             f"- {r['method'].removesuffix('-budget')}, B {r['budget']:g}, seed {r['seed']}: "
