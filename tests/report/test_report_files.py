@@ -201,19 +201,25 @@ def test_fewer_than_three_shared_runs_give_no_interval():
     assert paired_gaps(rows) == []
 
 
-def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
+def _grid_search_report(run_dir, seconds: float, **certificate) -> str:
+    """The report of a run dir with one peer lossless row (two fractions tried) added."""
     budget = row("peer-budget", 0.5, 0, "r0", 69.5)
-    budget.update(budget=0.5, dev_drop=0.5, dev_violation=False, decision_seconds=12.0)
+    budget.update(budget=0.5, dev_drop=0.5, dev_violation=False, decision_seconds=seconds)
     budget["certificate"] = {
         "split": "validation",
         "search_drop": 0.25,
         "evaluations": 2,
         "tried": [[0.5, 69.75, True], [0.75, 65.0, False]],
         "student_seconds": 150.0,
+        **certificate,
     }
     with (run_dir / "results.jsonl").open("a") as results:
         results.write(json.dumps(budget) + "\n")
-    text = run_report(run_dir).read_text()
+    return run_report(run_dir).read_text()
+
+
+def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
+    text = _grid_search_report(run_dir, seconds=12.0)
     assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 | 12 |" in text
     assert (
         "- peer, B 0.5, seed 0: accuracy on the validation split, in the order of size: "
@@ -222,19 +228,7 @@ def test_a_grid_search_budget_row_lists_every_fraction_it_tried(run_dir):
 
 
 def test_a_grid_search_says_which_students_it_read_back_instead_of_training(run_dir):
-    budget = row("peer-budget", 0.5, 0, "r0", 69.5)
-    budget.update(budget=0.5, dev_drop=0.5, dev_violation=False, decision_seconds=3.0)
-    budget["certificate"] = {
-        "split": "validation",
-        "search_drop": 0.25,
-        "evaluations": 2,
-        "students_from_memo": 2,
-        "tried": [[0.5, 69.75, True], [0.75, 65.0, False]],
-        "student_seconds": 150.0,
-    }
-    with (run_dir / "results.jsonl").open("a") as results:
-        results.write(json.dumps(budget) + "\n")
-    text = run_report(run_dir).read_text()
+    text = _grid_search_report(run_dir, seconds=3.0, students_from_memo=2)
     assert "| peer | 0.5 | 0 | 5 | 0.25 | – | 0.50 | no | 2 (2) | 3 |" in text
     assert "Training them took 2.5 min (2 of them read back from an earlier search's" in text
 
