@@ -310,10 +310,11 @@ def _fractions_tried(rows: list[dict[str, Any]], metric: str) -> list[str]:
         )
         split = r["certificate"].get("split", "search")
         trained = r["certificate"].get("student_seconds")
-        cost = f" Training them took {trained / 60:.1f} min" if trained else ""
-        if cost and (reused := r["certificate"].get("students_from_memo")):
-            cost += f" ({reused} of them read back from an earlier search's or run's memo)"
-        cost += "." if cost else ""
+        cost = ""
+        if trained:
+            reused = r["certificate"].get("students_from_memo")
+            memo = f" ({reused} of them read back from an earlier search's or run's memo)"
+            cost = f" Training them took {trained / 60:.1f} min{memo if reused else ''}."
         lines.append(
             f"- {r['method'].removesuffix('-budget')}, B {r['budget']:g}, seed {r['seed']}: "
             f"{metric} on the {split} split, in the order of size: {steps}.{cost}"

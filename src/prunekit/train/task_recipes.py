@@ -171,7 +171,11 @@ def finished_dense_model(
     """The cached dense model's directory when its fine-tune finished (its metrics are
     written last), else None: nothing is trained."""
     out = dense_model_dir(model, task, seed, recipe, root)
-    return out if (out / "metrics.json").is_file() else None
+    return out if _finished(out) else None
+
+
+def _finished(out: Path) -> bool:
+    return (out / "metrics.json").is_file()  # a fine-tune writes its metrics last
 
 
 def cached_dense_model(
@@ -187,10 +191,9 @@ def cached_dense_model(
     """The dense fine-tuned model of (model, task, seed, recipe): from the cache, or fine-tuned
     into it now (resuming a killed fine-tune). Returns its directory."""
     recipe = recipe or recipe_for(task)
-    finished = finished_dense_model(model, task, seed, recipe, root)
-    if finished is not None:
-        return finished
-    out = dense_model_dir(model, task, seed, recipe, root)
+    out = dense_model_dir(model, task, seed, recipe, root)  # its key once: it may hash weights
+    if _finished(out):
+        return out
     finetune_task(
         FinetuneConfig(
             model=model,
