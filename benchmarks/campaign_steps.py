@@ -210,6 +210,17 @@ STEPS = (
         dense=dense_models("rte:0"),
     ),
     Step(
+        "peer-descend-cola-s0",
+        11,
+        "peer's lossless mode with search=descend on CoLA, so the average over tasks uses one "
+        "search everywhere (bisection removed nothing at either epsilon: 30%, 40% and 60% failed)",
+        30,  # peer-cola-s0 took 16 minutes for 6 fixed-fraction students and 5 searched ones
+        (_peer("cola", descend=True),),
+        (PEER,),
+        after=("peer-cola-s0",),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
         "smp-mean-diagnostics",
         10,
         "the mean pruner on its own objective, against random sets (last: its scores rank heads as "
