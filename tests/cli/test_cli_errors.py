@@ -134,6 +134,17 @@ def test_heads_outside_unit_interval(finetuned_minilm, tmp_path, heads):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(glue_dir() is None, reason="needs GLUE data (GLUE_DIR or ../shared)")
+def test_a_method_that_chooses_the_count_refuses_a_target_that_keeps_every_head(
+    finetuned_minilm, tmp_path
+):
+    out = tmp_path / "out"
+    args = ["--method", "peer", "--heads", "0", "--data-dir", glue_dir()]
+    result = invoke("prune", "--model", finetuned_minilm, "--out", out, *args)
+    assert_user_error(result, "keep all 72 heads", "peer would remove nothing", "budget mode")
+    assert not out.exists()
+
+
 def test_output_exists_without_overwrite(pruned_dir, tmp_path):
     existing = tmp_path / "taken"
     existing.mkdir()
@@ -186,6 +197,10 @@ def prune_args(model, out, *extra: str) -> list:
         (["--method", "hisp"], ["--heads", "hisp does not choose the head count"]),
         (["--method", "astar", "--heads", "0.5", "--per-layer"], ["astar", "per-layer"]),
         (["--method", "l0", "--heads", "0.5", "--method-option", "steps"], ["KEY=VALUE"]),
+        (  # the final mask must train before the student is judged
+            ["--method", "peer", "--heads", "0.5", "--method-option", "ramp_fraction=1"],
+            ["peer: option ramp_fraction=1", "less than 1"],
+        ),
     ],
 )
 def test_method_settings_are_validated_before_any_work(pruned_dir, tmp_path, extra, fragments):

@@ -242,3 +242,18 @@ def test_pairing_matches_each_pruned_head_to_its_most_similar_retained_peer():
         assert retained in plan.kept_heads[layer] and pruned not in plan.kept_heads[layer]
         best = max(similarity[layer, pruned, r] for r in plan.kept_heads[layer])
         assert similarity[layer, pruned, retained] == best
+
+
+def test_lossless_mode_keeps_the_requests_floor_and_never_tries_a_fraction_that_removes_nothing():
+    model = apply_plan(
+        tiny_model("bert"),
+        current_plan(tiny_model("bert")).without_heads([(layer, 0) for layer in range(L)]),
+    )  # 9 of 12 heads left: 25% of the original 12 would remove nothing more
+    request = peer_request(model, budget=100.0, grid=(0.25, 0.5, 0.75))
+    request = replace(request, target=replace(request.target, min_per_layer=2))
+    result = get_method("peer")(request)
+    certificate = result.record["certificate"]
+    assert certificate["budget"] == 100.0
+    # 0.25 removes nothing more, 0.75 (3 heads) breaks the floor of 2 per layer: only 0.5
+    assert [f for f, _, _ in certificate["tried"]] == [0.5]
+    assert result.plan.heads_kept == 6 and min(result.plan.heads_per_layer) >= 2

@@ -119,7 +119,8 @@ class Config(TrainingMethodConfig):
         256, ge=1, description="seeded train examples the head pairing is measured on"
     )
     increments: int = Field(4, ge=1, description="steps down of the pruned heads' gates")
-    ramp_fraction: float = Field(0.5, gt=0, le=1, description="share of training they take")
+    # below 1: the final mask must train for at least a step before the student is judged
+    ramp_fraction: float = Field(0.5, gt=0, lt=1, description="share of training they take")
     checkpoint_every: int = Field(50, ge=1)
 
 
@@ -149,13 +150,18 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
 
     budget = 0.0 if config.budget is None else config.budget
     reference = _validation_metric(request.teacher, request)
-    floor = config.min_heads_per_layer * request.plan.num_layers
-    grid = sorted(f for f in config.grid if total - round(f * total) >= max(1, floor))
+    per_layer = max(config.min_heads_per_layer, request.target.min_per_layer)
+    floor = max(1, per_layer * request.plan.num_layers)
+    # Fractions count the original heads; on a pruned model those that remove nothing more
+    # would pass trivially and steer the search, so they are left out.
+    grid = sorted(
+        f for f in config.grid if floor <= total - round(f * total) < request.plan.heads_kept
+    )
     tried: dict[float, dict[str, Any]] = {}
 
     def feasible(fraction: float) -> bool:
         keep = total - round(fraction * total)
-        target = HeadTarget(keep, min_per_layer=config.min_heads_per_layer)
+        target = HeadTarget(keep, min_per_layer=per_layer)
         plan = _locate(request, config, target, scores)
         student, record = _distilled(request, config, plan, similarity, tag=f"{fraction:.2f}")
         # Judged as it will be used: the pruned heads cut out.
@@ -173,6 +179,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     # What a budget report shows of any search (A* writes the same keys): here the search
     # split is the validation split, and nothing is held out to certify on.
     certificate = {
+        "budget": budget,  # the recipe judges the dev drop against it, as for A*
         "split": "validation",
         "search_drop": None if chosen is None else reference - tried[chosen]["metric"],
         "evaluations": len(tried),

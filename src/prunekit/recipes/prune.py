@@ -191,15 +191,19 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
 
 
 def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:
-    if config.heads is None and config.keep_heads is None:
-        return HeadTarget(keep=current_plan(model).heads_kept)  # budget mode: it decides
-    return head_target(
-        current_plan(model),
-        config.heads,
-        config.keep_heads,
-        config.per_layer,
-        config.min_heads_per_layer,
+    plan = current_plan(model)
+    if config.heads is None and config.keep_heads is None:  # budget mode: the method decides
+        return HeadTarget(keep=plan.heads_kept, min_per_layer=config.min_heads_per_layer)
+    target = head_target(
+        plan, config.heads, config.keep_heads, config.per_layer, config.min_heads_per_layer
     )
+    if info.decides_count and target.keep >= plan.heads_kept:
+        # a target that keeps every head is how budget mode is asked for: refuse the ambiguity
+        raise ConfigError(
+            f"--heads/--keep-heads keep all {plan.heads_kept} heads, so {config.method} would "
+            "remove nothing; give a fraction above 0, or drop them for its budget mode"
+        )
+    return target
 
 
 def _check_head_is_trained(model, info: MethodInfo, config: PruneConfig) -> None:

@@ -39,17 +39,20 @@ def plot_curves(rows: list[dict[str, Any]], task: str, metric: str, path: Path) 
             std = np.array([c.std for c in series])
             ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=method)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-        if regime == "r0" and budget_points:
+        # A budget row sits on the panel its model belongs to: R1 when the method trained the
+        # weights itself (peer's lossless students), else R0 (A*'s set, never retrained).
+        points = [r for r in budget_points if _budget_panel(r, regimes) == regime]
+        for method, marker in zip(sorted({r["method"] for r in points}), "*PXD^v", strict=False):
+            chosen = [r for r in points if r["method"] == method]
             ax.scatter(
-                [r["fraction"] * 100 for r in budget_points],
-                [r["dev"] for r in budget_points],
-                marker="*",
+                [r["fraction"] * 100 for r in chosen],
+                [r["dev"] for r in chosen],
+                marker=marker,
                 s=90,
-                color="crimson",
                 zorder=5,
-                label="A* budget mode",
+                label=f"{method} (budget mode)",
             )
-            for r in budget_points:
+            for r in chosen:
                 ax.annotate(
                     f"B={r['budget']:g}",
                     (r["fraction"] * 100, r["dev"]),
@@ -62,13 +65,18 @@ def plot_curves(rows: list[dict[str, Any]], task: str, metric: str, path: Path) 
         ax.set_xlim(0, 100)
         ax.set_xlabel("heads removed (%)")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)  # each panel: its budget points are not on the others
     axes[0][0].set_ylabel(f"dev {metric}")
-    axes[0][-1].legend()
     fig.suptitle(f"{task}: metric vs heads removed (mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _budget_panel(row: dict[str, Any], regimes: list[str]) -> str:
+    wanted = "r1" if row.get("trained_by_method") else "r0"
+    return wanted if wanted in regimes else regimes[0]
 
 
 def plot_heatmaps(rows: list[dict[str, Any]], task: str, fraction: float, path: Path) -> Path:

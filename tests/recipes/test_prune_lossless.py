@@ -1,0 +1,49 @@
+"""prune's budget mode for a method that trains (peer's --lossless): the whole recipe runs, and
+the files it writes say what the search chose and how the model does on dev."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import glue_dir
+
+from prunekit import current_plan, load
+from prunekit.recipes.prune import PruneConfig, run_prune
+
+pytestmark = pytest.mark.integration
+
+
+def test_peer_lossless_writes_its_model_and_a_certificate_with_the_dev_drop(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    out = tmp_path / "lossless"
+    record = run_prune(
+        PruneConfig(
+            model=str(tiny_bert_with_real_tokenizer),
+            out=out,
+            method="peer",
+            task="rte",
+            data_dir=glue_dir(),
+            min_heads_per_layer=3,  # of 4: only 0.25 (keep 6 of 8) can hold it
+            train_samples=16,
+            eval_max_samples=32,
+            options={
+                "budget": 100.0,  # every fraction passes: the largest allowed is chosen
+                "grid": (0.25, 0.5, 0.75),
+                "epochs": 1,
+                "batch_size": 8,
+                "importance_examples": 16,
+            },
+            allow_untrained_head=True,
+            progress=False,
+        )
+    )
+    certificate = json.loads((out / "certificate.json").read_text())
+    assert certificate["budget"] == 100.0 and certificate["split"] == "validation"
+    assert [f for f, _, _ in certificate["tried"]] == [0.25]  # the floor ruled out the others
+    dev = certificate["dev"]
+    assert dev["drop"] == pytest.approx(dev["before"] - dev["after"])
+    assert dev["violation"] == (dev["drop"] > 100.0)
+    assert record["heads"]["after"] == 6 and min(record["heads"]["per_layer"]) == 3
+    assert current_plan(load(out)).heads_per_layer == record["heads"]["per_layer"]
