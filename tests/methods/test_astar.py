@@ -22,6 +22,7 @@ from prunekit.methods.astar_search import (
     search_deepest,
     search_fixed_k,
     search_max_heads,
+    within_capacity,
 )
 from prunekit.scoring.evaluator import GatedEvaluator
 
@@ -423,3 +424,70 @@ def test_capped_fixed_k_astar_reports_its_completion():
     (warning,) = record["warnings"]  # what `prunekit prune` prints
     assert f"{certificate['completed_heads']} of them were added in HISP's" in warning
     assert "--max-evals" in warning
+
+
+FLOOR_CAPACITY = {layer: H - 2 for layer in range(L)}  # --at-least-heads-per-layer 2
+
+
+def respects_floor(state) -> bool:
+    return all(sum(1 for li, _ in state if li == layer) <= H - 2 for layer in range(L))
+
+
+@pytest.mark.parametrize("search", ["deepest", "per-k"])
+def test_budget_searches_keep_the_per_layer_floor_and_find_the_largest_set_within_it(search):
+    weight, drop = synthetic(7)
+    drops = lambda states: [drop(s) for s in states]  # noqa: E731
+    counter, budget = EvalCounter(10**6), 10.0
+    if search == "per-k":
+        result = search_max_heads(
+            100.0, weight, drops, budget, len(HEADS), counter, len(HEADS), FLOOR_CAPACITY
+        )
+    else:
+        result = search_deepest(
+            weight, drops, budget, len(HEADS), counter, len(HEADS), capacity=FLOOR_CAPACITY
+        )
+    assert respects_floor(result.state) and drop(result.state) <= budget
+    sizes = [
+        k
+        for k in range(1, len(HEADS))
+        for c in itertools.combinations(HEADS, k)
+        if respects_floor(c) and drop(frozenset(c)) <= budget
+    ]
+    assert len(result.state) == max(sizes)
+    # without the floor the same budget removes more, so the floor is what bound it
+    assert len(budget_search(search, weight, drop, budget).state) > len(result.state)
+
+
+def test_fixed_k_search_finds_the_best_set_that_keeps_the_floor():
+    weight, drop = synthetic(3)
+    result = search_fixed_k(
+        5,
+        100.0,
+        weight,
+        lambda states: [drop(s) for s in states],
+        budget=math.inf,
+        branching=len(HEADS),
+        counter=EvalCounter(10**6),
+        capacity=FLOOR_CAPACITY,
+    )
+    allowed = [frozenset(c) for c in itertools.combinations(HEADS, 5) if respects_floor(c)]
+    assert respects_floor(result.state)
+    assert result.drop == pytest.approx(min(drop(c) for c in allowed))
+
+
+def test_within_capacity_drops_the_heads_a_full_layer_cannot_lose():
+    order = [(0, 0), (0, 1), (0, 2), (1, 0), (0, 3), (1, 1)]
+    assert within_capacity(order, {0: 2, 1: 1}) == [(0, 0), (0, 1), (1, 0)]
+    assert within_capacity(order, {0: 2, 1: 1}, frozenset([(0, 0)])) == [(0, 1), (1, 0)]
+    assert within_capacity(order, None, frozenset([(0, 0)])) == order[1:]
+
+
+@pytest.mark.parametrize("keep", [L * H, 2 * L])
+def test_astar_honours_at_least_heads_per_layer(keep):
+    """Budget mode (keep all = the most heads under budget) and fixed-K mode both leave
+    every layer with at least two heads when asked, however loose the budget."""
+    model = tiny_model("bert")
+    target = HeadTarget(keep=keep, min_per_layer=2)
+    result = get_method("astar")(astar_request(model, target, budget=100.0, max_evals=200))
+    assert [len(kept) for kept in result.plan.kept_heads] == [2] * L
+    assert result.record["certificate"]["min_heads_per_layer"] == 2

@@ -21,6 +21,10 @@ every choice configurable):
   the metric flat or higher (MiniLM on STS-B: 17 heads at no loss) those states are
   exponentially many: in benchmarks/astar.py all four budgets stopped at the same capped set.
   Both return the largest feasible set when the evaluations are not capped.
+- ``--at-least-heads-per-layer m`` (the target's ``min_per_layer``) is a constraint on the
+  states, in both modes: a successor may remove a head only from a layer that keeps more than
+  m heads, and HISP's order (start and completion) skips heads a full layer cannot lose. The
+  heuristic ignores it, so it stays admissible. (Before 0.2 the floor was silently ignored.)
 - ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
   infinite), the deepest, cheapest partial state is completed along an order, and the
   certificate says how many heads that added (``completed_heads``). OUR CHOICE
@@ -83,6 +87,7 @@ from prunekit.methods.astar_search import (
     search_deepest,
     search_fixed_k,
     search_max_heads,
+    within_capacity,
 )
 from prunekit.methods.hisp import head_order
 from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
@@ -170,6 +175,18 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     delta = {h: a0 - m for h, m in zip(heads, ablation, strict=True)}
     delta_plus = {h: max(d, 0.0) for h, d in delta.items()}
 
+    # --at-least-heads-per-layer: each layer may lose all but that many of the heads it has
+    floor = request.target.min_per_layer
+    capacity = (
+        {layer: max(0, len(kept) - floor) for layer, kept in enumerate(plan.kept_heads)}
+        if floor
+        else None
+    )
+    max_k = (
+        plan.heads_kept - 1
+        if capacity is None
+        else min(plan.heads_kept - 1, sum(capacity.values()))
+    )
     counter = EvalCounter(config.max_evals)
     budget = config.budget
     if fixed_k:
@@ -201,28 +218,29 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
 
         completion = hisp_order if config.complete == "hisp" else None
         result = search_fixed_k(
-            k, a0, delta_plus, drop_of, budget, config.branching, counter, completion
+            k, a0, delta_plus, drop_of, budget, config.branching, counter, completion, capacity
         )
     elif config.budget_search == "deepest":
         if config.start == "hisp":
             request.progress(step=counter.used, steps=counter.limit, note="HISP order prefixes")
-            hisp_order = head_order(request.model, request.batches(), plan)
-            starts = longest_feasible_prefix(
-                hisp_order, drop_of, budget, counter, plan.heads_kept - 1
+            hisp_order = within_capacity(
+                head_order(request.model, request.batches(), plan), capacity
             )
+            starts = longest_feasible_prefix(hisp_order, drop_of, budget, counter, max_k)
         result = search_deepest(
             delta_plus,
             drop_of,
             budget,
             config.branching,
             counter,
-            plan.heads_kept - 1,
+            max_k,
             config.successors_per_step,
             starts,
+            capacity,
         )
     else:
         result = search_max_heads(
-            a0, delta_plus, drop_of, budget, config.branching, counter, plan.heads_kept - 1
+            a0, delta_plus, drop_of, budget, config.branching, counter, max_k, capacity
         )
     if result.state is None:
         raise ConfigError(
@@ -243,6 +261,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         "a0": reference,
         "metric": evaluator.metric_name,
         "budget": budget,
+        "min_heads_per_layer": floor,
         "final_metric": reference - drop,
         "final_drop": drop,
         "heads_removed": len(removed),

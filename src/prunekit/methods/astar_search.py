@@ -9,7 +9,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,11 @@ __all__ = [
     "longest_feasible_prefix",
     "certify_in_sequence",
     "path_to",
+    "within_capacity",
 ]
+
+# How many more heads each layer may lose (``--at-least-heads-per-layer``); None: no limit.
+Capacity = Mapping[int, int] | None
 
 
 @dataclass
@@ -64,15 +69,45 @@ def _head_order(delta_plus: dict) -> list:
     return sorted(delta_plus, key=lambda h: (delta_plus[h], h))
 
 
+def _open_heads(state: State, order: Sequence, capacity: Capacity) -> list:
+    """Heads of ``order`` that ``state`` could remove next: not removed yet, in a layer that
+    may still lose one."""
+    if capacity is None:
+        return [h for h in order if h not in state]
+    removed = Counter(layer for layer, _ in state)
+    return [h for h in order if h not in state and removed[h[0]] < capacity[h[0]]]
+
+
+def within_capacity(order: Sequence, capacity: Capacity, start: State = frozenset()) -> list:
+    """``order`` without the heads that would take a layer past its capacity when removed in
+    that order after ``start``: every prefix of the result respects the per-layer floor."""
+    if capacity is None:
+        return [h for h in order if h not in start]
+    removed = Counter(layer for layer, _ in start)
+    kept = []
+    for head in order:
+        if head not in start and removed[head[0]] < capacity[head[0]]:
+            removed[head[0]] += 1
+            kept.append(head)
+    return kept
+
+
 def _feasible_children(
-    state: State, order: list, branching: int, closed: set, counter: EvalCounter, drop_of, budget
+    state: State,
+    order: list,
+    branching: int,
+    closed: set,
+    counter: EvalCounter,
+    drop_of,
+    budget,
+    capacity: Capacity = None,
 ) -> list[tuple[State, float]] | None:
     """Measure the successors of ``state`` and keep those within budget, with their g.
 
-    Successors add one of the ``branching`` lowest-d+ heads not yet removed; closed states are
-    skipped. None when the evaluation cap refuses them.
+    Successors add one of the ``branching`` lowest-d+ heads not yet removed (and whose layer
+    may still lose one); closed states are skipped. None when the evaluation cap refuses them.
     """
-    children = [state | {h} for h in order if h not in state][:branching]
+    children = [state | {h} for h in _open_heads(state, order, capacity)][:branching]
     children = [c for c in children if c not in closed]
     if not counter.admit(children):
         return None
@@ -89,11 +124,13 @@ def search_fixed_k(
     branching: int,
     counter: EvalCounter,
     completion_order: Callable[[], Sequence] | None = None,
+    capacity: Capacity = None,
 ) -> SearchResult:
     """A* for the K-set with the least measured drop (``drop_of(states) -> list[float]``).
 
     When the evaluations run out (infinite budget), the deepest, cheapest partial set is
-    completed by ``completion_order()`` (called only then), or by d+ without it."""
+    completed by ``completion_order()`` (called only then), or by d+ without it. ``capacity``
+    limits the heads removed per layer; the heuristic ignores it, so it stays admissible."""
     order = _head_order(delta_plus)
 
     def heuristic(state: State) -> float:
@@ -115,7 +152,9 @@ def search_fixed_k(
             return SearchResult(state, g, counter.used, parents=parents)
         if best_partial is None or (-len(state), f) < (-best_partial[1], best_partial[0]):
             best_partial = (f, len(state), state, g)
-        children = _feasible_children(state, order, branching, closed, counter, drop_of, budget)
+        children = _feasible_children(
+            state, order, branching, closed, counter, drop_of, budget, capacity
+        )
         if children is None:
             break
         for child, g_child in children:
@@ -127,7 +166,7 @@ def search_fixed_k(
         # Out of evaluations: finish the deepest, cheapest partial set along an order.
         partial = best_partial[2]
         rest = completion_order() if completion_order is not None else order
-        state = partial | frozenset([h for h in rest if h not in partial][: k - len(partial)])
+        state = partial | frozenset(within_capacity(rest, capacity, partial)[: k - len(partial)])
         counter.seen.add(state)
         parents.setdefault(state, partial)
         drop = max(0.0, drop_of([state])[0])
@@ -143,12 +182,15 @@ def search_max_heads(
     branching: int,
     counter: EvalCounter,
     max_k: int,
+    capacity: Capacity = None,
 ) -> SearchResult:
     """Grow K while a feasible K-set exists; return the largest one found."""
     best = SearchResult(frozenset(), 0.0, 0)
     parents: dict[State, State] = {}
     for k in range(1, max_k + 1):
-        result = search_fixed_k(k, a0, delta_plus, drop_of, budget, branching, counter)
+        result = search_fixed_k(
+            k, a0, delta_plus, drop_of, budget, branching, counter, capacity=capacity
+        )
         parents = result.parents | parents  # the first parent found stays
         if result.state is None:
             best.capped = result.capped
@@ -190,6 +232,7 @@ def search_deepest(
     max_k: int,
     successors_per_step: int | None = None,
     starts: Sequence[tuple[State, float]] = (),
+    capacity: Capacity = None,
 ) -> SearchResult:
     """Best-first on (more heads removed, smaller drop) over feasible states; the largest wins.
 
@@ -216,7 +259,7 @@ def search_deepest(
             best = (state, g)
         if len(state) >= max_k:
             continue
-        successors = [state | {h} for h in order if h not in state][:branching]
+        successors = [state | {h} for h in _open_heads(state, order, capacity)][:branching]
         if tried + step < len(successors):  # the rest of this state's successors come later
             heapq.heappush(frontier, (depth, g, next(tie), state, tried + step))
         children = [c for c in successors[tried : tried + step] if c not in measured]
