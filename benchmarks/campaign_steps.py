@@ -247,4 +247,25 @@ STEPS = (
         after=("smp-mean-diagnostics",),
         takes_device=False,
     ),
+    Step(
+        "smp-rte-fractions-s0",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% of heads on RTE seed 0, the issue's other "
+        "two fractions (50% is smp-rte-s0's)",
+        40,
+        (f"python benchmarks/smp.py --tasks rte --seeds 0 --fractions 0.25,0.75 {LOOP}",),
+        (SMP,),
+        after=("smp-rte-s0",),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "sparse-97",
+        12,
+        "the 97% point of the sparsity curve on MRPC and RTE (the four variants)",
+        50,
+        (_sparse("mrpc", "0.97"), _sparse("rte", "0.97")),
+        (SPARSE,),
+        after=("sparse-rte-s0",),
+        dense=dense_models("mrpc:0 rte:0"),
+    ),
 )
