@@ -7,12 +7,14 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY, tiny_batch, tiny_model, uneven_plan
+from conftest import TINY, tiny_batch, tiny_model, uneven_plan, word_tokenizer
 
 from prunekit import apply_plan
 from prunekit.errors import ConfigError
+from prunekit.models import save
 from prunekit.models.sparse import SparseLinear, to_sparse_inference
 from prunekit.models.sparse_encoder import FeatureMajorEncoder, FeatureMajorLinear
+from prunekit.recipes.bench import run_bench
 
 L = TINY["layers"]
 
@@ -167,3 +169,26 @@ def test_configurations_the_feature_major_encoder_lacks_run_linear_by_linear():
         to_sparse_inference(model, tokens=16, rounds=1, layout="feature")
     choices = to_sparse_inference(model, tokens=16, rounds=1)
     assert len(choices) == 6 * L and not isinstance(model.base_model.encoder, FeatureMajorEncoder)
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mpnet"])
+def test_linear_by_linear_conversion_skips_a_layer_without_heads(family):
+    model = tiny_model(family)
+    model = sparsified(model, uneven_plan(model))  # layer 1 keeps no heads
+    with torch.no_grad():
+        expected = model(**tiny_batch()).logits
+    choices = to_sparse_inference(model, tokens=16, rounds=1, always=True, layout="token")
+    assert [c.name for c in choices if c.name.startswith("1.")] == ["1.ffn_in", "1.ffn_out"]
+    assert len(choices) == 6 + 2 + 6
+    with torch.no_grad():
+        assert torch.allclose(model(**tiny_batch()).logits, expected, atol=1e-5)
+
+
+def test_the_sparse_bench_runs_on_distilbert(tmp_path):
+    """DistilBERT's config calls its FFN width hidden_dim, not intermediate_size."""
+    directory = save(
+        sparsified(tiny_model("distilbert")), tmp_path / "d", tokenizer=word_tokenizer()
+    )
+    timed = run_bench(directory, seq_len=8, rounds=1, warmup=1, runtime="sparse")
+    assert len(timed["sparse_linears"]) == 6 * L
+    assert set(timed["break_even_sparsity"]) == {"1", "32"}

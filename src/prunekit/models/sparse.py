@@ -159,7 +159,9 @@ def to_sparse_inference(
     choices = []
     for layer in range(plan.num_layers):
         parts = adapter.layer_modules(model, layer)
-        for slot_name in ("query", "key", "value", "attn_out", "ffn_in", "ffn_out"):
+        # a layer without heads has no Q/K/V (only an output projection with no inputs)
+        attention = ("query", "key", "value", "attn_out") if plan.kept_heads[layer] else ()
+        for slot_name in (*attention, "ffn_in", "ffn_out"):
             slot = getattr(parts, slot_name)
             linear = slot.get()
             if not isinstance(linear, nn.Linear) or 0 in linear.weight.shape:

@@ -12,6 +12,7 @@ from prunekit.bench import speed_table
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.models import load, model_stats
+from prunekit.models.adapter import get_adapter
 from prunekit.models.export import export_onnx, require_onnx
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
@@ -118,7 +119,8 @@ def _sparse_bench(
         }
     table["warnings"] += warnings
     table["sparse_linears"] = [c.to_dict() for c in choices]
-    hidden, inner = dense.config.hidden_size, dense.config.intermediate_size
+    adapter = get_adapter(dense)  # DistilBERT names its FFN width hidden_dim
+    hidden, inner = adapter.hidden_size(dense.config), adapter.intermediate_size(dense.config)
     feature_major = feature_major_unsupported(dense) is None  # how CSR would run here
     table["break_even_sparsity"] = {
         str(timing[b]): break_even_sparsity(hidden, inner, tokens[b], feature_major=feature_major)
