@@ -37,6 +37,27 @@ def test_a_negative_cap_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--task", "sst3"], "sst3"),
+        (["--task", "rte", "--heads", "50"], "--heads"),
+        (["--task", "rte", "--recover-max-samples", "0"], "--recover-max-samples"),
+    ],
+)
+def test_overwrite_deletes_nothing_when_the_input_is_wrong(tmp_path, argv, fragment):
+    """Bad input fails in a second, before --overwrite touches the earlier run."""
+    out = tmp_path / "o"
+    (out / "dense").mkdir(parents=True)
+    (out / "summary.json").write_text("{}")
+    result = CliRunner().invoke(
+        app, ["run", "--out", str(out), "--overwrite", "--data-dir", str(glue_dir()), *argv]
+    )
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output and "Traceback" not in result.output
+    assert (out / "summary.json").read_text() == "{}" and (out / "dense").is_dir()
+
+
 @pytest.mark.parametrize("command", ["run", "prune"])
 def test_the_cli_prunes_with_the_main_jobs_method_by_default(command):
     import inspect
@@ -120,7 +141,10 @@ def test_a_resumed_job_refuses_a_stage_made_with_other_settings(tmp_path):
     ):
         result = CliRunner().invoke(
             app,
-            ["run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none", *argv],
+            [
+                *("run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none"),
+                *("--data-dir", str(glue_dir()), *argv),
+            ],
         )
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert differ in result.output and "--overwrite" in result.output
@@ -130,6 +154,6 @@ def test_a_resumed_job_refuses_a_stage_made_with_other_settings(tmp_path):
     result = CliRunner().invoke(
         app,
         ["run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none"]
-        + ["--method", "l0"],
+        + ["--method", "l0", "--data-dir", str(glue_dir())],
     )
     assert result.exit_code == 2 and "(method)" in result.output

@@ -4,10 +4,9 @@ measure.
 The dense model is fine-tuned with the task's recipe (`TASK_RECIPES`) on at most
 ``max_train_samples`` train examples (20,000 by default, so the job fits in 15 minutes on a
 laptop CPU; only SST-2, QQP, MNLI and QNLI are larger). Half the heads are then removed by
-``method`` (HISP by default, until the three-seed comparison in
-benchmarks/results/head_baselines decides which method is strongest at 50% with recovery), and
-by ``floor`` (random) beside it, each recovered with
-the same budget. Stages write into ``out/dense``, ``out/pruned`` and ``out/floor``; with
+``method`` (`DEFAULT_HEAD_METHOD`, L0: the leader of the three-seed comparison in
+benchmarks/results/head_baselines at 50% with recovery), and by ``floor`` (random) beside it,
+each recovered with the same budget. Stages write into ``out/dense``, ``out/pruned`` and ``out/floor``; with
 ``resume`` a finished stage is reused and an interrupted fine-tune continues from its last
 checkpoint.
 """
@@ -22,13 +21,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
-from prunekit.data import TaskData, primary_metric
+from prunekit.data import TaskData, load_examples, primary_metric
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
 from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
-from prunekit.models.sources import DEFAULT_MODEL
+from prunekit.models.sources import DEFAULT_MODEL, resolve_model
 from prunekit.outputs import atomic_output_dir, write_json
 from prunekit.recipes.common import (
     console,
@@ -64,14 +63,14 @@ class RunConfig(BaseModel):
     floor: str | None = "random"
     # {method: {setting: value}}: e.g. {"astar": {"max_evals": 200}} (`--method-option`)
     method_options: dict[str, dict[str, Any]] = {}
-    heads: float = 0.5
+    heads: float = Field(0.5, gt=0, lt=1, description="fraction of all heads removed")
     seed: int = 0
     finetune: TrainConfig | None = None  # None: the task's recipe
     # The main job's trade to fit in 15 minutes on a 2-core CPU: the recipe, on at most this
     # many train examples (SST-2's dense reference trains on all 67k for 2 epochs, 24-37 min).
     max_train_samples: int | None = Field(MAIN_JOB_TRAIN_CAP, ge=1)
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
-    recover_max_samples: int | None = 4000
+    recover_max_samples: int | None = Field(4000, ge=1)
     bench_rounds: int = 5
     device: str = "auto"
     resume: bool = False
@@ -88,6 +87,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
             f"(--method {config.method}, --floor {config.floor})"
         )
+    # the model and the data are found before --overwrite deletes anything
+    resolve_model(config.model)
+    load_examples(config.task, "train", config.data_dir)
     out = config.out
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
