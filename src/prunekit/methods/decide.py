@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.data import TaskData
+from prunekit.data import TaskData, load_examples
 from prunekit.methods.registry import (
     HeadTarget,
     MethodConfig,
@@ -26,6 +26,7 @@ from prunekit.methods.registry import (
     get_method,
 )
 from prunekit.models import current_plan
+from prunekit.models.memo import hash_weights
 
 __all__ = ["decide"]
 
@@ -62,7 +63,8 @@ def decide(
     else:
         search = data.batches("validation", search_samples)
     if state_dir is not None:  # a checkpoint resumes only the run that wrote it
-        state_dir = state_dir / _run_id(method, config, target, seed)
+        samples = (search_samples, train_samples, train_budget_steps)
+        state_dir = state_dir / _run_id(method, config, target, seed, model, teacher, data, samples)
     request = PruneRequest(
         model=model,
         plan=current_plan(model),
@@ -86,7 +88,26 @@ def decide(
     return result
 
 
-def _run_id(method: str, config: MethodConfig, target: HeadTarget, seed: int) -> str:
-    """What a method's checkpoint must share with the run that resumes it."""
-    key = json.dumps([method, config.model_dump(mode="json"), asdict(target), seed])
-    return f"{method}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+def _run_id(
+    method: str,
+    config: MethodConfig,
+    target: HeadTarget,
+    seed: int,
+    model: nn.Module,
+    teacher: nn.Module | None,
+    data: TaskData,
+    samples: tuple[int | None, ...],
+) -> str:
+    """What a method's checkpoint must share with the run that resumes it: the method, its
+    settings, target and seed, and what it starts from (the weights, the teacher's, the task's
+    train examples), so a rerun with another --model, --teacher or --data-dir starts afresh
+    instead of resuming into the other run's weights."""
+    key = [method, config.model_dump(mode="json"), asdict(target), seed, list(samples)]
+    key += [data.task.name, data.max_seq_length, data.batch_size]
+    digest = hashlib.sha256(json.dumps(key).encode())
+    hash_weights(digest, model)
+    if teacher is not None and teacher is not model:
+        hash_weights(digest, teacher)
+    for example in load_examples(data.task, "train", data.data_dir, data.seed):
+        digest.update(repr(example).encode())
+    return f"{method}-{digest.hexdigest()[:12]}"
