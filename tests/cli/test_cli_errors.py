@@ -209,6 +209,38 @@ def test_method_settings_are_validated_before_any_work(pruned_dir, tmp_path, ext
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["eval", "--model", "{model}", "--task", "rte", "--batch-size", "0"], "--batch-size"),
+        (["eval", "--model", "{model}", "--task", "rte", "--max-samples", "0"], "--max-samples"),
+        (["inspect", "{model}", "--seq-len", "-5"], "--seq-len must be at least 1, got -5"),
+        (["bench", "{model}", "--rounds", "0"], "--rounds must be at least 1"),
+        (prune_args("{model}", "{out}", "--heads", "0.5", "--recover-max-samples", "0"),
+         "--recover-max-samples"),
+        (prune_args("{model}", "{out}", "--method", "magnitude", "--per-layer"),
+         "magnitude targets sparsity, not heads: drop --per-layer"),
+        (prune_args("{model}", "{out}", "--method", "movement", "--at-least-heads-per-layer", "1"),
+         "drop --at-least-heads-per-layer"),
+    ],
+)  # fmt: skip
+def test_counts_and_flags_a_command_cannot_use_are_one_line_errors(
+    pruned_dir, tmp_path, args, fragment
+):
+    out = tmp_path / "out"
+    filled = [str(a).format(model=pruned_dir, out=out) for a in args]
+    assert_user_error(invoke(*filled), fragment)
+    assert not out.exists()
+
+
+def test_compacting_in_place_reports_the_size_before(tmp_path):
+    from prunekit.recipes.inspect import run_compact
+
+    directory = save(tiny_model("bert"), tmp_path / "m", tokenizer=word_tokenizer())
+    report = run_compact(str(directory), directory, embeddings="int8", overwrite=True)
+    assert report["bytes_after"] < report["bytes_before"]
+
+
 def test_method_config_files_are_validated(pruned_dir, tmp_path):
     good = tmp_path / "l0.toml"
     good.write_text("steps = 'many'\n")

@@ -235,13 +235,18 @@ class MethodInfo:
                 f"{self.name}: option {key}={value!r}: {message}; valid options: {valid}"
             ) from None
 
-    def check_target(self, counted: bool, per_layer: bool) -> None:
+    def check_target(self, counted: bool, per_layer: bool, min_per_layer: int = 0) -> None:
         """Refuse target modes the method does not have (before anything loads)."""
         if "heads" not in self.targets:
-            if counted:
+            head_flags = {
+                "--heads": counted,
+                "--per-layer": per_layer,
+                "--at-least-heads-per-layer": min_per_layer > 0,
+            }
+            if given := [flag for flag, on in head_flags.items() if on]:
                 raise ConfigError(
-                    f"{self.name} prunes {'/'.join(self.targets)}, not heads: drop --heads "
-                    "(see its settings with prunekit methods)"
+                    f"{self.name} targets {'/'.join(self.targets)}, not heads: drop "
+                    f"{', '.join(given)} (see its settings with prunekit methods)"
                 )
             return
         if not counted and not self.decides_count:

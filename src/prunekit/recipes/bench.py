@@ -17,6 +17,7 @@ from prunekit.models.export import export_onnx, require_onnx
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
 from prunekit.models.sparse_encoder import feature_major_unsupported
+from prunekit.recipes.common import at_least
 
 __all__ = ["RUNTIMES", "run_bench"]
 
@@ -37,6 +38,9 @@ def run_bench(
     """Time ``model`` (and ``against``) in PyTorch on ``device``, or in onnxruntime (CPU) after
     a checked export, or (``sparse``) the model dense in torch against its sparse CPU path
     (each linear converted where it is faster), with the break-even sparsity of this CPU."""
+    at_least(1, seq_len=seq_len, latency_batch=latency_batch, throughput_batch=throughput_batch)
+    at_least(1, rounds=rounds)
+    at_least(0, warmup=warmup)
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     sources = {"model": Path(resolve_model(model))}

@@ -11,9 +11,28 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["console", "seed_everything", "step_progress", "method_progress", "method_warnings"]
+from prunekit.errors import ConfigError
+
+__all__ = [
+    "at_least",
+    "console",
+    "seed_everything",
+    "step_progress",
+    "method_progress",
+    "method_warnings",
+]
 
 console = Console(stderr=True)
+
+
+def at_least(minimum: int, **flags: int | None) -> None:
+    """Refuse, as one line naming the flag, the first of ``flags`` under ``minimum`` (None:
+    not given), before a count of 0 or less fails deep inside torch or a DataLoader."""
+    for name, value in flags.items():
+        if value is not None and value < minimum:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
+
 
 StepDisplay = Callable[[int, int, dict[str, Any] | None], None]
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prunekit.data import get_task, make_collate, task_dataset
 from prunekit.models.sources import load_for_task, recorded_task
+from prunekit.recipes.common import at_least
 from prunekit.train import EvalResult, evaluate
 
 __all__ = ["run_evaluate"]
@@ -22,6 +23,8 @@ def run_evaluate(
     batch_size: int = 64,
 ) -> EvalResult:
     """``task`` defaults to the task the model was fine-tuned on (``config.finetuning_task``)."""
+    at_least(1, max_samples=max_samples, batch_size=batch_size)
+    at_least(2, max_seq_length=max_seq_length)
     spec = get_task(task or recorded_task(model))
     loaded, tokenizer = load_for_task(model, spec)
     data = task_dataset(spec, split, tokenizer, data_dir, seed, max_seq_length, max_samples)

@@ -12,6 +12,7 @@ from prunekit.models import load, load_tokenizer, model_stats, save
 from prunekit.models.export import export_onnx
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse_storage import StorageOptions, storage_report
+from prunekit.recipes.common import at_least
 
 __all__ = ["run_inspect", "run_export", "run_compact", "run_methods"]
 
@@ -19,6 +20,7 @@ __all__ = ["run_inspect", "run_export", "run_compact", "run_methods"]
 def run_inspect(model: str, seq_len: int = 128) -> dict[str, Any]:
     """Architecture, heads, FFN widths, parameters (dense and nonzero), encoder MACs, and bytes
     on disk (per file; for sparse-stored weights, their dense fp32 size against storage)."""
+    at_least(1, seq_len=seq_len)
     directory = resolve_model(model)
     loaded = load(directory)
     stats = model_stats(loaded, seq_len).to_dict()
@@ -53,6 +55,7 @@ def run_compact(
     metrics with `prunekit eval`)."""
     storage = StorageOptions(sparse_values=sparse_values, embeddings=embeddings)
     directory = resolve_model(model)
+    bytes_before = storage_report(Path(directory))["total"]  # before an in-place save replaces it
     original = load(directory)
     tokenizer = load_tokenizer(directory)
     save(original, out, tokenizer, overwrite=overwrite, storage=storage)
@@ -64,7 +67,7 @@ def run_compact(
     return {
         "out": str(out),
         "storage": storage.to_dict(),
-        "bytes_before": storage_report(Path(directory))["total"],
+        "bytes_before": bytes_before,
         "bytes_after": storage_report(Path(out))["total"],
         "max_abs_output_change": float((before - after).abs().max()),
     }

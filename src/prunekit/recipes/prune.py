@@ -49,19 +49,19 @@ class PruneConfig(BaseModel):
     heads: float | None = Field(None, description="fraction of all heads removed")
     keep_heads: int | None = None
     per_layer: bool = False
-    min_heads_per_layer: int = 0
+    min_heads_per_layer: int = Field(0, ge=0)
     task: str | None = None
     data_dir: Path | None = None
     seed: int = 0
-    max_seq_length: int = 128
+    max_seq_length: int = Field(128, ge=2)
     search_samples: int | None = Field(None, ge=1)
     train_samples: int | None = Field(None, ge=1, description="train subset for methods")
-    batch_size: int = 32
+    batch_size: int = Field(32, ge=1)
     recover: TrainConfig | None = None
-    recover_max_samples: int | None = None
+    recover_max_samples: int | None = Field(None, ge=1)
     distill: DistillConfig | None = None
     evaluate_splits: tuple[str, ...] = ("validation", "dev")
-    eval_max_samples: int | None = None
+    eval_max_samples: int | None = Field(None, ge=1)
     options: dict[str, Any] = {}
     allow_untrained_head: bool = False
     teacher: str | None = Field(None, description="fine-tuned model to distil from")
@@ -74,7 +74,8 @@ def run_prune(config: PruneConfig) -> dict:
     """Returns the record also written to ``out/metrics.json``."""
     info = get_method(config.method)
     # Bad targets, then bad options, fail before any loading.
-    info.check_target(config.heads is not None or config.keep_heads is not None, config.per_layer)
+    counted = config.heads is not None or config.keep_heads is not None
+    info.check_target(counted, config.per_layer, config.min_heads_per_layer)
     info.parse_config(config.options)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else

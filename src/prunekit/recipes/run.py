@@ -6,9 +6,9 @@ The dense model is fine-tuned with the task's recipe (`TASK_RECIPES`) on at most
 laptop CPU; only SST-2, QQP, MNLI and QNLI are larger). Half the heads are then removed by
 ``method`` (`DEFAULT_HEAD_METHOD`, L0: the leader of the three-seed comparison in
 benchmarks/results/head_baselines at 50% with recovery), and by ``floor`` (random) beside it,
-each recovered with the same budget. Stages write into ``out/dense``, ``out/pruned`` and ``out/floor``; with
-``resume`` a finished stage is reused and an interrupted fine-tune continues from its last
-checkpoint.
+each recovered with the same budget. Stages write into ``out/dense``, ``out/pruned`` and
+``out/floor``; with ``resume`` a finished stage is reused and an interrupted fine-tune continues
+from its last checkpoint.
 """
 
 from __future__ import annotations
