@@ -1,0 +1,28 @@
+"""Outputs are replaced whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from prunekit.outputs import write_json
+
+
+def test_write_json_replaces_the_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    write_json(path, {"dev": 84.6})
+    assert json.loads(path.read_text()) == {"dev": 84.6}
+
+    def killed(*args):  # the process dies between writing and renaming
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, {"dev": 0.0})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"dev": 84.6}  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temp left
+    write_json(path, [1, 2])
+    assert json.loads(path.read_text()) == [1, 2]
