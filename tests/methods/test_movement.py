@@ -33,6 +33,14 @@ def test_the_mask_is_top_k_forward_and_straight_through_backward():
     assert torch.allclose(scores.grad, weight)  # dL/dS = dL/dW' * W
 
 
+def test_entries_outside_the_allowed_mask_are_zero_whatever_the_schedule_keeps():
+    weight = torch.randn(4, 5)
+    allowed = torch.rand(4, 5, generator=torch.Generator().manual_seed(0)) > 0.5
+    schedule = _Schedule()  # keeps everything
+    masked = TopKMask(torch.nn.Parameter(torch.zeros(4, 5)), schedule, allowed)(weight)
+    assert torch.equal(masked, weight * allowed)
+
+
 def test_every_tensor_ends_at_the_target_with_no_parametrization_left():
     model = tiny_model("bert")
     result = get_method("movement")(request(model, distill=True))
@@ -46,7 +54,7 @@ def test_every_tensor_ends_at_the_target_with_no_parametrization_left():
         assert bool((weight[~result.plan.masks[key]] == 0).all()), key
 
 
-def test_weights_an_earlier_plan_dropped_stay_dropped():
+def test_weights_an_earlier_plan_dropped_stay_dropped(monkeypatch):
     from prunekit import apply_plan
 
     model = tiny_model("bert")
@@ -57,7 +65,20 @@ def test_weights_an_earlier_plan_dropped_stay_dropped():
         for k, w in masked_linears(model, plan).items()
     }
     apply_plan(model, plan.with_masks(earlier))
+    # the forward pass never sees a dropped weight, also while the schedule still keeps more
+    # than the earlier plan did (which TopK alone would fill with dropped entries)
+    most_kept = max(float(m.float().mean()) for m in earlier.values())
+    seen: list[float] = []
+    forward = TopKMask.forward
+
+    def recording(self, weight):
+        masked = forward(self, weight)
+        seen.append(float((masked != 0).float().mean()))
+        return masked
+
+    monkeypatch.setattr(TopKMask, "forward", recording)
     result = get_method("movement")(request(model, sparsity=0.5))
+    assert seen and max(seen) <= most_kept
     for key, kept in result.plan.masks.items():
         assert not bool((kept & ~earlier[key]).any()), key  # nothing dropped comes back
         assert int(kept.sum()) == round(0.5 * kept.numel()), key  # and the target holds

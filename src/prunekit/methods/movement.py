@@ -12,8 +12,9 @@ parametrizations removed (nothing is left on the model), and the plan carries th
 Deviations (OUR CHOICE): the scores' learning rate is constant and their gradients are not
 clipped; embeddings train with the other weights; the schedule's initial and final warm-ups
 (``initial_warmup``, ``final_warmup``: shares of the steps) default to 0, where the authors'
-SQuAD example holds about 10% and 20%; weights an earlier plan dropped start with scores far
-below the rest, so they stay dropped. Soft movement is not implemented.
+SQuAD example holds about 10% and 20%; weights an earlier plan dropped (zero at the start)
+start with scores far below the rest and are masked out of every forward pass, so they stay
+dropped. Soft movement is not implemented.
 """
 
 from __future__ import annotations
@@ -49,17 +50,28 @@ class _Schedule:
 
 
 class TopKMask(nn.Module):
-    """Parametrization ``W -> W ⊙ TopK(S)`` with a straight-through gradient to S."""
+    """Parametrization ``W -> W ⊙ TopK(S) ⊙ allowed`` with a straight-through gradient to S.
 
-    def __init__(self, scores: nn.Parameter, schedule: _Schedule) -> None:
+    ``allowed`` (default: every entry) holds the entries an earlier plan kept: while the
+    schedule keeps more than they are, TopK also picks dropped entries, and without it those
+    (trained all along, since the loop's zeroing cannot reach a parametrized weight) would
+    take part in the forward pass until the mask tightens past them."""
+
+    def __init__(
+        self, scores: nn.Parameter, schedule: _Schedule, allowed: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         # Not registered here: the scores belong to their own optimizer group (and checkpoint),
         # not to the model's weights.
         self.__dict__["scores"] = scores
         self.schedule = schedule
+        self.register_buffer("allowed", allowed, persistent=False)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        hard = top_fraction(self.scores.detach(), self.schedule.keep).to(weight.dtype)
+        hard = top_fraction(self.scores.detach(), self.schedule.keep)
+        if self.allowed is not None:
+            hard = hard & self.allowed
+        hard = hard.to(weight.dtype)
         # (S - S.detach()) is exactly 0 forward and 1 backward: the value stays exactly W * mask.
         return weight * (hard + (self.scores - self.scores.detach()))
 
@@ -97,7 +109,9 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     modules = prunable_linears(student, request.plan)
     for key, module in modules.items():
         scores = holder.scores[key.replace(".", "_")]
-        parametrize.register_parametrization(module, "weight", TopKMask(scores, schedule))
+        allowed = weights[key] != 0 if bool((weights[key] == 0).any()) else None
+        mask = TopKMask(scores, schedule, allowed)
+        parametrize.register_parametrization(module, "weight", mask)
 
     model_loss = distillation(request, config)
 
