@@ -192,3 +192,7 @@ def test_the_sparse_bench_runs_on_distilbert(tmp_path):
     timed = run_bench(directory, seq_len=8, rounds=1, warmup=1, runtime="sparse")
     assert len(timed["sparse_linears"]) == 6 * L
     assert set(timed["break_even_sparsity"]) == {"1", "32"}
+    # the ideal counts the nonzero weights' MACs (with dense MACs it was 1.00 for any sparsity)
+    speedup = timed["models"]["model"]["speedup"]
+    assert speedup["ideal"] > 3
+    assert speedup["latency_vs_ideal"] == pytest.approx(speedup["latency"] / speedup["ideal"])
