@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from prunekit.outputs import write_json
+from prunekit.errors import OutputExistsError
+from prunekit.outputs import check_output_dir, write_json
 
 
 def test_write_json_replaces_the_file_whole(tmp_path, monkeypatch):
@@ -26,3 +27,10 @@ def test_write_json_replaces_the_file_whole(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temp left
     write_json(path, [1, 2])
     assert json.loads(path.read_text()) == [1, 2]
+
+
+def test_an_output_that_cannot_be_created_is_refused_before_any_work(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputExistsError, match="a-file is not a writable directory"):
+        check_output_dir(tmp_path / "a-file" / "out", overwrite=False)
+    assert check_output_dir(tmp_path / "new" / "out", overwrite=False) == tmp_path / "new" / "out"
