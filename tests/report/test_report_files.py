@@ -260,3 +260,12 @@ def test_a_method_whose_seeds_ran_different_tasks_keeps_its_summary_cell():
     (cell,) = retention_summary([*rows, retained("stsb", 0, 40.0)])
     assert cell.tasks == ("mrpc", "stsb") and cell.seeds == 1
     assert cell.mean == pytest.approx((90.0 + 50.0) / 2)
+    # a collapsed run of a task the cell leaves out is not marked on it
+    # (seeds: 0 ran stsb and rte, 1 stsb, 2 stsb and mrpc, so the cell averages stsb only)
+    rows = [retained("stsb", s, 70.0) for s in (0, 1, 2)]
+    rows += [retained("rte", 0, 60.0), retained("mrpc", 2, 60.0)]
+    rows[-1]["dev_constant"] = 81.2  # mrpc seed 2 at or under the constant answer
+    (cell,) = retention_summary(rows)
+    assert cell.tasks == ("stsb",) and cell.seeds == 3 and cell.collapsed == 0
+    (cell,) = retention_summary(rows[2:])  # seed 2 alone has both tasks: mrpc is averaged
+    assert cell.tasks == ("mrpc", "stsb") and cell.collapsed == 1

@@ -175,8 +175,9 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
                 std=statistics.stdev(complete) if len(complete) > 1 else 0.0,
                 seeds=len(complete),
                 tasks=tuple(tasks),
-                collapsed=sum(
-                    seed in complete_seeds for seed, _ in collapsed[(method, regime, fraction)]
+                collapsed=sum(  # only the runs this cell averages
+                    seed in complete_seeds and task in tasks
+                    for seed, task in collapsed[(method, regime, fraction)]
                 ),
             )
         )
