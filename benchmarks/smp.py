@@ -45,6 +45,7 @@ from _rows import (
 from accelerate.utils import set_seed
 
 from prunekit.data import TaskData, get_task, primary_metric
+from prunekit.device import cpu_name
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
@@ -190,6 +191,7 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
         "dense_dev": dense_dev,
         "finetune_seconds": metrics["train_seconds"],
         "device": metrics.get("device", "cpu"),  # where the fine-tune ran (older: the CPU)
+        "cpu": cpu_name(),  # which processor timed it (rows before 2026-12-06 do not say)
         "scoring_seconds": round(scoring_seconds, 2),
         "held_out_of_pruner_training": task not in args.pruner_tasks,
         # the shipped pruner's rows stay as they were (no field): older rows lack it too
@@ -274,9 +276,23 @@ def pruner_lines(rows: list[dict]) -> list[str]:
 
 
 def time_key(row: dict) -> tuple:
-    """Fine-tune times compare within one task, seed, variant and device type."""
+    """Fine-tune times compare within one task, seed, variant, device type and processor (the
+    project's machine changed between runs; rows that do not record it pair with each other)."""
     device = row.get("device", "cpu").split(":")[0].split(" ")[0]
-    return (row["task"], row["seed"], loop_suffix(row), row.get("train_cap"), device)
+    cpu = row.get("cpu")
+    return (row["task"], row["seed"], loop_suffix(row), row.get("train_cap"), device, cpu)
+
+
+def ratio_cell(ratios: list[float]) -> str:
+    """The median fine-tune time ratio, with the range when the seeds' ratios differ: one
+    pair timed on a busy or other machine (older rows do not name the CPU) shows as a wide
+    range instead of moving a mean."""
+    if not ratios:
+        return "nan"
+    middle = statistics.median(ratios)
+    if len(ratios) == 1 or max(ratios) - min(ratios) < 0.005:
+        return f"{middle:.2f}"
+    return f"{middle:.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def write_report() -> None:
@@ -288,7 +304,7 @@ def write_report() -> None:
         "over seeds; Δ vs the dense model of the same seeds and recipe.",
         "",
         "| task | heads removed per layer | method | dev | Δ vs dense | fine-tune time pruned / "
-        "dense |",
+        "dense (median, range over seeds) |",
         "|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
@@ -305,11 +321,10 @@ def write_report() -> None:
             for m in members
             if time_key(m) in dense_time
         ]
-        time_ratio = statistics.fmean(ratios) if ratios else float("nan")
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
         lines.append(
             f"| {task}{held} | {fraction:.0%} | {method} | {spread(devs)}{collapsed} | "
-            f"{statistics.fmean(devs) - dense:+.2f} | {time_ratio:.2f} |"
+            f"{statistics.fmean(devs) - dense:+.2f} | {ratio_cell(ratios)} |"
         )
     if any(is_collapsed(r) for r in rows):
         lines += ["", collapse_note(constant_floor(rows))]
