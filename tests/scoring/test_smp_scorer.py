@@ -24,6 +24,7 @@ from prunekit.scoring.smp import (
 from prunekit.scoring.smp_meta import (
     geometry_kl,
     make_meta_pruning_loss,
+    representation_geometry,
     sample_head_mask,
     sentence_representation,
 )
@@ -70,6 +71,14 @@ def test_the_geometry_kl_is_zero_when_nothing_changes():
     vectors = torch.randn(9, 16)  # odd: the last one is dropped, as in the authors' code
     assert geometry_kl(vectors, vectors.clone()).item() == pytest.approx(0.0, abs=1e-6)
     assert geometry_kl(vectors, torch.randn(9, 16)).item() > 1e-3
+
+
+def test_an_odd_batch_is_centred_on_all_its_vectors_before_the_last_is_dropped():
+    vectors = torch.randn(9, 16)
+    centred = vectors - vectors.mean(0)  # authors' cos_dist: the mean over all b
+    unit = centred[:8] / centred[:8].norm(dim=-1, keepdim=True)
+    expected = (10 * unit @ unit.T).reshape(8, 4, 2)
+    assert torch.allclose(representation_geometry(vectors), expected, atol=1e-5)
 
 
 def test_pair_tasks_read_the_pooler_or_on_request_the_mean_of_the_last_states():

@@ -20,6 +20,11 @@ __all__ = ["TaskMixture"]
 class TaskMixture(Dataset):
     """``items`` micro-batches of ``batch_size`` examples; item k is ``(task, examples)``.
 
+    Tasks are drawn with weight ⌊|D|^alpha⌋, |D| the size of the dataset given. SMP's
+    recipe gives the train split after prunekit's 10% validation carve-out (what it samples
+    from), OUR CHOICE where the spec counts the whole GLUE train split: CoLA weighs 5 (7,696
+    examples) instead of 6 (8,551); RTE, MRPC and SST-2 are unchanged.
+
     Args:
         datasets: one dataset per task (encoded examples; labels are dropped by `collate`).
         tags: per task, a value added to each of its micro-batches as ``tag`` (e.g. SMP's

@@ -24,7 +24,7 @@ from prunekit.device import resolve_device
 from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import resolve_model
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for
-from prunekit.recipes.common import seed_everything, step_progress
+from prunekit.recipes.common import console, seed_everything, step_progress
 from prunekit.scoring.smp import PAIR, SINGLE, HeadPruner, save_pruner
 from prunekit.scoring.smp_meta import make_meta_pruning_loss
 from prunekit.train import GeneratorState, TrainConfig, TrainExtras, finetune
@@ -63,7 +63,14 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     source = resolve_model(config.model)
-    plm = load(source, attn_implementation="eager").to(device)
+    # the encoder alone: a task head, if the checkpoint has one, has no part in meta-training
+    plm = load(source, attn_implementation="eager").base_model.to(device)
+    if task := getattr(plm.config, "finetuning_task", None):
+        console.print(
+            f"[yellow]note:[/] {config.model} was fine-tuned on {task}; SMP's pruner is "
+            "meta-trained on a pre-trained model, so this one learns that model's maps instead",
+            highlight=False,
+        )
     tokenizer = load_tokenizer(source)
     datasets = [
         TaskData.for_task(

@@ -73,9 +73,11 @@ def sample_head_mask(
 
 def representation_geometry(vectors: torch.Tensor) -> torch.Tensor:
     """D(V) as logits ``[B', B'/2, 2]``: 10 × centred cosines, split into consecutive column
-    pairs (is anchor i closer to candidate 2k or 2k+1?); B' = B rounded down to even."""
-    even = vectors[: vectors.shape[0] - vectors.shape[0] % 2]
-    centred = even - even.mean(0, keepdim=True)
+    pairs (is anchor i closer to candidate 2k or 2k+1?); B' = B rounded down to even. The
+    centre is the mean of all B vectors, as in the authors' ``cos_dist``, taken before an odd
+    batch loses its last row."""
+    centred = vectors - vectors.mean(0, keepdim=True)
+    centred = centred[: vectors.shape[0] - vectors.shape[0] % 2]
     centred = centred / centred.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     cosines = COSINE_SCALE * centred @ centred.T
     return cosines.reshape(cosines.shape[0], -1, 2)
