@@ -9,6 +9,7 @@ import pytest
 from prunekit.errors import DataError
 from prunekit.recipes.report import run_report
 from prunekit.report import aggregate
+from prunekit.report.markdown import _budget_table
 from prunekit.report.summary import paired_gaps, retention_summary
 
 
@@ -269,3 +270,15 @@ def test_a_method_whose_seeds_ran_different_tasks_keeps_its_summary_cell():
     assert cell.tasks == ("stsb",) and cell.seeds == 3 and cell.collapsed == 0
     (cell,) = retention_summary(rows[2:])  # seed 2 alone has both tasks: mrpc is averaged
     assert cell.tasks == ("mrpc", "stsb") and cell.collapsed == 1
+
+
+def test_the_budget_table_names_the_regime_of_trained_students():
+    def budget_row(method, trained):
+        row = {"method": f"{method}-budget", "budget": 0.5, "seed": 0, "heads_removed": 9}
+        row |= {"dev_drop": 0.1, "dev_violation": False, "certificate": {}}
+        return row | ({"trained_by_method": True} if trained else {})
+
+    astar = _budget_table([budget_row("astar", False)], "accuracy")[0]
+    assert astar == "### Budget mode: the method picks the head count (R0)"
+    both = _budget_table([budget_row("astar", False), budget_row("peer", True)], "accuracy")
+    assert both[0].endswith("(R0; peer: its own trained students, R1)")

@@ -267,8 +267,12 @@ def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
     """Budget mode (methods that choose the head count): the certified drop, and dev apart."""
     if not rows:
         return []
+    trained = sorted(
+        {r["method"].removesuffix("-budget") for r in rows if r.get("trained_by_method")}
+    )
+    regime = "R0" if not trained else f"R0; {', '.join(trained)}: its own trained students, R1"
     lines = [
-        "### Budget mode: the method picks the head count (R0)",
+        f"### Budget mode: the method picks the head count ({regime})",
         "",
         f"Budget B in points of {metric}. Search drop: on the examples the search saw. "
         "Certified drop: on the held-out certify part, with its one-sided upper bound "
