@@ -9,7 +9,7 @@ import pytest
 from prunekit.errors import DataError
 from prunekit.recipes.report import run_report
 from prunekit.report import aggregate
-from prunekit.report.markdown import _budget_table
+from prunekit.report.markdown import _budget_table, _seeds_shown
 from prunekit.report.summary import paired_gaps, retention_summary
 
 
@@ -282,3 +282,9 @@ def test_the_budget_table_names_the_regime_of_trained_students():
     assert astar == "### Budget mode: the method picks the head count (R0)"
     both = _budget_table([budget_row("astar", False), budget_row("peer", True)], "accuracy")
     assert both[0].endswith("(R0; peer: its own trained students, R1)")
+
+
+def test_a_cell_with_fewer_seeds_than_its_table_says_so():
+    assert _seeds_shown("80.00 ± 1.00", 2, 3) == "80.00 ± 1.00 (n=2)"
+    assert _seeds_shown("80.00 ± 1.00", 3, 3) == "80.00 ± 1.00"
+    assert _seeds_shown("80.00 (n=1)", 1, 3) == "80.00 (n=1)"  # said already

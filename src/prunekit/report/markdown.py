@@ -82,7 +82,8 @@ def write_report(
                         None,
                     )
                     mark = "†" if regime == "r1" and (task, method) in trained else ""
-                    row.append("–" if cell is None else f"{cell.label} ({cell.delta:+.2f}){mark}")
+                    label = "–" if cell is None else _seeds_shown(cell.label, cell.n, len(seeds))
+                    row.append(label if cell is None else f"{label} ({cell.delta:+.2f}){mark}")
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
             if regime == "r1" and any(t == task for t, _ in trained):
@@ -132,6 +133,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
         title = _regime_title(regime)
         lines += [f"**{title}**", "", "| heads removed | " + " | ".join(methods) + " |"]
         lines.append("|---|" + "---|" * len(methods))
+        most_seeds = max(c.seeds for c in cells if c.regime == regime)
         for fraction in sorted({c.fraction for c in cells if c.regime == regime}):
             row = [f"{fraction:.0%}"]
             for method in methods:
@@ -147,7 +149,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
                     row.append("–")
                 else:
                     partial = "" if len(cell.tasks) == len(tasks) else f" ({', '.join(cell.tasks)})"
-                    row.append(f"{cell.label}{partial}")
+                    row.append(f"{_seeds_shown(cell.label, cell.seeds, most_seeds)}{partial}")
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     return lines
@@ -261,6 +263,12 @@ def _from_memo(certificate: dict[str, Any]) -> str:
     # A*'s evaluations or peer's students: either key, never both
     hits = certificate.get("evaluations_from_memo") or certificate.get("students_from_memo", 0)
     return f" ({hits})" if hits else ""
+
+
+def _seeds_shown(label: str, n: int, of: int) -> str:
+    """A cell's label, with its seed count when it averages fewer seeds than its table's
+    header names (one seed already says ``(n=1)``)."""
+    return f"{label} (n={n})" if 1 < n < of else label
 
 
 def _budget_table(rows: list[dict[str, Any]], metric: str) -> list[str]:
