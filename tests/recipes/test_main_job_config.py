@@ -157,3 +157,26 @@ def test_a_resumed_job_refuses_a_stage_made_with_other_settings(tmp_path):
         + ["--method", "l0", "--data-dir", str(glue_dir())],
     )
     assert result.exit_code == 2 and "(method)" in result.output
+
+
+def test_a_resumed_job_refuses_a_dense_model_of_another_task_model_or_seed(tmp_path):
+    """The dense stage is reused by --resume too: a job killed while pruning SST-2, resumed
+    as MRPC (both two-label tasks), must not prune SST-2's model and call it MRPC's."""
+    dense = tmp_path / "dense"
+    dense.mkdir()
+    made = {"task": "rte", "model": "default"}
+    made["config"] = {"train": {"seed": 0}, "max_train_samples": 20000}  # the job's cap
+    (dense / "metrics.json").write_text(json.dumps(made))
+    for argv, differ in (
+        (["--task", "mrpc"], "(task)"),
+        (["--task", "rte", "--seed", "1"], "(seed)"),
+        (["--task", "rte", "--model", str(tmp_path)], "(model)"),
+        (["--task", "rte", "--max-train-samples", "100"], "(max_train_samples)"),
+    ):
+        result = CliRunner().invoke(
+            app,
+            ["run", "--out", str(tmp_path), "--resume", "--data-dir", str(glue_dir()), *argv],
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert differ in result.output and "dense" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense"]  # nothing else ran

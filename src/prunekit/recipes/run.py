@@ -98,7 +98,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     dense_dir = out / "dense"
     pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
-    for name, method in pruned.items():  # before any stage runs
+    if dense_dir.is_dir():  # before any stage runs
+        _check_resumed(dense_dir, _dense_settings(config), nested=True)
+    for name, method in pruned.items():
         if (out / name).is_dir():
             _check_resumed(out / name, _stage_settings(config, method))
 
@@ -237,12 +239,33 @@ def _stage_settings(config: RunConfig, method: str) -> dict[str, Any]:
     }
 
 
-def _check_resumed(stage_dir: Path, wanted: dict[str, Any]) -> None:
+def _dense_settings(config: RunConfig) -> dict[str, Any]:
+    """What the dense stage was fine-tuned with, as its metrics.json records it (dotted keys
+    into its ``config``): pruning another task's, model's or seed's dense model would be
+    reported as this job's."""
+    recipe = recipe_for(config.task)
+    return {
+        "task": config.task,
+        "model": config.model,
+        "config.train.seed": config.seed,
+        "config.max_train_samples": _capped(recipe.max_train_samples, config.max_train_samples),
+    }
+
+
+def _check_resumed(stage_dir: Path, wanted: dict[str, Any], nested: bool = False) -> None:
     """Refuse to reuse a finished stage made with other settings (the summary would credit
     them to this job's); stages of older versions record fewer settings, checked as far as
-    they go."""
+    they go. ``nested``: the keys are dotted paths into the record."""
     made = json.loads((stage_dir / "metrics.json").read_text())
-    differ = [k for k, v in wanted.items() if k in made and made[k] != v]
+    missing = object()
+
+    def recorded(key: str) -> Any:
+        value: Any = made
+        for part in key.split(".") if nested else (key,):
+            value = value.get(part, missing) if isinstance(value, dict) else missing
+        return value
+
+    differ = [k.rsplit(".", 1)[-1] for k, v in wanted.items() if recorded(k) not in (missing, v)]
     if differ:
         raise ConfigError(
             f"{stage_dir} was made with other settings ({', '.join(differ)}) than this job "
