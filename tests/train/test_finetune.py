@@ -339,3 +339,63 @@ def test_plain_sgd_takes_the_gradient_step():
     finetune(model, toy_dataset()[:8], default_collate, config)
     name, param = "classifier.weight", dict(reference.named_parameters())["classifier.weight"]
     assert torch.allclose(weights(model)[name], start[name] - 0.1 * param.grad, atol=1e-6)
+
+
+def test_a_run_killed_after_its_last_step_resumes_there_with_nothing_left_to_train(tmp_path):
+    """keep_checkpoint: a kill while the caller evaluates or saves must not cost the run."""
+    config = TrainConfig(learning_rate=1e-3, epochs=2, batch_size=8, checkpoint_every=4)
+    trained = tiny_model("bert")
+    first = finetune(
+        trained, toy_dataset(), default_collate, config, tmp_path, keep_checkpoint=True
+    )
+    assert json.loads((tmp_path / "last" / "trainer_state.json").read_text())["step"] == 12
+    again = tiny_model("bert")  # the caller was killed: a new process starts from scratch
+    steps = []
+    result = finetune(
+        again,
+        toy_dataset(),
+        default_collate,
+        config,
+        tmp_path,
+        resume=True,
+        on_step=lambda *args: steps.append(args),
+        keep_checkpoint=True,
+    )
+    assert result.resumed_from_step == result.steps == 12 and not steps  # no step trained
+    assert result.final_loss == pytest.approx(first.final_loss)
+    expected, actual = weights(trained), weights(again)
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+def test_a_checkpoint_of_another_start_is_not_resumed(tmp_path):
+    config = TrainConfig(learning_rate=1e-3, epochs=1, batch_size=8)
+    data = toy_dataset()
+    finetune(tiny_model("bert"), data, default_collate, config, tmp_path, keep_checkpoint=True)
+    other = finetune(
+        tiny_model("bert"),
+        data,
+        default_collate,
+        config,
+        tmp_path,
+        resume=True,
+        start={"weights": "another model"},
+    )
+    assert other.resumed_from_step == 0 and other.steps == 6
+
+
+def test_a_kill_between_the_checkpoint_renames_resumes_from_the_previous_one(tmp_path):
+    from prunekit.train.checkpoints import saved_state
+
+    (tmp_path / "last.old").mkdir()  # last/ renamed away, the new one not yet in place
+    (tmp_path / "last.old" / "trainer_state.json").write_text('{"step": 8}')
+    assert saved_state(tmp_path / "last") == {"step": 8}
+    assert (tmp_path / "last" / "trainer_state.json").is_file()
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(tmp_path):
+    from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
+
+    (tmp_path / METRICS_FILE).write_text('{"step": 10, "loss": 0.5}\n{"step": 20, "lo')
+    log = MetricsLog(tmp_path, 10, main=True)
+    log.restore(20, {})
+    assert log.read() == [{"step": 10, "loss": 0.5}]

@@ -12,6 +12,7 @@ only used for the final report.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -183,6 +184,20 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
             f"GLUE_DIR to a folder in the glue_data layout (DIR/SST-2/train.tsv)."
         )
     return path
+
+
+def examples_digest(
+    task: str | TaskSpec,
+    split: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> str:
+    """24 hex digits identifying a split's examples (texts and labels, in order): a checkpoint
+    keyed by it is never resumed on other data."""
+    digest = hashlib.sha256()
+    for example in load_examples(task, split, data_dir, seed):
+        digest.update(repr(example).encode())
+    return digest.hexdigest()[:24]
 
 
 def load_examples(

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.data import TaskData, load_examples
+from prunekit.data import TaskData, examples_digest
 from prunekit.methods.registry import (
     HeadTarget,
     MethodConfig,
@@ -108,6 +108,5 @@ def _run_id(
     hash_weights(digest, model)
     if teacher is not None and teacher is not model:
         hash_weights(digest, teacher)
-    for example in load_examples(data.task, "train", data.data_dir, data.seed):
-        digest.update(repr(example).encode())
+    digest.update(examples_digest(data.task, "train", data.data_dir, data.seed).encode())
     return f"{method}-{digest.hexdigest()[:12]}"

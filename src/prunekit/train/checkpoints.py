@@ -3,6 +3,7 @@ half of one, and stamped with a fingerprint of the run so another run never resu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -25,7 +26,15 @@ def run_fingerprint(fields: dict[str, Any], total: int, examples: int) -> str:
 
 
 def saved_state(last_dir: Path | None) -> dict[str, Any] | None:
-    if last_dir is None or not (last_dir / _STATE_FILE).is_file():
+    """The state of the checkpoint in ``last_dir``; when a kill came between `save_checkpoint`'s
+    renames, the complete previous one (``last.old``) is moved back first."""
+    if last_dir is None:
+        return None
+    old = last_dir.with_name(f"{last_dir.name}.old")
+    if not last_dir.exists() and (old / _STATE_FILE).is_file():
+        with contextlib.suppress(OSError):  # another process of the run moved it first
+            old.rename(last_dir)
+    if not (last_dir / _STATE_FILE).is_file():
         return None
     return json.loads((last_dir / _STATE_FILE).read_text())
 
@@ -37,6 +46,7 @@ def save_checkpoint(
     pending: dict[str, Any],
     run: str,
     seconds: float = 0.0,
+    loss: float | None = None,
 ) -> None:
     """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one.
     ``seconds``: training time up to ``step``, resumes included (a resumed run adds its own)."""
@@ -47,8 +57,14 @@ def save_checkpoint(
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
         state = {"step": step, "pending": pending, "run": run, "seconds": round(seconds, 3)}
+        state["loss"] = loss  # the last step's, reported by a run resumed after its last step
         (tmp / _STATE_FILE).write_text(json.dumps(state))
+        # Swap by renames only: a kill at any point leaves a complete last/ or last.old/.
+        old = last_dir.with_name(f"{last_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
         if last_dir.exists():
-            shutil.rmtree(last_dir)
+            last_dir.rename(old)
         tmp.rename(last_dir)
+        shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()

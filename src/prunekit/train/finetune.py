@@ -129,6 +129,8 @@ def finetune(
     loss_fn: LossFn | None = None,
     on_step: StepCallback | None = None,
     extras: TrainExtras | None = None,
+    start: dict[str, Any] | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place. Returns when ``max_steps`` or ``epochs`` are done.
 
@@ -140,6 +142,11 @@ def finetune(
         resume: continue from ``checkpoint_dir/last`` when it exists.
         on_step: called on the main process after every optimizer step.
         extras: parameter groups, hooks and state of a training-time method.
+        start: what the run starts from (digests of the weights and data, say): part of the
+            checkpoint's fingerprint, so a resume with another model or data starts over.
+        keep_checkpoint: also checkpoint the last step and leave ``last/`` in place: the caller
+            deletes it once its own output is saved, so a kill while it evaluates or saves
+            resumes there instead of at step 0.
     """
     started = time.perf_counter()
     extras = extras or TrainExtras()
@@ -194,7 +201,8 @@ def finetune(
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
     logger = MetricsLog(checkpoint_dir, config.log_every, accelerator.is_main_process)
-    run = run_fingerprint(_fingerprint_fields(config), total, len(train_dataset))
+    fields = _fingerprint_fields(config) | ({"start": start} if start else {})
+    run = run_fingerprint(fields, total, len(train_dataset))
     saved = saved_state(last_dir) if resume else None
     if saved is not None and saved.get("run") != run:
         # Another configuration wrote this checkpoint (other settings, data or step count):
@@ -217,10 +225,13 @@ def finetune(
     resumed_from = step
 
     model.train()
-    loss_value = float("nan")
+    # a run resumed after its last step trains nothing: it reports the loss saved with it
+    loss_value = float("nan") if saved is None or saved.get("loss") is None else saved["loss"]
     accumulate = config.accumulation_steps
     pending: list[dict[str, float]] = []  # values of this step's micro-batches so far
     for epoch in range(step // steps_per_epoch, epochs):
+        if step >= total:  # resumed from the last step's checkpoint: nothing left to train
+            break
         loader.set_epoch(epoch)
         seen = (step - epoch * steps_per_epoch) * accumulate
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
@@ -259,8 +270,10 @@ def finetune(
                 on_step(step, total, values)
             end_of_epoch = step % steps_per_epoch == 0
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
-            if last_dir is not None and due and step < total:
-                save_checkpoint(accelerator, last_dir, step, logger.pending_state(), run, elapsed())
+            final = step >= total
+            if last_dir is not None and ((due and not final) or (final and keep_checkpoint)):
+                state = (logger.pending_state(), run, elapsed(), loss_value)
+                save_checkpoint(accelerator, last_dir, step, *state)
             if step >= total:
                 break
         if step >= total:
@@ -275,8 +288,8 @@ def finetune(
     if not own_forward:  # unwrapping binds the original forward to the instance: drop it
         vars(unwrapped).pop("forward", None)
     model.eval()
-    if last_dir is not None and accelerator.is_main_process and last_dir.exists():
-        shutil.rmtree(last_dir)  # training finished: the result supersedes the checkpoint
+    if last_dir is not None and accelerator.is_main_process and not keep_checkpoint:
+        shutil.rmtree(last_dir, ignore_errors=True)  # finished: the result supersedes it
     return TrainResult(
         steps=step,
         final_loss=loss_value,

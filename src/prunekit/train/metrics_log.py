@@ -35,8 +35,8 @@ class MetricsLog:
     def restore(self, step: int, pending: dict[str, Any]) -> None:
         self.sums, self.count = dict(pending.get("sums", {})), int(pending.get("count", 0))
         if self.path is not None and self.path.is_file():
-            kept = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
-            self.lines = [line for line in kept if line["step"] <= step]
+            kept = [_parsed(x) for x in self.path.read_text().splitlines() if x.strip()]
+            self.lines = [line for line in kept if line is not None and line["step"] <= step]
             if self.main:
                 self.path.write_text("".join(json.dumps(x) + "\n" for x in self.lines))
 
@@ -58,3 +58,11 @@ class MetricsLog:
 
     def read(self) -> list[dict[str, float]]:
         return list(self.lines)
+
+
+def _parsed(line: str) -> dict[str, Any] | None:
+    """One logged line; None for the torn last line of a run killed while appending it."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None

@@ -10,9 +10,10 @@ from typing import Any
 from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict
 
-from prunekit.data import TaskData, get_task
+from prunekit.data import TaskData, examples_digest, get_task
 from prunekit.device import describe_device, module_device
 from prunekit.models.checkpoint import write_model_files
+from prunekit.models.memo import weights_digest
 from prunekit.models.sources import DEFAULT_MODEL, load_for_task
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
 from prunekit.train.evaluate import evaluate_splits
@@ -54,6 +55,12 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
     data = data.with_tokenizer(tokenizer)
     train_set = data.dataset("train", config.max_train_samples)
     checkpoints = checkpoint_dir_for(config.out)
+    # what the run starts from: a resume with another model, data or truncation starts over
+    start = {
+        "weights": weights_digest(model),
+        "examples": examples_digest(task, "train", config.data_dir, config.train.seed),
+        "max_seq_length": config.max_seq_length,
+    }
     result = finetune(
         model,
         train_set,
@@ -62,6 +69,8 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
         checkpoint_dir=checkpoints,
         resume=config.resume,
         on_step=on_step,
+        start=start,
+        keep_checkpoint=True,  # deleted below, once the model and its metrics are saved
     )
     record = {
         "task": task.name,
