@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from pydantic import ValidationError
 
 from prunekit.recipes.finetune import finetune_config
+from prunekit.train import task_recipes
 from prunekit.train.task_recipes import TASK_RECIPES, TaskRecipe, dense_key, recipe_for
 
 
@@ -86,3 +90,33 @@ def test_later_fields_key_the_cache_only_when_not_at_their_default(tmp_path, fie
     assert getattr(changed.train_config(seed=0), field) == value
     config = finetune_config("rte", tmp_path / "a", **{field: value})
     assert getattr(config.train, field) == value
+
+
+def test_hub_models_of_one_name_in_two_organisations_get_two_cache_entries():
+    recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
+    a, b = (dense_key(f"{org}/bert-mini", "rte", 0, recipe) for org in ("orgA", "orgB"))
+    assert a != b and "bert-mini" in a
+
+
+def test_two_jobs_needing_one_dense_model_fine_tune_it_once(tmp_path, monkeypatch):
+    """The second waits for the first's lock, then finds the model finished."""
+    calls = []
+
+    def fake_finetune(config, on_step=None):
+        calls.append(config.out)
+        time.sleep(0.5)  # the other job arrives while this one trains
+        config.out.mkdir(parents=True)
+        (config.out / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(task_recipes, "finetune_task", fake_finetune)
+    found = []
+
+    def job():
+        found.append(task_recipes.cached_dense_model("default", "rte", 0, root=tmp_path))
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and found[0] == found[1] == calls[0]

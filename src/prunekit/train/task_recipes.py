@@ -13,13 +13,20 @@ dense model it needs and gets the cached one, or a fine-tune that resumes after 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -128,11 +135,14 @@ def dense_key(model: str, task: str, seed: int, recipe: TaskRecipe) -> str:
 
 
 def _local_model_digest(model: str) -> str:
-    """``-<8 hex>`` of a local directory's config and weight files; empty for ``default`` and
-    hub names (the shipped model and a hub revision name what they hold)."""
+    """``-<8 hex>`` of a local directory's config and weight files, or of a hub id (its last
+    part alone would give ``orgA/bert-mini`` and ``orgB/bert-mini`` one entry); empty for
+    ``default``, the shipped model."""
     path = Path(str(model))
-    if str(model) == "default" or not path.is_dir():
+    if str(model) == "default":
         return ""
+    if not path.is_dir():
+        return f"-{hashlib.sha256(str(model).encode()).hexdigest()[:8]}"
     return f"-{model_files_digest(path)}"
 
 
@@ -194,18 +204,38 @@ def cached_dense_model(
     out = dense_model_dir(model, task, seed, recipe, root)  # its key once: it may hash weights
     if _finished(out):
         return out
-    finetune_task(
-        FinetuneConfig(
-            model=model,
-            task=task,
-            out=out,
-            data_dir=data_dir,
-            train=recipe.train_config(seed, device=device),
-            max_seq_length=recipe.max_seq_length,
-            max_train_samples=recipe.max_train_samples,
-            resume=True,
-            overwrite=out.exists(),
-        ),
-        on_step,
-    )
+    # Two jobs that need the same model (two compares of one seed) take turns: the second
+    # waits, then finds it finished, instead of both training into one checkpoint folder.
+    with _locked(out.with_name(f".{out.name}.lock")):
+        if _finished(out):
+            return out
+        finetune_task(
+            FinetuneConfig(
+                model=model,
+                task=task,
+                out=out,
+                data_dir=data_dir,
+                train=recipe.train_config(seed, device=device),
+                max_seq_length=recipe.max_seq_length,
+                max_train_samples=recipe.max_train_samples,
+                resume=True,
+                overwrite=out.exists(),
+            ),
+            on_step,
+        )
     return out
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created) for the block; where ``fcntl`` does
+    not exist (Windows), no lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
