@@ -8,6 +8,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from prunekit.errors import ConfigError
 from prunekit.recipes.finetune import finetune_config
 from prunekit.train import task_recipes
 from prunekit.train.task_recipes import TASK_RECIPES, TaskRecipe, dense_key, recipe_for
@@ -120,3 +121,14 @@ def test_two_jobs_needing_one_dense_model_fine_tune_it_once(tmp_path, monkeypatc
     for thread in threads:
         thread.join()
     assert len(calls) == 1 and found[0] == found[1] == calls[0]
+
+
+def test_a_train_cap_of_zero_lifts_the_recipes_subset_and_bad_lengths_are_refused(tmp_path):
+    assert recipe_for("mnli").max_train_samples == 20000
+    assert finetune_config("mnli", tmp_path).max_train_samples == 20000
+    assert finetune_config("mnli", tmp_path, max_train_samples=0).max_train_samples is None
+    assert finetune_config("mnli", tmp_path, max_train_samples=50).max_train_samples == 50
+    with pytest.raises(ConfigError, match="--max-seq-length must be at least 2, got 0"):
+        finetune_config("rte", tmp_path, max_seq_length=0)
+    with pytest.raises(ConfigError, match="--max-train-samples"):
+        finetune_config("rte", tmp_path, max_train_samples=-1)

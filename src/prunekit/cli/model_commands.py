@@ -48,7 +48,11 @@ def finetune(
         int | None, typer.Option(help="Truncate inputs to N tokens.", show_default=False)
     ] = None,
     max_train_samples: Annotated[
-        int | None, typer.Option(help="Seeded subset of train.", show_default=False)
+        int | None,
+        typer.Option(
+            help="Seeded subset of train (default: the recipe's; 0: the whole split).",
+            show_default=False,
+        ),
     ] = None,
     warmup_ratio: Annotated[
         float | None, typer.Option(help="Linear warm-up fraction.", show_default=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.data import get_task
-from prunekit.recipes.common import step_progress
+from prunekit.recipes.common import at_least, step_progress
 from prunekit.train import TrainConfig
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import TaskRecipe, recipe_for
@@ -27,12 +27,19 @@ def finetune_config(
     overwrite: bool = False,
     **train: Any,
 ) -> FinetuneConfig:
-    """``task``'s recipe with every given (not None) setting on top.
+    """``task``'s recipe with every given (not None) setting on top; ``max_train_samples=0``
+    lifts the recipe's train subset.
 
     ``train`` takes `TrainConfig` fields (learning_rate, epochs, max_steps, batch_size, ...).
     """
+    at_least(2, max_seq_length=max_seq_length)
+    at_least(0, max_train_samples=max_train_samples)
     recipe: TaskRecipe = recipe_for(get_task(task).name)
     train_config = recipe.train_config(seed, **train)
+    if max_train_samples is None:  # the recipe's subset (MNLI, QQP, QNLI: 20,000)
+        max_train_samples = recipe.max_train_samples
+    elif max_train_samples == 0:  # as for run and compare: the whole split
+        max_train_samples = None
     return FinetuneConfig(
         model=model,
         task=task,
@@ -40,7 +47,7 @@ def finetune_config(
         data_dir=data_dir,
         train=train_config,
         max_seq_length=max_seq_length or recipe.max_seq_length,
-        max_train_samples=max_train_samples or recipe.max_train_samples,
+        max_train_samples=max_train_samples,
         resume=resume,
         overwrite=overwrite,
     )
