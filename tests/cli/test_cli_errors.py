@@ -6,13 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import transformers
 from conftest import TINY, glue_dir, tiny_model, word_tokenizer
 from typer.testing import CliRunner
 
 from prunekit import PruningPlan, apply_plan, save
 from prunekit.cli import app
+from prunekit.data import get_task
+from prunekit.errors import ModelLoadError
 from prunekit.methods import DEFAULT_HEAD_METHOD
+from prunekit.models.sources import load_for_task
 
 runner = CliRunner()
 TINY_BERT = dict(
@@ -326,3 +330,24 @@ def test_smp_train_pruner_rejects_an_unknown_pair_representation(tmp_path):
     result = invoke("smp", "train-pruner", "--out", tmp_path / "p", "--pair-representation", "cls")
     assert_user_error(result, "--pair-representation", "'pooler' or 'mean'")
     assert not (tmp_path / "p").exists()
+
+
+def test_eval_of_a_model_without_the_tasks_classifier_says_so_and_repeats(
+    tiny_bert_with_real_tokenizer,
+):
+    args = ["eval", "--model", tiny_bert_with_real_tokenizer, "--task", "rte"]
+    args += ["--max-samples", "16", "--data-dir", glue_dir(), "--json"]
+    first, second = invoke(*args), invoke(*args)
+    assert first.exit_code == 0 and "no rte classifier" in first.stderr
+    assert json.loads(first.stdout)["metrics"] == json.loads(second.stdout)["metrics"]
+
+
+def test_a_model_with_pickled_weights_only_is_refused(tmp_path):
+    """pytorch_model.bin is a pickle: never loaded, whichever command asks."""
+    model = tiny_model("bert")
+    model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "m" / "pytorch_model.bin")
+    assert_user_error(invoke("inspect", tmp_path / "m"), "never unpickles")
+    with pytest.raises(ModelLoadError):  # the task-model path (eval, finetune, prune)
+        load_for_task(str(tmp_path / "m"), get_task("rte"))

@@ -292,8 +292,12 @@ def _from_pretrained_dense(model_class, directory: Path, kwargs: dict) -> PreTra
     def attempt(cls) -> tuple[PreTrainedModel, set[str]]:
         try:
             with quiet_transformers():
-                model, info = cls.from_pretrained(
-                    directory, local_files_only=True, output_loading_info=True, **kwargs
+                model, info = cls.from_pretrained(  # safetensors only: no pickle is read
+                    directory,
+                    local_files_only=True,
+                    output_loading_info=True,
+                    use_safetensors=True,
+                    **kwargs,
                 )
         except SafetensorError as err:
             raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None

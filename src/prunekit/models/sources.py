@@ -95,8 +95,14 @@ def load_for_task(
         # A base encoder has no classifier yet; transformers' load report would call that a
         # problem in a long table, so it is silenced here and the new head is logged instead.
         with quiet_transformers():
+            # safetensors only: a pytorch_model.bin is a pickle, never unpickled here
             model, loading = AutoModelForSequenceClassification.from_pretrained(
-                source, local_files_only=local, output_loading_info=True, **label_kwargs, **kwargs
+                source,
+                local_files_only=local,
+                output_loading_info=True,
+                use_safetensors=True,
+                **label_kwargs,
+                **kwargs,
             )
         # Recipes read this to refuse pruning a model whose classifier is still random.
         model.prunekit_new_modules = sorted({k.rsplit(".", 1)[0] for k in loading["missing_keys"]})
