@@ -63,12 +63,12 @@ def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
     assert not result.capped
 
 
-def budget_search(name: str, weight, drop, budget: float, limit: int = 10**6):
+def budget_search(name: str, weight, drop, budget: float, limit: int = 10**6, capacity=None):
     drops = lambda states: [drop(s) for s in states]  # noqa: E731
-    counter, branching = EvalCounter(limit), len(HEADS)
+    counter, branching, depth = EvalCounter(limit), len(HEADS), len(HEADS)
     if name == "per-k":
-        return search_max_heads(100.0, weight, drops, budget, branching, counter, len(HEADS))
-    return search_deepest(weight, drops, budget, branching, counter, len(HEADS))
+        return search_max_heads(100.0, weight, drops, budget, branching, counter, depth, capacity)
+    return search_deepest(weight, drops, budget, branching, counter, depth, capacity=capacity)
 
 
 @pytest.mark.parametrize("search", ["deepest", "per-k"])
@@ -436,16 +436,8 @@ def respects_floor(state) -> bool:
 @pytest.mark.parametrize("search", ["deepest", "per-k"])
 def test_budget_searches_keep_the_per_layer_floor_and_find_the_largest_set_within_it(search):
     weight, drop = synthetic(7)
-    drops = lambda states: [drop(s) for s in states]  # noqa: E731
-    counter, budget = EvalCounter(10**6), 10.0
-    if search == "per-k":
-        result = search_max_heads(
-            100.0, weight, drops, budget, len(HEADS), counter, len(HEADS), FLOOR_CAPACITY
-        )
-    else:
-        result = search_deepest(
-            weight, drops, budget, len(HEADS), counter, len(HEADS), capacity=FLOOR_CAPACITY
-        )
+    budget = 10.0
+    result = budget_search(search, weight, drop, budget, capacity=FLOOR_CAPACITY)
     assert respects_floor(result.state) and drop(result.state) <= budget
     sizes = [
         k
