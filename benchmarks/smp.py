@@ -288,7 +288,7 @@ def ratio_cell(ratios: list[float]) -> str:
     pair timed on a busy or other machine (older rows do not name the CPU) shows as a wide
     range instead of moving a mean."""
     if not ratios:
-        return "nan"
+        return "–"
     middle = statistics.median(ratios)
     if len(ratios) == 1 or max(ratios) - min(ratios) < 0.005:
         return f"{middle:.2f}"
@@ -328,6 +328,13 @@ def write_report() -> None:
         )
     if any(is_collapsed(r) for r in rows):
         lines += ["", collapse_note(constant_floor(rows))]
+    if any(r["method"] != "dense" and time_key(r) not in dense_time for r in rows):
+        lines += [
+            "",
+            "–: no dense fine-tune of the same task, seed, loop options and processor to divide "
+            "by (rows before 2026-12-06 do not name their processor, so they pair only with "
+            "each other).",
+        ]
     if any(r.get("train_cap") for r in rows):
         lines += [
             "",
