@@ -309,3 +309,16 @@ def test_no_data_dir_and_no_datasets(monkeypatch: pytest.MonkeyPatch) -> None:
         load_examples("sst2", "dev")
     msg = str(err.value)
     assert "--data-dir" in msg and "GLUE_DIR" in msg and "datasets" in msg
+
+
+def test_qqp_skips_its_known_short_rows_as_glues_loaders_do(tmp_path: Path, caplog) -> None:
+    """The original QQP train.tsv has lines with missing columns; other tasks still refuse."""
+    header = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
+    rows = [f"{i}\t{2 * i}\t{2 * i + 1}\tq{i} a?\tq{i} b?\t{i % 2}" for i in range(30)]
+    rows.insert(5, "363362\tHow can I lose weight?\t0")  # three columns, as in the real file
+    _write(tmp_path / "QQP/train.tsv", [header, *rows])
+    with caplog.at_level("WARNING"):
+        examples = load_examples("qqp", "train", tmp_path) + load_examples(
+            "qqp", "validation", tmp_path
+        )
+    assert len(examples) == 30 and "skipped 1 malformed" in caplog.text

@@ -275,15 +275,23 @@ def _load_tsv(spec: TaskSpec, root: Path, source: str) -> tuple[Example, ...]:
     return _parse_tsv(str(path), spec, stat.st_mtime_ns, stat.st_size)
 
 
+# The original GLUE QQP train.tsv has rows with missing columns (GLUE-baselines issue #5);
+# transformers' QqpProcessor and HF datasets skip them. Every other task's file is whole.
+_SKIPS_MALFORMED = frozenset({"qqp"})
+
+
 @lru_cache(maxsize=32)
 def _parse_tsv(path: str, spec: TaskSpec, _mtime_ns: int, _size: int) -> tuple[Example, ...]:
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             width, text_cols, label_col = _columns(reader, spec, path)
-            examples = []
+            examples, skipped = [], 0
             for row in reader:
                 if not row:
+                    continue
+                if len(row) != width and spec.name in _SKIPS_MALFORMED:
+                    skipped += 1
                     continue
                 if len(row) != width:
                     raise DataError(
@@ -297,6 +305,8 @@ def _parse_tsv(path: str, spec: TaskSpec, _mtime_ns: int, _size: int) -> tuple[E
         raise DataError(
             f"Could not read GLUE file {path} ({exc}); replace it with the original GLUE file."
         ) from exc
+    if skipped:
+        logger.warning("skipped %d malformed lines of %s (as GLUE's own loaders do)", skipped, path)
     logger.debug("parsed %d %s examples from %s", len(examples), spec.name, path)
     return tuple(examples)
 
