@@ -44,9 +44,16 @@ def synthetic(seed: int):
     return weight, drop
 
 
-@pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("k", [2, 4])
-def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
+FLOOR_CAPACITY = {layer: H - 2 for layer in range(L)}  # --at-least-heads-per-layer 2
+
+
+def respects_floor(state) -> bool:
+    return all(sum(1 for li, _ in state if li == layer) <= H - 2 for layer in range(L))
+
+
+def assert_fixed_k_finds_the_brute_force_optimum(seed: int, k: int, capacity=None) -> None:
+    """Fixed-K A* with full branching returns the K-set of least drop among those allowed
+    (every set, or those keeping the per-layer floor when ``capacity`` is FLOOR_CAPACITY)."""
     weight, drop = synthetic(seed)
     result = search_fixed_k(
         k,
@@ -56,11 +63,18 @@ def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
         budget=math.inf,
         branching=len(HEADS),
         counter=EvalCounter(10**6),
+        capacity=capacity,
     )
-    best = min(drop(frozenset(c)) for c in itertools.combinations(HEADS, k))
-    assert len(result.state) == k
-    assert result.drop == pytest.approx(best)
+    allowed = [c for c in itertools.combinations(HEADS, k) if capacity is None or respects_floor(c)]
+    assert len(result.state) == k and (capacity is None or respects_floor(result.state))
+    assert result.drop == pytest.approx(min(drop(frozenset(c)) for c in allowed))
     assert not result.capped
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [2, 4])
+def test_fixed_k_astar_finds_the_brute_force_optimum(seed, k):
+    assert_fixed_k_finds_the_brute_force_optimum(seed, k)
 
 
 def budget_search(name: str, weight, drop, budget: float, limit: int = 10**6, capacity=None):
@@ -426,13 +440,6 @@ def test_capped_fixed_k_astar_reports_its_completion():
     assert "--max-evals" in warning
 
 
-FLOOR_CAPACITY = {layer: H - 2 for layer in range(L)}  # --at-least-heads-per-layer 2
-
-
-def respects_floor(state) -> bool:
-    return all(sum(1 for li, _ in state if li == layer) <= H - 2 for layer in range(L))
-
-
 @pytest.mark.parametrize("search", ["deepest", "per-k"])
 def test_budget_searches_keep_the_per_layer_floor_and_find_the_largest_set_within_it(search):
     weight, drop = synthetic(7)
@@ -451,20 +458,7 @@ def test_budget_searches_keep_the_per_layer_floor_and_find_the_largest_set_withi
 
 
 def test_fixed_k_search_finds_the_best_set_that_keeps_the_floor():
-    weight, drop = synthetic(3)
-    result = search_fixed_k(
-        5,
-        100.0,
-        weight,
-        lambda states: [drop(s) for s in states],
-        budget=math.inf,
-        branching=len(HEADS),
-        counter=EvalCounter(10**6),
-        capacity=FLOOR_CAPACITY,
-    )
-    allowed = [frozenset(c) for c in itertools.combinations(HEADS, 5) if respects_floor(c)]
-    assert respects_floor(result.state)
-    assert result.drop == pytest.approx(min(drop(c) for c in allowed))
+    assert_fixed_k_finds_the_brute_force_optimum(3, 5, FLOOR_CAPACITY)
 
 
 def test_within_capacity_drops_the_heads_a_full_layer_cannot_lose():
