@@ -399,3 +399,35 @@ def test_a_torn_last_log_line_is_dropped_on_resume(tmp_path):
     log = MetricsLog(tmp_path, 10, main=True)
     log.restore(20, {})
     assert log.read() == [{"step": 10, "loss": 0.5}]
+
+
+class _Planted:
+    """A pickle that, once unpickled without ``weights_only``, leaves a file behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_resuming_a_checkpoint_never_runs_code_planted_in_its_pickles(tmp_path):
+    """A checkpoint folder could come from anywhere: every state file it holds is read with
+    ``weights_only=True`` (the scheduler and a method's state are not accelerate's pickles)."""
+    config = TrainConfig(learning_rate=1e-3, epochs=1, batch_size=8)
+    sampler = GeneratorState(torch.Generator().manual_seed(0))
+    extras = TrainExtras(state={"sampler": sampler})
+    data = toy_dataset()
+    run = tmp_path / "run"
+    finetune(
+        tiny_model("bert"), data, default_collate, config, run, extras=extras, keep_checkpoint=True
+    )
+    assert not list((run / "last").glob("custom_checkpoint_*"))  # nothing accelerate unpickles
+    evidence = tmp_path / "code-ran"
+    pickles = [p for p in (run / "last").rglob("*") if p.suffix in {".pkl", ".pt", ".bin"}]
+    assert pickles
+    for path in pickles:
+        torch.save({"state": _Planted(evidence)}, path)
+    with pytest.raises(Exception, match="(?i)weights.only|unpickl"):
+        finetune(tiny_model("bert"), data, default_collate, config, run, True, extras=extras)
+    assert not evidence.exists()

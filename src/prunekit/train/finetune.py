@@ -47,7 +47,12 @@ from prunekit.errors import ConfigError
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
 from prunekit.train.batching import LengthGroupedSampler
-from prunekit.train.checkpoints import run_fingerprint, save_checkpoint, saved_state
+from prunekit.train.checkpoints import (
+    load_objects,
+    run_fingerprint,
+    save_checkpoint,
+    saved_state,
+)
 from prunekit.train.extras import (
     LossFn,
     LossOutput,
@@ -183,9 +188,7 @@ def finetune(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, [weights_schedule if s else constant for s in schedules]
     )
-    accelerator.register_for_checkpointing(scheduler)
-    for name in sorted(extras.state):  # sorted: the checkpoint slots must not depend on order
-        accelerator.register_for_checkpointing(extras.state[name])
+    objects = {"scheduler": scheduler} | {f"extra.{k}": v for k, v in extras.state.items()}
     compute_loss = loss_fn or _model_loss
     ascent = [p for g in extras.param_groups if g.ascent for p in g.params]
     # DDP averages the gradients of the model it wraps; a method's own parameters (L0's log
@@ -216,6 +219,7 @@ def finetune(
 
     if saved is not None:
         accelerator.load_state(str(last_dir))
+        load_objects(last_dir, objects)
         step = saved["step"]
         earlier_seconds = saved.get("seconds", 0.0)  # older checkpoints did not keep it
         logger.restore(step, saved.get("pending", {}))
@@ -272,7 +276,7 @@ def finetune(
             due = step % config.checkpoint_every == 0 if config.checkpoint_every else end_of_epoch
             final = step >= total
             if last_dir is not None and ((due and not final) or (final and keep_checkpoint)):
-                state = (logger.pending_state(), run, elapsed(), loss_value)
+                state = (logger.pending_state(), run, elapsed(), loss_value, objects)
                 save_checkpoint(accelerator, last_dir, step, *state)
             if step >= total:
                 break
