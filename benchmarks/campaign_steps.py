@@ -268,4 +268,37 @@ STEPS = (
         after=("sparse-rte-s0",),
         dense=dense_models("mrpc:0 rte:0"),
     ),
+    Step(
+        "smp-sst2-s0",
+        10,
+        "SMP and random at 50% on SST-2 seed 0, the fifth task (20,000 seeded train examples, "
+        "the in-run dense model alike: the full split is ~1 h a fine-tune here); without HISP, "
+        "whose importance needs the full-recipe dense model",
+        30,
+        (
+            "python benchmarks/smp.py --tasks sst2 --seeds 0 --fractions 0.5 "
+            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
+        ),
+        (SMP,),
+    ),
+    Step(
+        "smp-mrpc-s1",
+        10,
+        "SMP, random, HISP and dense at 50% on MRPC seed 1: a second seed where seed 0 put SMP "
+        "under random",
+        35,
+        (_smp("mrpc", 1),),
+        (SMP,),
+        dense=dense_models("mrpc:1"),
+    ),
+    Step(
+        "smp-rte-s1",
+        10,
+        "SMP, random, HISP and dense at 50% on RTE seed 1: a second seed where seed 0 put SMP "
+        "over random",
+        35,
+        (_smp("rte", 1),),
+        (SMP,),
+        dense=dense_models("rte:1"),
+    ),
 )
