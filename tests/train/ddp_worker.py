@@ -35,7 +35,13 @@ finetune(
     extras=TrainExtras(param_groups=[ParamGroup([scale], lr=0.05)]),
 )
 assert torch.distributed.get_world_size() == 2, "accelerate did not form a 2-process group"
+# A second stage in another precision in the same processes (a bf16 fine-tune, then an fp32
+# search): accelerate keeps one precision per process, so the loop resets it, not the group.
+second = tiny_model("bert")
+bf16 = TrainConfig(learning_rate=1e-3, epochs=1, batch_size=4, precision="bf16")
+finetune(second, toy_dataset(), default_collate, bf16)
 weights = {k: v.contiguous() for k, v in model.state_dict().items()}
 weights["extra.scale"] = scale.detach().clone()
+weights |= {f"second.{k}": v.contiguous() for k, v in second.state_dict().items()}
 safetensors.torch.save_file(weights, str(out / f"rank{rank}.safetensors"))
 torch.distributed.barrier()

@@ -307,19 +307,22 @@ def _accelerator(device: torch.device, precision: str = "fp32") -> Accelerator:
     """An Accelerator for ``device`` and ``precision``. accelerate keeps one device and one
     mixed-precision mode per process: when a run asks for others than an earlier one (CUDA
     fine-tuning, then an L0 search on a CPU model), its state is reset, which is safe in a
-    single process; ``cuda:N`` picks the GPU."""
+    single process; under several processes only a precision change is, and only the precision
+    is reset (the process group stays); ``cuda:N`` picks the GPU."""
     # fp32 leaves the choice to `accelerate launch --mixed_precision` (its environment).
     environment = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     mixed = "bf16" if precision == "bf16" else environment
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    state = AcceleratorState._shared_state
+    other_precision = bool(state) and str(state.get("_mixed_precision", mixed)) != mixed
     if not distributed:
         if device.type == "cuda" and device.index is not None:
             torch.cuda.set_device(device.index)
-        state = AcceleratorState._shared_state
         other_device = getattr(state.get("device"), "type", device.type) != device.type
-        other_precision = str(state.get("_mixed_precision", mixed)) != mixed
         if state and (other_device or other_precision):
             AcceleratorState._reset_state(reset_partial_state=True)
+    elif other_precision:  # keep the process group (the partial state); only precision changes
+        AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(
         # accelerate only forms a multi-process CPU group (gloo) when told it runs on CPU.
         cpu=device.type == "cpu",
