@@ -11,11 +11,32 @@ every epoch (as transformers' ``group_by_length``, whose mega-batches are also 5
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
-__all__ = ["LengthGroupedSampler"]
+from prunekit.data import input_lengths
+from prunekit.errors import ConfigError
+
+__all__ = ["LengthGroupedSampler", "loader_order"]
+
+
+def loader_order(
+    dataset: Dataset, batch_size: int, group_by_length: bool, seed: int
+) -> dict[str, Any]:
+    """A training DataLoader's order (its keyword arguments): shuffled, or length-grouped.
+    Either way the loader gets its own generator: without one, every pass over it draws a seed
+    from the global RNG, and a run resumed mid-epoch (one more pass) would shift dropout."""
+    generator = torch.Generator().manual_seed(seed)
+    if not group_by_length:
+        return {"shuffle": True, "generator": generator}
+    lengths = input_lengths(dataset)
+    if lengths is None:
+        raise ConfigError(
+            "group_by_length needs training items with input_ids; turn it off for this data"
+        )
+    return {"sampler": LengthGroupedSampler(lengths, batch_size, seed), "generator": generator}
 
 
 class LengthGroupedSampler(Sampler[int]):

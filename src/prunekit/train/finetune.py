@@ -41,12 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from prunekit.data import input_lengths
 from prunekit.device import resolve_device
-from prunekit.errors import ConfigError
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
-from prunekit.train.batching import LengthGroupedSampler
+from prunekit.train.batching import loader_order
 from prunekit.train.checkpoints import (
     load_objects,
     run_fingerprint,
@@ -161,7 +159,7 @@ def finetune(
         train_dataset,
         batch_size=config.batch_size,
         collate_fn=collate,
-        **_order(train_dataset, config),
+        **loader_order(train_dataset, config.batch_size, config.group_by_length, config.seed),
     )
     unwrapped = model
     own_forward = "forward" in vars(unwrapped)  # an instance forward of the caller's, kept
@@ -329,22 +327,6 @@ def _accelerator(device: torch.device, precision: str = "fp32") -> Accelerator:
         mixed_precision=mixed,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-
-
-def _order(dataset: Dataset, config: TrainConfig) -> dict[str, Any]:
-    """The DataLoader's order: shuffled, or length-grouped (`LengthGroupedSampler`). Either
-    way the loader gets its own generator: without one, every pass over it draws a seed from
-    the global RNG, and a run resumed mid-epoch (one more pass) would shift dropout."""
-    generator = torch.Generator().manual_seed(config.seed)
-    if not config.group_by_length:
-        return {"shuffle": True, "generator": generator}
-    lengths = input_lengths(dataset)
-    if lengths is None:
-        raise ConfigError(
-            "group_by_length needs training items with input_ids; turn it off for this data"
-        )
-    sampler = LengthGroupedSampler(lengths, config.batch_size, config.seed)
-    return {"sampler": sampler, "generator": generator}
 
 
 def asked_loop_options(
