@@ -14,15 +14,19 @@ from prunekit.cli import app
 from prunekit.cli.study_commands import _train_cap
 from prunekit.methods import DEFAULT_HEAD_METHOD
 from prunekit.recipes.prune import PruneConfig
-from prunekit.recipes.run import MAIN_JOB_TRAIN_CAP, RunConfig, _capped, _prune_and_recover
+from prunekit.recipes.run import MAIN_JOB_TRAIN_CAP, RunConfig, _dense_settings, _prune_and_recover
 from prunekit.train import TrainConfig
 
 
-def test_the_job_caps_the_recipes_train_split_and_zero_lifts_the_cap():
+def test_the_job_caps_the_train_split_and_its_cap_replaces_the_recipes():
     assert RunConfig().max_train_samples == MAIN_JOB_TRAIN_CAP == 20000
-    assert _capped(None, MAIN_JOB_TRAIN_CAP) == 20000  # SST-2's recipe: the whole split
-    assert _capped(5000, MAIN_JOB_TRAIN_CAP) == 5000  # a recipe's own smaller subset wins
-    assert _capped(None, None) is None
+
+    def cap(**settings):
+        return _dense_settings(RunConfig(**settings))["config.max_train_samples"]
+
+    assert cap(task="sst2") == 20000  # SST-2's recipe trains on the whole split
+    assert cap(task="qqp", max_train_samples=None) is None  # 0 lifts QQP's 20,000 too
+    assert cap(task="qqp", max_train_samples=50000) == 50000
     assert RunConfig(**_train_cap(None)).max_train_samples == 20000
     assert RunConfig(**_train_cap(0)).max_train_samples is None
     assert RunConfig(**_train_cap(300)).max_train_samples == 300
@@ -180,3 +184,62 @@ def test_a_resumed_job_refuses_a_dense_model_of_another_task_model_or_seed(tmp_p
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert differ in result.output and "dense" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dense"]  # nothing else ran
+
+
+@pytest.mark.parametrize(
+    ("method", "fragment"),
+    [("magnitude", "not heads"), ("smp", "pre-trained model"), ("sparse-kd", "pre-trained")],
+)
+def test_the_job_refuses_methods_that_do_not_prune_a_fine_tuned_models_heads(
+    tmp_path, method, fragment
+):
+    out = tmp_path / "o"
+    for flag in ("--method", "--floor"):
+        result = CliRunner().invoke(app, ["run", "--task", "rte", "--out", str(out), flag, method])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert method in result.output and fragment in result.output
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_or_not_a_run_folder_is_refused_before_any_work(tmp_path):
+    somefile = tmp_path / "notes.txt"
+    somefile.write_text("mine")
+    for extra in ([], ["--resume"], ["--overwrite"]):
+        result = CliRunner().invoke(
+            app,
+            ["run", "--task", "rte", "--out", str(somefile), "--data-dir", str(glue_dir())] + extra,
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert "not a directory" in result.output
+    assert somefile.read_text() == "mine"
+    folder = tmp_path / "project"  # --out . or --out runs: a folder that is not a job's
+    (folder / "src").mkdir(parents=True)
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--task",
+            "rte",
+            "--out",
+            str(folder),
+            "--overwrite",
+            "--data-dir",
+            str(glue_dir()),
+        ],
+    )
+    assert result.exit_code == 2 and "not the folder of a `prunekit run` job" in result.output
+    assert (folder / "src").is_dir()
+
+
+def test_a_resumed_job_refuses_a_stage_recovered_with_another_budget(tmp_path):
+    stage = tmp_path / "pruned"
+    stage.mkdir()
+    made = {"task": "rte", "method": "l0", "seed": 0, "heads_fraction": 0.5}
+    made |= {"method_options": {}, "recover_max_samples": 4000}
+    (stage / "metrics.json").write_text(json.dumps(made))
+    result = CliRunner().invoke(
+        app,
+        ["run", "--task", "rte", "--out", str(tmp_path), "--resume", "--floor", "none"]
+        + ["--method", "l0", "--recover-max-samples", "10000", "--data-dir", str(glue_dir())],
+    )
+    assert result.exit_code == 2 and "(recover_max_samples)" in result.output, result.output

@@ -15,6 +15,7 @@ from prunekit.errors import ConfigError
 
 __all__ = [
     "at_least",
+    "check_head_method",
     "console",
     "seed_everything",
     "step_progress",
@@ -32,6 +33,21 @@ def at_least(minimum: int, **flags: int | None) -> None:
         if value is not None and value < minimum:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be at least {minimum}, got {value}")
+
+
+def check_head_method(method: str, info: Any) -> None:
+    """Refuse a method that does not remove heads from a fine-tuned model (``info``: its
+    registry entry) where a job removes a fraction of a fine-tuned model's heads."""
+    if info.prunes_pretrained:
+        raise ConfigError(
+            f"{method} prunes the pre-trained model before fine-tuning, not a fine-tuned one: "
+            "run it with `prunekit prune` on the pre-trained model"
+        )
+    if "heads" not in info.targets:
+        raise ConfigError(
+            f"{method} prunes {'/'.join(info.targets)}, not heads: a head-fraction job does not "
+            "apply; run it with `prunekit prune`"
+        )
 
 
 StepDisplay = Callable[[int, int, dict[str, Any] | None], None]

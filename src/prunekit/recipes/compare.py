@@ -37,7 +37,7 @@ from prunekit.methods import (
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats, save
 from prunekit.models.export import export_onnx, require_onnx
 from prunekit.outputs import write_json
-from prunekit.recipes.common import console, seed_everything
+from prunekit.recipes.common import check_head_method, console, seed_everything
 from prunekit.recipes.compare_config import (
     REGIMES,
     CompareConfig,
@@ -85,16 +85,8 @@ def run_compare(
     for method in {*config.methods, *config.method_options}:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
-        if info.prunes_pretrained and method in config.methods:
-            raise ConfigError(
-                f"{method} prunes the pre-trained model before fine-tuning, so R0/R1 on a "
-                "fine-tuned model do not apply; its comparison is its own benchmark"
-            )
-        if "heads" not in info.targets and method in config.methods:
-            raise ConfigError(
-                f"{method} prunes {'/'.join(info.targets)}, not heads: the head-fraction sweep "
-                "does not apply"
-            )
+        if method in config.methods:
+            check_head_method(method, info)
     budget_methods = config.budget_methods if config.budgets else ()
     for method in budget_methods:
         if not get_method(method).decides_count:

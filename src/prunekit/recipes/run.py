@@ -28,8 +28,9 @@ from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_targe
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import DEFAULT_MODEL, resolve_model
-from prunekit.outputs import atomic_output_dir, write_json
+from prunekit.outputs import atomic_output_dir, check_output_dir, write_json
 from prunekit.recipes.common import (
+    check_head_method,
     console,
     method_progress,
     method_warnings,
@@ -46,10 +47,8 @@ __all__ = ["RunConfig", "run_main_job"]
 MAIN_JOB_TRAIN_CAP = 20000
 
 
-def _capped(recipe_samples: int | None, cap: int | None) -> int | None:
-    """The smaller of the recipe's train subset and the job's cap (None: no limit)."""
-    limits = [n for n in (recipe_samples, cap) if n is not None]
-    return min(limits) if limits else None
+# What a folder holds once a job has written to it: --overwrite replaces only such a folder.
+_RUN_FOLDER_ENTRIES = ("dense", "pruned", "floor", "summary.json")
 
 
 class RunConfig(BaseModel):
@@ -67,7 +66,8 @@ class RunConfig(BaseModel):
     seed: int = 0
     finetune: TrainConfig | None = None  # None: the task's recipe
     # The main job's trade to fit in 15 minutes on a 2-core CPU: the recipe, on at most this
-    # many train examples (SST-2's dense reference trains on all 67k for 2 epochs, 24-37 min).
+    # many train examples (SST-2's dense reference trains on all 67k for 2 epochs, 24-37 min);
+    # it replaces the recipe's own subset (QQP/MNLI/QNLI's 20,000), None = the whole split.
     max_train_samples: int | None = Field(MAIN_JOB_TRAIN_CAP, ge=1)
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)
     recover_max_samples: int | None = Field(4000, ge=1)
@@ -81,7 +81,9 @@ class RunConfig(BaseModel):
 def run_main_job(config: RunConfig) -> dict[str, Any]:
     # an unknown method, or a setting it does not have, fails before an hour of fine-tuning
     for method in filter(None, (config.method, config.floor)):
-        get_method(method).parse_config(config.method_options.get(method))
+        info = get_method(method)
+        info.parse_config(config.method_options.get(method))
+        check_head_method(method, info)
     if unused := set(config.method_options) - {config.method, config.floor}:
         raise ConfigError(
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
@@ -91,9 +93,15 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     resolve_model(config.model)
     load_examples(config.task, "train", config.data_dir)
     out = config.out
+    check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
     if out.exists() and config.overwrite and not config.resume:
+        if any(out.iterdir()) and not any((out / e).exists() for e in _RUN_FOLDER_ENTRIES):
+            raise OutputExistsError(
+                f"{out} is not the folder of a `prunekit run` job, so --overwrite does not "
+                "delete it; choose another --out"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     dense_dir = out / "dense"
@@ -117,7 +125,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
                     data_dir=config.data_dir,
                     train=train.model_copy(update={"seed": config.seed, "device": config.device}),
                     max_seq_length=recipe.max_seq_length,
-                    max_train_samples=_capped(recipe.max_train_samples, config.max_train_samples),
+                    max_train_samples=config.max_train_samples,
                     resume=config.resume,
                 ),
                 on_step,
@@ -236,6 +244,8 @@ def _stage_settings(config: RunConfig, method: str) -> dict[str, Any]:
         "seed": config.seed,
         "heads_fraction": config.heads,
         "method_options": config.method_options.get(method, {}),
+        "recover_max_samples": config.recover_max_samples,
+        "recover": config.recover.model_dump(mode="json", exclude={"device", "seed"}),
     }
 
 
@@ -243,12 +253,11 @@ def _dense_settings(config: RunConfig) -> dict[str, Any]:
     """What the dense stage was fine-tuned with, as its metrics.json records it (dotted keys
     into its ``config``): pruning another task's, model's or seed's dense model would be
     reported as this job's."""
-    recipe = recipe_for(config.task)
     return {
         "task": config.task,
         "model": config.model,
         "config.train.seed": config.seed,
-        "config.max_train_samples": _capped(recipe.max_train_samples, config.max_train_samples),
+        "config.max_train_samples": config.max_train_samples,
     }
 
 
