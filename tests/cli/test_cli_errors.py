@@ -351,3 +351,65 @@ def test_a_model_with_pickled_weights_only_is_refused(tmp_path):
     assert_user_error(invoke("inspect", tmp_path / "m"), "never unpickles")
     with pytest.raises(ModelLoadError):  # the task-model path (eval, finetune, prune)
         load_for_task(str(tmp_path / "m"), get_task("rte"))
+
+
+@pytest.mark.parametrize("dev", [None, "index\tsentence1\tsentence2\tlabel\n"])
+def test_a_missing_or_empty_dev_file_is_found_before_training(tmp_path, dev):
+    """dev is read only once training is done: a job must not train for nothing first."""
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    rows = [f"{i}\tA man walks {i}.\tA person moves.\t{'entailment' if i % 2 else 'not_entailment'}"
+            for i in range(20)]  # fmt: skip
+    (rte / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n" + "\n".join(rows) + "\n")
+    if dev is not None:
+        (rte / "dev.tsv").write_text(dev)
+    for command in (["finetune"], ["run", "--floor", "none"]):
+        out = tmp_path / "out"
+        result = invoke(*command, "--task", "rte", "--out", out, "--data-dir", tmp_path / "glue")
+        assert_user_error(result, "dev")
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--recover-max-samples", "0"], "--recover-max-samples must be at least 1"),
+        (["--eval-max-samples", "0"], "--eval-max-samples must be at least 1"),
+        (["--max-train-samples", "0"], "--max-train-samples must be at least 1"),
+        (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1"),
+        (["--budgets", "-1"], "--budgets"),
+        (["--seeds", "1.5"], "--seeds expects comma-separated integers"),
+    ],
+)
+def test_compare_refuses_bad_counts_before_the_dense_fine_tune(tmp_path, extra, fragment):
+    """Found at once, not an hour later; and nothing recorded that would lock the run dir."""
+    out = tmp_path / "sweep"
+    result = invoke(
+        "compare", "--task", "rte", "--out", out, "--methods", "random", "--heads", "0.5",
+        "--data-dir", tmp_path / "no-glue-needed-yet", *extra,
+    )  # fmt: skip
+    assert_user_error(result, fragment)
+    assert not (out / "config.json").exists()
+
+
+def test_a_run_dir_without_rows_takes_a_corrected_sweep(tmp_path):
+    """A sweep that failed before its first row recorded its settings; they lock nothing."""
+    from prunekit.recipes.compare_config import CompareConfig, refuse_other_settings
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"recover_max_samples": 7, "task": "rte"}))
+    config = CompareConfig(task="rte", out=out, methods=("random",), recover_max_samples=4000)
+    refuse_other_settings(config, ())  # no rows: passes
+    (out / "results.jsonl").write_text(json.dumps({"key": "random|0.5|0|r0"}) + "\n")
+    with pytest.raises(Exception, match="recover_max_samples"):
+        refuse_other_settings(config, ())
+
+
+def test_a_row_appended_after_a_torn_line_is_kept(tmp_path):
+    from prunekit.recipes.compare import _append, read_results
+
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({"key": "a"}) + '\n{"key": "b", "dev"')  # killed mid-write
+    _append(results, [{"key": "c"}])
+    assert [row["key"] for row in read_results(results)] == ["a", "c"]

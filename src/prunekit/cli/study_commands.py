@@ -30,6 +30,15 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
         raise ConfigError(f"{option} expects comma-separated numbers, got {text!r}") from None
 
 
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    from prunekit.errors import ConfigError
+
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated integers, got {text!r}") from None
+
+
 @app.command()
 @user_errors
 def compare(
@@ -130,6 +139,7 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Sweep methods x fractions x seeds in regimes R0/R1 into RUNDIR/results.jsonl (resumable)."""
+    from prunekit.recipes.common import at_least
     from prunekit.recipes.compare import (
         CompareConfig,
         DistillConfig,
@@ -137,6 +147,11 @@ def compare(
         per_method_options,
         run_compare,
     )
+
+    # found now, not after the dense fine-tune (and before config.json records them)
+    at_least(1, finetune_epochs=finetune_epochs, recover_epochs=recover_epochs)
+    at_least(1, max_train_samples=max_train_samples, recover_max_samples=recover_max_samples)
+    at_least(1, eval_max_samples=eval_max_samples, search_samples=search_samples)
 
     chosen = {}
     if methods is not None:
@@ -148,7 +163,7 @@ def compare(
             model=model,
             **chosen,
             fractions=_floats(heads, "--heads"),
-            seeds=tuple(int(x) for x in _floats(seeds, "--seeds")),
+            seeds=_ints(seeds, "--seeds"),
             regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
             data_dir=data_dir,
             recipe=dense_recipe(task, epochs=finetune_epochs, max_train_samples=max_train_samples),

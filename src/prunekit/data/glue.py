@@ -232,6 +232,12 @@ def load_examples(
     source = "train" if split in ("train", "validation") else split
     rows = _load_hub(spec, source) if root is None else _load_tsv(spec, root, source)
     if source != "train":
+        if not rows:
+            where = "the hub" if root is None else f"{root}"
+            raise DataError(
+                f"The {spec.name} {split} split from {where} has no examples; replace it with "
+                "the original GLUE file."
+            )
         return list(rows)
     val_mask = _validation_mask(spec, len(rows), seed)
     keep = val_mask if split == "validation" else ~val_mask

@@ -65,9 +65,11 @@ class TaskData:
         max_seq_length: int = 128,
         batch_size: int = 32,
     ) -> TaskData:
-        """Checks that the task's train data exists before anything expensive happens."""
+        """Checks that the task's train and dev data exist before anything expensive happens
+        (a missing dev file would otherwise fail only once training is done)."""
         spec = get_task(task)
-        load_examples(spec, "train", data_dir=data_dir, seed=SPLIT_SEED)
+        for split in ("train", *spec.dev_files):
+            load_examples(spec, split, data_dir=data_dir, seed=SPLIT_SEED)
         return cls(spec, tokenizer, data_dir, seed, max_seq_length, batch_size)
 
     def with_tokenizer(self, tokenizer: Any) -> TaskData:

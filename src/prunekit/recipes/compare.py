@@ -97,6 +97,11 @@ def run_compare(
     for fraction in config.fractions:
         if not 0 < fraction < 1:
             raise ConfigError(f"--heads fractions must be in (0, 1), got {fraction}")
+    for budget in config.budgets:
+        if budget < 0:
+            raise ConfigError(
+                f"--budgets are points of the metric one may lose, >= 0; got {budget}"
+            )
     refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", run_dir_settings(config, budget_methods))
@@ -147,11 +152,22 @@ def run_compare(
 
 def _append(results: Path, rows: list[dict[str, Any]]) -> None:
     """Append rows and flush them to disk at once: a kill right after keeps them."""
+    torn = _ends_mid_line(results)
     with results.open("a") as handle:
+        if torn:  # a kill mid-write left half a line: end it, or the next row would join it
+            handle.write("\n")
         for row in rows:
             handle.write(json.dumps(row) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _ends_mid_line(path: Path) -> bool:
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def _same_dense(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

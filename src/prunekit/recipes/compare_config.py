@@ -84,10 +84,10 @@ class CompareConfig(BaseModel):
         None, description="default: runs/dense ($PRUNEKIT_DENSE_CACHE)"
     )
     recover: TrainConfig = TrainConfig(epochs=1)
-    recover_max_samples: int | None = None
+    recover_max_samples: int | None = Field(None, ge=1)
     distill: DistillConfig | None = None
     search_samples: int | None = Field(None, ge=1)
-    eval_max_samples: int | None = Field(None, description="cap on validation/dev examples")
+    eval_max_samples: int | None = Field(None, ge=1, description="cap on validation/dev examples")
     method_options: dict[str, dict[str, Any]] = {}
     budgets: tuple[float, ...] = ()
     budget_methods: tuple[str, ...] = Field(
@@ -129,7 +129,9 @@ def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
 def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
     """The task's dense recipe with the given (not None) fields replaced; None if none are."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe_for(task).model_copy(update=given) if given else None
+    if not given:
+        return None
+    return TaskRecipe.model_validate(recipe_for(task).model_dump() | given)  # bounds checked
 
 
 def with_loop_options(config: CompareConfig) -> CompareConfig:
@@ -231,8 +233,8 @@ def _without_recovery_device(settings: dict[str, Any]) -> dict[str, Any]:
 def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
     """Raise when ``config.out`` holds rows of other result-affecting settings."""
     path = config.out / "config.json"
-    if not path.is_file():
-        return
+    if not path.is_file() or not read_results(config.out / "results.jsonl"):
+        return  # no rows yet: nothing of other settings to mix with (a run that failed early)
     before = json.loads(path.read_text())
     differ = settings_differ(config, before, {*config.methods, *budget_methods})
     if differ:

@@ -91,7 +91,8 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
         )
     # the model and the data are found before --overwrite deletes anything
     resolve_model(config.model)
-    load_examples(config.task, "train", config.data_dir)
+    for split in ("train", "dev"):  # dev is read only after training: found missing now
+        load_examples(config.task, split, config.data_dir)
     out = config.out
     check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written
     if out.exists() and not (config.resume or config.overwrite):
