@@ -129,6 +129,7 @@ def run_prune(config: PruneConfig) -> dict:
                 teacher,
                 config.distill,
                 on_step,
+                checkpoint_dir=work / "recover",  # a killed recovery resumes on a rerun
             )
         record["recovery_seconds"] = round(trained.seconds, 2)
         record["after_recovery"] = evaluate_splits(

@@ -225,6 +225,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
             config.recover.model_copy(update={"seed": config.seed, "device": config.device}),
             config.recover_max_samples,
             on_step=on_step,
+            checkpoint_dir=work / "recover",  # resumed by --resume after a kill
         )
     record["recovery_seconds"] = round(trained.seconds, 2)
     record["after_recovery"] = evaluate_splits(pruned, data, splits)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
-from prunekit.data import TaskData
+from prunekit.data import TaskData, examples_digest
+from prunekit.models.memo import weights_digest
 from prunekit.train.distill import DistillConfig, make_distillation_loss
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import TrainConfig, TrainResult, finetune
@@ -20,15 +23,39 @@ def recover(
     teacher: nn.Module | None = None,
     distill: DistillConfig | None = None,
     on_step: StepCallback | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
-    """Fine-tune the pruned ``model`` on the train split (KD from ``teacher`` if ``distill``)."""
+    """Fine-tune the pruned ``model`` on the train split (KD from ``teacher`` if ``distill``).
+
+    ``checkpoint_dir``: checkpoints there, resumed by a rerun that recovers the same weights
+    (and teacher) on the same examples, and kept when done: the caller deletes the folder once
+    its output is saved, so a kill while saving costs nothing."""
     loss_fn = None
     if distill is not None:
         if teacher is None:
             raise ValueError("distillation needs the unpruned teacher")
         loss_fn = make_distillation_loss(teacher, distill, data.task.is_regression)
     train_set = data.dataset("train", max_samples)
-    return finetune(model, train_set, data.collate, config, loss_fn=loss_fn, on_step=on_step)
+    start = None
+    if checkpoint_dir is not None:  # what the run starts from: another pruned model starts over
+        start = {
+            "weights": weights_digest(model),
+            "teacher": weights_digest(teacher) if loss_fn is not None else None,
+            "examples": examples_digest(data.task, "train", data.data_dir),
+            "subset": [data.seed, max_samples, data.max_seq_length],
+        }
+    return finetune(
+        model,
+        train_set,
+        data.collate,
+        config,
+        checkpoint_dir,
+        resume=checkpoint_dir is not None,
+        loss_fn=loss_fn,
+        on_step=on_step,
+        start=start,
+        keep_checkpoint=checkpoint_dir is not None,
+    )
 
 
 def recovery_steps(data: TaskData, config: TrainConfig, max_samples: int | None = None) -> int:

@@ -1,0 +1,54 @@
+"""Recovery checkpoints: a killed recovery resumes to the same weights; another pruned model
+never resumes it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import glue_dir
+
+from prunekit import PruningPlan, apply_plan
+from prunekit.data import TaskData, get_task
+from prunekit.models.sources import load_for_task
+from prunekit.train import TrainConfig
+from prunekit.train.recover import recover
+
+pytestmark = pytest.mark.integration
+
+
+class Killed(Exception):
+    pass
+
+
+def pruned_and_data(model_dir, heads=((0, 1), (2,))):
+    torch.manual_seed(0)
+    model, tokenizer = load_for_task(str(model_dir), get_task("rte"))
+    plan = PruningPlan.dense(2, 4, 37).without_heads(
+        [(layer, h) for layer, hs in enumerate(heads) for h in hs]
+    )
+    data = TaskData.for_task("rte", tokenizer, glue_dir(), seed=0, max_seq_length=32)
+    return apply_plan(model, plan), data
+
+
+def test_a_killed_recovery_resumes_to_the_same_weights(tiny_bert_with_real_tokenizer, tmp_path):
+    config = TrainConfig(learning_rate=1e-3, max_steps=6, batch_size=8, checkpoint_every=2)
+    reference, data = pruned_and_data(tiny_bert_with_real_tokenizer)
+    recover(reference, data, config, 48, checkpoint_dir=tmp_path / "ref")
+
+    def kill_at_5(step, total, values):
+        if step == 5:
+            raise Killed
+
+    model, data = pruned_and_data(tiny_bert_with_real_tokenizer)
+    with pytest.raises(Killed):
+        recover(model, data, config, 48, on_step=kill_at_5, checkpoint_dir=tmp_path / "run")
+    model, data = pruned_and_data(tiny_bert_with_real_tokenizer)
+    resumed = recover(model, data, config, 48, checkpoint_dir=tmp_path / "run")
+    assert resumed.resumed_from_step == 4 and resumed.steps == 6
+    expected = reference.state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+
+    # another pruned model (other heads) starts over instead of resuming these weights
+    other, data = pruned_and_data(tiny_bert_with_real_tokenizer, heads=((0,), (1, 2)))
+    assert recover(other, data, config, 48, checkpoint_dir=tmp_path / "run").resumed_from_step == 0
