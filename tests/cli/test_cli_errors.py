@@ -413,3 +413,9 @@ def test_a_row_appended_after_a_torn_line_is_kept(tmp_path):
     results.write_text(json.dumps({"key": "a"}) + '\n{"key": "b", "dev"')  # killed mid-write
     _append(results, [{"key": "c"}])
     assert [row["key"] for row in read_results(results)] == ["a", "c"]
+
+
+def test_train_pruner_without_tasks_is_a_one_line_error(tmp_path):
+    result = invoke("smp", "train-pruner", "--out", tmp_path / "p", "--tasks", ",")
+    assert_user_error(result, "--tasks names no task")
+    assert not (tmp_path / "p").exists()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import TaskData, TaskMixture, get_task, make_collate
 from prunekit.device import resolve_device
+from prunekit.errors import ConfigError
 from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import resolve_model
 from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for
@@ -58,6 +59,8 @@ class PrunerTrainConfig(BaseModel):
 
 
 def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
+    if not config.tasks:
+        raise ConfigError("--tasks names no task; give GLUE tasks, e.g. --tasks rte,mrpc,sst2,cola")
     specs = [get_task(task) for task in config.tasks]
     check_output_dir(config.out, config.overwrite)
     device = resolve_device(config.device)
