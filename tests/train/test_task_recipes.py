@@ -132,3 +132,22 @@ def test_a_train_cap_of_zero_lifts_the_recipes_subset_and_bad_lengths_are_refuse
         finetune_config("rte", tmp_path, max_seq_length=0)
     with pytest.raises(ConfigError, match="--max-train-samples"):
         finetune_config("rte", tmp_path, max_train_samples=-1)
+
+
+def test_a_cached_model_fine_tuned_on_other_train_data_is_refused(tmp_path):
+    """The key names model, task, seed and recipe; the data is checked on reuse."""
+    from conftest import glue_dir
+
+    from prunekit.data import examples_digest
+
+    if glue_dir() is None:
+        pytest.skip("needs GLUE data")
+    out = task_recipes.dense_model_dir("default", "rte", 0, root=tmp_path)
+    out.mkdir(parents=True)
+    ours = examples_digest("rte", "train", glue_dir(), 0)
+    (out / "metrics.json").write_text(f'{{"train_examples_digest": "{ours}"}}')
+    found = task_recipes.cached_dense_model("default", "rte", 0, data_dir=glue_dir(), root=tmp_path)
+    assert found == out
+    (out / "metrics.json").write_text('{"train_examples_digest": "a smoke run of 32 rows"}')
+    with pytest.raises(ConfigError, match="other rte train data"):
+        task_recipes.cached_dense_model("default", "rte", 0, data_dir=glue_dir(), root=tmp_path)

@@ -76,6 +76,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
         "task": task.name,
         "model": config.model,
         "train_examples": len(train_set),
+        "train_examples_digest": start["examples"],  # the dense cache checks it on reuse
         "steps": result.steps,
         "resumed_from_step": result.resumed_from_step,
         "train_seconds": round(result.seconds, 2),

@@ -30,7 +30,8 @@ except ImportError:  # Windows
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import get_task
+from prunekit.data import examples_digest, get_task
+from prunekit.errors import ConfigError
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import LOOP_OPTIONS, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task import FinetuneConfig, finetune_task
@@ -203,12 +204,12 @@ def cached_dense_model(
     recipe = recipe or recipe_for(task)
     out = dense_model_dir(model, task, seed, recipe, root)  # its key once: it may hash weights
     if _finished(out):
-        return out
+        return _same_train_data(out, task, seed, data_dir)
     # Two jobs that need the same model (two compares of one seed) take turns: the second
     # waits, then finds it finished, instead of both training into one checkpoint folder.
     with _locked(out.with_name(f".{out.name}.lock")):
         if _finished(out):
-            return out
+            return _same_train_data(out, task, seed, data_dir)
         finetune_task(
             FinetuneConfig(
                 model=model,
@@ -222,6 +223,20 @@ def cached_dense_model(
                 overwrite=out.exists(),
             ),
             on_step,
+        )
+    return out
+
+
+def _same_train_data(out: Path, task: str, seed: int, data_dir: Path | None) -> Path:
+    """``out``, once sure its model was fine-tuned on the train data this job reads: the key
+    names model, task, seed and recipe, not the data (a smoke run on a few rows, then the real
+    GLUE folder, would reuse the smoke model). Entries of older versions record no digest."""
+    recorded = json.loads((out / "metrics.json").read_text()).get("train_examples_digest")
+    if recorded is not None and recorded != examples_digest(task, "train", data_dir, seed):
+        raise ConfigError(
+            f"the dense cache's {out.name} was fine-tuned on other {task} train data than "
+            f"{data_dir or 'GLUE_DIR'} holds; delete {out} or use another dense cache "
+            "(PRUNEKIT_DENSE_CACHE)"
         )
     return out
 
