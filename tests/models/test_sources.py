@@ -77,6 +77,32 @@ def test_a_different_label_count_is_still_an_error(tmp_path):
         load_for_task(path, get_task("mnli"))
 
 
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_model_with_the_tasks_labels_in_another_order_predicts_in_the_tasks_order(
+    tmp_path, caplog, plain
+):
+    """roberta-large-mnli orders MNLI contradiction, neutral, entailment; prunekit's MNLI
+    labels (the GLUE files') are contradiction, entailment, neutral: output i must mean the
+    task's label i, as a plain Hugging Face folder and as a prunekit one."""
+    theirs = {0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}
+    original = tiny_model("bert", num_labels=3)
+    original.config.id2label = theirs
+    original.config.label2id = {name: i for i, name in theirs.items()}
+    if plain:
+        original.save_pretrained(tmp_path / "m")
+        word_tokenizer().save_pretrained(tmp_path / "m")
+        path = tmp_path / "m"
+    else:
+        path = save(original, tmp_path / "m", tokenizer=word_tokenizer())
+    with caplog.at_level(logging.WARNING, logger="prunekit.models.sources"):
+        model, _ = load_for_task(path, get_task("mnli"))
+    assert model.config.id2label == {0: "contradiction", 1: "entailment", 2: "neutral"}
+    assert "reordered" in caplog.text
+    with torch.no_grad():
+        ours, before = model(**tiny_batch()).logits, original(**tiny_batch()).logits
+    assert torch.allclose(ours, before[:, [0, 2, 1]], atol=1e-6)
+
+
 # ---------------------------------------------------------------------------- absent heads
 
 

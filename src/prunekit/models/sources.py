@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
@@ -83,12 +84,12 @@ def load_for_task(
         _use_task_labels(model, task, source)
         return model, load_tokenizer(source)
 
+    # No id2label here: it would overwrite a fine-tuned checkpoint's own label order, which
+    # `_use_task_labels` needs to map its outputs onto the task's (roberta-large-mnli orders
+    # MNLI's labels contradiction, neutral, entailment; the GLUE files' order differs).
     label_kwargs: dict[str, Any] = {"num_labels": task.num_labels}
     if task.is_regression:
         label_kwargs["problem_type"] = "regression"
-    elif task.labels is not None:
-        label_kwargs["id2label"] = dict(enumerate(task.labels))
-        label_kwargs["label2id"] = {label: i for i, label in enumerate(task.labels)}
     if local:
         _check_architecture(Path(source))
     try:
@@ -151,11 +152,28 @@ def _task_label_names(task: TaskSpec) -> dict[int, str]:
 
 
 def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> None:
-    """Rename the model's labels to the task's (the label count was checked before)."""
+    """Name the model's labels as the task's (the label count was checked before). A model
+    whose label names are the task's in another order (any case) has its classifier's output
+    rows reordered to the task's order, so that output i means the task's label i; other names
+    are replaced, with a warning unless they were transformers' placeholders."""
     config = model.config
     wanted = _task_label_names(task)
     current = {int(i): str(name) for i, name in (config.id2label or {}).items()}
     if current == wanted:
+        return
+    by_name = {name.lower(): i for i, name in current.items()}
+    order = [by_name.get(name.lower()) for name in wanted.values()]
+    if len(by_name) == len(wanted) and None not in order:  # the same labels, another order
+        _reorder_outputs(model, order)
+        log.warning(
+            "%s orders its labels %s; its outputs were reordered to task %s's order %s",
+            source,
+            list(current.values()),
+            task.name,
+            list(wanted.values()),
+        )
+        config.id2label = dict(wanted)
+        config.label2id = {name: i for i, name in wanted.items()}
         return
     config.id2label = dict(wanted)
     config.label2id = {name: i for i, name in wanted.items()}
@@ -169,6 +187,24 @@ def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> Non
         task.name,
         list(wanted.values()),
     )
+
+
+def _reorder_outputs(model: PreTrainedModel, order: list[int]) -> None:
+    """Make output i of the classifier what output ``order[i]`` was: its last linear layer
+    (BERT's ``classifier``, RoBERTa's ``classifier.out_proj``...) is permuted by rows."""
+    head = getattr(model, "classifier", None)
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)] if head else []
+    if not linears or linears[-1].out_features != len(order):
+        raise ModelLoadError(
+            f"cannot map {type(model).__name__}'s outputs onto the task's labels: its "
+            "classifier's last layer was not found"
+        )
+    last = linears[-1]
+    index = torch.tensor(order, device=last.weight.device)
+    with torch.no_grad():
+        last.weight.copy_(last.weight[index])
+        if last.bias is not None:
+            last.bias.copy_(last.bias[index])
 
 
 def recorded_task(model: str | Path) -> str:
