@@ -245,6 +245,14 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     assert report["bytes_after"] < report["bytes_before"]
 
 
+def test_a_model_saved_without_a_tokenizer_compacts(pruned_dir, tmp_path):
+    from prunekit.recipes.inspect import run_compact
+
+    report = run_compact(str(pruned_dir), tmp_path / "small", embeddings="float16")
+    assert report["bytes_after"] < report["bytes_before"]
+    assert (tmp_path / "small" / "config.json").is_file()
+
+
 def test_method_config_files_are_validated(pruned_dir, tmp_path):
     good = tmp_path / "l0.toml"
     good.write_text("steps = 'many'\n")

@@ -91,3 +91,35 @@ def test_cli_export(tmp_path):
     assert json.loads(result.stdout)["max_abs_diff"] <= 1e-4
     again = runner.invoke(app, ["export", str(source), "--out", str(tmp_path / "o")])
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_onnxruntime_sessions_use_torchs_thread_count(tmp_path):
+    """OMP_NUM_THREADS pins torch only; an onnxruntime session left at its default would take
+    every core, and a timing would compare two thread counts."""
+    import torch
+
+    from prunekit.models.export import onnx_session
+
+    report = export_onnx(pruned_dir("bert", tmp_path), tmp_path / "onnx")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        options = onnx_session(report.path).get_session_options()
+        assert options.intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_bench_and_export_refuse_what_they_cannot_do_in_one_line(tmp_path):
+    source = pruned_dir("bert", tmp_path)  # 66 positions
+    runner = CliRunner()
+    for argv, fragment in (
+        (["bench", str(source), "--seq-len", "100"], "--seq-len 100 is longer than the 66"),
+        (["bench", str(source), "--runtime", "onnxruntime", "--device", "cuda"], "drop --device"),
+        (["bench", str(source), "--runtime", "sparse", "--device", "mps"], "drop --device"),
+        (["export", str(source), "--out", str(source), "--overwrite"], "model's own folder"),
+    ):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert fragment in result.output, result.output
+    assert (source / "model.safetensors").is_file()  # the export did not replace the model

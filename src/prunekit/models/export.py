@@ -36,7 +36,7 @@ from prunekit.errors import ConfigError, ExportError
 from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
 from prunekit.outputs import atomic_output_dir, check_output_dir
 
-__all__ = ["ExportReport", "export_onnx", "require_onnx"]
+__all__ = ["ExportReport", "export_onnx", "onnx_session", "require_onnx"]
 
 ONNX_NAME = "model.onnx"
 # Texts for tracing and checking; the check batches differ from the trace in both axes.
@@ -86,8 +86,10 @@ def export_onnx(
         ExportError: tracing failed, or onnxruntime disagrees with PyTorch.
         OutputExistsError: ``out_dir`` exists and ``overwrite`` is false.
     """
-    ort = require_onnx()
+    require_onnx()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if out_dir.resolve() == model_dir.resolve():  # the folder would be replaced by its export
+        raise ConfigError(f"--out {out_dir} is the model's own folder; export to another folder")
     check_output_dir(out_dir, overwrite)
     model = load(model_dir, attn_implementation="eager")
     tokenizer = load_tokenizer(model_dir)
@@ -101,7 +103,13 @@ def export_onnx(
         onnx_path = tmp / ONNX_NAME
         _trace(model, example, names, output_name, opset, onnx_path)
         fused = _fuse_for_onnxruntime(onnx_path) if optimize else None
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        try:
+            session = onnx_session(onnx_path)
+        except Exception as err:  # an opset or an operator this onnxruntime lacks
+            raise ExportError(
+                f"onnxruntime cannot load the exported graph ({str(err).splitlines()[0]}); try "
+                "another --opset, or a float32 model"
+            ) from None
         worst, shapes = 0.0, []
         for texts in CHECK_TEXTS:
             inputs = _encode(tokenizer, texts, names)
@@ -141,6 +149,17 @@ def export_onnx(
         )
         (tmp / "export.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report
+
+
+def onnx_session(path: str | Path) -> Any:
+    """An onnxruntime CPU session with as many intra-op threads as torch uses: by default
+    onnxruntime takes every physical core whatever ``OMP_NUM_THREADS`` says, and a timing
+    against torch would compare two thread counts. Default options otherwise (spinning
+    threads are part of why onnxruntime is fast)."""
+    ort = require_onnx()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def require_onnx():

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from prunekit.bench import speed_table
 from prunekit.data import TaskData, get_task, primary_metric
-from prunekit.device import cpu_name, describe_device, resolve_device
+from prunekit.device import cpu_name, describe_device, module_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
@@ -35,7 +37,7 @@ from prunekit.methods import (
     head_target,
 )
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats, save
-from prunekit.models.export import export_onnx, require_onnx
+from prunekit.models.export import export_onnx, onnx_session, require_onnx
 from prunekit.outputs import write_json
 from prunekit.recipes.common import check_head_method, console, seed_everything
 from prunekit.recipes.compare_config import (
@@ -102,6 +104,8 @@ def run_compare(
             raise ConfigError(
                 f"--budgets are points of the metric one may lose, >= 0; got {budget}"
             )
+    if config.time_onnx:
+        require_onnx()  # a missing onnx extra is found now, not after the first decision
     refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", run_dir_settings(config, budget_methods))
@@ -350,7 +354,11 @@ class _Sweep:
         """Speed columns of one pruned model, measured once: a later sweep of the same dir
         (R1 after R0, as benchmarks run them) reads them instead of timing the model again."""
         heads = json.dumps([list(layer) for layer in current_plan(model).kept_heads])
-        digest = hashlib.sha256(f"{heads}|{self.config.time_onnx}".encode()).hexdigest()[:12]
+        # timings belong to the machine that made them: another one (a resumed sweep on
+        # another CPU, a GPU, other threads) times again instead of reading them
+        where = f"{cpu_name()}|{module_device(model)}|{torch.get_num_threads()}"
+        key = f"{heads}|{self.config.time_onnx}|{where}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         name = f"{method}-{fraction:.4f}-s{self.seed}-{digest}.json"
         path = self.config.out / "work" / "timing" / name
         if path.is_file():
@@ -375,7 +383,6 @@ class _Sweep:
         claim, so compare with --device cpu for it). The torch dense model is timed again in
         the same call, in the block right before ORT's: taken from the earlier torch-only call,
         the ratio mixed two moments of a busy machine and ranged from 0.3x to 4x."""
-        onnxruntime = require_onnx()
         dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}-fused"
         if not (dense_onnx / "model.onnx").is_file():
             export_onnx(self.dense_dir, dense_onnx, overwrite=True, optimize=True)
@@ -383,10 +390,13 @@ class _Sweep:
             save(model, Path(tmp) / "model", self.data.tokenizer)
             pruned_onnx = export_onnx(Path(tmp) / "model", Path(tmp) / "onnx", optimize=True).path
             sessions = {
-                name: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                name: onnx_session(path)
                 for name, path in (("baseline", dense_onnx / "model.onnx"), ("model", pruned_onnx))
             }
-            models = {"baseline": self.dense, "model": model, "torch_dense": self.dense}
+            # onnxruntime runs on the CPU, so torch's side of this timing does too (on a GPU
+            # run the sweep's models stay where they are: CPU copies are timed)
+            dense, pruned = _on_cpu(self.dense), _on_cpu(model)
+            models = {"baseline": dense, "model": pruned, "torch_dense": dense}
             sizes = {**sizes, "torch_dense": sizes["baseline"]}
             ort = speed_table(models, sizes, rounds=3, warmup=1, sessions=sessions)
         torch_dense = ort["models"]["torch_dense"]["throughput"]["sequences_per_s"]
@@ -399,6 +409,10 @@ class _Sweep:
 
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done
+
+
+def _on_cpu(model: Any) -> Any:
+    return model if module_device(model).type == "cpu" else copy.deepcopy(model).cpu()
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:

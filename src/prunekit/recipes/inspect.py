@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from prunekit.errors import ModelLoadError
 from prunekit.methods import get_method, list_methods
 from prunekit.models import load, load_tokenizer, model_stats, save
 from prunekit.models.export import export_onnx
@@ -57,7 +58,10 @@ def run_compact(
     directory = resolve_model(model)
     bytes_before = storage_report(Path(directory))["total"]  # before an in-place save replaces it
     original = load(directory)
-    tokenizer = load_tokenizer(directory)
+    try:  # carried along when there is one; compaction itself needs none
+        tokenizer = load_tokenizer(directory)
+    except ModelLoadError:
+        tokenizer = None
     save(original, out, tokenizer, overwrite=overwrite, storage=storage)
     compacted = load(out)
     generator = torch.Generator().manual_seed(seed)
