@@ -109,8 +109,10 @@ def test_deepest_search_crosses_a_plateau_that_stalls_per_k_search():
     deepest = budget_search("deepest", weight, drop, budget=0.5, limit=100)
     per_k = budget_search("per-k", weight, drop, budget=0.5, limit=100)
     assert len(deepest.state) == 7 and drop(deepest.state) <= 0.5
-    # per-K A* must first expand every cheaper (plateau) state before it accepts a 7-set
-    assert per_k.capped and len(per_k.state) <= 6
+    # per-K A* must first expand every cheaper (plateau) state before it would pop a 7-set:
+    # capped there, it returns a 7-set its expansions measured (within the budget) rather
+    # than stopping at 6
+    assert per_k.capped and len(per_k.state) == 7 and drop(per_k.state) <= 0.5
 
 
 def test_capped_fixed_k_search_still_returns_k_heads():
@@ -477,3 +479,25 @@ def test_astar_honours_at_least_heads_per_layer(keep):
     result = get_method("astar")(astar_request(model, target, budget=100.0, max_evals=200))
     assert [len(kept) for kept in result.plan.kept_heads] == [2] * L
     assert result.record["certificate"]["min_heads_per_layer"] == 2
+
+
+def test_a_capped_fixed_k_search_returns_a_k_set_it_measured_before_completing_one():
+    """K = 3 and two heads form a cheap pair: A* measures 3-sets below the pair, then pops a
+    cheaper shallow state whose expansion runs out of evaluations. The cheapest measured
+    3-set is the answer; completing the deepest popped state along an order (which here
+    puts the expensive head first) would add a head nobody measured."""
+    heads = [(0, h) for h in range(4)]
+    cost = {(0, 0): 0.1, (0, 1): 0.1, (0, 2): 0.1, (0, 3): 5.0}
+
+    def drops(states):
+        return [sum(cost[h] for h in state) for state in states]
+
+    weight = {h: (0.0 if h != (0, 3) else 0.01) for h in heads}
+    seen_at_cap = []
+    for limit in range(1, 16):
+        result = search_fixed_k(3, 100.0, weight, drops, math.inf, 4, EvalCounter(limit))
+        if result.capped and not result.completed_heads:
+            seen_at_cap.append(result)
+            assert len(result.state) == 3 and result.drop == pytest.approx(drops([result.state])[0])
+    assert seen_at_cap, "no cap hit after measuring a 3-set"
+    assert all(r.drop == pytest.approx(0.3) for r in seen_at_cap)

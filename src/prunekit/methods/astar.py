@@ -25,8 +25,9 @@ every choice configurable):
   states, in both modes: a successor may remove a head only from a layer that keeps more than
   m heads, and HISP's order (start and completion) skips heads a full layer cannot lose. The
   heuristic ignores it, so it stays admissible. (Before 0.2 the floor was silently ignored.)
-- ``max_evals`` caps state evaluations. When it runs out in fixed-K mode (where the budget is
-  infinite), the deepest, cheapest partial state is completed along an order, and the
+- ``max_evals`` caps state evaluations. When it runs out in fixed-K mode, the cheapest K-set
+  already measured (a successor not yet popped) is returned; without one (and where the budget
+  is infinite) the deepest, cheapest measured state is completed along an order, and the
   certificate says how many heads that added (``completed_heads``). OUR CHOICE
   (``complete="hisp"``): HISP's layer-normalised gradient order, computed only then (one
   backward pass over the search part). ``complete="ablation"`` completes by ``d+``, as
@@ -314,7 +315,7 @@ def _warnings(result: SearchResult, config: Config) -> list[str]:
     if result.capped:
         return [
             f"astar stopped at its max_evals ({result.evaluations}) head sets: a larger "
-            "--max-evals may find a larger set within the budget"
+            "--max-evals may find a larger or cheaper set within the budget"
         ]
     return []
 

@@ -162,8 +162,18 @@ def search_fixed_k(
             heapq.heappush(
                 frontier, (g_child + heuristic(child), -len(child), next(tie), child, g_child)
             )
+    # Out of evaluations: successors already measured wait on the frontier. A K-set among
+    # them is a measured answer (the cheapest one is taken); else the deepest, cheapest state
+    # measured, popped or not, is finished along an order.
+    waiting = [(g, -len(s), f, s) for f, _, _, s, g in frontier if s not in closed]
+    goals = [entry for entry in waiting if -entry[1] == k]
+    if goals:
+        g, _, _, state = min(goals, key=lambda e: (e[0], sorted(e[3])))
+        return SearchResult(state, g, counter.used, True, parents)
+    for g, neg_depth, f, state in waiting:
+        if best_partial is None or (neg_depth, f) < (-best_partial[1], best_partial[0]):
+            best_partial = (f, -neg_depth, state, g)
     if math.isinf(budget) and best_partial is not None:
-        # Out of evaluations: finish the deepest, cheapest partial set along an order.
         partial = best_partial[2]
         rest = completion_order() if completion_order is not None else order
         state = partial | frozenset(within_capacity(rest, capacity, partial)[: k - len(partial)])
