@@ -195,6 +195,14 @@ def prune_args(model, out, *extra: str) -> list:
             ["astar: option budget=-1", "greater than or equal to 0"],
         ),
         (
+            ["--method", "astar", "--heads", "0.5", "--budget", "1"],
+            ["astar: --budget is for its budget mode", "drop one of them"],
+        ),
+        (
+            ["--method", "peer", "--keep-heads", "10", "--budget", "0.5"],
+            ["peer: --budget is for its budget mode"],
+        ),
+        (
             ["--method", "random", "--heads", "0.5", "--budget", "1"],
             ["random: unknown option 'budget'", "valid options: none"],
         ),

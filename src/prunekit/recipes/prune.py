@@ -77,6 +77,12 @@ def run_prune(config: PruneConfig) -> dict:
     counted = config.heads is not None or config.keep_heads is not None
     info.check_target(counted, config.per_layer, config.min_heads_per_layer)
     info.parse_config(config.options)
+    if counted and info.decides_count and config.options.get("budget") is not None:
+        # fixed-K A* would certify back to fewer heads than asked, peer would ignore it
+        raise ConfigError(
+            f"{config.method}: --budget is for its budget mode, which chooses the head count; "
+            "with --heads/--keep-heads it removes exactly that many: drop one of them"
+        )
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
