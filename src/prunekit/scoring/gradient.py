@@ -1,7 +1,9 @@
 """Gradient head importance (Michel et al. 2019, "Are Sixteen Heads Really Better than One?").
 
 ``I[l, h] = sum over examples and non-pad tokens of |<c_{l,h,t}, dL/dc_{l,h,t}>|`` divided by the
-number of tokens, where ``c`` is the head's context vector entering the output projection and
+number of tokens (the last layer's by the number of examples, as in the authors' code: only the
+first token, which the classifier reads, carries gradient there; without per-layer normalisation
+a division by tokens would rank the last layer's heads least important), where ``c`` is the head's context vector entering the output projection and
 ``L`` the task loss with gold labels. The per-token product is the gradient of the loss with
 respect to a per-token head gate, so its sum over tokens (without the absolute value) is exactly
 ``dL/dg[l, h]`` of `HeadGates`. Reference code: pmichel31415/pytorch-pretrained-BERT@paul,
@@ -41,7 +43,8 @@ def head_importance(
             heads to 0 instead of re-slicing), on any device.
         per_token_abs: Michel's estimator (absolute value per token). ``False`` gives the
             signed gradient ``dL/dg`` of the summed per-example losses (useful for tests and
-            ablations). Either is divided by the number of tokens.
+            ablations). Either is divided by the number of tokens (the last layer by the
+            number of examples).
 
     Returns:
         ``[L, H]`` float32 scores on the CPU.
@@ -58,7 +61,7 @@ def head_importance(
 
     was_training = model.training
     model.eval()  # no dropout: the score must be a deterministic function of the data
-    tokens = 0
+    tokens = examples = 0
     with HeadGates(model, gates, observer=keep_context):
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -69,6 +72,7 @@ def head_importance(
             (model(**batch).loss * batch["attention_mask"].shape[0]).backward()
             mask = batch["attention_mask"].to(wide)  # [B, T]
             tokens += int(mask.sum())
+            examples += mask.shape[0]
             for layer, context in contexts.items():
                 # [B, T, heads, dh] -> per-token gate gradient [B, T, heads]
                 product = _widened(context.detach()) * _widened(context.grad)
@@ -79,7 +83,9 @@ def head_importance(
                 importance[layer, list(plan.kept_heads[layer])] += summed.cpu().double()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return (importance / max(tokens, 1)).float()
+    importance[:-1] /= max(tokens, 1)
+    importance[-1] /= max(examples, 1)
+    return importance.float()
 
 
 def _widened(tensor: torch.Tensor) -> torch.Tensor:
