@@ -257,3 +257,32 @@ def test_lossless_mode_keeps_the_requests_floor_and_never_tries_a_fraction_that_
     # 0.25 removes nothing more, 0.75 (3 heads) breaks the floor of 2 per layer: only 0.5
     assert [f for f, _, _ in certificate["tried"]] == [0.5]
     assert result.plan.heads_kept == 6 and min(result.plan.heads_per_layer) >= 2
+
+
+def test_a_one_step_run_trains_the_planned_mask(monkeypatch):
+    """With a single training step the ramp has no room: the step must train the final mask
+    the student is then cut to, not the unpruned one."""
+    seen = []
+    original_set = HeadGates.set
+
+    def spy(self, gates):
+        seen.append(gates.detach().clone())
+        return original_set(self, gates)
+
+    monkeypatch.setattr(HeadGates, "set", spy)
+    model = tiny_model("bert")
+    request = peer_request(model, keep=6)
+    request.train_budget_steps = 1
+    result = get_method("peer")(request)
+    assert result.record["train_steps"] == 1
+    assert seen and all(torch.equal(g, plan_gates(result.plan)) for g in seen)
+
+
+def test_pairing_on_a_model_with_an_emptied_layer_is_a_one_line_error():
+    from prunekit.errors import ConfigError
+
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    apply_plan(model, plan.without_heads([(1, h) for h in range(plan.num_heads)]))
+    with pytest.raises(ConfigError, match="layer 1 has none; set pairing_weight=0"):
+        get_method("peer")(peer_request(model, keep=5, pairing_weight=0.1))

@@ -142,6 +142,17 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         scores = _remembered_importance(request, config.importance_examples)
     similarity = None  # nor does the teacher's head similarity (pairing)
     if config.pairing_weight > 0:
+        emptied = [
+            layer
+            for model in (request.model, request.teacher)
+            for layer, heads in enumerate(current_plan(model).kept_heads)
+            if not heads
+        ]
+        if emptied:  # transformers records no attention map for a layer without heads
+            raise ConfigError(
+                f"peer: pairing_weight needs a head in every layer of the model and the "
+                f"teacher, and layer {emptied[0]} has none; set pairing_weight=0"
+            )
         similarity = _teacher_similarity(request, config)
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
         plan = _locate(request, config, request.target, scores)
@@ -313,7 +324,8 @@ def _distil(
     steps = request.train_budget_steps
     if steps is None:
         steps = config.epochs * -(-len(request.train_set) // config.batch_size)
-    ramp = max(1, int(config.ramp_fraction * steps))
+    # the final mask trains for at least the last step (a 1-step run trains only it)
+    ramp = min(max(1, int(config.ramp_fraction * steps)), steps - 1)
     regression = request.task is not None and request.task.is_regression
 
     def gates(step: int) -> torch.Tensor:

@@ -244,6 +244,10 @@ class _Sweep:
             options,
             self.config.search_samples,
             teacher=self.dense if get_method(method).needs_teacher else None,
+            # the equal budget covers data too: a method that trains draws from the same
+            # seeded subset the others recover on (with more than one epoch it would otherwise
+            # see more distinct examples)
+            train_samples=self.config.recover_max_samples,
             state_dir=work / "state" / key.replace("|", "_"),
             # One memo per method and run dir: budgets and fractions of a seed share states.
             cache_dir=work / "cache" / method,

@@ -3,11 +3,12 @@
 ``I[l, h] = sum over examples and non-pad tokens of |<c_{l,h,t}, dL/dc_{l,h,t}>|`` divided by the
 number of tokens (the last layer's by the number of examples, as in the authors' code: only the
 first token, which the classifier reads, carries gradient there; without per-layer normalisation
-a division by tokens would rank the last layer's heads least important), where ``c`` is the head's context vector entering the output projection and
-``L`` the task loss with gold labels. The per-token product is the gradient of the loss with
-respect to a per-token head gate, so its sum over tokens (without the absolute value) is exactly
-``dL/dg[l, h]`` of `HeadGates`. Reference code: pmichel31415/pytorch-pretrained-BERT@paul,
-``examples/classifier_eval.py`` (per-token absolute value; ``--normalize_pruning_by_layer``).
+a division by tokens would rank the last layer's heads least important), where ``c`` is the
+head's context vector entering the output projection and ``L`` the task loss with gold labels.
+The per-token product is the gradient of the loss with respect to a per-token head gate, so
+its sum over tokens (without the absolute value) is exactly ``dL/dg[l, h]`` of `HeadGates`.
+Reference code: pmichel31415/pytorch-pretrained-BERT@paul, ``examples/classifier_eval.py``
+(per-token absolute value; ``--normalize_pruning_by_layer``).
 
 Runs on the model's device: batches and gates are moved there, scores come back on the CPU.
 Per-token products of float16/bfloat16 models are taken in float32; sums are float64 (float32
