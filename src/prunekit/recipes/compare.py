@@ -15,19 +15,14 @@ continues where it stopped and never repeats a run.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from prunekit.bench import speed_table
 from prunekit.data import TaskData, get_task, primary_metric
-from prunekit.device import cpu_name, describe_device, module_device, resolve_device
+from prunekit.device import cpu_name, describe_device, resolve_device
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     HeadTarget,
@@ -36,8 +31,8 @@ from prunekit.methods import (
     get_method,
     head_target,
 )
-from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats, save
-from prunekit.models.export import export_onnx, onnx_session, require_onnx
+from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
+from prunekit.models.export import require_onnx
 from prunekit.outputs import write_json
 from prunekit.recipes.common import check_head_method, console, seed_everything
 from prunekit.recipes.compare_config import (
@@ -55,6 +50,7 @@ from prunekit.recipes.compare_config import (
     with_loop_options,
     write_plan_memo,
 )
+from prunekit.recipes.compare_speed import pruned_speed
 from prunekit.report import read_results
 from prunekit.train import (
     DistillConfig,
@@ -329,7 +325,12 @@ class _Sweep:
             "dense_digest": self.digest,
         }
         if self.config.time_speed and self.seed == self.config.seeds[0]:
-            base |= self.speed(method, fraction, model)
+            timing = self.config.out / "work" / "timing"
+            name = f"{method}-{fraction:.4f}-s{self.seed}"
+            onnx = (self.dense_dir, self.config.out / "work" / "onnx", self.data.tokenizer)
+            base |= pruned_speed(
+                timing, name, self.dense, model, onnx if self.config.time_onnx else None
+            )
         rows = []
         max_samples = self.config.eval_max_samples
         if "r0" in regimes and self._todo(method, fraction, "r0"):
@@ -354,69 +355,8 @@ class _Sweep:
             rows.append(row | extra | {"budget_steps": self.budget_steps})
         return rows
 
-    def speed(self, method: str, fraction: float, model) -> dict[str, Any]:
-        """Speed columns of one pruned model, measured once: a later sweep of the same dir
-        (R1 after R0, as benchmarks run them) reads them instead of timing the model again."""
-        heads = json.dumps([list(layer) for layer in current_plan(model).kept_heads])
-        # timings belong to the machine that made them: another one (a resumed sweep on
-        # another CPU, a GPU, other threads) times again instead of reading them
-        where = f"{cpu_name()}|{module_device(model)}|{torch.get_num_threads()}"
-        key = f"{heads}|{self.config.time_onnx}|{where}"
-        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        name = f"{method}-{fraction:.4f}-s{self.seed}-{digest}.json"
-        path = self.config.out / "work" / "timing" / name
-        if path.is_file():
-            return json.loads(path.read_text())
-        models = {"baseline": self.dense, "model": model}
-        sizes = {n: model_stats(m).to_dict() for n, m in models.items()}
-        timing = speed_table(models, sizes, rounds=3, warmup=1)
-        speed = {
-            "measured_speedup": timing["models"]["model"]["speedup"]["throughput"],
-            "timing_warnings": timing["warnings"],
-        }
-        if self.config.time_onnx:
-            speed |= self.onnx_speed(model, sizes)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path.with_suffix(".tmp"), speed)
-        path.with_suffix(".tmp").replace(path)  # a kill never leaves half a file to read back
-        return speed
-
-    def onnx_speed(self, model, sizes: dict) -> dict[str, Any]:
-        """Both models timed in ONNX Runtime (CPU): pruned vs dense inside ORT, and pruned-in-ORT
-        against dense-in-torch (what a user switching runtime and pruning would see; a CPU
-        claim, so compare with --device cpu for it). The torch dense model is timed again in
-        the same call, in the block right before ORT's: taken from the earlier torch-only call,
-        the ratio mixed two moments of a busy machine and ranged from 0.3x to 4x."""
-        dense_onnx = self.config.out / "work" / "onnx" / f"dense-seed{self.seed}-fused"
-        if not (dense_onnx / "model.onnx").is_file():
-            export_onnx(self.dense_dir, dense_onnx, overwrite=True, optimize=True)
-        with tempfile.TemporaryDirectory(prefix="prunekit-compare-") as tmp:
-            save(model, Path(tmp) / "model", self.data.tokenizer)
-            pruned_onnx = export_onnx(Path(tmp) / "model", Path(tmp) / "onnx", optimize=True).path
-            sessions = {
-                name: onnx_session(path)
-                for name, path in (("baseline", dense_onnx / "model.onnx"), ("model", pruned_onnx))
-            }
-            # onnxruntime runs on the CPU, so torch's side of this timing does too (on a GPU
-            # run the sweep's models stay where they are: CPU copies are timed)
-            dense, pruned = _on_cpu(self.dense), _on_cpu(model)
-            models = {"baseline": dense, "model": pruned, "torch_dense": dense}
-            sizes = {**sizes, "torch_dense": sizes["baseline"]}
-            ort = speed_table(models, sizes, rounds=3, warmup=1, sessions=sessions)
-        torch_dense = ort["models"]["torch_dense"]["throughput"]["sequences_per_s"]
-        ort_pruned = ort["models"]["model"]["throughput"]["sequences_per_s"]
-        return {
-            "onnx_speedup": ort["models"]["model"]["speedup"]["throughput"],
-            "onnx_vs_torch_dense": ort_pruned / torch_dense,
-            "onnx_timing_warnings": ort["warnings"],
-        }
-
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done
-
-
-def _on_cpu(model: Any) -> Any:
-    return model if module_device(model).type == "cpu" else copy.deepcopy(model).cpu()
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:
