@@ -395,6 +395,10 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(tmp_path, dev):
         (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1"),
         (["--budgets", "-1"], "--budgets"),
         (["--seeds", "1.5"], "--seeds expects comma-separated integers"),
+        (
+            ["--methods", "astar", "--method-option", "astar.budget=1"],
+            "astar: --budget is for its budget mode",
+        ),
     ],
 )
 def test_compare_refuses_bad_counts_before_the_dense_fine_tune(tmp_path, extra, fragment):

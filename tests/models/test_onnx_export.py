@@ -117,7 +117,8 @@ def test_bench_and_export_refuse_what_they_cannot_do_in_one_line(tmp_path):
         (["bench", str(source), "--seq-len", "100"], "--seq-len 100 is longer than the 66"),
         (["bench", str(source), "--runtime", "onnxruntime", "--device", "cuda"], "drop --device"),
         (["bench", str(source), "--runtime", "sparse", "--device", "mps"], "drop --device"),
-        (["export", str(source), "--out", str(source), "--overwrite"], "model's own folder"),
+        (["export", str(source), "--out", str(source), "--overwrite"], "holds the model"),
+        (["export", str(source), "--out", str(tmp_path), "--overwrite"], "holds the model"),
     ):
         result = runner.invoke(app, argv)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output

@@ -148,3 +148,12 @@ def test_a_missing_classifier_is_reported_as_randomly_initialised(tmp_path, capl
     assert model.prunekit_dropped_modules == []
     assert model.prunekit_new_modules == ["classifier.dense", "classifier.out_proj"]
     assert "randomly initialised" in caplog.text
+
+
+def test_labels_that_differ_only_in_case_are_renamed_without_a_reorder(tmp_path, caplog):
+    path, original = saved_with_labels(tmp_path, {0: "ENTAILMENT", 1: "NOT_ENTAILMENT"})
+    with caplog.at_level(logging.INFO, logger="prunekit.models.sources"):
+        model, _ = load_for_task(path, get_task("rte"))
+    assert model.config.id2label == NLI and "reordered" not in caplog.text
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_batch()).logits, original(**tiny_batch()).logits)

@@ -243,3 +243,26 @@ def test_a_resumed_job_refuses_a_stage_recovered_with_another_budget(tmp_path):
         + ["--method", "l0", "--recover-max-samples", "10000", "--data-dir", str(glue_dir())],
     )
     assert result.exit_code == 2 and "(recover_max_samples)" in result.output, result.output
+
+
+def test_a_budget_for_a_method_given_a_head_count_is_a_one_line_error(tmp_path):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        app,
+        ["run", "--task", "rte", "--out", str(out), "--method", "astar"]
+        + ["--method-option", "astar.budget=1"],
+    )
+    assert result.exit_code == 2 and "astar: --budget is for its budget mode" in result.output
+    assert not out.exists()
+
+
+def test_overwrite_replaces_the_folder_of_a_job_killed_in_its_first_stage(tmp_path):
+    """Its dense fine-tune's checkpoints are all it holds; bad input still deletes nothing."""
+    out = tmp_path / "o"
+    (out / ".dense.checkpoints" / "last").mkdir(parents=True)
+    result = CliRunner().invoke(
+        app,
+        ["run", "--task", "sst3", "--out", str(out), "--overwrite", "--data-dir", str(glue_dir())],
+    )
+    assert result.exit_code == 2 and "sst3" in result.output  # the task, not the folder
+    assert (out / ".dense.checkpoints" / "last").is_dir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from conftest import TINY, tiny_batch, tiny_model
 
-from prunekit import HeadGates, PruningPlan, apply_plan
+from prunekit import HeadGates, PruningPlan, apply_plan, current_plan
 from prunekit.scoring import head_importance, normalize_per_layer
 
 L, H, F = TINY["layers"], TINY["heads"], TINY["ffn"]
@@ -94,3 +94,20 @@ def test_bfloat16_model_scores_rank_like_float32():
     assert half.dtype == torch.float32 and torch.isfinite(half).all()
     # bfloat16 keeps ~3 digits: the scores agree loosely, and so do the head rankings
     assert torch.corrcoef(torch.stack([full.flatten(), half.flatten()]))[0, 1] > 0.9
+
+
+def test_with_the_last_layer_emptied_the_layer_before_it_is_divided_by_examples():
+    """Only the first token carries gradient from the last layer with heads on."""
+    torch.manual_seed(0)
+    model = tiny_model("bert").double()
+    apply_plan(model, current_plan(model).without_heads([(L - 1, h) for h in range(H)]))
+    examples = sum(len(b["labels"]) for b in labelled_batches())
+    signed = head_importance(model, labelled_batches(), per_token_abs=False).double()
+    eps = 1e-6
+    for head in (0, 2):
+        up, down = torch.ones(L, H, dtype=torch.float64), torch.ones(L, H, dtype=torch.float64)
+        up[L - 2, head] += eps
+        down[L - 2, head] -= eps
+        numeric = (loss_at(model, up) - loss_at(model, down)) / (2 * eps)
+        got = signed[L - 2, head].item() * examples
+        assert abs(got - numeric) < 1e-4 * abs(numeric) + 1e-8

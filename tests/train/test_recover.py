@@ -31,7 +31,8 @@ def pruned_and_data(model_dir, heads=((0, 1), (2,))):
 
 
 def test_a_killed_recovery_resumes_to_the_same_weights(tiny_bert_with_real_tokenizer, tmp_path):
-    config = TrainConfig(learning_rate=1e-3, max_steps=6, batch_size=8, checkpoint_every=2)
+    # no checkpoint_every: a recovery given a checkpoint folder checkpoints within its epoch
+    config = TrainConfig(learning_rate=1e-3, max_steps=6, batch_size=8)
     reference, data = pruned_and_data(tiny_bert_with_real_tokenizer)
     recover(reference, data, config, 48, checkpoint_dir=tmp_path / "ref")
 
@@ -44,7 +45,7 @@ def test_a_killed_recovery_resumes_to_the_same_weights(tiny_bert_with_real_token
         recover(model, data, config, 48, on_step=kill_at_5, checkpoint_dir=tmp_path / "run")
     model, data = pruned_and_data(tiny_bert_with_real_tokenizer)
     resumed = recover(model, data, config, 48, checkpoint_dir=tmp_path / "run")
-    assert resumed.resumed_from_step == 4 and resumed.steps == 6
+    assert resumed.resumed_from_step == 4 and resumed.steps == 6  # a checkpoint every step
     expected = reference.state_dict()
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, expected[name]), name

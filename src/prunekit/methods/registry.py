@@ -257,6 +257,16 @@ class MethodInfo:
         if per_layer and not self.per_layer:
             raise ConfigError(f"{self.name} chooses heads globally; --per-layer is not supported")
 
+    def check_budget(self, options: dict[str, Any] | None, counted: bool) -> None:
+        """Refuse a budget together with a head count: a method that chooses the count has
+        it for its budget mode only (fixed-K A* would certify back to fewer heads than asked,
+        peer would ignore it)."""
+        if counted and self.decides_count and (options or {}).get("budget") is not None:
+            raise ConfigError(
+                f"{self.name}: --budget is for its budget mode, which chooses the head count; "
+                "with --heads/--keep-heads it removes exactly that many: drop one of them"
+            )
+
     def __call__(self, request: PruneRequest) -> MethodResult:
         config = request.config
         if not isinstance(config, self.config):

@@ -88,8 +88,9 @@ def export_onnx(
     """
     require_onnx()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if out_dir.resolve() == model_dir.resolve():  # the folder would be replaced by its export
-        raise ConfigError(f"--out {out_dir} is the model's own folder; export to another folder")
+    if out_dir.resolve() in (model_dir.resolve(), *model_dir.resolve().parents):
+        # --overwrite would replace the model's folder (or one holding it) by the export
+        raise ConfigError(f"--out {out_dir} holds the model being exported; use another folder")
     check_output_dir(out_dir, overwrite)
     model = load(model_dir, attn_implementation="eager")
     tokenizer = load_tokenizer(model_dir)

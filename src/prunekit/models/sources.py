@@ -163,7 +163,11 @@ def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> Non
         return
     by_name = {name.lower(): i for i, name in current.items()}
     order = [by_name.get(name.lower()) for name in wanted.values()]
-    if len(by_name) == len(wanted) and None not in order:  # the same labels, another order
+    if len(by_name) == len(wanted) and None not in order:  # the same labels, maybe reordered
+        config.id2label = dict(wanted)
+        config.label2id = {name: i for i, name in wanted.items()}
+        if order == list(range(len(order))):  # only the case differs (NEGATIVE, POSITIVE)
+            return
         _reorder_outputs(model, order)
         log.warning(
             "%s orders its labels %s; its outputs were reordered to task %s's order %s",
@@ -172,8 +176,6 @@ def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> Non
             task.name,
             list(wanted.values()),
         )
-        config.id2label = dict(wanted)
-        config.label2id = {name: i for i, name in wanted.items()}
         return
     config.id2label = dict(wanted)
     config.label2id = {name: i for i, name in wanted.items()}

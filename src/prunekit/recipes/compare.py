@@ -83,8 +83,9 @@ def run_compare(
     for method in {*config.methods, *config.method_options}:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
-        if method in config.methods:
+        if method in config.methods:  # fixed fractions (budgets go through budget_methods)
             check_head_method(method, info)
+            info.check_budget(config.method_options.get(method), counted=True)
     budget_methods = config.budget_methods if config.budgets else ()
     for method in budget_methods:
         if not get_method(method).decides_count:
@@ -255,8 +256,11 @@ class _Sweep:
         options = dict(self.config.method_options.get(method, {}))
         key = run_key(method, fraction, self.seed, "r0")
         settings = resolved_settings(method, options)
-        # What the decision read besides the model: the task's data and how much of it.
+        # What the decision read besides the model: the task's data and how much of it (a
+        # method that trains: the train subset and steps it was given).
         data = [self.config.task, self.config.search_samples]
+        if "train" in get_method(method).needs_data:
+            data += [self.config.recover_max_samples, self.budget_steps]
         memo = plan_memo_path(
             self.config.out, [method, settings, fraction, self.seed, self.digest, *data]
         )

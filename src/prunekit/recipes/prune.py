@@ -77,12 +77,7 @@ def run_prune(config: PruneConfig) -> dict:
     counted = config.heads is not None or config.keep_heads is not None
     info.check_target(counted, config.per_layer, config.min_heads_per_layer)
     info.parse_config(config.options)
-    if counted and info.decides_count and config.options.get("budget") is not None:
-        # fixed-K A* would certify back to fewer heads than asked, peer would ignore it
-        raise ConfigError(
-            f"{config.method}: --budget is for its budget mode, which chooses the head count; "
-            "with --heads/--keep-heads it removes exactly that many: drop one of them"
-        )
+    info.check_budget(config.options, counted)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
@@ -181,7 +176,8 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
                 f"--teacher {config.teacher} was never fine-tuned for {data.task.name} (its "
                 "classifier would be random); give a fine-tuned model"
             )
-        _check_same_shape(teacher, model, config.teacher)
+        if info.needs_teacher:  # logit-only KD (--distill) takes any teacher of the labels
+            _check_same_shape(teacher, model, config.teacher)
         return teacher.to(device)
     if info.prunes_pretrained:
         console.rule(f"teacher: the dense {data.task.name} model from the dense cache")

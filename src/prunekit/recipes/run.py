@@ -48,7 +48,7 @@ MAIN_JOB_TRAIN_CAP = 20000
 
 
 # What a folder holds once a job has written to it: --overwrite replaces only such a folder.
-_RUN_FOLDER_ENTRIES = ("dense", "pruned", "floor", "summary.json")
+_RUN_FOLDER_ENTRIES = ("dense", "pruned", "floor", "summary.json", ".dense.checkpoints")
 
 
 class RunConfig(BaseModel):
@@ -84,6 +84,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
         check_head_method(method, info)
+        info.check_budget(config.method_options.get(method), counted=True)
     if unused := set(config.method_options) - {config.method, config.floor}:
         raise ConfigError(
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
@@ -98,7 +99,8 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
     if out.exists() and config.overwrite and not config.resume:
-        if any(out.iterdir()) and not any((out / e).exists() for e in _RUN_FOLDER_ENTRIES):
+        job = any((out / e).exists() for e in _RUN_FOLDER_ENTRIES) or any(out.glob(".work-*"))
+        if any(out.iterdir()) and not job:
             raise OutputExistsError(
                 f"{out} is not the folder of a `prunekit run` job, so --overwrite does not "
                 "delete it; choose another --out"

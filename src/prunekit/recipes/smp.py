@@ -76,8 +76,8 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
         )
     tokenizer = load_tokenizer(source)
     datasets = [
-        TaskData.for_task(
-            spec, tokenizer, config.data_dir, config.seed, config.max_seq_length
+        TaskData.for_task(  # train inputs only: no dev file needed
+            spec, tokenizer, config.data_dir, config.seed, config.max_seq_length, check_dev=False
         ).dataset("train")
         for spec in specs
     ]

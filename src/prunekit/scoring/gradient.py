@@ -84,8 +84,13 @@ def head_importance(
                 importance[layer, list(plan.kept_heads[layer])] += summed.cpu().double()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    importance[:-1] /= max(tokens, 1)
-    importance[-1] /= max(examples, 1)
+    # From the last layer with a working head on, only the first token carries gradient.
+    working = [bool(h) for h in plan.kept_heads]
+    if gates is not None:  # gated off entirely: as good as removed
+        working = [w and bool(g.abs().sum() > 0) for w, g in zip(working, gates.cpu(), strict=True)]
+    last = max((i for i, w in enumerate(working) if w), default=plan.num_layers - 1)
+    importance[:last] /= max(tokens, 1)
+    importance[last:] /= max(examples, 1)
     return importance.float()
 
 

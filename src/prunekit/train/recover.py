@@ -41,9 +41,13 @@ def recover(
         start = {
             "weights": weights_digest(model),
             "teacher": weights_digest(teacher) if loss_fn is not None else None,
+            "distill": distill.model_dump(mode="json") if distill is not None else None,
             "examples": examples_digest(data.task, "train", data.data_dir),
             "subset": [data.seed, max_samples, data.max_seq_length],
         }
+        if config.checkpoint_every is None:  # one epoch's end is often the only one: ~10 more
+            steps = recovery_steps(data, config, max_samples)
+            config = config.model_copy(update={"checkpoint_every": max(1, steps // 10)})
     return finetune(
         model,
         train_set,
