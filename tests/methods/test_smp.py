@@ -117,3 +117,26 @@ def test_the_shipped_pruner_scores_the_default_minilm_with_a_stable_rte_plan():
         assert scores.shape == (6, 12) and ((scores > 0) & (scores < 2)).all()
     assert plans[0] == plans[1]
     assert [len(kept) for kept in plans[0]] == [6] * 6
+
+
+def test_without_per_layer_each_layer_loses_its_share_then_z_scores_decide_the_rest():
+    """Raw pruner scores are comparable within a layer only: a layer whose scores all sit
+    higher must still lose its share (methods.md §6.3), and the remainder goes by z-score."""
+    from prunekit import PruningPlan
+    from prunekit.methods.smp import select_layer_calibrated
+    from prunekit.methods.targets import head_target
+
+    plan = PruningPlan.dense(3, 4, 37)
+    scores = torch.tensor(
+        [
+            [0.1, 0.2, 0.3, 0.9],  # head 2 sits below its layer's mean: the lowest z left
+            [10.1, 10.2, 10.3, 10.4],  # offset by 10: global raw ranking would keep it whole
+            [0.4, 0.3, 0.2, 0.1],
+        ]
+    )
+    chosen = select_layer_calibrated(scores, plan, head_target(plan, keep_heads=5))
+    # 7 removals: 2 from every layer (their lowest), then the lowest z-score among the rest
+    assert chosen.kept_heads == ((3,), (2, 3), (0, 1))
+    assert chosen.heads_kept == 5
+    half = select_layer_calibrated(scores, plan, head_target(plan, heads=0.5))
+    assert [len(k) for k in half.kept_heads] == [2, 2, 2]  # exactly the paper's per-layer rule

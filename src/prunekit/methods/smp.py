@@ -14,6 +14,13 @@ authors' ``cal.py`` reads them all; on this CPU a pass over SST-2's 67k inputs i
 shot"), in batches of ``batch_size``. Maps of other lengths than 128 are padded or cropped.
 A model that records a fine-tuning task is scored anyway but with a warning: SMP's premise is
 the pre-trained model.
+
+Without ``--per-layer`` (OUR CHOICE, methods.md §6.3): the pruner's scores are calibrated
+within a layer only (its training draws heads by a softmax per layer, blind to an offset shared
+by a layer's heads), so raw scores are not ranked across layers. Of the heads to remove, the
+same share ⌊k/L⌋ goes from every layer (its lowest scores), and the rest are the lowest of the
+per-layer z-scored scores across layers; at 50% of a 12-head model that is the paper's 6 per
+layer.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from torch.utils.data import DataLoader, Subset
 
 from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
+    HeadTarget,
     MethodConfig,
     MethodResult,
     PruneRequest,
     register_method,
     select_top_heads,
 )
+from prunekit.plan import PruningPlan
 from prunekit.scoring.smp import (
     BUILTIN_PRUNER,
     PAIR,
@@ -41,7 +50,7 @@ from prunekit.scoring.smp import (
     pruner_provenance,
 )
 
-__all__ = ["Config", "prune_smp"]
+__all__ = ["Config", "prune_smp", "select_layer_calibrated"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +91,10 @@ def prune_smp(request: PruneRequest, config: Config) -> MethodResult:
     inputs = Subset(data, sorted(order[: config.max_examples].tolist()))
     batches = DataLoader(inputs, batch_size=config.batch_size, collate_fn=request.collate)
     scores = head_scores(request.model, pruner, batches, channel)
-    plan = select_top_heads(scores, request.plan, request.target)
+    if request.target.per_layer:
+        plan = select_top_heads(scores, request.plan, request.target)
+    else:
+        plan = select_layer_calibrated(scores, request.plan, request.target)
     made = pruner_provenance(config.pruner)
     meta = {
         "pruner": config.pruner,
@@ -92,3 +104,45 @@ def prune_smp(request: PruneRequest, config: Config) -> MethodResult:
         "examples": len(inputs),
     }
     return MethodResult(plan.model_copy(update={"meta": meta}), record={"scores": scores.tolist()})
+
+
+def select_layer_calibrated(
+    scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
+) -> PruningPlan:
+    """``target``'s head count chosen from scores comparable within a layer only (see the
+    module docstring): each layer first loses the same number of its lowest-scoring heads,
+    then the rest go by the lowest per-layer z-score across layers. A layer keeps at least
+    ``target.min_per_layer`` heads, and one."""
+    scores = scores.detach().double().cpu()
+    kept = [list(heads) for heads in plan.kept_heads]
+    num_layers = plan.num_layers
+    floor = max(1, target.min_per_layer)
+    removals = plan.heads_kept - target.keep
+    share = removals // num_layers
+
+    def removable(layer: int) -> int:
+        return max(0, len(kept[layer]) - floor)
+
+    for layer in range(num_layers):  # the same share from every layer, its lowest first
+        by_score = sorted(kept[layer], key=lambda h: (float(scores[layer, h]), h))
+        for head in by_score[: min(share, removable(layer))]:
+            kept[layer].remove(head)
+    z = torch.zeros_like(scores)
+    for layer, heads in enumerate(plan.kept_heads):
+        if len(heads) > 1:
+            values = scores[layer, list(heads)]
+            spread = values.std()
+            z[layer, list(heads)] = (values - values.mean()) / (spread if spread > 0 else 1.0)
+    left = removals - (plan.heads_kept - sum(len(heads) for heads in kept))
+    candidates = sorted(
+        (float(z[layer, h]), layer, h) for layer in range(num_layers) for h in kept[layer]
+    )
+    for _, layer, head in candidates:
+        if left <= 0:
+            break
+        if removable(layer):
+            kept[layer].remove(head)
+            left -= 1
+    if left > 0:
+        raise ConfigError(f"cannot remove {removals} heads and keep {floor} in every layer")
+    return plan.model_copy(update={"kept_heads": tuple(tuple(sorted(k)) for k in kept)})
