@@ -130,3 +130,15 @@ def test_augmentation_multiplies_the_training_data_and_needs_the_tokenizer():
     augmented = get_method("sparse-kd")(request)
     # One epoch over three times the examples: three times the steps.
     assert augmented.record["train_steps"] == 3 * plain.record["train_steps"]
+
+
+def test_on_regression_the_prediction_term_weighs_teacher_and_gold_alike():
+    """STS-B (methods.md §6.5, as every KD method): MSE to the teacher plus MSE to gold."""
+    teacher = tiny_model("bert", attn="eager", num_labels=1)
+    student = tiny_model("bert", attn="eager", num_labels=1, seed=1)
+    gold = torch.linspace(0.0, 5.0, BATCH["labels"].shape[0])
+    mine, theirs = outputs(student), outputs(teacher)
+    parts = sparse_kd_parts(mine, theirs, BATCH["attention_mask"], gold, True)
+    s, t = mine.logits.squeeze(-1), theirs.logits.squeeze(-1)
+    expected = 0.5 * (torch.mean((s - t) ** 2) + torch.mean((s - gold) ** 2))
+    assert torch.allclose(parts["prediction"], expected)

@@ -9,7 +9,9 @@ from the teacher (attention maps, hidden states of the embeddings and every laye
 logits), the six linears of every layer are magnitude-pruned per tensor to ``sparsity`` (0.95)
 on the cubic schedule, the masks re-applied after every optimizer step (`gradual_magnitude`).
 Loss per step: sum over layers of MSE(A^S, A^T) + sum over the embeddings and layers of
-MSE(H^S, H^T) + soft cross-entropy at τ = 1 (MSE to the gold score for STS-B), as in the code.
+MSE(H^S, H^T) + soft cross-entropy at τ = 1, as in the code; for STS-B (OUR CHOICE, methods.md
+§6.5, as every KD method) the mean of MSE to the teacher's score and MSE to the gold score,
+where the code has MSE to gold alone.
 
 The attention term compares pre-softmax scores ``Q K^T / sqrt(d)`` as the code does;
 transformers 5 returns only probabilities, so they are rebuilt from each layer's query and key
@@ -97,8 +99,11 @@ def sparse_kd_parts(
         for s, t in zip(student_out.hidden_states, teacher_out.hidden_states, strict=True)
     )
     student_logits = student_out.logits
-    if regression:
-        prediction = F.mse_loss(student_logits.squeeze(-1), labels.to(student_logits.dtype))
+    if regression:  # OUR CHOICE, methods.md §6.5 (as every KD method): teacher and gold alike
+        student = student_logits.squeeze(-1)
+        teacher = teacher_out.logits.squeeze(-1).to(student.device, student.dtype)
+        gold = labels.to(student.device, student.dtype)
+        prediction = 0.5 * (F.mse_loss(student, teacher) + F.mse_loss(student, gold))
     else:  # soft cross-entropy at tau = 1, mean over batch and classes as in the code
         target = torch.softmax(teacher_out.logits.to(student_logits.device), dim=-1)
         prediction = -(target * torch.log_softmax(student_logits, dim=-1)).mean()
