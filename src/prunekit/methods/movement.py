@@ -9,7 +9,11 @@ value at a step is a pure function of it, so a resumed run continues exactly). O
 the unpruned model. At the end the masks are folded into the weights and the
 parametrizations removed (nothing is left on the model), and the plan carries the masks.
 
-Deviations (OUR CHOICE): the scores' learning rate is constant and their gradients are not
+Deviations (OUR CHOICE): it starts from the model it is given, the fine-tuned one in every
+prunekit flow, as magnitude does (the authors fine-prune from the pre-trained model; sparse-kd
+is the variant that starts pre-trained), so the two baselines differ from each other in the
+criterion only; near a converged fine-tune the weights move little, so movement's masks there
+lean towards magnitude's. The scores' learning rate is constant and their gradients are not
 clipped; embeddings train with the other weights; the schedule's initial and final warm-ups
 (``initial_warmup``, ``final_warmup``: shares of the steps) default to 0, where the authors'
 SQuAD example holds about 10% and 20%; weights an earlier plan dropped (zero at the start)
