@@ -88,7 +88,9 @@ def peer_request(model, keep: int | None = None, **options) -> PruneRequest:
     )
 
 
-def test_a_small_run_distils_ends_at_the_planned_mask_and_reloads_exactly(tmp_path, monkeypatch):
+@pytest.fixture
+def gate_values(monkeypatch) -> list[torch.Tensor]:
+    """Every gate tensor peer sets on the student, in order."""
     seen = []
     original_set = HeadGates.set
 
@@ -97,6 +99,11 @@ def test_a_small_run_distils_ends_at_the_planned_mask_and_reloads_exactly(tmp_pa
         return original_set(self, gates)
 
     monkeypatch.setattr(HeadGates, "set", spy)
+    return seen
+
+
+def test_a_small_run_distils_ends_at_the_planned_mask_and_reloads_exactly(tmp_path, gate_values):
+    seen = gate_values
     model = tiny_model("bert")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = get_method("peer")(peer_request(model, keep=6))
@@ -259,17 +266,10 @@ def test_lossless_mode_keeps_the_requests_floor_and_never_tries_a_fraction_that_
     assert result.plan.heads_kept == 6 and min(result.plan.heads_per_layer) >= 2
 
 
-def test_a_one_step_run_trains_the_planned_mask(monkeypatch):
+def test_a_one_step_run_trains_the_planned_mask(gate_values):
     """With a single training step the ramp has no room: the step must train the final mask
     the student is then cut to, not the unpruned one."""
-    seen = []
-    original_set = HeadGates.set
-
-    def spy(self, gates):
-        seen.append(gates.detach().clone())
-        return original_set(self, gates)
-
-    monkeypatch.setattr(HeadGates, "set", spy)
+    seen = gate_values
     model = tiny_model("bert")
     request = peer_request(model, keep=6)
     request.train_budget_steps = 1
