@@ -221,3 +221,15 @@ def tiny_bert_with_real_tokenizer(tmp_path_factory):
     transformers.BertModel(config).save_pretrained(out)
     transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
     return out
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    """A CLI result that is prunekit's one-line user error (exit 2) naming ``fragments`` (not
+    click's usage error, which exits 2 too, nor a traceback)."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("prunekit: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output

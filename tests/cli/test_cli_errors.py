@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import TINY, glue_dir, tiny_model, word_tokenizer
+from conftest import TINY, assert_user_error, glue_dir, tiny_model, word_tokenizer
 from typer.testing import CliRunner
 
 from prunekit import PruningPlan, apply_plan, save
 from prunekit.cli import app
 from prunekit.data import get_task
-from prunekit.errors import ModelLoadError
+from prunekit.errors import ConfigError, ModelLoadError
 from prunekit.methods import DEFAULT_HEAD_METHOD
 from prunekit.models.sources import load_for_task
 
@@ -30,16 +30,6 @@ TINY_BERT = dict(
 
 def invoke(*args: str, env: dict | None = None):
     return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("prunekit: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture
@@ -369,9 +359,23 @@ def test_a_model_with_pickled_weights_only_is_refused(tmp_path):
         load_for_task(str(tmp_path / "m"), get_task("rte"))
 
 
-@pytest.mark.parametrize("dev", [None, "index\tsentence1\tsentence2\tlabel\n"])
-def test_a_missing_or_empty_dev_file_is_found_before_training(tmp_path, dev):
+@pytest.mark.parametrize(
+    ("dev", "fragments"),
+    [
+        (None, ("dev.tsv", "not found")),
+        ("index\tsentence1\tsentence2\tlabel\n", ("rte dev split", "has no examples")),
+    ],
+)
+def test_a_missing_or_empty_dev_file_is_found_before_training(
+    tmp_path, monkeypatch, dev, fragments
+):
     """dev is read only once training is done: a job must not train for nothing first."""
+    import prunekit.train.task
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the dev file was checked")
+
+    monkeypatch.setattr(prunekit.train.task, "finetune", no_training)
     rte = tmp_path / "glue" / "RTE"
     rte.mkdir(parents=True)
     rows = [f"{i}\tA man walks {i}.\tA person moves.\t{'entailment' if i % 2 else 'not_entailment'}"
@@ -382,7 +386,7 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(tmp_path, dev):
     for command in (["finetune"], ["run", "--floor", "none"]):
         out = tmp_path / "out"
         result = invoke(*command, "--task", "rte", "--out", out, "--data-dir", tmp_path / "glue")
-        assert_user_error(result, "dev")
+        assert_user_error(result, *fragments)
         assert not out.exists()
 
 
@@ -422,7 +426,7 @@ def test_a_run_dir_without_rows_takes_a_corrected_sweep(tmp_path):
     config = CompareConfig(task="rte", out=out, methods=("random",), recover_max_samples=4000)
     refuse_other_settings(config, ())  # no rows: passes
     (out / "results.jsonl").write_text(json.dumps({"key": "random|0.5|0|r0"}) + "\n")
-    with pytest.raises(Exception, match="recover_max_samples"):
+    with pytest.raises(ConfigError, match=r"holds results of other settings \(recover_max"):
         refuse_other_settings(config, ())
 
 
@@ -443,7 +447,6 @@ def test_train_pruner_without_tasks_is_a_one_line_error(tmp_path):
 
 def test_a_teacher_shaped_unlike_the_model_is_refused():
     """Peer and sparse-kd pair layers and heads by position with the teacher's."""
-    from prunekit.errors import ConfigError
     from prunekit.recipes.prune import _check_same_shape
 
     student = tiny_model("bert")

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import glue_dir as find_glue_dir
 
 from prunekit.data import TASKS, Example, get_task, list_tasks, load_examples, resolve_data_dir
 from prunekit.errors import DataError
 
-_DEFAULT_GLUE = Path("/work/shared/data/glue")
-
 
 def _real_glue_dir() -> Path | None:
-    env = os.environ.get("GLUE_DIR")
-    path = Path(env) if env else _DEFAULT_GLUE
-    return path if path.is_dir() else None
+    return find_glue_dir()  # $GLUE_DIR, or ../shared/data/glue beside the checkout
 
 
 @pytest.fixture
 def glue_dir() -> Path:
     path = _real_glue_dir()
     if path is None:
-        pytest.skip(f"real GLUE data not found: set GLUE_DIR or provide {_DEFAULT_GLUE}")
+        pytest.skip("real GLUE data not found: set GLUE_DIR")
     return path
 
 

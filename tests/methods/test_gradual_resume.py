@@ -37,8 +37,11 @@ def test_a_killed_run_resumes_to_the_same_masks_and_weights(method, tmp_path):
     with pytest.raises(Killed):
         get_method(method)(interrupted)
     again = request(method, checkpoint_every=5)
-    again.state_dir = tmp_path
+    steps = []
+    again.state_dir, again.on_progress = tmp_path, lambda info: steps.append(info.get("step"))
     resumed = get_method(method)(again)
+    # resumed from the checkpoint at step 10, not restarted (a restart ends the same way)
+    assert [s for s in steps if s is not None][0] == 11
     expected, actual = reference.model.state_dict(), resumed.model.state_dict()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name

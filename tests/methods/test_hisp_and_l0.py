@@ -46,9 +46,22 @@ def test_hisp_keeps_the_top_layer_normalised_heads():
     assert kept == top5
 
 
-def test_hisp_iterative_hits_the_target_in_both_modes():
+def test_hisp_iterative_hits_the_target_in_both_modes(monkeypatch):
+    from prunekit.methods import hisp
+
     model = tiny_model("bert")
+    scored_under = []  # the plan each re-scoring ran under
+    original = hisp._plan_scores
+
+    def spy(model, batches, plan, normalize=True):
+        scored_under.append(plan.heads_kept)
+        return original(model, batches, plan, normalize)
+
+    monkeypatch.setattr(hisp, "_plan_scores", spy)
     assert get_method("hisp")(make_request(model, 4, iterative=True)).plan.heads_kept == 4
+    # 12 heads down to 4 by steps of 10% (one head): re-scored after every removal, each
+    # time under the heads already removed
+    assert scored_under == list(range(12, 4, -1))
     per_layer = get_method("hisp")(make_request(model, 3, per_layer=True, iterative=True)).plan
     assert per_layer.heads_per_layer == [1, 1, 1]
 
@@ -91,8 +104,10 @@ def test_l0_killed_mid_training_resumes_to_the_same_gates(tmp_path):
         get_method("l0")(request)
     assert (tmp_path / "last").is_dir()  # checkpointed at step 6
     request = make_request(tiny_model("bert"), 4, **options)
-    request.state_dir = tmp_path
+    steps = []
+    request.state_dir, request.on_progress = tmp_path, lambda info: steps.append(info.get("step"))
     resumed = get_method("l0")(request)
+    assert [s for s in steps if s is not None][0] == 7  # resumed at step 6, not restarted
     assert resumed.record["train_steps"] == 12
     assert resumed.record["loss_curve"][-1]["step"] == 12
     assert resumed.plan.kept_heads == reference.kept_heads

@@ -8,13 +8,14 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+import torch
 from conftest import tiny_model, uneven_plan, word_tokenizer
 from typer.testing import CliRunner
 
 from prunekit import apply_plan
 from prunekit.cli import app
 from prunekit.errors import ConfigError, ExportError, ModelLoadError
-from prunekit.models import save
+from prunekit.models import load, save
 from prunekit.models.export import export_onnx
 from prunekit.recipes.bench import run_bench
 
@@ -52,9 +53,18 @@ def test_pruned_model_exports_and_matches_pytorch(family, tmp_path):
     assert json.loads((out / "export.json").read_text())["max_abs_diff"] == report.max_abs_diff
     # Standalone: onnxruntime alone runs a batch of a shape neither trace nor check used.
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
-    ids = np.full((5, 9), 4, dtype=np.int64)
-    (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    ids = np.random.default_rng(0).integers(4, 100, (5, 9))
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0  # padding in one row
+    (logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})
     assert logits.shape == (5, 2)
+    # checked here against PyTorch, not by the export's own report; relative to the logits'
+    # own size (~1e-2 on these tiny models), so a lost head or layer could not pass
+    with torch.no_grad():
+        expected = load(source)(
+            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+        ).logits.numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", ["bert", "mpnet"])
@@ -96,8 +106,6 @@ def test_cli_export(tmp_path):
 def test_onnxruntime_sessions_use_torchs_thread_count(tmp_path):
     """OMP_NUM_THREADS pins torch only; an onnxruntime session left at its default would take
     every core, and a timing would compare two thread counts."""
-    import torch
-
     from prunekit.models.export import onnx_session
 
     report = export_onnx(pruned_dir("bert", tmp_path), tmp_path / "onnx")

@@ -47,3 +47,20 @@ def test_peer_lossless_writes_its_model_and_a_certificate_with_the_dev_drop(
     assert dev["violation"] == (dev["drop"] > 100.0)
     assert record["heads"]["after"] == 6 and min(record["heads"]["per_layer"]) == 3
     assert current_plan(load(out)).heads_per_layer == record["heads"]["per_layer"]
+
+
+def test_the_dev_drop_is_a_violation_exactly_when_it_exceeds_the_budget():
+    """Reported beside the certificate, never used: a dev drop over the budget says so."""
+    from prunekit.recipes.prune import _certificate
+
+    def record(before, after):
+        return {
+            "before": {"dev": {"primary": before}},
+            "after_pruning": {"dev": {"primary": after}},
+        }
+
+    over = _certificate({"budget": 0.5}, record(80.0, 79.0))["dev"]
+    assert over == {"before": 80.0, "after": 79.0, "drop": 1.0, "violation": True}
+    assert _certificate({"budget": 1.0}, record(80.0, 79.0))["dev"]["violation"] is False
+    assert _certificate({"budget": 0.0}, record(80.0, 80.5))["dev"]["drop"] == -0.5
+    assert _certificate(None, record(80.0, 79.0)) is None

@@ -27,9 +27,14 @@ def test_the_bound_matches_the_normal_approximation():
     reference, pruned, labels, drop = accuracy_case(n, p, seed=1)
     bound = bootstrap_drop_bound(get_task("rte"), reference, pruned, labels, samples=2000)
     assert bound.drop == pytest.approx(drop)
-    expected = drop + 1.645 * 100 * math.sqrt(p * (1 - p) / n)  # one-sided 95%
-    assert bound.upper_bound == pytest.approx(expected, abs=0.25)
+    se = 100 * math.sqrt(p * (1 - p) / n)
+    # one-sided 95%: 1.645 standard errors above the drop (90% would be 1.28, 0.24 lower)
+    assert (bound.upper_bound - bound.drop) / se == pytest.approx(1.645, abs=0.1)
     assert bound.examples == n and bound.confidence == 0.95
+    lower = bootstrap_drop_bound(
+        get_task("rte"), reference, pruned, labels, samples=2000, confidence=0.9
+    )
+    assert (lower.upper_bound - lower.drop) / se == pytest.approx(1.282, abs=0.1)
 
 
 def test_the_bound_covers_the_true_drop_about_95_percent_of_the_time():
