@@ -282,6 +282,19 @@ STEPS = (
         (SMP,),
     ),
     Step(
+        "smp-sst2-s1-s2",
+        10,
+        "SMP and random at 50% on SST-2 seeds 1 and 2 (capped as seed 0), so the fifth task has "
+        "three seeds: its seed-0 fine-tunes took 4 minutes each",
+        30,
+        (
+            "python benchmarks/smp.py --tasks sst2 --seeds 1,2 --fractions 0.5 "
+            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
+        ),
+        (SMP,),
+        after=("smp-sst2-s0",),
+    ),
+    Step(
         "smp-mrpc-s1",
         10,
         "SMP, random, HISP and dense at 50% on MRPC seed 1: a second seed where seed 0 put SMP "
