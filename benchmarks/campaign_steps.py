@@ -272,8 +272,8 @@ STEPS = (
         "smp-sst2-s0",
         10,
         "SMP and random at 50% on SST-2 seed 0, the fifth task (20,000 seeded train examples, "
-        "the in-run dense model alike: the full split is ~1 h a fine-tune here); without HISP, "
-        "whose importance needs the full-recipe dense model",
+        "the in-run dense model alike, as smp.py's --train-cap offers); without HISP, whose "
+        "importance needs the full-recipe dense model",
         30,
         (
             "python benchmarks/smp.py --tasks sst2 --seeds 0 --fractions 0.5 "
