@@ -395,7 +395,7 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(
     [
         (["--recover-max-samples", "0"], "--recover-max-samples must be at least 1"),
         (["--eval-max-samples", "0"], "--eval-max-samples must be at least 1"),
-        (["--max-train-samples", "0"], "--max-train-samples must be at least 1"),
+        (["--max-train-samples", "-1"], "--max-train-samples must be at least 0"),
         (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1"),
         (["--budgets", "-1"], "--budgets"),
         (["--seeds", "1.5"], "--seeds expects comma-separated integers"),

@@ -151,3 +151,13 @@ def test_a_cached_model_fine_tuned_on_other_train_data_is_refused(tmp_path):
     (out / "metrics.json").write_text('{"train_examples_digest": "a smoke run of 32 rows"}')
     with pytest.raises(ConfigError, match="other rte train data"):
         task_recipes.cached_dense_model("default", "rte", 0, data_dir=glue_dir(), root=tmp_path)
+
+
+def test_compares_train_cap_of_zero_lifts_the_recipes_subset_as_finetunes_does():
+    from prunekit.recipes.compare_config import dense_recipe
+
+    assert dense_recipe("mnli", max_train_samples=0, whole_split=0).max_train_samples is None
+    assert dense_recipe("mnli", max_train_samples=50, whole_split=0).max_train_samples == 50
+    assert dense_recipe("mnli", whole_split=0) is None  # nothing asked: the recipe as it is
+    lifted = dense_recipe("rte", max_train_samples=0, whole_split=0)
+    assert lifted.digest() == recipe_for("rte").digest()  # RTE's recipe is the whole split

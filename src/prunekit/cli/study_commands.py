@@ -69,7 +69,8 @@ def compare(
         ),
     ] = None,
     max_train_samples: Annotated[
-        int | None, typer.Option(help="Seeded train subset for dense fine-tuning.")
+        int | None,
+        typer.Option(help="Seeded train subset for dense fine-tuning (0: the whole split)."),
     ] = None,
     recover_epochs: Annotated[
         int, typer.Option(help="R1 recovery epochs, equal for all methods.")
@@ -150,7 +151,8 @@ def compare(
 
     # found now, not after the dense fine-tune (and before config.json records them)
     at_least(1, finetune_epochs=finetune_epochs, recover_epochs=recover_epochs)
-    at_least(1, max_train_samples=max_train_samples, recover_max_samples=recover_max_samples)
+    at_least(0, max_train_samples=max_train_samples)  # 0: the whole split, as in finetune
+    at_least(1, recover_max_samples=recover_max_samples)
     at_least(1, eval_max_samples=eval_max_samples, search_samples=search_samples)
 
     chosen = {}
@@ -166,7 +168,9 @@ def compare(
             seeds=_ints(seeds, "--seeds"),
             regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
             data_dir=data_dir,
-            recipe=dense_recipe(task, epochs=finetune_epochs, max_train_samples=max_train_samples),
+            recipe=dense_recipe(
+                task, epochs=finetune_epochs, max_train_samples=max_train_samples, whole_split=0
+            ),
             recover=train_config(epochs=recover_epochs),
             recover_max_samples=recover_max_samples,
             distill=DistillConfig() if distill else None,

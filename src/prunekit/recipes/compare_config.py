@@ -126,9 +126,12 @@ def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
-def dense_recipe(task: str, **overrides: Any) -> TaskRecipe | None:
-    """The task's dense recipe with the given (not None) fields replaced; None if none are."""
+def dense_recipe(task: str, whole_split: int | None = None, **overrides: Any) -> TaskRecipe | None:
+    """The task's dense recipe with the given (not None) fields replaced; None if none are.
+    A ``max_train_samples`` equal to ``whole_split`` (the CLI's 0) lifts the recipe's subset."""
     given = {k: v for k, v in overrides.items() if v is not None}
+    if whole_split is not None and given.get("max_train_samples") == whole_split:
+        given["max_train_samples"] = None
     if not given:
         return None
     return TaskRecipe.model_validate(recipe_for(task).model_dump() | given)  # bounds checked
