@@ -305,6 +305,36 @@ STEPS = (
         dense=dense_models("mrpc:1"),
     ),
     Step(
+        "smp-rte-s2",
+        10,
+        "SMP, random, HISP and dense at 50% on RTE seed 2: RTE's third seed at the issue's "
+        "main fraction",
+        15,
+        (_smp("rte", 2),),
+        (SMP,),
+        dense=dense_models("rte:2"),
+    ),
+    Step(
+        "smp-cola-s1",
+        10,
+        "SMP, random, HISP and dense at 50% on CoLA seed 1",
+        25,
+        (_smp("cola", 1),),
+        (SMP,),
+        dense=dense_models("cola:1"),
+    ),
+    Step(
+        "smp-cola-s2",
+        10,
+        "SMP, random, HISP and dense at 50% on CoLA seed 2: with it, 50% has three seeds on "
+        "all five tasks",
+        25,
+        (_smp("cola", 2),),
+        (SMP,),
+        after=("smp-cola-s1",),
+        dense=dense_models("cola:2"),
+    ),
+    Step(
         "smp-rte-s1",
         10,
         "SMP, random, HISP and dense at 50% on RTE seed 1: a second seed where seed 0 put SMP "
