@@ -335,6 +335,16 @@ STEPS = (
         dense=dense_models("cola:2"),
     ),
     Step(
+        "smp-mrpc-s0-bf16",
+        10,
+        "SMP, random, HISP and dense at 50% on MRPC seed 0 in the loop every later row uses "
+        "(bf16, length-grouped): seed 0's rows were fp32, so the bf16 rows had two seeds",
+        10,
+        (_smp("mrpc", 0),),
+        (SMP,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
         "smp-rte-s1",
         10,
         "SMP, random, HISP and dense at 50% on RTE seed 1: a second seed where seed 0 put SMP "
