@@ -112,11 +112,11 @@ def select_layer_calibrated(
     """``target``'s head count chosen from scores comparable within a layer only (see the
     module docstring): each layer first loses the same number of its lowest-scoring heads,
     then the rest go by the lowest per-layer z-score across layers. A layer keeps at least
-    ``target.min_per_layer`` heads, and one."""
+    ``target.min_per_layer`` heads (0 by default: as any global selection, it may empty one)."""
     scores = scores.detach().double().cpu()
     kept = [list(heads) for heads in plan.kept_heads]
     num_layers = plan.num_layers
-    floor = max(1, target.min_per_layer)
+    floor = target.min_per_layer
     removals = plan.heads_kept - target.keep
     share = removals // num_layers
 
