@@ -447,12 +447,12 @@ def test_train_pruner_without_tasks_is_a_one_line_error(tmp_path):
 
 def test_a_teacher_shaped_unlike_the_model_is_refused():
     """Peer and sparse-kd pair layers and heads by position with the teacher's."""
-    from prunekit.recipes.prune import _check_same_shape
+    from prunekit.train.distill import check_teacher_shape
 
     student = tiny_model("bert")
-    _check_same_shape(tiny_model("bert"), student, "same")  # passes
+    check_teacher_shape("peer", tiny_model("bert"), student)  # passes
     deeper = transformers.BertForSequenceClassification(
         transformers.BertConfig(**(TINY_BERT | {"num_hidden_layers": TINY["layers"] + 2}))
     )
     with pytest.raises(ConfigError, match="num_hidden_layers 5 vs 3"):
-        _check_same_shape(deeper, student, "deeper")
+        check_teacher_shape("peer", deeper, student)

@@ -22,21 +22,20 @@ from prunekit.cli.app import (
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
-    from prunekit.errors import ConfigError
-
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"{option} expects comma-separated numbers, got {text!r}") from None
+    return _parsed(text, option, float, "numbers")
 
 
 def _ints(text: str, option: str) -> tuple[int, ...]:
+    return _parsed(text, option, int, "integers")
+
+
+def _parsed(text: str, option: str, kind: type, noun: str) -> tuple[Any, ...]:
     from prunekit.errors import ConfigError
 
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        return tuple(kind(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ConfigError(f"{option} expects comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"{option} expects comma-separated {noun}, got {text!r}") from None
 
 
 @app.command()

@@ -78,7 +78,12 @@ from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
 from prunekit.scoring.similarity import attention_map_similarity
 from prunekit.train import TrainConfig, distillation_parts
-from prunekit.train.distill import attention_pairing_loss, hidden_state_loss, peer_loss
+from prunekit.train.distill import (
+    attention_pairing_loss,
+    check_teacher_shape,
+    hidden_state_loss,
+    peer_loss,
+)
 from prunekit.train.schedules import stepped_ramp
 
 __all__ = ["Config", "prune_peer"]
@@ -136,6 +141,7 @@ class Config(TrainingMethodConfig):
     needs_data=("validation", "train"),
 )
 def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
+    check_teacher_shape("peer", request.teacher, request.model)
     total = request.plan.heads_total
     scores = None  # HISP's importance does not depend on the fraction: measured once
     if config.locator == "hisp":

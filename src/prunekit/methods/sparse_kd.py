@@ -46,6 +46,7 @@ from prunekit.methods.registry import MethodResult, PruneRequest, register_metho
 from prunekit.models import current_plan
 from prunekit.models.attention_scores import AttentionScores
 from prunekit.models.head_outputs import attention_dropout_off
+from prunekit.train.distill import check_teacher_shape
 
 __all__ = ["Config", "prune_sparse_kd", "sparse_kd_parts"]
 
@@ -185,13 +186,7 @@ def _augmented(request: PruneRequest, config: Config) -> PruneRequest:
 def _attention_pairs(student, teacher, student_model, teacher_model):
     """Which attention map of the teacher each of the student's is compared with, and which of
     its heads; refuses a teacher of another shape (one line, not a shape error mid-training)."""
-    same = (student.num_layers, student.num_heads) == (teacher.num_layers, teacher.num_heads)
-    widths = student_model.config.hidden_size == teacher_model.config.hidden_size
-    if not (same and widths):
-        raise ConfigError(
-            "sparse-kd distils layer by layer: the teacher must have the student's layers, heads "
-            "and width (give a --teacher fine-tuned from the same pre-trained model)"
-        )
+    check_teacher_shape("sparse-kd", teacher_model, student_model)
     pairs, mine_index, theirs_index = [], 0, 0
     for layer, (mine, theirs) in enumerate(
         zip(student.kept_heads, teacher.kept_heads, strict=True)

@@ -163,22 +163,19 @@ def _use_task_labels(model: PreTrainedModel, task: TaskSpec, source: str) -> Non
         return
     by_name = {name.lower(): i for i, name in current.items()}
     order = [by_name.get(name.lower()) for name in wanted.values()]
-    if len(by_name) == len(wanted) and None not in order:  # the same labels, maybe reordered
-        config.id2label = dict(wanted)
-        config.label2id = {name: i for i, name in wanted.items()}
-        if order == list(range(len(order))):  # only the case differs (NEGATIVE, POSITIVE)
-            return
-        _reorder_outputs(model, order)
-        log.warning(
-            "%s orders its labels %s; its outputs were reordered to task %s's order %s",
-            source,
-            list(current.values()),
-            task.name,
-            list(wanted.values()),
-        )
-        return
     config.id2label = dict(wanted)
     config.label2id = {name: i for i, name in wanted.items()}
+    if len(by_name) == len(wanted) and None not in order:  # the same labels, maybe reordered
+        if order != list(range(len(order))):  # not only the case differs (NEGATIVE, POSITIVE)
+            _reorder_outputs(model, order)
+            log.warning(
+                "%s orders its labels %s; its outputs were reordered to task %s's order %s",
+                source,
+                list(current.values()),
+                task.name,
+                list(wanted.values()),
+            )
+        return
     # transformers' placeholder names carry no meaning; real names from another task do.
     placeholder = all(name == f"LABEL_{i}" for i, name in current.items())
     report = log.info if placeholder else log.warning

@@ -110,20 +110,16 @@ def _sparse_bench(
     warnings = []
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
         sessions, version = {}, None
-        try:
+        try:  # the optional reference: without onnxruntime, or its export, the timing goes on
             onnxruntime = require_onnx()
-        except ConfigError as err:
+            exported = export_onnx(sources[reference], Path(tmp) / "dense", optimize=True)
+        except (ConfigError, ExportError) as err:
             warnings.append(f"no onnxruntime dense timing: {err}")
         else:
-            try:
-                exported = export_onnx(sources[reference], Path(tmp) / "dense", optimize=True)
-            except ExportError as err:  # the optional reference: the sparse timing goes on
-                warnings.append(f"no onnxruntime dense timing: {err}")
-            else:
-                # spinning threads stay on (the timing loop lets them settle between models)
-                sessions["onnxruntime"] = onnx_session(exported.path)
-                timed["onnxruntime"], sizes["onnxruntime"] = dense, sizes["baseline"]
-                version = onnxruntime.__version__
+            # spinning threads stay on (the timing loop lets them settle between models)
+            sessions["onnxruntime"] = onnx_session(exported.path)
+            timed["onnxruntime"], sizes["onnxruntime"] = dense, sizes["baseline"]
+            version = onnxruntime.__version__
         table = speed_table(
             timed, sizes, **timing, sessions=sessions, runtime_version=version, device="cpu"
         )

@@ -176,8 +176,6 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
                 f"--teacher {config.teacher} was never fine-tuned for {data.task.name} (its "
                 "classifier would be random); give a fine-tuned model"
             )
-        if info.needs_teacher:  # logit-only KD (--distill) takes any teacher of the labels
-            _check_same_shape(teacher, model, config.teacher)
         return teacher.to(device)
     if info.prunes_pretrained:
         console.rule(f"teacher: the dense {data.task.name} model from the dense cache")
@@ -193,22 +191,6 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
             )
         return load_for_task(str(dense), data.task, info.attn_implementation)[0].to(device)
     return copy.deepcopy(model)
-
-
-def _check_same_shape(teacher, model, name: str) -> None:
-    """Distillation pairs layers, hidden states and heads by position: a teacher of another
-    shape would be matched wrongly, then fail deep inside a loss."""
-    fields = ("num_hidden_layers", "hidden_size", "num_attention_heads")
-    differ = [
-        f"{f} {getattr(teacher.config, f, None)} vs {getattr(model.config, f, None)}"
-        for f in fields
-        if getattr(teacher.config, f, None) != getattr(model.config, f, None)
-    ]
-    if differ:
-        raise ConfigError(
-            f"--teacher {name} is shaped unlike the model it teaches ({', '.join(differ)}); "
-            "give the fine-tuned model of the same architecture"
-        )
 
 
 def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:

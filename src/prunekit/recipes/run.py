@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table
-from prunekit.data import TaskData, load_examples, primary_metric
+from prunekit.data import TaskData, primary_metric
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
 from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_target
@@ -92,8 +92,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
         )
     # the model and the data are found before --overwrite deletes anything
     resolve_model(config.model)
-    for split in ("train", "dev"):  # dev is read only after training: found missing now
-        load_examples(config.task, split, config.data_dir)
+    TaskData.for_task(config.task, None, config.data_dir, config.seed)  # train and dev exist
     out = config.out
     check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written
     if out.exists() and not (config.resume or config.overwrite):

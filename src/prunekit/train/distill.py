@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from prunekit.errors import ConfigError
 from prunekit.train.extras import LossFn
 
 __all__ = [
     "DistillConfig",
+    "check_teacher_shape",
     "distillation_loss",
     "distillation_parts",
     "make_distillation_loss",
@@ -25,6 +27,24 @@ __all__ = [
     "hidden_state_loss",
     "attention_pairing_loss",
 ]
+
+
+def check_teacher_shape(method: str, teacher: nn.Module, student: nn.Module) -> None:
+    """Refuse, in one line, a teacher of another shape than ``student`` where ``method`` pairs
+    layers, heads and hidden states by position: it would be matched wrongly, then fail deep
+    inside a loss. (Logit-only KD takes any teacher of the task's labels.)"""
+    fields = ("num_hidden_layers", "hidden_size", "num_attention_heads")
+    differ = [
+        f"{f} {getattr(teacher.config, f, None)} vs {getattr(student.config, f, None)}"
+        for f in fields
+        if getattr(teacher.config, f, None) != getattr(student.config, f, None)
+    ]
+    if differ:
+        raise ConfigError(
+            f"{method} distils layer by layer: the teacher must have the student's layers, "
+            f"heads and width ({', '.join(differ)}); give a --teacher fine-tuned from the same "
+            "pre-trained model"
+        )
 
 
 class DistillConfig(BaseModel):
