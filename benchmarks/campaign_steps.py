@@ -34,9 +34,10 @@ def dense_models(needs: str) -> tuple[tuple[str, int], ...]:
     return tuple((task, int(seed)) for task, seeds in pairs for seed in seeds.split(","))
 
 
-def _smp(task: str, seed: int | str, pruner: str = "") -> str:
+def _smp(task: str, seed: int | str, pruner: str = "", fractions: str = "0.5") -> str:
     chosen = f"--pruner {pruner} " if pruner else ""
-    return f"python benchmarks/smp.py {chosen}--tasks {task} --seeds {seed} --fractions 0.5 {LOOP}"
+    runs = f"--tasks {task} --seeds {seed} --fractions {fractions}"
+    return f"python benchmarks/smp.py {chosen}{runs} {LOOP}"
 
 
 def _peer(task: str, seeds: str = "0", descend: bool = False) -> str:
@@ -353,5 +354,48 @@ STEPS = (
         (_smp("rte", 1),),
         (SMP,),
         dense=dense_models("rte:1"),
+    ),
+    Step(
+        "smp-fractions-mrpc-s0",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% of heads on MRPC seed 0: the issue's "
+        "other two fractions on a second task (RTE's are smp-rte-fractions-s0)",
+        12,
+        (_smp("mrpc", 0, fractions="0.25,0.75"),),
+        (SMP,),
+        after=("smp-mrpc-s0-bf16",),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
+        "smp-fractions-stsb-s0",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on STS-B seed 0, the held-out task, "
+        "where 50% split the pruners most",
+        20,
+        (_smp("stsb", 0, fractions="0.25,0.75"),),
+        (SMP,),
+        dense=dense_models("stsb:0"),
+    ),
+    Step(
+        "smp-fractions-cola-s0",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on CoLA seed 0, the single-sentence channel",
+        20,
+        (_smp("cola", 0, fractions="0.25,0.75"),),
+        (SMP,),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
+        "smp-fractions-sst2-s0",
+        10,
+        "SMP and random per layer at 25% and 75% on SST-2 seed 0 (capped at 20,000 train "
+        "examples as its 50% rows, without HISP)",
+        20,
+        (
+            "python benchmarks/smp.py --tasks sst2 --seeds 0 --fractions 0.25,0.75 "
+            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
+        ),
+        (SMP,),
+        after=("smp-sst2-s0",),
     ),
 )
