@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,25 +36,17 @@ from _rows import (
     add_loop_arguments,
     append_row,
     keyed_rows,
-    loop_label,
     loop_options,
     loop_suffix,
-    with_dev_constant,
 )
 from accelerate.utils import set_seed
+from smp_report import pruner_record, write_report
 
 from prunekit.data import TaskData, get_task, primary_metric
 from prunekit.device import cpu_name
 from prunekit.methods import decide, head_target
 from prunekit.models import apply_plan, current_plan, load, save
 from prunekit.models.sources import load_for_task
-from prunekit.report.summary import (
-    collapse_mark,
-    collapse_note,
-    constant_floor,
-    is_collapsed,
-    spread,
-)
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner
 from prunekit.train.task import FinetuneConfig, finetune_task
 from prunekit.train.task_recipes import cached_dense_model, recipe_for
@@ -97,20 +88,6 @@ def pruner_suffix(method: str, args, separator: str = "-") -> str:
     """What a pruner other than the shipped one adds to an smp run's key or folder (the other
     methods do not read the pruner, so their rows are shared by every pruner)."""
     return f"{separator}pruner={args.pruner_name}" if method == "smp" and args.pruner_name else ""
-
-
-def pruner_record(trained: dict, name: str) -> dict:
-    """What an smp row keeps of its pruner: the name its label shows and how it was trained,
-    so the report describes every pruner its rows came from."""
-    info = trained.get("trained_on", {})
-    config = info.get("config", {})
-    return {
-        "name": name or BUILTIN_PRUNER,
-        "steps": info.get("steps"),
-        "train_seconds": info.get("train_seconds"),
-        "tasks": config.get("tasks", []),
-        "pair_representation": config.get("pair_representation", "pooler"),
-    }
 
 
 def run_key(task: str, seed: int, fraction: float, method: str, args) -> str:
@@ -243,8 +220,8 @@ def main() -> None:
                     print(f"run {key}", file=sys.stderr, flush=True)
                     row = one_run(task, seed, fraction, method, args)
                     append_row(RESULTS / "results.jsonl", row)
-            write_report()  # after every task: a cut-short run keeps what it has
-    write_report()
+            write_report(RESULTS)  # after every task: a cut-short run keeps what it has
+    write_report(RESULTS)
 
 
 def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
@@ -255,139 +232,6 @@ def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
             parser.error(f"--train-cap expects TASK=N with N >= 1, got {pair!r}")
         caps[task.strip()] = int(value)
     return caps
-
-
-def pruner_lines(rows: list[dict]) -> list[str]:
-    """One line per pruner that smp rows came from; rows older than the record used the
-    shipped pruner, described by its own pruner.json."""
-    shipped = json.loads((resolve_pruner(BUILTIN_PRUNER) / "pruner.json").read_text())
-    records = {BUILTIN_PRUNER: pruner_record(shipped, "")}
-    for row in rows:
-        if row["method"] == "smp" and "pruner_record" in row:
-            records[row["pruner_record"]["name"]] = row["pruner_record"]
-    used = {row.get("pruner", BUILTIN_PRUNER) for row in rows if row["method"] == "smp"}
-    return [
-        f"{name}{' (shipped)' if name == BUILTIN_PRUNER else ''}: {r['steps'] or '?'} steps, "
-        f"{(r['train_seconds'] or 0) / 60:.0f} min on {', '.join(r['tasks'])}; pair tasks' "
-        f"geometry on the {r['pair_representation']} representation"
-        for name, r in sorted(records.items())
-        if name in used
-    ]
-
-
-def time_key(row: dict) -> tuple:
-    """Fine-tune times compare within one task, seed, variant, device type and processor (the
-    project's machine changed between runs; rows that do not record it pair with each other)."""
-    device = row.get("device", "cpu").split(":")[0].split(" ")[0]
-    cpu = row.get("cpu")
-    return (row["task"], row["seed"], loop_suffix(row), row.get("train_cap"), device, cpu)
-
-
-def ratio_cell(ratios: list[float]) -> str:
-    """The median fine-tune time ratio, with the range when the seeds' ratios differ: one
-    pair timed on a busy or other machine (older rows do not name the CPU) shows as a wide
-    range instead of moving a mean."""
-    if not ratios:
-        return "–"
-    middle = statistics.median(ratios)
-    if len(ratios) == 1 or max(ratios) - min(ratios) < 0.005:
-        return f"{middle:.2f}"
-    return f"{middle:.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
-
-
-def write_report() -> None:
-    rows = with_dev_constant(done_keys().values())  # older rows: from the dev labels
-    lines = [
-        "# SMP: heads pruned before fine-tuning",
-        "",
-        "Each pruned pre-trained model fine-tuned with the task's dense recipe; dev, mean ± std "
-        "over seeds; Δ vs the dense model of the same seeds and recipe.",
-        "",
-        "| task | heads removed per layer | method | dev | Δ vs dense | fine-tune time pruned / "
-        "dense (median, range over seeds) |",
-        "|---|---|---|---|---|---|",
-    ]
-    groups: dict[tuple, list[dict]] = {}
-    dense_time = {time_key(r): r["finetune_seconds"] for r in rows if r["method"] == "dense"}
-
-    for row in rows:  # other loop options or caps are rows of their own, named as methods
-        groups.setdefault((row["task"], row["fraction"], loop_label(row)), []).append(row)
-    for (task, fraction, method), members in sorted(groups.items()):
-        devs = [m["dev"] for m in members]
-        collapsed = collapse_mark(sum(is_collapsed(m) for m in members))
-        dense = statistics.fmean(m["dense_dev"] for m in members)
-        ratios = [
-            m["finetune_seconds"] / dense_time[time_key(m)]
-            for m in members
-            if time_key(m) in dense_time
-        ]
-        held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
-        lines.append(
-            f"| {task}{held} | {fraction:.0%} | {method} | {spread(devs)}{collapsed} | "
-            f"{statistics.fmean(devs) - dense:+.2f} | {ratio_cell(ratios)} |"
-        )
-    if any(is_collapsed(r) for r in rows):
-        lines += ["", collapse_note(constant_floor(rows))]
-    if any(r["method"] != "dense" and time_key(r) not in dense_time for r in rows):
-        lines += [
-            "",
-            "–: no dense fine-tune of the same task, seed, loop options and processor to divide "
-            "by (rows before 2026-12-06 do not name their processor, so they pair only with "
-            "each other).",
-        ]
-    if any(r.get("train_cap") for r in rows):
-        lines += [
-            "",
-            "Rows marked ≤N train fine-tuned on a seeded N-example subset of the train split "
-            "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
-            "against that in-run dense model, as is that of rows with other loop options.",
-        ]
-    lines += overlap_lines(rows)
-    lines += ["", "Pruners:", ""] + [f"- {line}" for line in pruner_lines(rows)]
-    (RESULTS / "report.md").write_text("\n".join(lines) + "\n")
-
-
-def head_overlap(kept: list[list[int]], reference: list[list[int]]) -> float:
-    """The share of ``reference``'s kept heads that ``kept`` keeps too."""
-    shared = sum(len(set(a) & set(b)) for a, b in zip(kept, reference, strict=True))
-    return shared / max(1, sum(len(b) for b in reference))
-
-
-def overlap_lines(rows: list[dict]) -> list[str]:
-    """Which heads: how many of HISP-per-layer's kept heads (chosen with the task's labels on
-    the fine-tuned model) each method keeps too, against chance (per layer, keeping k of H
-    heads at random shares k/H of them)."""
-    hisp = {
-        (r["task"], r["seed"], r["fraction"], loop_suffix(r), r.get("train_cap")): r
-        for r in rows
-        if r["method"] == "hisp"
-    }
-    shares: dict[tuple, list[float]] = {}
-    for row in rows:
-        key = (row["task"], row["seed"], row["fraction"], loop_suffix(row), row.get("train_cap"))
-        if row["method"] in ("dense", "hisp") or key not in hisp:
-            continue
-        group = (row["task"], row["fraction"], loop_label(row))
-        shares.setdefault(group, []).append(
-            head_overlap(row["kept_heads"], hisp[key]["kept_heads"])
-        )
-    if not shares:
-        return []
-    lines = [
-        "",
-        "Which heads: the share of HISP-per-layer's kept heads (chosen with the labels, on the "
-        "fine-tuned model) that each method keeps too, mean over seeds; chance is the share of "
-        "heads kept.",
-        "",
-        "| task | heads removed per layer | method | shared with HISP | chance |",
-        "|---|---|---|---|---|",
-    ]
-    for (task, fraction, method), values in sorted(shares.items()):
-        lines.append(
-            f"| {task} | {fraction:.0%} | {method} | {statistics.fmean(values):.0%} "
-            f"(n={len(values)}) | {1 - fraction:.0%} |"
-        )
-    return lines
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
-from smp import head_overlap
 from smp_diagnostics import keep_top_half
+from smp_report import head_overlap
 from torch.utils.data import DataLoader, Subset
 
 from prunekit.data import TaskData, get_task, make_collate

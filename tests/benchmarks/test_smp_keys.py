@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import smp as smp_benchmark  # noqa: E402
 import smp_diagnostics  # noqa: E402
+import smp_report  # noqa: E402
 from _rows import loop_label  # noqa: E402
 
 from prunekit.scoring.smp import BUILTIN_PRUNER, resolve_pruner  # noqa: E402
@@ -68,17 +69,17 @@ def test_the_report_describes_every_pruner_its_smp_rows_came_from(tmp_path):
     trained = json.loads((directory / "pruner.json").read_text())
     trained["trained_on"]["config"]["pair_representation"] = "mean"
     name = smp_benchmark.pruner_name(directory)
-    record = smp_benchmark.pruner_record(trained, name)
+    record = smp_report.pruner_record(trained, name)
     rows = [
         {"method": "smp"},  # an older row: the shipped pruner
         {"method": "smp", "pruner": name, "pruner_record": record},
         {"method": "random"},
     ]
-    lines = smp_benchmark.pruner_lines(rows)
+    lines = smp_report.pruner_lines(rows)
     assert len(lines) == 2
     assert lines[0].startswith(f"{BUILTIN_PRUNER} (shipped): 1000 steps")
     assert lines[1].startswith(f"{name}: 1000 steps") and lines[1].endswith("mean representation")
-    assert smp_benchmark.pruner_lines([{"method": "random"}]) == []
+    assert smp_report.pruner_lines([{"method": "random"}]) == []
 
 
 def test_a_second_pruners_diagnostic_is_written_beside_the_shipped_ones(tmp_path):
@@ -103,10 +104,61 @@ def test_the_report_shows_how_many_of_hisps_heads_each_method_keeps_against_chan
         row("random", [[2, 3], [0, 1]], seed=1),  # no HISP row of seed 1: not compared
         row("smp", [[0, 2], [3, 1]], precision="bf16"),  # other loop options: no HISP row
     ]
-    assert smp_benchmark.head_overlap([[0, 1], [0, 1]], hisp) == 0.5
-    table = [line for line in smp_benchmark.overlap_lines(rows) if line.startswith("| rte")]
+    assert smp_report.head_overlap([[0, 1], [0, 1]], hisp) == 0.5
+    table = [line for line in smp_report.overlap_lines(rows) if line.startswith("| rte")]
     assert table == [
         "| rte | 50% | random | 100% (n=1) | 50% |",
         "| rte | 50% | smp | 50% (n=1) | 50% |",
     ]
-    assert smp_benchmark.overlap_lines([row("smp", hisp)]) == []
+    assert smp_report.overlap_lines([row("smp", hisp)]) == []
+
+
+def _result(task: str, method: str, seed: int, dev: float, dense: float = 80.0, **extra) -> dict:
+    return {"task": task, "method": method, "seed": seed, "fraction": 0.5, "dev": dev,
+            "dense_dev": dense, "precision": "bf16", "group_by_length": True,
+            "held_out_of_pruner_training": task == "stsb", **extra}  # fmt: skip
+
+
+def test_the_targets_pair_smp_with_random_seed_by_seed_and_say_whether_they_are_met():
+    rows = [
+        _result("rte", "smp", 0, 79.0),
+        _result("rte", "random", 0, 76.0),
+        _result("rte", "smp", 1, 81.0),  # no random row of seed 1: not in the pairing
+        _result("mrpc", "smp", 0, 78.0),
+        _result("mrpc", "random", 0, 77.0),
+        _result("stsb", "smp", 0, 20.0),  # held out of pruner training
+        _result("stsb", "random", 0, 60.0),
+        _result("rte", "smp", 0, 90.0, pruner="other-1234"),  # another pruner: not the target
+        _result("rte", "smp", 0, 90.0, precision="fp32"),  # another loop: not the target
+    ]
+    deltas = smp_report.paired_deltas(rows, 0.5)
+    assert deltas == {"mrpc": (-2.0, 1.0, 1), "rte": (-1.0, 3.0, 1), "stsb": (-60.0, -40.0, 1)}
+    table = [line for line in smp_report.target_lines(rows) if line.startswith("| ")][1:]
+    assert table == [
+        "| every task (seeds: mrpc 1, rte 1, stsb 1) | -21.00 | -12.00 | neither |",
+        "| the pruner's meta-training tasks (seeds: mrpc 1, rte 1) | -1.50 | +2.00 | both |",
+    ]
+    assert smp_report.target_lines([_result("rte", "smp", 0, 79.0)]) == []
+
+
+def test_prune_after_fine_tuning_stands_beside_from_the_head_comparisons_hisp_r1_rows(tmp_path):
+    def row(method: str, regime: str, fraction: float, seed: int, dev: float, task="mrpc"):
+        return {"key": f"{method}|{fraction}|{seed}|{regime}", "task": task, "method": method,
+                "regime": regime, "fraction": fraction, "seed": seed, "dev": dev,
+                "dense_dev": 86.0, "dev_constant": 81.22}  # fmt: skip
+
+    rows = [
+        row("hisp", "r1", 0.5, 0, 85.0),
+        row("hisp", "r1", 0.5, 1, 87.0),
+        row("hisp", "r0", 0.5, 0, 70.0),  # no recovery: not prune-after-fine-tuning's row
+        row("hisp", "r1", 0.7, 0, 60.0),
+        row("l0", "r1", 0.5, 0, 10.0),
+        row("hisp", "r1", 0.5, 0, 50.0, task="rte"),  # its key is mrpc seed 0's: still a row
+    ]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = [line for line in smp_report.after_finetuning_lines(tmp_path) if "| " in line][1:]
+    assert table == [
+        "| mrpc | 86.00 ± 1.41 | +0.00 | 0, 1 |",
+        "| rte | 50.00 (n=1) ‡1 | -36.00 | 0 |",
+    ]
+    assert smp_report.after_finetuning_lines(tmp_path / "absent") == []

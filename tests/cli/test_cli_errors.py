@@ -216,6 +216,7 @@ def test_method_settings_are_validated_before_any_work(pruned_dir, tmp_path, ext
     [
         (["eval", "--model", "{model}", "--task", "rte", "--batch-size", "0"], "--batch-size"),
         (["eval", "--model", "{model}", "--task", "rte", "--max-samples", "0"], "--max-samples"),
+        (["eval", "--model", "{model}", "--task", "rte", "--device", "tpu"], "unknown device"),
         (["inspect", "{model}", "--seq-len", "-5"], "--seq-len must be at least 1, got -5"),
         (["bench", "{model}", "--rounds", "0"], "--rounds must be at least 1"),
         (prune_args("{model}", "{out}", "--heads", "0.5", "--recover-max-samples", "0"),

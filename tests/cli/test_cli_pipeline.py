@@ -128,7 +128,9 @@ def test_inspect_contract(pruned):
 
 def test_eval_contract_and_reload_is_exact(pruned, finetuned_minilm):
     out, record = pruned
-    result = run_json("eval", "--model", out, "--split", "dev", "--data-dir", glue_dir())
+    result = run_json(
+        "eval", "--model", out, "--split", "dev", "--data-dir", glue_dir(), "--device", "cpu"
+    )
     assert set(result) == {"task", "split", "metrics", "primary", "examples", "constant"}
     assert result["task"] == "cola" and result["split"] == "dev" and result["examples"] == 1043
     assert result["constant"] == 0.0  # MCC of one answer for every sentence

@@ -137,13 +137,21 @@ def eval_(
     max_samples: Annotated[int | None, typer.Option(help="Seeded subset of the split.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 64,
     seed: Seed = 0,
+    device: DeviceOption = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Evaluate a model on a GLUE split."""
     from prunekit.recipes.evaluate import run_evaluate
 
     result = run_evaluate(
-        model, task, split, data_dir, seed, max_samples=max_samples, batch_size=batch_size
+        model,
+        task,
+        split,
+        data_dir,
+        seed,
+        max_samples=max_samples,
+        batch_size=batch_size,
+        device=device,
     )
     metrics = ", ".join(f"{k} {v:.2f}" for k, v in result.metrics.items())
     emit(
