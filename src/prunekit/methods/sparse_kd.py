@@ -84,7 +84,11 @@ def sparse_kd_parts(
     positions of the student's heads among the teacher's or None)``; layers without heads have
     no map. None pairs every layer one to one.
     """
-    student_maps, teacher_maps = maps or (student_out.attentions, teacher_out.attentions)
+    # a layer without heads returns no map (BERT-style) or an empty one (MPNet): left out alike
+    student_maps, teacher_maps = maps or (
+        [a for a in student_out.attentions if a.shape[1]],
+        [a for a in teacher_out.attentions if a.shape[1]],
+    )
     valid = attention_mask[:, None, :, None] * attention_mask[:, None, None, :]  # query x key
     valid = valid.to(student_maps[0].dtype)
     if pairs is None:

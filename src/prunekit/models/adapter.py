@@ -133,7 +133,8 @@ class EmptyAttention(nn.Module):
 
     Args:
         returns_tuple_len: how many outputs the replaced module returned (2 for BERT-style
-            ``(context, weights)``; MPNet returns ``(output,)``).
+            ``(context, weights)``; MPNet returns ``(output,)``, and ``(output, probs)`` when
+            asked for attentions: then an empty ``[B, 0, T, T]`` map).
         out_proj_name: attribute name of the output projection when it lives here, else None.
         out_proj: that projection, already sliced to zero input columns.
     """
@@ -156,5 +157,8 @@ class EmptyAttention(nn.Module):
         if self.out_proj_name is not None:
             context = getattr(self, self.out_proj_name)(context)
         if self.returns_tuple_len == 1:
+            if kwargs.get("output_attentions"):  # MPNet's layer then reads a map from slot 1
+                batch, length = hidden_states.shape[:2]
+                return (context, hidden_states.new_zeros(batch, 0, length, length))
             return (context,)
         return (context,) + (None,) * (self.returns_tuple_len - 1)

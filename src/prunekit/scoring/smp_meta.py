@@ -26,6 +26,7 @@ from torch import nn
 
 from prunekit.models.gates import HeadGates
 from prunekit.models.surgery import current_plan
+from prunekit.scoring.maps import per_layer_maps
 from prunekit.scoring.smp import SINGLE, HeadPruner, map_scores
 
 __all__ = [
@@ -123,7 +124,7 @@ def make_meta_pruning_loss(
             full = plm(**inputs, output_attentions=True)
         scores = map_scores(
             pruner,
-            full.attentions,
+            per_layer_maps(full.attentions, plan.kept_heads, inputs["attention_mask"]),
             inputs["attention_mask"],
             channel,
             plan.kept_heads,
