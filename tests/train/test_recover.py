@@ -53,3 +53,18 @@ def test_a_killed_recovery_resumes_to_the_same_weights(tiny_bert_with_real_token
     # another pruned model (other heads) starts over instead of resuming these weights
     other, data = pruned_and_data(tiny_bert_with_real_tokenizer, heads=((0,), (1, 2)))
     assert recover(other, data, config, 48, checkpoint_dir=tmp_path / "run").resumed_from_step == 0
+
+
+@pytest.mark.parametrize("accumulation", [1, 2, 4])
+def test_the_budget_compare_gives_is_the_steps_recovery_takes(
+    tiny_bert_with_real_tokenizer, accumulation
+):
+    from prunekit.train import recovery_steps
+
+    config = TrainConfig(
+        learning_rate=1e-3, epochs=1, batch_size=8, accumulation_steps=accumulation
+    )
+    model, data = pruned_and_data(tiny_bert_with_real_tokenizer)
+    taken = recover(model, data, config, 44).steps  # 6 batches, the last one short
+    assert taken == 6 // accumulation
+    assert recovery_steps(data, config, 44) == taken

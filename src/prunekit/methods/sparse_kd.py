@@ -105,9 +105,9 @@ def sparse_kd_parts(
     )
     student_logits = student_out.logits
     if regression:  # OUR CHOICE, methods.md §6.5 (as every KD method): teacher and gold alike
-        student = student_logits.squeeze(-1)
-        teacher = teacher_out.logits.squeeze(-1).to(student.device, student.dtype)
-        gold = labels.to(student.device, student.dtype)
+        student = student_logits.squeeze(-1).float()  # fp32: bf16 would round gold scores
+        teacher = teacher_out.logits.squeeze(-1).to(student.device).float()
+        gold = labels.to(student.device).float()
         prediction = 0.5 * (F.mse_loss(student, teacher) + F.mse_loss(student, gold))
     else:  # soft cross-entropy at tau = 1, mean over batch and classes as in the code
         target = torch.softmax(teacher_out.logits.to(student_logits.device), dim=-1)

@@ -70,11 +70,12 @@ def distillation_parts(
     is_regression: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The weighted ``kd`` and ``ce`` terms for one batch; logits ``[B, C]`` (``[B, 1]``)."""
-    if is_regression:
-        student = student_logits.squeeze(-1)
+    if is_regression:  # in fp32: bf16 would round the gold scores (3.8 -> 3.797) and teacher
+        student = student_logits.squeeze(-1).float()
+        teacher = teacher_logits.squeeze(-1).to(student.device).float()
         return {
-            "kd": alpha_kd * F.mse_loss(student, teacher_logits.squeeze(-1)),
-            "ce": alpha_ce * F.mse_loss(student, labels.to(student.dtype)),
+            "kd": alpha_kd * F.mse_loss(student, teacher),
+            "ce": alpha_ce * F.mse_loss(student, labels.to(student.device).float()),
         }
     t = temperature
     kd = F.kl_div(

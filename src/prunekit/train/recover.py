@@ -68,4 +68,5 @@ def recovery_steps(data: TaskData, config: TrainConfig, max_samples: int | None 
     if config.max_steps is not None:
         return config.max_steps
     examples = len(data.dataset("train", max_samples))
-    return -(-examples // config.batch_size) * config.epochs
+    batches = -(-examples // config.batch_size)
+    return batches // config.accumulation_steps * config.epochs  # as the loop counts them
