@@ -64,3 +64,51 @@ def test_the_dev_drop_is_a_violation_exactly_when_it_exceeds_the_budget():
     assert _certificate({"budget": 1.0}, record(80.0, 79.0))["dev"]["violation"] is False
     assert _certificate({"budget": 0.0}, record(80.0, 80.5))["dev"]["drop"] == -0.5
     assert _certificate(None, record(80.0, 79.0)) is None
+
+
+def test_a_prune_killed_after_its_method_trained_reads_the_training_back(
+    tiny_bert_with_real_tokenizer, tmp_path, monkeypatch
+):
+    """magnitude trains the model itself; a kill while recovering (or evaluating) must not
+    throw that training away: the rerun resumes the method at its last step."""
+    import prunekit.recipes.prune as prune_recipe
+    from prunekit.methods import registry
+
+    class Killed(Exception):
+        pass
+
+    config = PruneConfig(
+        model=str(tiny_bert_with_real_tokenizer),
+        out=tmp_path / "sparse",
+        method="magnitude",
+        task="rte",
+        data_dir=glue_dir(),
+        train_samples=16,
+        eval_max_samples=16,
+        options={"sparsity": 0.5, "events": 2, "epochs": 1, "batch_size": 8},
+        allow_untrained_head=True,
+        recover=prune_recipe.TrainConfig(max_steps=1, batch_size=8),
+        progress=False,
+    )
+    resumed_from = []
+    original = registry.finetune
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        resumed_from.append((result.resumed_from_step, result.steps))
+        return result
+
+    monkeypatch.setattr(registry, "finetune", spy)
+
+    def killed_recovery(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(prune_recipe, "recover", killed_recovery)
+    with pytest.raises(Killed):
+        run_prune(config)
+    assert resumed_from == [(0, 2)]  # the method trained its two steps
+    monkeypatch.undo()
+    monkeypatch.setattr(registry, "finetune", spy)
+    run_prune(config)
+    assert resumed_from[1] == (2, 2)  # read back at its last step: nothing trained again
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # work folder gone

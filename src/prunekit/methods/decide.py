@@ -45,10 +45,13 @@ def decide(
     cache_dir: Path | None = None,
     train_budget_steps: int | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    keep_trained_state: bool = False,
 ) -> MethodResult:
     """Run ``method`` on ``model`` (never modified: a method that trains returns a copy).
 
     ``train_samples`` gives methods that read the train split a seeded subset of it.
+    ``keep_trained_state``: see `PruneRequest` (for callers that delete ``state_dir`` once
+    their output is written).
 
     The seconds spent deciding are added to ``result.record["decision_seconds"]``.
     """
@@ -79,6 +82,7 @@ def decide(
         teacher=teacher,
         config=config,
         state_dir=state_dir,
+        keep_trained_state=keep_trained_state,
         cache_dir=cache_dir,
         train_budget_steps=train_budget_steps,
         on_progress=on_progress,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -390,7 +391,10 @@ def _distil(
         AttentionOutputs(student) as student_view,
         AttentionOutputs(teacher) as teacher_view,
     ):
-        result = request.train(
+        # its students are memoised (weights only) where the caller keeps a cache: the
+        # optimizer states of a whole search would be kept besides them for nothing
+        keeps = request.keep_trained_state and request.cache_dir is None
+        result = dataclasses.replace(request, keep_trained_state=keeps).train(
             student, train, loss_fn, state=tag, report=lambda step: {"note": f"fraction {tag}"}
         )
     record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}

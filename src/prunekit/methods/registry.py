@@ -92,6 +92,10 @@ class PruneRequest:
             unless ``config`` is given.
         config: the method's typed settings.
         state_dir: a directory for this run's checkpoints; kept across kills.
+        keep_trained_state: keep the final checkpoint of a method's training in ``state_dir``
+            (`prunekit prune` and `run`, which delete their work folder once the output is
+            written): a kill after training, while evaluating or recovering, then reads the
+            trained weights back instead of training again.
         cache_dir: a directory shared by every run of this method on this model (memos).
         train_budget_steps: optimizer steps the other methods get for recovery (compare's
             equal budget); methods that train weights spend no more unless told to.
@@ -113,6 +117,7 @@ class PruneRequest:
     options: dict[str, Any] = field(default_factory=dict)
     config: MethodConfig | None = None
     state_dir: Path | None = None
+    keep_trained_state: bool = False
     cache_dir: Path | None = None
     train_budget_steps: int | None = None
     on_progress: Callable[[dict[str, Any]], None] | None = None
@@ -152,6 +157,7 @@ class PruneRequest:
             loss_fn=loss_fn,
             on_step=on_step,
             extras=extras,
+            keep_checkpoint=self.keep_trained_state and directory is not None,
         )
 
 

@@ -111,6 +111,7 @@ def run_prune(config: PruneConfig) -> dict:
             state_dir=work / "method",
             cache_dir=work / "cache",
             on_progress=on_progress,
+            keep_trained_state=True,  # a kill before the output is written keeps the training
         )
     record["decision_seconds"] = result.record["decision_seconds"]
     record["method_warnings"] = method_warnings(result.record, config.method)

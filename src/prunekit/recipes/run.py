@@ -214,6 +214,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
             state_dir=work / "method",
             cache_dir=work / "cache",
             on_progress=on_progress,
+            keep_trained_state=True,  # a kill before the output is written keeps the training
         )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
