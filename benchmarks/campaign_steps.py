@@ -10,6 +10,7 @@ LOOP = "--precision bf16 --group-by-length"
 SPARSE_LOOP = "--option precision=bf16 --option group_by_length=true"
 MEAN_PRUNER = "benchmarks/results/smp/pruners/smp_pruner_mean"
 SMP, PEER = "benchmarks/results/smp", "benchmarks/results/peer-bf16-grouped"
+PEER_MEAN = f"{PEER}-peer-mean"
 SPARSE = "benchmarks/results/sparse"
 AUGMENTED = "--variants sparse-kd --augment 4"
 
@@ -40,8 +41,8 @@ def _smp(task: str, seed: int | str, pruner: str = "", fractions: str = "0.5") -
     return f"python benchmarks/smp.py {chosen}{runs} {LOOP}"
 
 
-def _peer(task: str, seeds: str = "0", descend: bool = False) -> str:
-    also = "--descend " if descend else ""
+def _peer(task: str, seeds: str = "0", descend: bool = False, mean: bool = False) -> str:
+    also = ("--descend " if descend else "") + ("--peer-reduction mean " if mean else "")
     return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {also}{LOOP}"
 
 
@@ -397,5 +398,49 @@ STEPS = (
         ),
         (SMP,),
         after=("smp-sst2-s0",),
+    ),
+    Step(
+        "peer-mean-cola-s0",
+        11,
+        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
+        "the loss on MiniLM, benchmarks/results/peer_beta) on COLA seed 0: 50/70% and lossless "
+        "mode, bisecting and descending",
+        45,
+        (_peer("cola", descend=True, mean=True),),
+        (PEER_MEAN,),
+        dense=dense_models("cola:0"),
+    ),
+    Step(
+        "peer-mean-stsb-s0",
+        11,
+        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
+        "the loss on MiniLM, benchmarks/results/peer_beta) on STS-B seed 0: 50/70% and lossless "
+        "mode, bisecting and descending",
+        40,
+        (_peer("stsb", descend=True, mean=True),),
+        (PEER_MEAN,),
+        dense=dense_models("stsb:0"),
+    ),
+    Step(
+        "peer-mean-mrpc-s0",
+        11,
+        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
+        "the loss on MiniLM, benchmarks/results/peer_beta) on MRPC seed 0: 50/70% and lossless "
+        "mode, bisecting and descending",
+        25,
+        (_peer("mrpc", descend=True, mean=True),),
+        (PEER_MEAN,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
+        "peer-mean-rte-s0",
+        11,
+        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
+        "the loss on MiniLM, benchmarks/results/peer_beta) on RTE seed 0: 50/70% and lossless "
+        "mode, bisecting and descending",
+        20,
+        (_peer("rte", descend=True, mean=True),),
+        (PEER_MEAN,),
+        dense=dense_models("rte:0"),
     ),
 )

@@ -58,6 +58,8 @@ def places(args) -> tuple[Path, Path]:
     # a training budget other than the default is a study of its own
     budget = f"-e{args.recover_epochs}" if args.recover_epochs != 1 else ""
     budget += f"-cap{args.recover_max_samples}" if args.recover_max_samples != 10_000 else ""
+    # a peer loss over features other than the spec's squared norm: a study of its own too
+    budget += f"-peer-{args.peer_reduction}" if args.peer_reduction != "sum" else ""
     suffix = loop_suffix(loop_options(args)) + budget
     return Path(f"{RUNS}{suffix}"), Path(f"{RESULTS}{suffix}")
 
@@ -80,11 +82,14 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         device=args.device,
         progress=False,
     )
+    own = {"peer_reduction": args.peer_reduction} if args.peer_reduction != "sum" else {}
+    if own:  # the plain study's settings stay as its run dirs recorded them
+        common["method_options"] = {"peer": own}
     fixed = dict(fractions=(0.5, 0.7), seeds=args.seeds, **common)
     # Fixed fractions and lossless mode share one run dir, so peer's students trained by one
     # are read back by the other (its cache): lossless probes 0.50 and 0.70 among others.
     lossless = dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,))
-    descend = {"peer": {"search": "descend"}}
+    descend = {"peer": {"search": "descend", **own}}
     return [
         (
             runs / task,
@@ -93,10 +98,17 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
             None,
         ),
         *([(runs / task, lossless, None)] if 0 in args.seeds else []),
-        (
-            runs / "no_peer" / task,
-            dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
-            NO_PEER,
+        # without the peer loss its reduction does not matter: the plain study's ablation
+        *(
+            [
+                (
+                    runs / "no_peer" / task,
+                    dict(fixed, methods=("peer",), method_options={"peer": {"beta_peer": 0.0}}),
+                    NO_PEER,
+                )
+            ]
+            if not own
+            else []
         ),
         # its own run dir: compare refuses a run dir whose method settings differ, so its
         # students are trained again rather than read from bisection's memo (on MRPC up to
@@ -143,6 +155,14 @@ def main() -> None:
         help="also lossless mode with search=descend (seed 0; students trained again)",
     )
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--peer-reduction",
+        choices=("sum", "mean"),
+        default="sum",
+        help="peer's peer loss over the features: the spec's squared norm, or their mean (an "
+        "MSE: benchmarks/results/peer_beta); mean is a study of its own, without the no-peer "
+        "ablation, which is the plain study's",
+    )
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
@@ -234,7 +254,8 @@ def write_results(tasks: list[str], args) -> None:
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         f"train split{_cap(args)}) and the same dense teacher; peer trains its own copy within "
         "that budget "
-        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. HISP rows made "
+        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Peer's loss "
+        f"over the features: {args.peer_reduction} (`peer_reduction`). HISP rows made "
         "with the same settings by head_baselines' full comparison are taken from it "
         f"({borrowed} of {hisp}). Budget rows: "
         "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0, bisecting the "

@@ -26,6 +26,7 @@ def _args(**changes) -> argparse.Namespace:
         device="auto",
         seeds=(0, 1, 2),
         descend=False,
+        peer_reduction="sum",
     )
     return argparse.Namespace(**(defaults | changes))
 
@@ -85,3 +86,42 @@ def test_the_descending_search_is_lossless_mode_with_its_own_search_and_runs_whe
     assert peer.runs_now(peer.DESCEND, _args(descend=True))
     assert not peer.runs_now(peer.DESCEND, _args(descend=True, seeds=(1,)))
     assert peer.runs_now(peer.NO_PEER, _args()) and peer.runs_now(None, _args())
+
+
+def test_a_peer_loss_averaged_over_features_is_a_study_of_its_own_without_the_ablation():
+    plain = peer.sweeps("mrpc", _args())
+    mean = peer.sweeps("mrpc", _args(peer_reduction="mean"))
+    assert peer.places(_args(peer_reduction="mean"))[1].name == "peer-bf16-grouped-peer-mean"
+    assert all("method_options" not in s for _, s, r in plain if r is None)  # as recorded
+    assert peer.NO_PEER not in {r for _, _, r in mean}
+    for out, settings, renamed in mean:
+        assert "peer-mean" in str(out)
+        options = settings["method_options"]["peer"]
+        assert options["peer_reduction"] == "mean"
+        assert options.get("search") == ("descend" if renamed == peer.DESCEND else None)
+
+
+def test_the_beta_probe_pairs_the_two_betas_of_each_teacher(tmp_path, monkeypatch):
+    import peer_beta
+
+    monkeypatch.setattr(peer_beta, "RESULTS", tmp_path)
+
+    def row(task, seed, name, validation, dev):
+        return {"task": task, "seed": seed, "name": name, "validation": validation, "dev": dev,
+                "teacher_validation": 30.0, "teacher_dev": 29.0, "cpu": "test"}  # fmt: skip
+
+    rows = [
+        row("cola", 1, "beta1", 35.0, 29.5),
+        row("cola", 1, "betamse", 36.0, 32.5),
+        row("mrpc", 0, "beta1", 86.0, 85.0),
+        row("mrpc", 0, "betamse", 85.0, 85.5),
+        row("mrpc", 1, "beta1", 80.0, 80.0),  # its pair has not run: left out
+    ]
+    peer_beta.write_report(rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "| cola | 1 | 30.00 / 29.00 | 35.00 / 29.50 | 36.00 / 32.50 | +1.00 / +3.00 |" in report
+    assert "| mrpc | 1 |" not in report
+    assert "Over 2 runs, β = 1/384 minus β = 1: validation +0.00 (ahead on 1), dev +1.75" in report
+    assert peer_beta.command("cola", 1, Path("t"), 0.0026, Path("o"))[-3:] == [
+        "0.5", "--out", "o"
+    ]  # fmt: skip

@@ -34,7 +34,12 @@ def test_the_peer_loss_is_zero_for_an_unpruned_copy_of_the_teacher():
         assert peer_loss(s.sums, t.sums, inputs["attention_mask"]).item() == 0.0
         with HeadGates(student, torch.ones(L, H).index_fill_(1, torch.tensor([0]), 0.0)):
             student(**inputs)
-        assert peer_loss(s.sums, t.sums, inputs["attention_mask"]).item() > 0.0
+        summed = peer_loss(s.sums, t.sums, inputs["attention_mask"])
+        assert summed.item() > 0.0
+        # the mean over features is the squared norm over the hidden size (an MSE's scale)
+        averaged = peer_loss(s.sums, t.sums, inputs["attention_mask"], reduction="mean")
+        hidden = teacher.config.hidden_size
+        torch.testing.assert_close(averaged, summed / hidden)
 
 
 def test_the_stepped_ramp_goes_up_in_equal_increments_and_ends_at_one():

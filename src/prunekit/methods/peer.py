@@ -117,6 +117,12 @@ class Config(TrainingMethodConfig):
     alpha_kd: float = Field(1.0, ge=0, description="weight of logit KD")
     temperature: float = Field(2.0, gt=0)
     beta_peer: float = Field(1.0, ge=0, description="weight of the peer loss")
+    peer_reduction: Literal["sum", "mean"] = Field(
+        "sum",
+        description="the peer loss over features: squared norm (the spec) or mean (an MSE, "
+        "~1/hidden-size of it: on MiniLM the norm is ~99% of the total loss)",
+        json_schema_extra={RESUMES_AT_DEFAULT: True},  # added after run dirs recorded settings
+    )
     gamma_hidden: float = Field(1.0, ge=0, description="weight of hidden-state MSE")
     pairing_weight: float = Field(
         0.0, ge=0, description="weight of the optional attention-map pairing loss (0: off)"
@@ -299,6 +305,8 @@ def _distilled(
     settings = config.model_dump(
         mode="json", exclude={"budget", "grid", "search", "checkpoint_every"}
     )
+    if settings["peer_reduction"] == "sum":  # students memoised before it existed stay found
+        del settings["peer_reduction"]
     teacher = "same" if request.teacher is request.model else weights_digest(request.teacher)
     identity = [weights_digest(request.model), teacher, settings, plan.kept_heads, request.seed]
     task = getattr(request.task, "name", None)
@@ -360,7 +368,9 @@ def _distil(
             1.0,
             regression,
         )
-        peer = peer_loss(student_view.sums, teacher_view.sums, inputs["attention_mask"])
+        peer = peer_loss(
+            student_view.sums, teacher_view.sums, inputs["attention_mask"], config.peer_reduction
+        )
         hidden = hidden_state_loss(
             out_s.hidden_states, out_t.hidden_states, inputs["attention_mask"]
         )

@@ -125,16 +125,20 @@ def peer_loss(
     student_sums: dict[int, torch.Tensor],
     teacher_sums: dict[int, torch.Tensor],
     attention_mask: torch.Tensor,
+    reduction: str = "sum",
 ) -> torch.Tensor:
     """Peer distillation (methods.md §3(b), OUR CHOICE): per layer, the student's retained
     heads together reproduce the teacher's *whole* attention output, the pruned heads' share
     included: ``sum_l mean over tokens ||sum_r o^S_{l,r} - sum_h o^T_{l,h}||^2`` (padding left
-    out). Inputs are `AttentionOutputs.sums` of both models (bias excluded)."""
+    out). Inputs are `AttentionOutputs.sums` of both models (bias excluded). ``reduction``
+    "sum" sums the squares over the features (the spec's squared norm), "mean" averages them
+    (an MSE, the scale of `hidden_state_loss`: the norm is ~hidden-size times larger)."""
     weights = attention_mask.to(next(iter(student_sums.values())).dtype)
     tokens = weights.sum().clamp_min(1.0)
     total = 0.0
     for layer, student in student_sums.items():
-        squared = (student - teacher_sums[layer].to(student.device)).pow(2).sum(-1)
+        difference = (student - teacher_sums[layer].to(student.device)).pow(2)
+        squared = difference.sum(-1) if reduction == "sum" else difference.mean(-1)
         total = total + (squared * weights).sum() / tokens
     return total
 
