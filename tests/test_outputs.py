@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from prunekit.errors import OutputExistsError
 from prunekit.outputs import check_output_dir, write_json
@@ -34,3 +35,22 @@ def test_an_output_that_cannot_be_created_is_refused_before_any_work(tmp_path):
     with pytest.raises(OutputExistsError, match="a-file is not a writable directory"):
         check_output_dir(tmp_path / "a-file" / "out", overwrite=False)
     assert check_output_dir(tmp_path / "new" / "out", overwrite=False) == tmp_path / "new" / "out"
+
+
+def test_saved_models_are_readable_by_others_under_the_usual_umask(tmp_path):
+    """tempfile makes 0700 folders and safetensors 0600 files: renamed into place, a saved
+    model was private to its writer; it gets what mkdir and open give under the umask."""
+    from conftest import tiny_model
+
+    from prunekit import PruningPlan, apply_plan, save
+
+    before = os.umask(0o022)
+    try:
+        model = tiny_model("bert")
+        plan = PruningPlan.dense(3, 4, 37).with_masks({"0.ffn_in": torch.rand(37, 32) > 0.5})
+        save(apply_plan(model, plan), tmp_path / "model")  # the masks file: its own writer
+    finally:
+        os.umask(before)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+    for path in (tmp_path / "model").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path.name

@@ -32,6 +32,15 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
+def usual_mode(directory: bool) -> int:
+    """The permissions a plain ``mkdir`` or ``open`` would give under this process's umask
+    (``tempfile`` makes private 0700 folders and 0600 files: renamed into place, outputs would
+    be unreadable to anyone else)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it to ``path`` only if the block succeeds.
@@ -46,6 +55,12 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # safetensors (0.8) writes 0600 files, tempfile made the folder 0700: give the output the
+    # modes a plain mkdir and open would, so others may read it as the umask allows
+    for folder, _, files in os.walk(tmp):
+        Path(folder).chmod(usual_mode(directory=True))
+        for name in files:
+            (Path(folder) / name).chmod(usual_mode(directory=False))
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{tmp.name.rsplit('-', 1)[-1]}"

@@ -421,6 +421,9 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        umask = os.umask(0)  # mkstemp's 0600 would stay after the rename: open()'s mode
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
