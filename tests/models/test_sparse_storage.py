@@ -183,3 +183,14 @@ def test_a_weight_nonzero_outside_its_mask_is_stored_with_its_own_bitmask(tmp_pa
     weight[~patterns[name]] = 1.0  # breaks the invariant: the pattern cannot stand in
     write_sparse(tmp_path / "s.safetensors", {name: weight}, patterns=patterns)
     assert torch.equal(read_sparse(tmp_path / "s.safetensors", patterns)[name], weight)
+
+
+def test_a_compact_save_leaves_the_callers_model_as_it_was(tmp_path):
+    """The files record compact storage; the live model must not: a later stock
+    save_pretrained of it would otherwise claim storage files it does not write."""
+    model = tiny_model("bert")
+    before = model.config.to_dict()
+    save(model, tmp_path / "int8", storage=StorageOptions(embeddings="int8"))
+    assert model.config.to_dict() == before
+    model.save_pretrained(tmp_path / "stock")
+    torch.testing.assert_close(load(tmp_path / "stock").state_dict(), model.state_dict())

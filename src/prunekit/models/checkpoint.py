@@ -13,6 +13,7 @@ prunekit 0.1.0 (format version 1: no masks, no reliable dtype) load too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 from collections import Counter
@@ -106,7 +107,9 @@ def write_model_files(
     plan = current_plan(model)
     if plan.sparse_masks is not None:
         plan = plan.with_masks(plan.masks, MASKS_NAME)
-    config = model.config
+    # a copy: the files record the storage and dtype, the caller's live model stays as it was
+    # (a later save_pretrained of it, or a failed save here, must not claim compact storage)
+    config = copy.deepcopy(model.config)
     section: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION, "plan": plan.to_dict()}
     if storage != StorageOptions():
         # A reader that predates compact storage must say "upgrade", not "size mismatch".
@@ -130,6 +133,10 @@ def write_model_files(
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(model_card(model, plan, storage))
+    if plan.sparse_masks is not None:  # the live plan names the masks file as the saved one
+        setattr(
+            model.config, CONFIG_KEY, getattr(model.config, CONFIG_KEY) | {"plan": plan.to_dict()}
+        )
 
 
 def is_prunekit_dir(directory: str | Path) -> bool:
