@@ -240,8 +240,12 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     from prunekit.recipes.inspect import run_compact
 
     directory = save(tiny_model("bert"), tmp_path / "m", tokenizer=word_tokenizer())
+    (directory / "metrics.json").write_text('{"dev": 84.6}')  # what a prune run wrote beside
+    card = (directory / "README.md").read_text()
     report = run_compact(str(directory), directory, embeddings="int8", overwrite=True)
     assert report["bytes_after"] < report["bytes_before"]
+    assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'  # kept
+    assert (directory / "README.md").read_text() != card  # the model's own files are new
 
 
 def test_a_model_saved_without_a_tokenizer_compacts(pruned_dir, tmp_path):

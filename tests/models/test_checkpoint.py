@@ -100,6 +100,13 @@ def test_transformers_v4_pruned_checkpoint_loads(tmp_path):
         assert torch.equal(loaded(**batch).logits, expected)
     assert current_plan(loaded).kept_heads == ((1, 3), (0, 1, 2, 3), (0, 2, 3))
 
+    # a pruned_heads entry for a layer the model does not have: one clear error
+    config = json.loads((out / "config.json").read_text())
+    config["pruned_heads"]["7"] = [0]
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="names layer '7'"):
+        load(out)
+
 
 def test_save_refuses_existing_directory_without_overwrite(tmp_path):
     target = tmp_path / "m"

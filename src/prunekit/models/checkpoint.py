@@ -260,7 +260,13 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
         dense = dense_plan(config)
         kept = [set(range(dense.num_heads)) for _ in range(dense.num_layers)]
         for layer, heads in pruned.items():
-            kept[int(layer)] -= {int(h) for h in heads}
+            try:
+                kept[int(layer)] -= {int(h) for h in heads}
+            except (ValueError, TypeError, IndexError):
+                raise ModelLoadError(
+                    f"config.json pruned_heads names layer {layer!r} with heads {heads!r}; the "
+                    f"model has layers 0 to {dense.num_layers - 1}: the config is corrupt"
+                ) from None
         return PruningPlan.build(
             **{**dense.to_dict(), "kept_heads": [sorted(k) for k in kept], "method": "v4"}
         )

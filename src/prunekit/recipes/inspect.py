@@ -62,7 +62,15 @@ def run_compact(
         tokenizer = load_tokenizer(directory)
     except ModelLoadError:
         tokenizer = None
+    # compacting in place replaces the folder: what a prune run wrote beside the model
+    # (plan.json, metrics.json, certificate.json...) goes into the new one
+    beside = {}
+    if Path(out).resolve() == Path(directory).resolve():
+        beside = {p.name: p.read_bytes() for p in Path(directory).iterdir() if p.is_file()}
     save(original, out, tokenizer, overwrite=overwrite, storage=storage)
+    for name, data in beside.items():
+        if not (Path(out) / name).exists():  # the model's own files are the new ones
+            (Path(out) / name).write_bytes(data)
     compacted = load(out)
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, original.config.vocab_size, (4, 64), generator=generator)
