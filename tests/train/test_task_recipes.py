@@ -67,6 +67,24 @@ def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
     assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
 
 
+def test_a_launch_that_changes_the_training_keys_its_own_dense_model(monkeypatch):
+    """`accelerate launch` with several processes (a larger effective batch) or mixed
+    precision on an fp32 recipe trains another model than one plain process."""
+    recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
+    base = dense_key("default", "rte", 0, recipe)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert dense_key("default", "rte", 0, recipe) == base + "-x2"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert dense_key("default", "rte", 0, recipe) == base + "-x2-bf16"
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    bf16 = recipe.model_copy(update={"precision": "bf16"})  # the recipe's own bf16 wins
+    launched = dense_key("default", "rte", 0, bf16)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert dense_key("default", "rte", 0, bf16) == launched
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    assert dense_key("default", "rte", 0, recipe) == base
+
+
 def test_local_models_of_the_same_folder_name_get_their_own_cache_keys(tmp_path):
     recipe = TaskRecipe(learning_rate=5e-5, epochs=3)
     for where, weights in (("a", b"one"), ("b", b"two"), ("c", b"one")):

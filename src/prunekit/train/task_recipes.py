@@ -132,7 +132,22 @@ def dense_key(model: str, task: str, seed: int, recipe: TaskRecipe) -> str:
     model directory adds a digest of its weights and config, since the folder name alone does
     not tell two checkpoints apart (``a/model`` and ``b/model``, or one overwritten in place)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(model)).name or str(model))[-40:]
-    return f"{get_task(task).name}-{slug}{_local_model_digest(model)}-s{seed}-{recipe.digest()}"
+    name = f"{get_task(task).name}-{slug}{_local_model_digest(model)}-s{seed}-{recipe.digest()}"
+    return name + _launch_suffix(recipe)
+
+
+def _launch_suffix(recipe: TaskRecipe) -> str:
+    """What `accelerate launch` changes in the trained model beside the recipe: several
+    processes (each takes the recipe's batch, so the effective batch grows and the steps
+    shrink) and, for an fp32 recipe, the launcher's mixed precision. Empty in one plain
+    process, so every entry cached that way keeps its key."""
+    suffix = ""
+    if (processes := int(os.environ.get("WORLD_SIZE", "1"))) > 1:
+        suffix += f"-x{processes}"
+    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if recipe.precision == "fp32" and mixed not in ("no", ""):
+        suffix += f"-{mixed}"
+    return suffix
 
 
 def _local_model_digest(model: str) -> str:
