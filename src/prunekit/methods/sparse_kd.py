@@ -22,6 +22,11 @@ returns instead (the method's first version: on MiniLM that term starts about 30
 smaller than the hidden one, 0.003 against 0.92 on an MRPC batch, so it hardly counted), with
 the student's attention dropout off, since the probabilities returned in train mode are after
 dropout.
+Both MSE terms are means over the padded batch, as in the code, whose batches are all padded to
+128 tokens; prunekit pads each batch to its longest example, so (OUR CHOICE, a known
+difference) the padding's share, and with it the weight of the attention and hidden terms
+against the prediction term, moves from batch to batch, and length-grouped batches
+(``group_by_length``) dilute them less than random ones.
 TinyBERT-style augmentation (``augment`` = N copies of every training example, off by default)
 draws replacements from the model's word-piece embedding neighbours instead of BERT-MLM/GloVe
 (`prunekit.data.augment`).
