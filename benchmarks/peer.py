@@ -88,7 +88,10 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
     fixed = dict(fractions=(0.5, 0.7), seeds=args.seeds, **common)
     # Fixed fractions and lossless mode share one run dir, so peer's students trained by one
     # are read back by the other (its cache): lossless probes 0.50 and 0.70 among others.
-    lossless = dict(common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=(0,))
+    searched = lossless_seeds(args)
+    lossless = dict(
+        common, methods=(), budgets=(0.0, 0.5), budget_methods=("peer",), seeds=searched or (0,)
+    )
     descend = {"peer": {"search": "descend", **own}}
     return [
         (
@@ -97,7 +100,7 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
             dict(fixed, methods=("peer", "hisp"), borrow_from=(head_runs / task,)),
             None,
         ),
-        *([(runs / task, lossless, None)] if 0 in args.seeds else []),
+        *([(runs / task, lossless, None)] if searched else []),
         # without the peer loss its reduction does not matter: the plain study's ablation
         *(
             [
@@ -118,9 +121,15 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
 
 
 def runs_now(renamed: str | None, args) -> bool:
-    """Whether this call runs a study: the descending search only with ``--descend`` and seed
-    0, lossless mode's seed."""
-    return renamed != DESCEND or (args.descend and 0 in args.seeds)
+    """Whether this call runs a study: the descending search only with ``--descend`` and a
+    seed lossless mode runs with."""
+    return renamed != DESCEND or (args.descend and bool(lossless_seeds(args)))
+
+
+def lossless_seeds(args) -> tuple[int, ...]:
+    """The seeds of this call that lossless mode runs with: those of ``--seeds`` that
+    ``--lossless-seeds`` names (seed 0 by default, the issue's)."""
+    return tuple(s for s in args.seeds if s in args.lossless_seeds)
 
 
 def run_dirs(task: str, args) -> dict[Path, str | None]:
@@ -152,7 +161,14 @@ def main() -> None:
     parser.add_argument(
         "--descend",
         action="store_true",
-        help="also lossless mode with search=descend (seed 0; students trained again)",
+        help="also lossless mode with search=descend (lossless mode's seeds; students trained "
+        "again)",
+    )
+    parser.add_argument(
+        "--lossless-seeds",
+        default="0",
+        help="seeds of --seeds that lossless mode also runs with (default 0, the issue's; seed "
+        "0's teachers won the recipe sweep on the validation split lossless mode judges on)",
     )
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument(
@@ -168,8 +184,9 @@ def main() -> None:
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
     args.seeds = parse_seeds(parser, args.seeds, (0, 1, 2))
-    if args.descend and 0 not in args.seeds:
-        parser.error("--descend runs lossless mode, which runs with seed 0: add 0 to --seeds")
+    args.lossless_seeds = parse_seeds(parser, args.lossless_seeds, (0, 1, 2))
+    if args.descend and not lossless_seeds(args):
+        parser.error("--descend runs lossless mode: --seeds must hold one of --lossless-seeds")
     tasks = args.tasks.split(",")
     restore_committed(args)
     for task in tasks:
@@ -248,17 +265,22 @@ def write_results(tasks: list[str], args) -> None:
     seconds = sum(r.get("decision_seconds", 0) + r.get("recovery_seconds", 0) for r in own)
     hisp = sum(r["method"] == "hisp" for r in rows)
     borrowed = len(rows) - len(own)
+    ablation = (
+        f", and `{NO_PEER}` is peer with beta_peer = 0" if args.peer_reduction == "sum" else ""
+    )
+    searched = sorted({r["seed"] for r in rows if r["method"].endswith("-budget")})
     notes = (
         f"`benchmarks/peer.py`, trained on {devices}, in "
         f"{loop_description(loop_options(args))}. R1 rows: every method "
         f"gets the same optimizer steps (recovery: {args.recover_epochs} epoch(s) of the "
         f"train split{_cap(args)}) and the same dense teacher; peer trains its own copy within "
-        "that budget "
-        f"(†), HISP recovers with KD, and `{NO_PEER}` is peer with beta_peer = 0. Peer's loss "
-        f"over the features: {args.peer_reduction} (`peer_reduction`). HISP rows made "
+        f"that budget (†), HISP recovers with KD{ablation}. Peer's loss over the features: "
+        f"{args.peer_reduction} (`peer_reduction`). HISP rows made "
         "with the same settings by head_baselines' full comparison are taken from it "
         f"({borrowed} of {hisp}). Budget rows: "
-        "peer's lossless mode at epsilon 0 and 0.5 (validation split), seed 0, bisecting the "
+        "peer's lossless mode at epsilon 0 and 0.5 (validation split), seeds "
+        f"{', '.join(map(str, searched))} (seed 0's teachers won the recipe sweep on that "
+        "split), bisecting the "
         f"grid; `{DESCEND}`: the grid from the top down to the first feasible fraction (the "
         "largest feasible one under any curve). Training cost "
         f"of all runs: {seconds / 3600:.2f} h."

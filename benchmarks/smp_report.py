@@ -125,15 +125,21 @@ def paired_deltas(rows: list[dict], fraction: float) -> dict[str, tuple[float, f
         and r.get("group_by_length")
         and not r.get("pruner")
     ]
-    by_method: dict[tuple[str, str], dict[int, dict]] = {}
-    for row in chosen:
-        by_method.setdefault((row["task"], row["method"]), {})[row["seed"]] = row
+    by_method: dict[tuple[str, int | None, str], dict[int, dict]] = {}
+    for row in chosen:  # a train cap makes rows of their own: only like rows are paired
+        group = (row["task"], row.get("train_cap"), row["method"])
+        by_method.setdefault(group, {})[row["seed"]] = row
     deltas = {}
-    for task in sorted({r["task"] for r in chosen}):
-        smp, random = by_method.get((task, "smp"), {}), by_method.get((task, "random"), {})
+    variants = sorted({(r["task"], r.get("train_cap") or 0) for r in chosen})
+    for task, cap in variants:
+        cap = cap or None
+        smp = by_method.get((task, cap, "smp"), {})
+        random = by_method.get((task, cap, "random"), {})
         seeds = sorted(set(smp) & set(random))
+        several = sum(t == task for t, _ in variants) > 1
+        name = f"{task} ≤{cap:,}" if several and cap else task
         if seeds:
-            deltas[task] = (
+            deltas[name] = (
                 statistics.fmean(smp[s]["dev"] - smp[s]["dense_dev"] for s in seeds),
                 statistics.fmean(smp[s]["dev"] - random[s]["dev"] for s in seeds),
                 len(seeds),
@@ -149,7 +155,7 @@ def target_lines(rows: list[dict]) -> list[str]:
         return []
     held = {r["task"] for r in rows if r["held_out_of_pruner_training"]}
     groups = [("every task", sorted(deltas))]
-    if trained := [t for t in sorted(deltas) if t not in held]:
+    if trained := [t for t in sorted(deltas) if t.split(" ")[0] not in held]:
         groups.append(("the pruner's meta-training tasks", trained))
     lines = [
         "",

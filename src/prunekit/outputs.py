@@ -52,15 +52,17 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        # safetensors (0.8) writes 0600 files, tempfile made the folder 0700: give the output
+        # the modes a plain mkdir and open would, so others may read it as the umask allows
+        folder_mode, file_mode = usual_mode(directory=True), usual_mode(directory=False)
+        for folder, _, files in os.walk(tmp):  # links are left alone (chmod would follow)
+            Path(folder).chmod(folder_mode)
+            for path in (Path(folder) / name for name in files):
+                if not path.is_symlink():
+                    path.chmod(file_mode)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # safetensors (0.8) writes 0600 files, tempfile made the folder 0700: give the output the
-    # modes a plain mkdir and open would, so others may read it as the umask allows
-    for folder, _, files in os.walk(tmp):
-        Path(folder).chmod(usual_mode(directory=True))
-        for name in files:
-            (Path(folder) / name).chmod(usual_mode(directory=False))
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{tmp.name.rsplit('-', 1)[-1]}"

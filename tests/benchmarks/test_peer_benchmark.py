@@ -27,6 +27,7 @@ def _args(**changes) -> argparse.Namespace:
         seeds=(0, 1, 2),
         descend=False,
         peer_reduction="sum",
+        lossless_seeds=(0,),
     )
     return argparse.Namespace(**(defaults | changes))
 
@@ -86,6 +87,12 @@ def test_the_descending_search_is_lossless_mode_with_its_own_search_and_runs_whe
     assert peer.runs_now(peer.DESCEND, _args(descend=True))
     assert not peer.runs_now(peer.DESCEND, _args(descend=True, seeds=(1,)))
     assert peer.runs_now(peer.NO_PEER, _args()) and peer.runs_now(None, _args())
+    # lossless mode with another seed: its search and descent run on it alone
+    other = _args(descend=True, seeds=(1,), lossless_seeds=(1,))
+    assert peer.runs_now(peer.DESCEND, other)
+    studies = {renamed: settings for _, settings, renamed in peer.sweeps("mrpc", other)}
+    assert studies[peer.DESCEND]["seeds"] == (1,)
+    assert peer.lossless_seeds(_args(seeds=(1, 2))) == ()  # seed 0 only by default
 
 
 def test_a_peer_loss_averaged_over_features_is_a_study_of_its_own_without_the_ablation():

@@ -130,6 +130,7 @@ def test_the_targets_pair_smp_with_random_seed_by_seed_and_say_whether_they_are_
         _result("stsb", "random", 0, 60.0),
         _result("rte", "smp", 0, 90.0, pruner="other-1234"),  # another pruner: not the target
         _result("rte", "smp", 0, 90.0, precision="fp32"),  # another loop: not the target
+        _result("rte", "random", 0, 10.0, train_cap=100),  # capped: not paired with uncapped
     ]
     deltas = smp_report.paired_deltas(rows, 0.5)
     assert deltas == {"mrpc": (-2.0, 1.0, 1), "rte": (-1.0, 3.0, 1), "stsb": (-60.0, -40.0, 1)}

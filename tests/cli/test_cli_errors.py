@@ -246,6 +246,11 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     assert report["bytes_after"] < report["bytes_before"]
     assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'  # kept
     assert (directory / "README.md").read_text() != card  # the model's own files are new
+    quantized = {p.name for p in directory.glob("*.safetensors")} - {"model.safetensors"}
+    assert quantized  # int8 embeddings have a file of their own
+    run_compact(str(directory), directory, embeddings="float32", overwrite=True)
+    assert not any((directory / name).exists() for name in quantized)  # not carried back
+    assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'
 
 
 def test_a_model_saved_without_a_tokenizer_compacts(pruned_dir, tmp_path):

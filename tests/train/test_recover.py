@@ -68,3 +68,13 @@ def test_the_budget_compare_gives_is_the_steps_recovery_takes(
     taken = recover(model, data, config, 44).steps  # 6 batches, the last one short
     assert taken == 6 // accumulation
     assert recovery_steps(data, config, 44) == taken
+
+
+def test_a_budget_too_small_for_one_accumulated_step_is_refused(tiny_bert_with_real_tokenizer):
+    from prunekit.errors import ConfigError
+    from prunekit.train import recovery_steps
+
+    config = TrainConfig(epochs=1, batch_size=8, accumulation_steps=4)
+    _, data = pruned_and_data(tiny_bert_with_real_tokenizer)
+    with pytest.raises(ConfigError, match="too few for one step of 4 accumulated batches"):
+        recovery_steps(data, config, 20)  # 3 batches

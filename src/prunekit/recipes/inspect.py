@@ -9,10 +9,12 @@ import torch
 
 from prunekit.errors import ModelLoadError
 from prunekit.methods import get_method, list_methods
-from prunekit.models import load, load_tokenizer, model_stats, save
+from prunekit.models import load, load_tokenizer, model_stats
+from prunekit.models.checkpoint import write_model_files
 from prunekit.models.export import export_onnx
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse_storage import StorageOptions, storage_report
+from prunekit.outputs import atomic_output_dir
 from prunekit.recipes.common import at_least
 
 __all__ = ["run_inspect", "run_export", "run_compact", "run_methods"]
@@ -43,6 +45,10 @@ def run_export(
     return export_onnx(resolve_model(model), out, opset, tolerance, overwrite, optimize).to_dict()
 
 
+# what `save` writes besides its .safetensors files: never carried over from the old folder
+_MODEL_FILES = ("config.json", "README.md")
+
+
 def run_compact(
     model: str,
     out: Path,
@@ -63,14 +69,20 @@ def run_compact(
     except ModelLoadError:
         tokenizer = None
     # compacting in place replaces the folder: what a prune run wrote beside the model
-    # (plan.json, metrics.json, certificate.json...) goes into the new one
+    # (plan.json, metrics.json, certificate.json...) goes into the new one, written with it;
+    # the model's own files (weights, storage, config, card) are the new save's alone
     beside = {}
     if Path(out).resolve() == Path(directory).resolve():
-        beside = {p.name: p.read_bytes() for p in Path(directory).iterdir() if p.is_file()}
-    save(original, out, tokenizer, overwrite=overwrite, storage=storage)
-    for name, data in beside.items():
-        if not (Path(out) / name).exists():  # the model's own files are the new ones
-            (Path(out) / name).write_bytes(data)
+        beside = {
+            p.name: p.read_bytes()
+            for p in Path(directory).iterdir()
+            if p.is_file() and p.suffix != ".safetensors" and p.name not in _MODEL_FILES
+        }
+    with atomic_output_dir(out, overwrite) as tmp:
+        write_model_files(original, tmp, tokenizer, storage)
+        for name, data in beside.items():
+            if not (tmp / name).exists():  # a tokenizer saved again wins over the old copy
+                (tmp / name).write_bytes(data)
     compacted = load(out)
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, original.config.vocab_size, (4, 64), generator=generator)

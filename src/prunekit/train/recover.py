@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from prunekit.data import TaskData, examples_digest
+from prunekit.errors import ConfigError
 from prunekit.models.memo import weights_digest
 from prunekit.train.distill import DistillConfig, make_distillation_loss
 from prunekit.train.extras import StepCallback
@@ -69,4 +70,10 @@ def recovery_steps(data: TaskData, config: TrainConfig, max_samples: int | None 
         return config.max_steps
     examples = len(data.dataset("train", max_samples))
     batches = -(-examples // config.batch_size)
+    if batches < config.accumulation_steps:  # the loop would refuse it only later
+        raise ConfigError(
+            f"{examples} train examples make {batches} batches of {config.batch_size}, too few "
+            f"for one step of {config.accumulation_steps} accumulated batches; lower "
+            "accumulation_steps or batch_size"
+        )
     return batches // config.accumulation_steps * config.epochs  # as the loop counts them
