@@ -443,4 +443,26 @@ STEPS = (
         (PEER_MEAN,),
         dense=dense_models("rte:0"),
     ),
+    Step(
+        "peer-lossless-cola-s1",
+        11,
+        "peer on COLA seed 1: 50/70% (a second seed) and lossless mode, bisecting and "
+        "descending, with a teacher that did not win the recipe sweep on the validation split "
+        "lossless mode judges on (seed 0's did: every seed-0 student fell under it)",
+        25,
+        (_peer("cola", "1", descend=True) + " --lossless-seeds 1",),
+        (PEER,),
+        dense=dense_models("cola:1"),
+    ),
+    Step(
+        "peer-lossless-mrpc-s1",
+        11,
+        "peer on MRPC seed 1: 50/70% (a second seed) and lossless mode, bisecting and "
+        "descending, with a teacher that did not win the recipe sweep on the validation split "
+        "lossless mode judges on (seed 0's did: every seed-0 student fell under it)",
+        20,
+        (_peer("mrpc", "1", descend=True) + " --lossless-seeds 1",),
+        (PEER,),
+        dense=dense_models("mrpc:1"),
+    ),
 )
