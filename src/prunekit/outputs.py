@@ -57,9 +57,9 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
         folder_mode, file_mode = usual_mode(directory=True), usual_mode(directory=False)
         for folder, _, files in os.walk(tmp):  # links are left alone (chmod would follow)
             Path(folder).chmod(folder_mode)
-            for path in (Path(folder) / name for name in files):
-                if not path.is_symlink():
-                    path.chmod(file_mode)
+            for written in (Path(folder) / name for name in files):
+                if not written.is_symlink():
+                    written.chmod(file_mode)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
