@@ -465,4 +465,15 @@ STEPS = (
         (PEER,),
         dense=dense_models("mrpc:1"),
     ),
+    Step(
+        "peer-lossless-rte-s1",
+        11,
+        "peer on RTE seed 1: 50/70% (a second seed) and lossless mode, bisecting and descending, "
+        "with a teacher that did not win the recipe sweep on the validation split (MRPC seed 1 "
+        "cannot: its committed rows came from another dense model)",
+        15,
+        (_peer("rte", "1", descend=True) + " --lossless-seeds 1",),
+        (PEER,),
+        dense=dense_models("rte:1"),
+    ),
 )
