@@ -455,17 +455,6 @@ STEPS = (
         dense=dense_models("cola:1"),
     ),
     Step(
-        "peer-lossless-mrpc-s1",
-        11,
-        "peer on MRPC seed 1: 50/70% (a second seed) and lossless mode, bisecting and "
-        "descending, with a teacher that did not win the recipe sweep on the validation split "
-        "lossless mode judges on (seed 0's did: every seed-0 student fell under it)",
-        20,
-        (_peer("mrpc", "1", descend=True) + " --lossless-seeds 1",),
-        (PEER,),
-        dense=dense_models("mrpc:1"),
-    ),
-    Step(
         "peer-lossless-rte-s1",
         11,
         "peer on RTE seed 1: 50/70% (a second seed) and lossless mode, bisecting and descending, "
