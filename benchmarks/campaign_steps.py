@@ -53,6 +53,21 @@ def _sparse(task: str, sparsities: str, variants: str = "") -> str:
     return f"python benchmarks/sparse.py {runs} {chosen}{SPARSE_LOOP}"
 
 
+def _peer_mean(task: str, label: str, minutes: int) -> Step:
+    """Peer's study with the peer loss averaged over the features, on ``task`` seed 0."""
+    return Step(
+        f"peer-mean-{task}-s0",
+        11,
+        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
+        f"the loss on MiniLM, benchmarks/results/peer_beta) on {label} seed 0: 50/70% and "
+        "lossless mode, bisecting and descending",
+        minutes,
+        (_peer(task, descend=True, mean=True),),
+        (PEER_MEAN,),
+        dense=dense_models(f"{task}:0"),
+    )
+
+
 STEPS = (
     Step(
         "smp-pruner-mean",
@@ -399,49 +414,14 @@ STEPS = (
         (SMP,),
         after=("smp-sst2-s0",),
     ),
-    Step(
-        "peer-mean-cola-s0",
-        11,
-        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
-        "the loss on MiniLM, benchmarks/results/peer_beta) on COLA seed 0: 50/70% and lossless "
-        "mode, bisecting and descending",
-        45,
-        (_peer("cola", descend=True, mean=True),),
-        (PEER_MEAN,),
-        dense=dense_models("cola:0"),
-    ),
-    Step(
-        "peer-mean-stsb-s0",
-        11,
-        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
-        "the loss on MiniLM, benchmarks/results/peer_beta) on STS-B seed 0: 50/70% and lossless "
-        "mode, bisecting and descending",
-        40,
-        (_peer("stsb", descend=True, mean=True),),
-        (PEER_MEAN,),
-        dense=dense_models("stsb:0"),
-    ),
-    Step(
-        "peer-mean-mrpc-s0",
-        11,
-        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
-        "the loss on MiniLM, benchmarks/results/peer_beta) on MRPC seed 0: 50/70% and lossless "
-        "mode, bisecting and descending",
-        25,
-        (_peer("mrpc", descend=True, mean=True),),
-        (PEER_MEAN,),
-        dense=dense_models("mrpc:0"),
-    ),
-    Step(
-        "peer-mean-rte-s0",
-        11,
-        "peer with its peer loss averaged over the features (an MSE; the squared norm is ~99% of "
-        "the loss on MiniLM, benchmarks/results/peer_beta) on RTE seed 0: 50/70% and lossless "
-        "mode, bisecting and descending",
-        20,
-        (_peer("rte", descend=True, mean=True),),
-        (PEER_MEAN,),
-        dense=dense_models("rte:0"),
+    *(
+        _peer_mean(task, label, minutes)
+        for task, label, minutes in (
+            ("cola", "COLA", 45),
+            ("stsb", "STS-B", 40),
+            ("mrpc", "MRPC", 25),
+            ("rte", "RTE", 20),
+        )
     ),
     Step(
         "peer-lossless-cola-s1",
