@@ -22,7 +22,9 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"output directory {path} already exists; pass --overwrite")
     if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"output path {path} exists and is not a directory")
+        raise OutputExistsError(
+            f"output path {path} exists and is not a directory; choose another --out"
+        )
     # An output that cannot be created would otherwise fail only after the work is done.
     ancestor = next(p for p in (path, *path.parents) if p.exists())
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):

@@ -409,6 +409,7 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(
         (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1"),
         (["--budgets", "-1"], "--budgets"),
         (["--seeds", "1.5"], "--seeds expects comma-separated integers"),
+        (["--seeds", "0,-1"], "--seeds: Input should be greater than or equal to 0"),
         (
             ["--methods", "astar", "--method-option", "astar.budget=1"],
             "astar: --budget is for its budget mode",
@@ -466,3 +467,25 @@ def test_a_teacher_shaped_unlike_the_model_is_refused():
     )
     with pytest.raises(ConfigError, match="num_hidden_layers 5 vs 3"):
         check_teacher_shape("peer", deeper, student)
+
+
+def test_a_compare_out_that_is_a_file_is_a_one_line_error(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a run dir")
+    result = invoke(
+        "compare", "--task", "rte", "--out", taken, "--methods", "random", "--heads", "0.5",
+        "--data-dir", tmp_path / "no-glue-needed-yet",
+    )  # fmt: skip
+    assert_user_error(result, "is not a directory", "--out")
+    assert taken.read_text() == "not a run dir"
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(tmp_path, seed):
+    result = invoke("finetune", "--task", "rte", "--out", tmp_path / "out", "--seed", seed)
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert "Traceback" not in result.output and "ValueError" not in result.output
+    from prunekit.recipes.common import seed_everything
+
+    with pytest.raises(ConfigError, match="--seed must be between 0 and 4294967295"):
+        seed_everything(int(seed))  # the Python API: a one-line error, not numpy's

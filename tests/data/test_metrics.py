@@ -88,6 +88,11 @@ def test_constant_predictions_do_not_crash() -> None:
         "pearson": 0.0,
         "spearman": 0.0,
     }
+    # a diverged regression head: 0 (explains nothing), not nan that reports would average
+    assert compute_metrics("stsb", [1.0, float("nan"), 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]) == {
+        "pearson": 0.0,
+        "spearman": 0.0,
+    }
 
 
 def test_length_mismatch_and_empty() -> None:

@@ -407,3 +407,54 @@ def test_a_run_dir_resumes_across_a_new_setting_only_when_it_is_marked_and_at_it
     # an unmarked setting missing from the record may have changed behaviour: refused
     del recorded["method_settings"]["l0"]["batch_size"]
     assert settings_differ(config, recorded, ("l0",)) == ["method_options.l0"]
+
+
+def test_a_sweep_killed_mid_recovery_resumes_the_recovery_from_its_checkpoint(
+    tiny_bert_with_real_tokenizer, tmp_path, monkeypatch
+):
+    import prunekit.recipes.compare as compare_recipe
+
+    def one_recovered_run(out):
+        return sweep_config(tiny_bert_with_real_tokenizer, out).model_copy(
+            update={
+                "methods": ("random",),
+                "fractions": (0.5,),
+                "budgets": (),
+                "seeds": (0,),
+                "recover": TrainConfig(max_steps=4, batch_size=4, checkpoint_every=1),
+            }
+        )
+
+    reference = run_compare(one_recovered_run(tmp_path / "full"))
+
+    class Killed(Exception):
+        pass
+
+    real_recover, resumed = compare_recipe.recover, []
+
+    def recover(*args, kill: bool, **kwargs):
+        def on_step(step, total, values):
+            if kill and step == 3:  # before step 3's checkpoint: steps 1 and 2 are saved
+                raise Killed
+
+        result = real_recover(*args, on_step=on_step, **kwargs)
+        resumed.append(result.resumed_from_step)
+        return result
+
+    config = one_recovered_run(tmp_path / "killed")
+    monkeypatch.setattr(compare_recipe, "recover", lambda *a, **k: recover(*a, kill=True, **k))
+    with pytest.raises(Killed):
+        run_compare(config)
+    assert read_results(config.out / "results.jsonl") == []  # R0 and R1 are written together
+    monkeypatch.setattr(compare_recipe, "recover", lambda *a, **k: recover(*a, kill=False, **k))
+    rows = run_compare(config)
+    assert resumed == [2]  # not from the start
+    assert stable(rows) == stable(reference)
+    assert not (config.out / "work" / "recover").exists() or not any(
+        (config.out / "work" / "recover").iterdir()
+    )  # deleted once the row was written
+
+
+def test_a_task_spelled_otherwise_is_the_same_run_dir(tmp_path):
+    config = CompareConfig(task="RTE", out=tmp_path / "sweep", methods=("random",))
+    assert config.task == "rte"  # a rerun with --task rte resumes it: one task, one name

@@ -36,3 +36,33 @@ def test_unshuffled_task_batches_cover_every_example_once_shortest_first():
     assert widths == sorted(widths) and widths[0] < widths[-1]
     total = sum(batch["labels"].numel() for batch in batches)
     assert total == len(data.dataset("validation", 200))
+
+
+def test_a_capped_split_is_the_same_examples_for_every_seed(monkeypatch):
+    """compare's mean ± std over seeds must spread over models, not over draws of examples."""
+    import importlib
+
+    from conftest import word_tokenizer
+
+    # the package exports a function of the module's name: fetch the module itself
+    evaluation = importlib.import_module("prunekit.train.evaluate")
+
+    seen = []
+
+    class Scored:
+        def to_dict(self):
+            return {}
+
+    def record(model, dataset, collate, task, split):
+        seen.append([tuple(dataset[i]["input_ids"]) for i in range(len(dataset))])
+        return Scored()
+
+    monkeypatch.setattr(evaluation, "evaluate", record)
+    for seed in (0, 1):
+        data = TaskData.for_task("rte", word_tokenizer(), glue_dir(), seed)
+        evaluation.evaluate_splits(None, data, ("dev",), max_samples=20)
+        assert len(data.dataset("train", 20)) == 20
+    assert len(seen[0]) == 20 and seen[0] == seen[1]
+    # train subsets still follow the seed (recovery draws its examples with it)
+    one, other = (TaskData.for_task("rte", word_tokenizer(), glue_dir(), s) for s in (0, 1))
+    assert one.dataset("train", 20)[0]["input_ids"] != other.dataset("train", 20)[0]["input_ids"]

@@ -24,7 +24,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-Seed = Annotated[int, typer.Option(help="Seed for every random choice; same seed, same plan.")]
+Seed = Annotated[
+    int,
+    typer.Option(min=0, max=2**32 - 1, help="Seed for every random choice; same seed, same plan."),
+]
 DataDir = Annotated[
     Path | None,
     typer.Option(
@@ -60,7 +63,9 @@ def user_errors(fn):
             message = str(err)
         except ValidationError as err:
             first = err.errors()[0]
-            flag = "--" + str(first["loc"][-1]).replace("_", "-") if first["loc"] else "input"
+            # the innermost named field: ("seeds", 0) is --seeds, not --0
+            names = [part for part in first["loc"] if isinstance(part, str)]
+            flag = "--" + names[-1].replace("_", "-") if names else "input"
             message = f"{flag}: {first['msg']}"
         typer.echo(f"prunekit: error: {message}", err=True)
         raise typer.Exit(2)

@@ -130,7 +130,8 @@ def _as_classes(arr: np.ndarray, what: str, spec: TaskSpec) -> np.ndarray:
 def _correlation(fn: Callable, preds: np.ndarray, gold: np.ndarray) -> float:
     # A constant side has zero variance, so r is 0/0; scipy warns and returns nan, which would
     # poison model selection (nan compares false to everything). Such a model explains none of
-    # the variance, so report 0.
-    if np.ptp(preds) == 0 or np.ptp(gold) == 0:
+    # the variance, so report 0. So does a diverged model's NaN or inf output: scipy would
+    # return nan, which reports would average and never flag as collapsed.
+    if not np.all(np.isfinite(preds)) or np.ptp(preds) == 0 or np.ptp(gold) == 0:
         return 0.0
     return 100.0 * float(fn(preds, gold)[0])

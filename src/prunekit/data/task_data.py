@@ -83,15 +83,20 @@ class TaskData:
     def collate(self) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
         return make_collate(self.tokenizer)
 
-    def dataset(self, split: str, max_samples: int | None = None) -> EncodedDataset:
-        key = (split, max_samples)
+    def dataset(
+        self, split: str, max_samples: int | None = None, subset_seed: int | None = None
+    ) -> EncodedDataset:
+        """One split, or a random subset of ``max_samples`` of it drawn with ``subset_seed``
+        (default: the run's seed)."""
+        subset_seed = self.seed if subset_seed is None else subset_seed
+        key = (split, max_samples, subset_seed)
         if key not in self._cache:
             self._cache[key] = task_dataset(
                 self.task,
                 split,
                 self.tokenizer,
                 self.data_dir,
-                self.seed,
+                subset_seed,
                 self.max_seq_length,
                 max_samples,
             )

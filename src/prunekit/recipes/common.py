@@ -13,6 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from prunekit.errors import ConfigError
 
+MAX_SEED = 2**32 - 1  # numpy's seeds: 0 .. 2**32 - 1
+
 __all__ = [
     "at_least",
     "check_head_method",
@@ -65,6 +67,9 @@ def method_warnings(record: dict[str, Any], method: str) -> list[str]:
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (accelerate's helper covers all three)."""
     from accelerate.utils import set_seed
+
+    if not 0 <= seed <= MAX_SEED:  # numpy's own error would be a bare ValueError from inside
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
 
     set_seed(seed)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from prunekit.methods import (
 )
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.export import require_onnx
-from prunekit.outputs import write_json
+from prunekit.outputs import check_output_dir, write_json
 from prunekit.recipes.common import check_head_method, console, seed_everything
 from prunekit.recipes.compare_config import (
     REGIMES,
@@ -103,6 +104,8 @@ def run_compare(
             )
     if config.time_onnx:
         require_onnx()  # a missing onnx extra is found now, not after the first decision
+    # a sweep resumes its dir, so only a file there or no write access is refused
+    check_output_dir(config.out, overwrite=True)
     refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", run_dir_settings(config, budget_methods))
@@ -142,7 +145,8 @@ def run_compare(
         for method, value, is_budget in runs:
             new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
             _append(results, new_rows)
-            for row in new_rows:
+            for row in new_rows:  # saved: a kill no longer needs the recovery's checkpoints
+                shutil.rmtree(_recovery_dir(config, row["key"]), ignore_errors=True)
                 done.add(row["key"])
                 rows.append(row)
                 console.log(f"{row['key']}: dev {row['dev']:.2f}")
@@ -352,6 +356,9 @@ class _Sweep:
                     self.config.recover_max_samples,
                     self.dense,
                     self.config.distill,
+                    checkpoint_dir=_recovery_dir(
+                        self.config, run_key(method, fraction, self.seed, "r1")
+                    ),
                 )
                 extra = {"r1_source": "recovery", "train_steps": trained.steps}
                 extra["recovery_seconds"] = round(trained.seconds, 2)
@@ -361,6 +368,12 @@ class _Sweep:
 
     def _todo(self, method: str, fraction: float, regime: str) -> bool:
         return run_key(method, fraction, self.seed, regime) not in self.done
+
+
+def _recovery_dir(config: CompareConfig, key: str) -> Path:
+    """Checkpoints of one R1 recovery: a sweep killed mid-recovery resumes it (a rerun that
+    recovers other weights starts over, `recover`); deleted once its row is written."""
+    return config.out / "work" / "recover" / key.replace("|", "_")
 
 
 def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:

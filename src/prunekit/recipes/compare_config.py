@@ -10,10 +10,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prunekit.data import get_task
 from prunekit.errors import ConfigError
 from prunekit.methods import (
     RESUMES_AT_DEFAULT,
@@ -24,6 +25,7 @@ from prunekit.methods import (
     read_method_options,
 )
 from prunekit.plan import PruningPlan
+from prunekit.recipes.common import console
 from prunekit.report import read_results
 from prunekit.train import DistillConfig, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task_recipes import TaskRecipe, recipe_for
@@ -76,7 +78,7 @@ class CompareConfig(BaseModel):
     model: str = "default"
     methods: tuple[str, ...] = Field(default_factory=_head_methods)
     fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[Annotated[int, Field(ge=0, le=2**32 - 1)], ...] = (0, 1, 2)
     regimes: tuple[str, ...] = REGIMES
     data_dir: Path | None = None
     recipe: TaskRecipe | None = Field(None, description="dense recipe (default: the task's)")
@@ -113,6 +115,11 @@ class CompareConfig(BaseModel):
     time_onnx: bool = Field(False, description="also time both models in ONNX Runtime")
     device: str = "auto"
     progress: bool = True
+
+    @field_validator("task")
+    @classmethod
+    def _canonical_task(cls, task: str) -> str:
+        return get_task(task).name  # "SST-2" resumes a dir "sst2" wrote: one task, one name
 
 
 def per_method_options(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -271,6 +278,9 @@ def borrowed_rows(
     for source in config.borrow_from:
         path, results = source / "config.json", source / "results.jsonl"
         if not (path.is_file() and results.is_file()):
+            # skipped (a benchmark names dirs that may not have run yet), but said: a typo
+            # would otherwise borrow nothing without a word
+            console.log(f"--borrow-from {source}: no config.json and results.jsonl, nothing taken")
             continue
         before = json.loads(path.read_text())
         if settings_differ(config, before, ()):

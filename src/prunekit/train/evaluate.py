@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from prunekit.data import (
+    SPLIT_SEED,
     TaskData,
     TaskSpec,
     by_length,
@@ -93,8 +94,13 @@ def evaluate(
 def evaluate_splits(
     model: nn.Module, data: TaskData, splits: tuple[str, ...], max_samples: int | None = None
 ) -> dict[str, dict]:
-    """`evaluate` on several splits of one task: ``{split: EvalResult.to_dict()}``."""
+    """`evaluate` on several splits of one task: ``{split: EvalResult.to_dict()}``.
+
+    ``max_samples`` caps each split with the same subset whatever the run's seed, so a spread
+    over seeds is the models', not the draw of examples'."""
     return {
-        s: evaluate(model, data.dataset(s, max_samples), data.collate, data.task, s).to_dict()
+        s: evaluate(
+            model, data.dataset(s, max_samples, SPLIT_SEED), data.collate, data.task, s
+        ).to_dict()
         for s in splits
     }

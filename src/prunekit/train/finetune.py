@@ -110,7 +110,7 @@ class TrainConfig(BaseModel):
         description="batches of similar length (train/batching.py): the order stays random, "
         "padding shrinks (GLUE: 1.5-2.9x fewer token slots); needs items with input_ids",
     )
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's seeds are 0 .. 2**32 - 1")
 
 
 @dataclass
