@@ -91,3 +91,46 @@ def test_sparsity_on_a_head_pruned_model_composes_and_reloads(tmp_path):
     with torch.no_grad():
         assert torch.equal(pruned(**inputs).logits, again(**inputs).logits)
     assert current_plan(again).masks.keys() == result.plan.masks.keys()
+
+
+def sparse_already(sparsity: float):
+    """A tiny BERT whose linears an earlier plan made ``sparsity`` sparse (random masks)."""
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    generator = torch.Generator().manual_seed(0)
+    earlier = {}
+    for key, weight in masked_linears(model, plan).items():
+        kept = torch.zeros(weight.numel(), dtype=torch.bool)
+        kept[
+            torch.randperm(weight.numel(), generator=generator)[
+                : round((1 - sparsity) * kept.numel())
+            ]
+        ] = True
+        earlier[key] = kept.view_as(weight)
+    apply_plan(model, plan.with_masks(earlier))
+    return model, earlier
+
+
+def test_re_sparsifying_keeps_what_an_earlier_plan_dropped_dropped():
+    model, earlier = sparse_already(0.5)
+    result = get_method("magnitude")(request(model, sparsity=0.8))
+    for key, kept in result.plan.masks.items():
+        assert not bool((kept & ~earlier[key]).any()), key  # nothing dropped comes back
+        assert int(kept.sum()) == round(0.2 * kept.numel()), key
+
+
+@pytest.mark.parametrize("method", ["magnitude", "movement"])
+def test_a_target_below_the_models_sparsity_is_refused(method):
+    """Kept counts above the weights left would keep zeros, and the plan would claim 50%."""
+    model, _ = sparse_already(0.7)
+    with pytest.raises(ConfigError, match=r"already 70\.\d% sparse, above --sparsity 0.5"):
+        get_method(method)(request(model, sparsity=0.5))
+
+
+def test_a_mask_update_never_keeps_a_weight_an_earlier_plan_dropped():
+    from prunekit.methods.magnitude import _Masks, magnitude_masks
+
+    weights = {"0.query": torch.tensor([[0.0, 2.0], [0.0, -1.0]])}
+    masks = _Masks(weights)  # starts from the earlier plan: its zeros are dropped
+    magnitude_masks(weights, masks, 0.25)  # 3 of 4 by count, but only 2 are left
+    assert masks.items()[0][1].tolist() == [[False, True], [False, True]]

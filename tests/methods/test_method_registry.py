@@ -182,3 +182,15 @@ def test_loop_options_reach_the_training_loop(name, monkeypatch):
     req.options.update(group_by_length=True, precision="bf16")
     get_method(name)(req)
     assert seen and all(c.group_by_length and c.precision == "bf16" for c in seen)
+
+
+def test_per_layer_fractions_remove_the_floor_of_h_times_r_in_every_layer():
+    """methods.md §1: 0.3 of 12 heads is 3 per layer (the rounded share of all 72, 22, does
+    not divide by 6 layers and was refused)."""
+    from prunekit import PruningPlan
+
+    plan = PruningPlan.dense(6, 12, 1536)
+    assert head_target(plan, heads=0.3, per_layer=True).keep == 6 * 9
+    assert head_target(plan, heads=0.5, per_layer=True).keep == 6 * 6
+    assert head_target(plan, heads=0.7, per_layer=True).keep == 6 * 4  # floor(8.4), not 9
+    assert head_target(plan, heads=0.3).keep == 72 - 22  # global: the rounded share

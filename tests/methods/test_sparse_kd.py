@@ -142,3 +142,21 @@ def test_on_regression_the_prediction_term_weighs_teacher_and_gold_alike():
     s, t = mine.logits.squeeze(-1), theirs.logits.squeeze(-1)
     expected = 0.5 * (torch.mean((s - t) ** 2) + torch.mean((s - gold) ** 2))
     assert torch.allclose(parts["prediction"], expected)
+
+
+def test_a_student_without_heads_trains_on_hidden_states_and_predictions():
+    from prunekit import PruningPlan, apply_plan
+
+    student = tiny_model("bert", attn="eager")
+    apply_plan(
+        student,
+        PruningPlan.build(num_layers=3, num_heads=4, intermediate_size=37, kept_heads=[[]] * 3),
+    )
+    parts = sparse_kd_parts(
+        outputs(student),
+        outputs(tiny_model("bert", attn="eager")),
+        BATCH["attention_mask"],
+        BATCH["labels"],
+        False,
+    )
+    assert parts["attention"].item() == 0.0 and parts["hidden"].item() > 0.0

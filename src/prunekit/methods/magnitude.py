@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from prunekit.device import module_device
+from prunekit.errors import ConfigError
 from prunekit.methods.registry import (
     MethodResult,
     PruneRequest,
@@ -42,6 +43,7 @@ __all__ = [
     "magnitude_masks",
     "planned_steps",
     "distillation",
+    "refuse_lower_sparsity",
 ]
 
 
@@ -98,18 +100,31 @@ class _Masks(nn.Module):
         super().__init__()
         self.names = sorted(weights)
         for i, name in enumerate(self.names):
-            self.register_buffer(f"mask_{i}", torch.ones_like(weights[name], dtype=torch.bool))
+            # a weight an earlier plan dropped (a stored 0) starts dropped and stays dropped
+            self.register_buffer(f"mask_{i}", weights[name].detach() != 0)
 
     def items(self):
         return [(name, getattr(self, f"mask_{i}")) for i, name in enumerate(self.names)]
 
 
 def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: float) -> None:
-    """Per tensor, keep the ``round((1 - sparsity) * n)`` largest |w * mask| (already pruned
-    weights stay pruned: they are 0)."""
+    """Per tensor, keep the ``round((1 - sparsity) * n)`` largest |w * mask|; already pruned
+    weights stay pruned (a count above the weights left would otherwise keep zeros)."""
     for name, mask in masks.items():
         magnitude = (weights[name].detach() * mask).abs()
-        mask.copy_(top_fraction(magnitude, 1.0 - sparsity))
+        mask.copy_(top_fraction(magnitude, 1.0 - sparsity) & mask)
+
+
+def refuse_lower_sparsity(weights: dict[str, torch.Tensor], sparsity: float) -> None:
+    """Pruned weights never grow back, so a model already sparser than the target cannot reach
+    it: say so instead of returning a plan whose sparsity is not what it claims."""
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    total = sum(w.numel() for w in weights.values())
+    if total and zeros / total > sparsity + 1e-6:
+        raise ConfigError(
+            f"the model's linears are already {zeros / total:.1%} sparse, above --sparsity "
+            f"{sparsity}; pruned weights stay pruned: ask for at least {zeros / total:.4f}"
+        )
 
 
 @register_method(
@@ -140,6 +155,7 @@ def gradual_magnitude(
     schedule to ``config.sparsity`` (re-applied after every step, checkpointed); the result
     carries the masks in its plan and the trained student. Shared with `sparse-kd`."""
     weights = masked_linears(student, request.plan)
+    refuse_lower_sparsity(weights, config.sparsity)
     masks = _Masks(weights).to(module_device(student))
     steps = planned_steps(request, config)
     events = cubic_sparsity_events(

@@ -18,7 +18,10 @@ clipped; embeddings train with the other weights; the schedule's initial and fin
 (``initial_warmup``, ``final_warmup``: shares of the steps) default to 0, where the authors'
 SQuAD example holds about 10% and 20%; weights an earlier plan dropped (zero at the start)
 start with scores far below the rest and are masked out of every forward pass, so they stay
-dropped. Soft movement is not implemented.
+dropped (a target below the model's sparsity is refused). The kept fraction moves at the
+schedule's ``events`` mask updates (default 100, shared with magnitude), where the authors
+recompute it every step; ``events`` equal to the step count reproduces theirs. Soft movement
+is not implemented.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from torch.nn.utils import parametrize
 
 from prunekit.device import module_device
 from prunekit.methods.magnitude import Config as MagnitudeConfig
-from prunekit.methods.magnitude import distillation, planned_steps
+from prunekit.methods.magnitude import distillation, planned_steps, refuse_lower_sparsity
 from prunekit.methods.registry import MethodResult, PruneRequest, register_method
 from prunekit.models.masks import dense_masks, masked_linears, prunable_linears, top_fraction
 from prunekit.train import ParamGroup, TrainConfig, TrainExtras
@@ -95,6 +98,7 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     student = copy.deepcopy(request.model)
     device = module_device(student)
     weights = masked_linears(student, request.plan)
+    refuse_lower_sparsity(weights, config.sparsity)
     holder = nn.Module()  # the scores, as one module: trained in their group, checkpointed
     holder.scores = nn.ParameterDict(
         {k.replace(".", "_"): nn.Parameter(torch.zeros_like(w)) for k, w in weights.items()}
@@ -111,10 +115,10 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         steps, config.events, config.sparsity, config.initial_warmup, config.final_warmup
     )
     modules = prunable_linears(student, request.plan)
+    allowed = {k: w != 0 if bool((w == 0).any()) else None for k, w in weights.items()}
     for key, module in modules.items():
         scores = holder.scores[key.replace(".", "_")]
-        allowed = weights[key] != 0 if bool((weights[key] == 0).any()) else None
-        mask = TopKMask(scores, schedule, allowed)
+        mask = TopKMask(scores, schedule, allowed[key])
         parametrize.register_parametrization(module, "weight", mask)
 
     model_loss = distillation(request, config)
@@ -143,9 +147,10 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     schedule.keep = 1.0 - config.sparsity
     masks = {}
     for key, module in modules.items():
-        masks[key] = top_fraction(
-            holder.scores[key.replace(".", "_")].detach(), schedule.keep
-        ).cpu()
+        masks[key] = top_fraction(holder.scores[key.replace(".", "_")].detach(), schedule.keep)
+        if allowed[key] is not None:  # as in training: what an earlier plan dropped stays out
+            masks[key] &= allowed[key]
+        masks[key] = masks[key].cpu()
         # Fold W ⊙ mask into the weight and leave no parametrization behind.
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     plan = request.plan.with_masks(dense_masks(student, request.plan, masks))

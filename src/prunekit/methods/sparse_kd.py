@@ -95,10 +95,10 @@ def sparse_kd_parts(
         [a for a in teacher_out.attentions if a.shape[1]],
     )
     valid = attention_mask[:, None, :, None] * attention_mask[:, None, None, :]  # query x key
-    valid = valid.to(student_maps[0].dtype)
+    valid = valid.to(student_maps[0].dtype if student_maps else student_out.logits.dtype)
     if pairs is None:
         pairs = [(i, i, None) for i in range(len(student_maps))]
-    attention = 0.0
+    attention = student_out.logits.new_zeros(())  # a student without heads: no attention term
     for mine, theirs, heads in pairs:
         s, t = student_maps[mine], teacher_maps[theirs].to(valid.device)
         if heads is not None:

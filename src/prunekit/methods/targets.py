@@ -3,6 +3,7 @@ the search budget mode uses over a grid of fractions."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -34,6 +35,9 @@ def head_target(
 ) -> HeadTarget:
     """Turn ``--heads`` (fraction of all original heads removed) or ``--keep-heads`` into a target.
 
+    With ``per_layer``, ``--heads r`` removes ``floor(H * r)`` heads of every layer (methods.md
+    §1: 0.3 of 12 heads is 3 per layer), not a rounded share of all heads.
+
     Raises:
         ConfigError: both or neither given, or a value out of range.
     """
@@ -44,6 +48,8 @@ def head_target(
         if not 0 <= heads < 1:
             raise ConfigError(f"--heads must be in [0, 1) (fraction of heads removed), got {heads}")
         keep = total - round(heads * total)
+        if per_layer:  # SMP's rule: the floor(H * r) lowest heads of each layer go
+            keep = plan.num_layers * (plan.num_heads - math.floor(heads * plan.num_heads + 1e-9))
     else:
         keep = int(keep_heads)  # type: ignore[arg-type]
     if not 1 <= keep <= plan.heads_kept:
