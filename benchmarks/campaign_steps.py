@@ -402,6 +402,28 @@ STEPS = (
         dense=dense_models("cola:0"),
     ),
     Step(
+        "smp-fractions-rte-s1-s2",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on RTE seeds 1 and 2: the other two "
+        "fractions get three seeds on one task (seed 0's are smp-rte-fractions-s0)",
+        25,
+        (_smp("rte", "1,2", fractions="0.25,0.75"),),
+        (SMP,),
+        after=("smp-rte-fractions-s0",),
+        dense=dense_models("rte:1,2"),
+    ),
+    Step(
+        "smp-fractions-mrpc-s1-s2",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on MRPC seeds 1 and 2, a second task "
+        "with three seeds at every fraction",
+        25,
+        (_smp("mrpc", "1,2", fractions="0.25,0.75"),),
+        (SMP,),
+        after=("smp-fractions-mrpc-s0",),
+        dense=dense_models("mrpc:1,2"),
+    ),
+    Step(
         "smp-fractions-sst2-s0",
         10,
         "SMP and random per layer at 25% and 75% on SST-2 seed 0 (capped at 20,000 train "
