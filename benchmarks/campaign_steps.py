@@ -406,7 +406,7 @@ STEPS = (
         10,
         "SMP, random and HISP per layer at 25% and 75% on RTE seeds 1 and 2: the other two "
         "fractions get three seeds on one task (seed 0's are smp-rte-fractions-s0)",
-        25,
+        50,
         (_smp("rte", "1,2", fractions="0.25,0.75"),),
         (SMP,),
         after=("smp-rte-fractions-s0",),

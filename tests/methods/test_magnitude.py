@@ -111,14 +111,6 @@ def sparse_already(sparsity: float):
     return model, earlier
 
 
-def test_re_sparsifying_keeps_what_an_earlier_plan_dropped_dropped():
-    model, earlier = sparse_already(0.5)
-    result = get_method("magnitude")(request(model, sparsity=0.8))
-    for key, kept in result.plan.masks.items():
-        assert not bool((kept & ~earlier[key]).any()), key  # nothing dropped comes back
-        assert int(kept.sum()) == round(0.2 * kept.numel()), key
-
-
 @pytest.mark.parametrize("method", ["magnitude", "movement"])
 def test_a_target_below_the_models_sparsity_is_refused(method):
     """Kept counts above the weights left would keep zeros, and the plan would claim 50%."""

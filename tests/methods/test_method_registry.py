@@ -194,3 +194,5 @@ def test_per_layer_fractions_remove_the_floor_of_h_times_r_in_every_layer():
     assert head_target(plan, heads=0.5, per_layer=True).keep == 6 * 6
     assert head_target(plan, heads=0.7, per_layer=True).keep == 6 * 4  # floor(8.4), not 9
     assert head_target(plan, heads=0.3).keep == 72 - 22  # global: the rounded share
+    with pytest.raises(ConfigError, match=r"removes no head of a layer of 12; ask for at least"):
+        head_target(plan, heads=0.05, per_layer=True)  # floor(0.6) = 0: nothing would go

@@ -458,3 +458,21 @@ def test_a_sweep_killed_mid_recovery_resumes_the_recovery_from_its_checkpoint(
 def test_a_task_spelled_otherwise_is_the_same_run_dir(tmp_path):
     config = CompareConfig(task="RTE", out=tmp_path / "sweep", methods=("random",))
     assert config.task == "rte"  # a rerun with --task rte resumes it: one task, one name
+
+
+def test_a_run_dir_of_capped_rows_drawn_per_seed_is_refused(tmp_path):
+    """Before 0.2 a capped dev split was drawn with each run's seed; mixing those rows with
+    rows of the one subset every seed now scores would spread the mean over two draws."""
+    from prunekit.recipes.compare_config import refuse_other_settings, run_dir_settings
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    config = CompareConfig(task="rte", out=out, methods=("random",), eval_max_samples=24)
+    recorded = run_dir_settings(config, ())
+    (out / "results.jsonl").write_text(json.dumps({"key": "random|0.5|0|r0"}) + "\n")
+    (out / "config.json").write_text(json.dumps(recorded))
+    refuse_other_settings(config, ())  # written now: resumes
+    del recorded["eval_subset"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ConfigError, match="eval_max_samples, drawn per seed before 0.2"):
+        refuse_other_settings(config, ())

@@ -431,3 +431,24 @@ def test_resuming_a_checkpoint_never_runs_code_planted_in_its_pickles(tmp_path):
     with pytest.raises(Exception, match="(?i)weights.only|unpickl"):
         finetune(tiny_model("bert"), data, default_collate, config, run, True, extras=extras)
     assert not evidence.exists()
+
+
+def test_a_runs_seconds_leave_out_its_checkpoint_writes(tmp_path, monkeypatch):
+    """compare's R1 recoveries checkpoint and the committed rows they meet did not: a run's
+    training time must not depend on how often it saves."""
+    import importlib
+
+    loop = importlib.import_module("prunekit.train.finetune")
+    real_save = loop.save_checkpoint
+
+    def slow_save(*args, **kwargs):
+        time.sleep(0.5)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_checkpoint", slow_save)
+    config = TrainConfig(epochs=1, batch_size=16, checkpoint_every=1)
+    started = time.perf_counter()
+    result = finetune(tiny_model("bert"), toy_dataset(), default_collate, config, tmp_path / "c")
+    wall = time.perf_counter() - started
+    assert wall >= 1.0  # two writes (steps 1 and 2; the last step writes none) slept 0.5 s each
+    assert result.seconds < wall - 0.9

@@ -16,6 +16,7 @@ loss is KD from the unpruned model (``alpha_kd``, ``temperature``) plus CE. The 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Literal
 
 import torch
@@ -118,12 +119,14 @@ def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: f
 def refuse_lower_sparsity(weights: dict[str, torch.Tensor], sparsity: float) -> None:
     """Pruned weights never grow back, so a model already sparser than the target cannot reach
     it: say so instead of returning a plan whose sparsity is not what it claims."""
-    zeros = sum(int((w == 0).sum()) for w in weights.values())
-    total = sum(w.numel() for w in weights.values())
-    if total and zeros / total > sparsity + 1e-6:
+    # per tensor, as the masks are: each keeps its own count
+    shares = {name: float((w == 0).float().mean()) for name, w in weights.items() if w.numel()}
+    name = max(shares, key=shares.get, default=None)
+    if name is not None and shares[name] > sparsity + 1e-6:
+        least = math.ceil(shares[name] * 1e4) / 1e4  # rounded up: the value asked for passes
         raise ConfigError(
-            f"the model's linears are already {zeros / total:.1%} sparse, above --sparsity "
-            f"{sparsity}; pruned weights stay pruned: ask for at least {zeros / total:.4f}"
+            f"the model's linear {name} is already {shares[name]:.1%} sparse, above --sparsity "
+            f"{sparsity}; pruned weights stay pruned: ask for at least {least:.4f}"
         )
 
 

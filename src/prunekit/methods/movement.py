@@ -154,6 +154,11 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         # Fold W ⊙ mask into the weight and leave no parametrization behind.
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     plan = request.plan.with_masks(dense_masks(student, request.plan, masks))
-    meta = {"sparsity": config.sparsity, "distill": config.distill}
+    kept = sum(int(m.sum()) for m in masks.values())
+    meta = {
+        "sparsity": 1.0 - kept / sum(m.numel() for m in masks.values()),
+        "target": config.sparsity,
+        "distill": config.distill,
+    }
     record = {"loss_curve": result.log, "train_steps": result.steps, "seconds": result.seconds}
     return MethodResult(plan.model_copy(update={"meta": meta}), model=student, record=record)

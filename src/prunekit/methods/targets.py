@@ -49,7 +49,13 @@ def head_target(
             raise ConfigError(f"--heads must be in [0, 1) (fraction of heads removed), got {heads}")
         keep = total - round(heads * total)
         if per_layer:  # SMP's rule: the floor(H * r) lowest heads of each layer go
-            keep = plan.num_layers * (plan.num_heads - math.floor(heads * plan.num_heads + 1e-9))
+            per = math.floor(heads * plan.num_heads + 1e-9)
+            if heads > 0 and per == 0:
+                raise ConfigError(
+                    f"--heads {heads} --per-layer removes no head of a layer of "
+                    f"{plan.num_heads}; ask for at least {1 / plan.num_heads:.4g}"
+                )
+            keep = plan.num_layers * (plan.num_heads - per)
     else:
         keep = int(keep_heads)  # type: ignore[arg-type]
     if not 1 <= keep <= plan.heads_kept:

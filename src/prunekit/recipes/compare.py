@@ -152,6 +152,8 @@ def run_compare(
                 console.log(f"{row['key']}: dev {row['dev']:.2f}")
                 if after_run is not None:
                     after_run(row)
+    # what a kill between a row and its deletion left, or a run this sweep no longer asks for
+    shutil.rmtree(config.out / "work" / "recover", ignore_errors=True)
     return rows
 
 

@@ -182,6 +182,11 @@ def resolved_settings(method: str, options: dict[str, Any] | None) -> dict[str, 
     return get_method(method).parse_config(options).model_dump(mode="json")
 
 
+# How a capped validation/dev split is drawn. Before 0.2 each seed drew its own subset; a run
+# dir of capped rows without this mark holds rows of that other draw.
+EVAL_SUBSET = "one subset for every seed"
+
+
 def run_dir_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> dict[str, Any]:
     """What a run dir's config.json records: this sweep's settings, and under
     ``method_settings`` every method's settings with its defaults filled in (those of earlier
@@ -190,7 +195,11 @@ def run_dir_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> 
     before = json.loads(path.read_text()).get("method_settings", {}) if path.is_file() else {}
     ran = {*config.methods, *budget_methods}
     now = {m: resolved_settings(m, config.method_options.get(m)) for m in sorted(ran)}
-    return {**config.model_dump(mode="json"), "method_settings": {**before, **now}}
+    return {
+        **config.model_dump(mode="json"),
+        "method_settings": {**before, **now},
+        "eval_subset": EVAL_SUBSET,
+    }
 
 
 def settings_differ(
@@ -201,6 +210,8 @@ def settings_differ(
     now = config.model_dump(mode="json")
     before, now = _without_recovery_device(before), _without_recovery_device(now)
     differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
+    if before.get("eval_max_samples") is not None and before.get("eval_subset") != EVAL_SUBSET:
+        differ.append("eval_max_samples, drawn per seed before 0.2")
     resolved = before.get("method_settings", {})
     ran_before = {*before.get("methods", ()), *before.get("budget_methods", ()), *resolved}
     for method in sorted(ran_before & set(methods)):

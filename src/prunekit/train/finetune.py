@@ -118,7 +118,9 @@ class TrainResult:
     steps: int
     final_loss: float
     resumed_from_step: int
-    seconds: float  # the whole run's training time: a resumed run adds the time before it
+    # the whole run's training time: a resumed run adds the time before it; checkpoint writes
+    # are left out
+    seconds: float
     log: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -211,9 +213,12 @@ def finetune(
         log.warning("ignoring the checkpoint in %s: it was written by other settings", last_dir)
         saved = None
     earlier_seconds = 0.0  # what the steps before a resume took, in the runs that made them
+    # Writing checkpoints is not training: a run's seconds must not depend on how often it
+    # saves (compare's R1 recoveries checkpoint, the rows they are compared with did not).
+    saving_seconds = 0.0
 
     def elapsed() -> float:  # the whole run's training time so far, resumes included
-        return earlier_seconds + time.perf_counter() - started
+        return earlier_seconds + time.perf_counter() - started - saving_seconds
 
     if saved is not None:
         accelerator.load_state(str(last_dir))
@@ -275,7 +280,9 @@ def finetune(
             final = step >= total
             if last_dir is not None and ((due and not final) or (final and keep_checkpoint)):
                 state = (logger.pending_state(), run, elapsed(), loss_value, objects)
+                saving_from = time.perf_counter()
                 save_checkpoint(accelerator, last_dir, step, *state)
+                saving_seconds += time.perf_counter() - saving_from
             if step >= total:
                 break
         if step >= total:
