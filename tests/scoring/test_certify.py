@@ -70,7 +70,7 @@ def test_regression_tasks_get_no_pseudo_example():
 
 def test_search_and_certify_parts_are_disjoint_seeded_and_capped():
     data = TaskData(get_task("sst2"), tokenizer=None, data_dir=None, seed=0)
-    data._cache[("validation", None)] = list(range(2500))  # stands in for the encoded split
+    data._cache[("validation", None, None)] = list(range(2500))  # stands in for the encoded split
     search, certify = data.search_certify_split("validation", seed=3)
     assert not set(search) & set(certify)
     assert len(search) == len(certify) == 1000  # large tasks: each part capped

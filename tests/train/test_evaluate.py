@@ -66,3 +66,10 @@ def test_a_capped_split_is_the_same_examples_for_every_seed(monkeypatch):
     # train subsets still follow the seed (recovery draws its examples with it)
     one, other = (TaskData.for_task("rte", word_tokenizer(), glue_dir(), s) for s in (0, 1))
     assert one.dataset("train", 20)[0]["input_ids"] != other.dataset("train", 20)[0]["input_ids"]
+
+
+def test_a_whole_split_is_encoded_once_whatever_seed_evaluates_it():
+    from conftest import word_tokenizer
+
+    data = TaskData.for_task("rte", word_tokenizer(), glue_dir(), seed=1)
+    assert data.dataset("dev") is data.dataset("dev", None, 0)  # evaluate_splits' call

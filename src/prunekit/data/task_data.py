@@ -89,7 +89,8 @@ class TaskData:
         """One split, or a random subset of ``max_samples`` of it drawn with ``subset_seed``
         (default: the run's seed)."""
         subset_seed = self.seed if subset_seed is None else subset_seed
-        key = (split, max_samples, subset_seed)
+        # a whole split is one entry whatever seed would draw a subset of it
+        key = (split, max_samples, subset_seed if max_samples is not None else None)
         if key not in self._cache:
             self._cache[key] = task_dataset(
                 self.task,
