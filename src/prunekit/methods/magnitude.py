@@ -119,15 +119,17 @@ def magnitude_masks(weights: dict[str, torch.Tensor], masks: _Masks, sparsity: f
 def refuse_lower_sparsity(weights: dict[str, torch.Tensor], sparsity: float) -> None:
     """Pruned weights never grow back, so a model already sparser than the target cannot reach
     it: say so instead of returning a plan whose sparsity is not what it claims."""
-    # per tensor, as the masks are: each keeps its own count
-    shares = {name: float((w == 0).float().mean()) for name, w in weights.items() if w.numel()}
-    name = max(shares, key=shares.get, default=None)
-    if name is not None and shares[name] > sparsity + 1e-6:
-        least = math.ceil(shares[name] * 1e4) / 1e4  # rounded up: the value asked for passes
-        raise ConfigError(
-            f"the model's linear {name} is already {shares[name]:.1%} sparse, above --sparsity "
-            f"{sparsity}; pruned weights stay pruned: ask for at least {least:.4f}"
-        )
+    # per tensor, as the masks keep their counts: refused only where the count to keep is
+    # above the weights left (the same target again passes, whatever its rounding)
+    for name, weight in sorted(weights.items()):
+        left = int((weight != 0).sum())
+        if left < round((1.0 - sparsity) * weight.numel()):
+            share = 1.0 - left / weight.numel()
+            least = math.ceil(share * 1e4) / 1e4  # rounded up: the value asked for passes
+            raise ConfigError(
+                f"the model's linear {name} is already {share:.1%} sparse, above --sparsity "
+                f"{sparsity}; pruned weights stay pruned: ask for at least {least:.4f}"
+            )
 
 
 @register_method(
