@@ -99,6 +99,8 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     device = module_device(student)
     weights = masked_linears(student, request.plan)
     refuse_lower_sparsity(weights, config.sparsity)
+    # what an earlier plan dropped (stored zeros), per linear; None where nothing was
+    allowed = {k: w != 0 if bool((w == 0).any()) else None for k, w in weights.items()}
     holder = nn.Module()  # the scores, as one module: trained in their group, checkpointed
     holder.scores = nn.ParameterDict(
         {k.replace(".", "_"): nn.Parameter(torch.zeros_like(w)) for k, w in weights.items()}
@@ -106,8 +108,9 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     # Weights an earlier plan already dropped stay out: their scores start far below any other
     # (a finite value: the straight-through term S - S.detach() must stay 0, not NaN).
     with torch.no_grad():
-        for key, weight in weights.items():
-            holder.scores[key.replace(".", "_")].masked_fill_(weight == 0, -1e9)
+        for key, kept in allowed.items():
+            if kept is not None:
+                holder.scores[key.replace(".", "_")].masked_fill_(~kept, -1e9)
     holder.to(device)
     schedule = _Schedule()
     steps = planned_steps(request, config)
@@ -115,7 +118,6 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         steps, config.events, config.sparsity, config.initial_warmup, config.final_warmup
     )
     modules = prunable_linears(student, request.plan)
-    allowed = {k: w != 0 if bool((w == 0).any()) else None for k, w in weights.items()}
     for key, module in modules.items():
         scores = holder.scores[key.replace(".", "_")]
         mask = TopKMask(scores, schedule, allowed[key])

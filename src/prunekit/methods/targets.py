@@ -47,7 +47,6 @@ def head_target(
     if heads is not None:
         if not 0 <= heads < 1:
             raise ConfigError(f"--heads must be in [0, 1) (fraction of heads removed), got {heads}")
-        keep = total - round(heads * total)
         if per_layer:  # SMP's rule: the floor(H * r) lowest heads of each layer go
             per = math.floor(heads * plan.num_heads + 1e-9)
             if heads > 0 and per == 0:
@@ -56,6 +55,8 @@ def head_target(
                     f"{plan.num_heads}; ask for at least {1 / plan.num_heads:.4g}"
                 )
             keep = plan.num_layers * (plan.num_heads - per)
+        else:
+            keep = total - round(heads * total)
     else:
         keep = int(keep_heads)  # type: ignore[arg-type]
     if not 1 <= keep <= plan.heads_kept:

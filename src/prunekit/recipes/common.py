@@ -16,6 +16,7 @@ from prunekit.errors import ConfigError
 MAX_SEED = 2**32 - 1  # numpy's seeds: 0 .. 2**32 - 1
 
 __all__ = [
+    "MAX_SEED",
     "at_least",
     "check_head_method",
     "console",

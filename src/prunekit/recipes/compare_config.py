@@ -25,7 +25,7 @@ from prunekit.methods import (
     read_method_options,
 )
 from prunekit.plan import PruningPlan
-from prunekit.recipes.common import console
+from prunekit.recipes.common import MAX_SEED, console
 from prunekit.report import read_results
 from prunekit.train import DistillConfig, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task_recipes import TaskRecipe, recipe_for
@@ -78,7 +78,7 @@ class CompareConfig(BaseModel):
     model: str = "default"
     methods: tuple[str, ...] = Field(default_factory=_head_methods)
     fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    seeds: tuple[Annotated[int, Field(ge=0, le=2**32 - 1)], ...] = (0, 1, 2)
+    seeds: tuple[Annotated[int, Field(ge=0, le=MAX_SEED)], ...] = (0, 1, 2)
     regimes: tuple[str, ...] = REGIMES
     data_dir: Path | None = None
     recipe: TaskRecipe | None = Field(None, description="dense recipe (default: the task's)")
