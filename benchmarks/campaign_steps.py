@@ -286,6 +286,17 @@ STEPS = (
         dense=dense_models("mrpc:0 rte:0"),
     ),
     Step(
+        "sparse-block-mrpc-s0",
+        12,
+        "block movement (8 x 8 blocks, run as BSR where timed faster) against unstructured "
+        "movement on MRPC seed 0 at 70% (where unstructured still learns) and 90% (past the "
+        "CSR break-even): what whole blocks cost in accuracy and buy in speed",
+        40,
+        (_sparse("mrpc", "0.7,0.9", "--variants movement,movement+block8"),),
+        (SPARSE,),
+        dense=dense_models("mrpc:0"),
+    ),
+    Step(
         "smp-sst2-s0",
         10,
         "SMP and random at 50% on SST-2 seed 0, the fifth task (20,000 seeded train examples, "

@@ -11,7 +11,7 @@ from torch.nn.utils import parametrize
 from prunekit import current_plan
 from prunekit.methods import PruneRequest, get_method
 from prunekit.methods.movement import TopKMask, _Schedule
-from prunekit.models.masks import masked_linears, top_fraction
+from prunekit.models.masks import any_in_blocks, expand_blocks, masked_linears, top_fraction
 
 BATCH = labelled_batch()
 
@@ -82,3 +82,95 @@ def test_weights_an_earlier_plan_dropped_stay_dropped(monkeypatch):
     for key, kept in result.plan.masks.items():
         assert not bool((kept & ~earlier[key]).any()), key  # nothing dropped comes back
         assert int(kept.sum()) == round(0.5 * kept.numel()), key  # and the target holds
+
+
+def block_model():
+    """The tiny BERT with a 48-wide FFN, so that blocks of 8 divide every matrix."""
+    import transformers
+    from conftest import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config("bert")
+    config.intermediate_size = 48
+    return transformers.AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def test_a_block_mask_keeps_whole_blocks_and_sums_each_blocks_gradient():
+    weight = torch.randn(8, 12)
+    scores = torch.nn.Parameter(torch.tensor([[0.3, -1.0, 2.0], [0.1, 0.5, -0.2]]))
+    schedule = _Schedule()
+    schedule.keep = 1 / 3  # 2 of the 6 blocks of 4 x 4
+    masked = TopKMask(scores, schedule, block=4)(weight)
+    kept = torch.tensor([[0, 0, 1], [0, 1, 0]], dtype=torch.bool)
+    assert torch.equal(masked, weight * expand_blocks(kept, 4))
+    masked.sum().backward()  # dL/dS of a block = the sum over it of dL/dW' * W
+    assert torch.allclose(scores.grad, weight.view(2, 4, 3, 4).sum((1, 3)))
+
+
+def test_block_movement_ends_block_sparse_at_the_target():
+    from prunekit.models.sparse_encoder import weight_block_size
+
+    result = get_method("movement")(request(block_model(), block_size=8))
+    assert result.plan.meta["block_size"] == 8 and result.plan.meta["sparsity"] == 0.75
+    for key, weight in masked_linears(result.model, result.plan).items():
+        mask = result.plan.masks[key]
+        blocks = any_in_blocks(mask, 8)
+        assert torch.equal(expand_blocks(blocks, 8), mask), key  # whole blocks only
+        assert int(blocks.sum()) == round(0.25 * blocks.numel()), key
+        assert bool((weight[~mask] == 0).all()), key
+        assert weight_block_size(weight, sizes=(8,)) == 8, key  # the sparse path's BSR
+
+
+def test_block_movement_keeps_blocks_an_earlier_plan_dropped_out():
+    from prunekit import apply_plan
+
+    model = block_model()
+    plan = current_plan(model)
+    generator = torch.Generator().manual_seed(0)
+    earlier = {
+        k: expand_blocks(torch.rand(w.shape[0] // 8, w.shape[1] // 8, generator=generator) > 0.4, 8)
+        for k, w in masked_linears(model, plan).items()
+    }
+    apply_plan(model, plan.with_masks(earlier))
+    result = get_method("movement")(request(model, block_size=8))
+    for key, mask in result.plan.masks.items():
+        assert not bool((mask & ~earlier[key]).any()), key
+        # ...and the target is met with blocks the earlier plan kept (none was spent on a
+        # dropped block that the final mask then empties)
+        blocks = any_in_blocks(mask, 8)
+        assert int(blocks.sum()) == round(0.25 * blocks.numel()), key
+
+
+def test_block_movement_runs_on_a_head_pruned_model():
+    from prunekit import PruningPlan, apply_plan
+
+    model = block_model()
+    # layer 0 keeps 3 of 4 heads (24 rows of 8), layer 1 none (no Q/K/V to prune), and the
+    # FFNs keep 40, 48 and 16 of 48 neurons
+    apply_plan(
+        model,
+        PruningPlan.build(
+            num_layers=3,
+            num_heads=4,
+            intermediate_size=48,
+            kept_heads=[(0, 1, 3), (), (0, 1, 2, 3)],
+            kept_ffn=[tuple(range(40)), tuple(range(48)), tuple(range(8, 24))],
+        ),
+    )
+    result = get_method("movement")(request(model, block_size=8, sparsity=0.5))
+    weights = masked_linears(result.model, result.plan)
+    assert weights["0.query"].shape == (24, 32) and "1.query" not in weights
+    assert weights["2.ffn_in"].shape == (16, 32)
+    for key, weight in weights.items():
+        blocks = any_in_blocks(weight != 0, 8)
+        assert int(blocks.sum()) <= round(0.5 * blocks.numel()), key
+
+
+def test_a_block_size_that_does_not_divide_a_weight_is_refused():
+    import pytest
+
+    from prunekit.errors import ConfigError
+
+    # the tiny BERT's FFN is 37 wide
+    with pytest.raises(ConfigError, match="block_size 8 does not divide layer 0.ffn_in's weight"):
+        get_method("movement")(request(tiny_model("bert"), block_size=8))

@@ -105,13 +105,25 @@ def bench(
             for batch, value in result["break_even_sparsity"].items()
         )
         hybrid = sum(c["dense_above"] is not None for c in result["sparse_linears"])
+        bsr = sum(bool(c["sparse"] and c.get("block")) for c in result["sparse_linears"])
         fused = any(c["name"].endswith(".qkv") for c in result["sparse_linears"])
+        notes = [f"{hybrid} of them dense above a token threshold"] if hybrid else []
+        notes += [f"{bsr} of them BSR (block-sparse)"] if bsr else []
+        blocks = "".join(
+            f"; with {block}x{block} blocks ("
+            + ", ".join(
+                f"batch {batch}: " + (f"{value:.0%}" if value is not None else "none up to 98%")
+                for batch, value in values.items()
+            )
+            + ")"
+            for block, values in result.get("break_even_sparsity_bsr", {}).items()
+        )
         lines.append(
             f"sparse path: {converted}/{len(result['sparse_linears'])} "
             + ("projections (feature-major encoder, query/key/value fused)" if fused else "linears")
             + " converted"
-            + (f" ({hybrid} of them dense above a token threshold)" if hybrid else "")
-            + f"; break-even sparsity on this CPU ({even})"
+            + (f" ({'; '.join(notes)})" if notes else "")
+            + f"; break-even sparsity on this CPU ({even}){blocks}"
         )
     lines += [f"warning: {w}" for w in result.get("warnings", [])]
     emit(result, as_json, "\n".join(lines))

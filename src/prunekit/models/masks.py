@@ -32,6 +32,8 @@ __all__ = [
     "dense_masks",
     "zero_dropped",
     "top_fraction",
+    "expand_blocks",
+    "any_in_blocks",
     "zero_masked_weights",
     "head_rows",
 ]
@@ -177,6 +179,21 @@ def top_fraction(values: torch.Tensor, keep: float) -> torch.Tensor:
     mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
     mask[order[:count]] = True
     return mask.view_as(values)
+
+
+def expand_blocks(values: torch.Tensor, block: int) -> torch.Tensor:
+    """``[rows, cols]`` per-block values -> ``[rows * block, cols * block]`` (each value over
+    its square block; differentiable, so a block score's gradient is its block's sum)."""
+    if block == 1:
+        return values
+    return values.repeat_interleave(block, 0).repeat_interleave(block, 1)
+
+
+def any_in_blocks(mask: torch.Tensor, block: int) -> torch.Tensor:
+    """Per ``block`` x ``block`` block of a 2-D boolean ``mask`` (dimensions divisible by
+    ``block``): whether any of its entries is set."""
+    rows, cols = mask.shape
+    return mask.view(rows // block, block, cols // block, block).any(3).any(1)
 
 
 def zero_dropped(weight: torch.Tensor, drop: torch.Tensor) -> None:

@@ -1,14 +1,18 @@
-"""A sparse CPU inference path for unstructured-pruned linears (opt-in; surgery never uses it).
+"""A sparse CPU inference path for pruned linears (opt-in; surgery never uses it).
 
 `SparseLinear` keeps a weight in CSR with int32 indices and computes ``addmm(bias, W, x.T).T``
-(PyTorch's MKL CSR kernel; ``F.linear`` with a CSR weight is several times slower), over
-chunks of tokens so large batches stay in cache. `to_sparse_inference` times, per linear and
-at each of a few input sizes (by default a batch-1 and a batch-32 sequence of 128 tokens), the
-dense module against its CSR form on this machine and keeps whichever wins: sparse everywhere,
-dense everywhere, or (when sparse wins only on smaller inputs, as it often does at batch 1 but
-not at batch 32) a `SparseLinear` that also keeps the dense weight and runs it above a token
-threshold. Every choice is reported. Inference only: no gradients flow through a
-`SparseLinear`.
+(PyTorch's MKL CSR kernel; ``F.linear`` with a CSR weight is several times slower), over chunks
+of tokens so large batches stay in cache. A block-sparse weight (whole square blocks zero, as
+block movement pruning leaves it: `weight_block_size`) can also run as BSR, whose kernel
+multiplies dense blocks (issue 12 found it much faster than CSR at equal sparsity; the
+conversion times both on the machine rather than assuming either). `to_sparse_inference` times,
+per linear and at each of a few input sizes (by default a batch-1 and a batch-32 sequence of
+128 tokens), the dense module against its sparse forms on this machine (CSR; BSR too where the
+weight is block-sparse: the sparse kernel is the one with the lower summed sparse/dense time
+ratio over the sizes) and keeps whichever wins: sparse everywhere, dense everywhere, or (when
+sparse wins only on smaller inputs, as it often does at batch 1 but not at batch 32) a
+`SparseLinear` that also keeps the dense weight and runs it above a token threshold. Every
+choice is reported. Inference only: no gradients flow through a `SparseLinear`.
 
 BERT-style models (BERT, RoBERTa, ELECTRA) go further by default (``layout="auto"``): their
 encoder is replaced by a feature-major one (`models/sparse_encoder.py`) in which no sparse
@@ -19,7 +23,6 @@ chosen the same way, timed in that layout. Other families replace linears one by
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,6 +38,8 @@ from prunekit.models.sparse_encoder import (
     FeatureMajorLinear,
     build_feature_major,
     feature_major_unsupported,
+    sparse_weight,
+    weight_block_size,
 )
 from prunekit.models.surgery import current_plan
 
@@ -51,28 +56,25 @@ CHUNK = 512  # tokens per addmm
 
 
 class SparseLinear(nn.Module):
-    """``y = x W^T + b`` with W stored as CSR (int32 indices); for inference on CPU.
+    """``y = x W^T + b`` with W stored as CSR (int32 indices), or as BSR of ``block`` x
+    ``block`` blocks; for inference on CPU.
 
     With ``dense_above`` it also keeps the dense weight and uses it for inputs of more than
     that many tokens (where dense was timed faster), at the memory cost of that copy.
     """
 
     def __init__(
-        self, linear: nn.Linear, chunk: int = CHUNK, dense_above: int | None = None
+        self,
+        linear: nn.Linear,
+        chunk: int = CHUNK,
+        dense_above: int | None = None,
+        block: int | None = None,
     ) -> None:
         super().__init__()
         weight = linear.weight.detach()
-        self.dense_above = dense_above
+        self.dense_above, self.block = dense_above, block
         self.dense_weight = weight.clone() if dense_above is not None else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
-            csr = weight.to_sparse_csr()
-            self.weight = torch.sparse_csr_tensor(
-                csr.crow_indices().to(torch.int32),
-                csr.col_indices().to(torch.int32),
-                csr.values(),
-                csr.shape,
-            )
+        self.weight = sparse_weight(weight, block)
         bias = linear.bias.detach() if linear.bias is not None else torch.zeros(weight.shape[0])
         self.register_buffer("bias_column", bias[:, None].clone())
         self.in_features, self.out_features, self.chunk = linear.in_features, weight.shape[0], chunk
@@ -99,8 +101,10 @@ class LinearChoice:
     tokens: tuple[int, ...]
     dense_ms: tuple[float, ...]
     sparse_ms: tuple[float, ...] | None
-    sparse: bool  # the CSR path runs for some inputs
+    sparse: bool  # the sparse kernel runs for some inputs
     dense_above: int | None = None  # ...for inputs up to this many tokens (None: all)
+    block: int | None = None  # the sparse kernel's BSR block size (None: CSR)
+    csr_ms: tuple[float, ...] | None = None  # CSR's timings where BSR was timed too
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,10 +131,12 @@ def to_sparse_inference(
     layout: str = "auto",
 ) -> list[LinearChoice]:
     """Replace each of the six linears of every layer by a `SparseLinear` where it is timed
-    faster on random inputs of ``tokens`` rows (each size given). Sparse faster at every size:
-    CSR only; at the smaller sizes only: CSR up to a threshold halfway (geometrically) to the
-    first size where dense won, dense above it; at the smallest size not: dense. Linears below
-    ``min_sparsity`` are not tried; ``always`` converts every tried one to CSR only.
+    faster on random inputs of ``tokens`` rows (each size given). The sparse kernel is CSR, or
+    BSR where the weight is block-sparse and BSR was timed faster than CSR. Sparse faster at
+    every size: sparse only; at the smaller sizes only: sparse up to a threshold halfway
+    (geometrically) to the first size where dense won, dense above it; at the smallest size
+    not: dense. Linears below ``min_sparsity`` are neither tried nor timed; ``always``
+    converts every tried one to sparse only.
     ``layout``: ``feature`` (BERT-style only), ``token``, or ``auto`` (feature where supported).
     Modifies ``model`` in place (float32, CPU); returns the choice made for every linear (for
     the feature-major encoder, query/key/value are one fused ``<layer>.qkv``)."""
@@ -166,41 +172,71 @@ def to_sparse_inference(
             linear = slot.get()
             if not isinstance(linear, nn.Linear) or 0 in linear.weight.shape:
                 continue
-            sparsity = float((linear.weight == 0).float().mean())
-            candidate = SparseLinear(linear) if sparsity >= min_sparsity else None
-            dense_ms, sparse_ms = [], []
-            for size in sizes:
-                x = torch.randn(size, linear.in_features, generator=generator)
-                dense_ms.append(time_linear(linear, x, rounds) * 1e3)
-                if candidate is not None:
-                    sparse_ms.append(time_linear(candidate, x, rounds) * 1e3)
-            up_to = None if candidate is None else _csr_up_to(sizes, dense_ms, sparse_ms, always)
-            dense_above = up_to if up_to != float("inf") else None
-            if up_to == float("inf"):
-                slot.set(candidate)
-            elif up_to is not None:
-                slot.set(SparseLinear(linear, dense_above=dense_above))
-            used = up_to is not None
-            choices.append(
-                LinearChoice(
-                    f"{layer}.{slot_name}",
-                    sparsity,
-                    tuple(sizes),
-                    tuple(dense_ms),
-                    tuple(sparse_ms) if candidate is not None else None,
-                    used,
-                    dense_above,
-                )
+            inputs = [torch.randn(size, linear.in_features, generator=generator) for size in sizes]
+            choice = _decide(
+                f"{layer}.{slot_name}",
+                linear.weight,
+                sizes,
+                inputs,
+                linear,
+                lambda block, linear=linear: SparseLinear(linear, block=block),
+                (min_sparsity, rounds, always),
             )
+            choices.append(choice)
+            if choice.sparse:
+                slot.set(SparseLinear(linear, dense_above=choice.dense_above, block=choice.block))
     return choices
 
 
-def _csr_up_to(
+def _decide(
+    name: str,
+    weight: torch.Tensor,
+    sizes: list[int],
+    inputs: list[torch.Tensor],
+    dense: nn.Module,
+    build: Any,
+    rule: tuple[float, int, bool],
+) -> LinearChoice:
+    """Time ``dense`` and the sparse kernels of ``weight`` (``build(block)``: CSR for None,
+    BSR where `weight_block_size` finds blocks) on ``inputs`` (one per size) and choose.
+    ``rule``: (min_sparsity, rounds, always)."""
+    min_sparsity, rounds, always = rule
+    sparsity = float((weight == 0).float().mean()) if weight.numel() else 0.0
+    if sparsity < min_sparsity or weight.numel() == 0:
+        return LinearChoice(name, sparsity, tuple(sizes), (), None, False)
+    dense_ms = [time_linear(dense, x, rounds) * 1e3 for x in inputs]
+    kernels = [None] + [b for b in [weight_block_size(weight)] if b is not None]
+    timed = {}
+    for block in kernels:
+        try:
+            module = build(block)
+            timed[block] = [time_linear(module, x, rounds) * 1e3 for x in inputs]
+        except RuntimeError:
+            # BSR products on the CPU need MKL (Linux x86 builds); CSR has a fallback
+            if block is None:
+                raise
+    # one sparse kernel per linear: the one closest to (or furthest ahead of) dense overall
+    block = min(timed, key=lambda b: sum(s / d for s, d in zip(timed[b], dense_ms, strict=True)))
+    up_to = _sparse_up_to(sizes, dense_ms, timed[block], always)
+    return LinearChoice(
+        name,
+        sparsity,
+        tuple(sizes),
+        tuple(dense_ms),
+        tuple(timed[block]),
+        up_to is not None,
+        up_to if up_to not in (None, float("inf")) else None,
+        block,
+        tuple(timed[None]) if block is not None else None,
+    )
+
+
+def _sparse_up_to(
     sizes: list[int], dense_ms: list[float], sparse_ms: list[float], always: bool
 ) -> float | None:
-    """The largest input (tokens) to run as CSR, from timings at each of ``sizes``: all of
-    them (``inf``) where CSR won at every size (or ``always``); a threshold halfway
-    (geometrically) to the first size where dense won, where CSR won only the smaller ones;
+    """The largest input (tokens) to run sparse, from timings at each of ``sizes``: all of
+    them (``inf``) where sparse won at every size (or ``always``); a threshold halfway
+    (geometrically) to the first size where dense won, where sparse won only the smaller ones;
     None (dense) where it lost at the smallest."""
     wins = [s < d for s, d in zip(sparse_ms, dense_ms, strict=True)]
     if always or all(wins):
@@ -224,40 +260,29 @@ def _feature_major(
     always: bool,
     generator: torch.Generator,
 ) -> list[LinearChoice]:
-    """Swap in the feature-major encoder, each projection CSR or dense as timed in that layout
-    (same rule as the token-major path)."""
+    """Swap in the feature-major encoder, each projection sparse or dense as timed in that
+    layout (same rule as the token-major path)."""
     choices = []
 
     def choose(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> FeatureMajorLinear:
-        if 0 in weight.shape:
-            return FeatureMajorLinear(weight, bias, None)
-        sparsity = float((weight == 0).float().mean())
         dense = FeatureMajorLinear(weight, bias, None)
-        if sparsity < min_sparsity:
-            choices.append(LinearChoice(name, sparsity, tuple(sizes), (), None, False))
+        if 0 in weight.shape:
             return dense
-        sparse = FeatureMajorLinear(weight, bias, float("inf"))
-        dense_ms, sparse_ms = [], []
-        for size in sizes:
-            x = torch.randn(weight.shape[1], size, generator=generator)
-            dense_ms.append(time_linear(dense, x, rounds) * 1e3)
-            sparse_ms.append(time_linear(sparse, x, rounds) * 1e3)
-        up_to = _csr_up_to(sizes, dense_ms, sparse_ms, always)
-        threshold = up_to if up_to != float("inf") else None
-        choices.append(
-            LinearChoice(
-                name,
-                sparsity,
-                tuple(sizes),
-                tuple(dense_ms),
-                tuple(sparse_ms),
-                up_to is not None,
-                threshold,
-            )
+        inputs = [torch.randn(weight.shape[1], size, generator=generator) for size in sizes]
+        choice = _decide(
+            name,
+            weight,
+            sizes,
+            inputs,
+            dense,
+            lambda block: FeatureMajorLinear(weight, bias, float("inf"), block),
+            (min_sparsity, rounds, always),
         )
-        if up_to == float("inf"):
-            return sparse
-        return dense if up_to is None else FeatureMajorLinear(weight, bias, up_to)
+        choices.append(choice)
+        if not choice.sparse:
+            return dense
+        up_to = float("inf") if choice.dense_above is None else choice.dense_above
+        return FeatureMajorLinear(weight, bias, up_to, choice.block)
 
     encoder = build_feature_major(model, choose)
     if encoder is not None:
@@ -272,24 +297,30 @@ def break_even_sparsity(
     grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98),
     rounds: int = 5,
     feature_major: bool = True,
+    block: int | None = None,
 ) -> float | None:
-    """The lowest sparsity of ``grid`` at which a random ``in x out`` CSR product beats the
+    """The lowest sparsity of ``grid`` at which a random ``in x out`` sparse product beats the
     dense linear on ``tokens`` rows on this machine (None: never). The dense one runs
-    token-major (``nn.Linear``); the CSR one as the sparse path runs it for the model:
-    feature-major (BERT-style encoders) or a token-major `SparseLinear` (other families)."""
+    token-major (``nn.Linear``); the sparse one as the sparse path runs it for the model:
+    feature-major (BERT-style encoders) or a token-major `SparseLinear` (other families); CSR
+    with random zeros, or with ``block`` BSR with random zero ``block`` x ``block`` blocks."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(tokens, in_features, generator=generator)
     x_sparse = x.T.contiguous() if feature_major else x
+    size = block or 1
+    if out_features % size or in_features % size:
+        raise ConfigError(f"block {block} does not divide a {out_features}x{in_features} weight")
     for sparsity in grid:
         linear = nn.Linear(in_features, out_features)
         with torch.no_grad():
-            keep = torch.rand(linear.weight.shape, generator=generator) >= sparsity
+            keep = torch.rand(out_features // size, in_features // size, generator=generator)
+            keep = (keep >= sparsity).repeat_interleave(size, 0).repeat_interleave(size, 1)
             linear.weight.mul_(keep)
-        csr = (
-            FeatureMajorLinear(linear.weight, linear.bias, sparse_up_to=float("inf"))
+        sparse = (
+            FeatureMajorLinear(linear.weight, linear.bias, float("inf"), block)
             if feature_major
-            else SparseLinear(linear)
+            else SparseLinear(linear, block=block)
         )
-        if time_linear(csr, x_sparse, rounds) < time_linear(linear, x, rounds):
+        if time_linear(sparse, x_sparse, rounds) < time_linear(linear, x, rounds):
             return sparsity
     return None

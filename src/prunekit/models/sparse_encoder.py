@@ -10,8 +10,9 @@ encoder, so every linear, sparse or dense, is one ``addmm(bias, W, X)`` with no 
 transposes once on the way in and once on the way out. It also fuses each layer's query, key
 and value projections into one product (one kernel call instead of three).
 
-Each projection is timed both ways in this layout on this machine and runs CSR where that is
-faster, per input size (`FeatureMajorLinear`). Dropout is ignored: inference only.
+Each projection is timed dense and sparse (CSR; BSR too where its weights are block-sparse) in
+this layout on this machine and runs sparse where that is faster, per input size
+(`FeatureMajorLinear`). Dropout is ignored: inference only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from prunekit.models.adapter import get_adapter
 
 __all__ = [
     "FEATURE_MAJOR_FAMILIES",
+    "weight_block_size",
+    "sparse_weight",
     "FeatureMajorLinear",
     "FeatureMajorEncoder",
     "feature_major_unsupported",
@@ -38,11 +41,53 @@ __all__ = [
 FEATURE_MAJOR_FAMILIES = ("bert", "roberta", "electra")
 
 
-def csr_int32(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` as CSR with int32 indices (MKL's fast path)."""
+# Square block sizes tried for BSR, largest first, and how full a weight's nonzero blocks must
+# be for it to count as block-sparse at that size (BSR stores every entry of a kept block).
+BLOCK_SIZES = (32, 16, 8, 4)
+MIN_BLOCK_FILL = 0.5
+
+
+def weight_block_size(
+    weight: torch.Tensor, sizes: Sequence[int] = BLOCK_SIZES, min_fill: float = MIN_BLOCK_FILL
+) -> int | None:
+    """The largest square block size of ``sizes`` (dividing both dimensions) at which the
+    weight's nonzeros gather in blocks: its nonzero blocks are at least ``min_fill`` full, and
+    at least twice as full as the weight is dense (block movement pruning's weights are full
+    blocks at their size). None for weights without that structure: unstructured masks
+    scatter their nonzeros over every block (at 50% sparsity each 32 x 32 block is about half
+    full, no fuller than the weight), and BSR would store their zeros."""
+    nonzero = weight.detach() != 0
+    count = int(nonzero.sum())
+    rows, cols = weight.shape
+    if count == 0:
+        return None
+    density = count / nonzero.numel()
+    for block in sorted(sizes, reverse=True):
+        if rows % block or cols % block:
+            continue
+        grid = nonzero.view(rows // block, block, cols // block, block)
+        fill = count / (int(grid.any(3).any(1).sum()) * block * block)
+        if fill >= max(min_fill, 2 * density):
+            return block
+    return None
+
+
+def sparse_weight(weight: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    """``weight`` as CSR, or as BSR of ``block`` x ``block`` blocks, with int32 indices (MKL's
+    own: int64 ones are converted at every product); ``torch.addmm(bias, it, x)`` computes
+    ``W x + b`` either way."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
-        csr = weight.detach().to_sparse_csr()
+        weight = weight.detach()
+        if block is not None:
+            bsr = weight.to_sparse_bsr((block, block))
+            return torch.sparse_bsr_tensor(
+                bsr.crow_indices().to(torch.int32),
+                bsr.col_indices().to(torch.int32),
+                bsr.values(),
+                bsr.shape,
+            )
+        csr = weight.to_sparse_csr()
         return torch.sparse_csr_tensor(
             csr.crow_indices().to(torch.int32),
             csr.col_indices().to(torch.int32),
@@ -54,16 +99,23 @@ def csr_int32(weight: torch.Tensor) -> torch.Tensor:
 class FeatureMajorLinear(nn.Module):
     """``Y = W X + b`` on feature-major inputs ``X: [in, tokens]``.
 
-    ``sparse_up_to``: run the CSR weight for inputs of at most that many tokens (None: never;
-    ``float('inf')``: always), the dense weight above it. Only the weights that can run are kept.
+    ``sparse_up_to``: run the sparse weight (CSR, or BSR of ``block`` x ``block`` blocks) for
+    inputs of at most that many tokens (None: never; ``float('inf')``: always), the dense
+    weight above it. Only the weights that can run are kept.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, sparse_up_to: float | None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        sparse_up_to: float | None,
+        block: int | None = None,
+    ):
         super().__init__()
         weight = weight.detach()
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self.sparse_up_to = sparse_up_to
-        self.csr = csr_int32(weight) if sparse_up_to is not None else None
+        self.sparse_up_to, self.block = sparse_up_to, block
+        self.sparse = sparse_weight(weight, block) if sparse_up_to is not None else None
         self.dense = weight if sparse_up_to != float("inf") else None  # shared, not copied
         bias = bias.detach() if bias is not None else torch.zeros(weight.shape[0])
         self.bias_column = bias[:, None].clone()
@@ -81,8 +133,8 @@ class FeatureMajorLinear(nn.Module):
         if self.in_features == 0:  # every head or FFN unit removed: the bias alone
             bias = self.bias_column.expand(-1, tokens)
             return bias if residual is None else residual + bias
-        use_csr = self.sparse_up_to is not None and tokens <= self.sparse_up_to
-        weight = self.csr if use_csr else self.dense
+        use_sparse = self.sparse_up_to is not None and tokens <= self.sparse_up_to
+        weight = self.sparse if use_sparse else self.dense
         if residual is None:
             return torch.addmm(self.bias_column, weight, x)
         out = residual + self.bias_column

@@ -103,7 +103,7 @@ def _sparse_bench(
     dense = models[reference]
     sparse = copy.deepcopy(models["model"])
     tokens = {b: timing[b] * timing["seq_len"] for b in ("latency_batch", "throughput_batch")}
-    # Per linear and per batch size: CSR where it is timed faster on this machine.
+    # Per linear and per batch size: CSR (or BSR) where it is timed faster on this machine.
     choices = to_sparse_inference(sparse, tokens=tuple(tokens.values()))
     timed = {"baseline": dense, "model": sparse}
     sizes = {"baseline": stats[reference], "model": stats["model"]}
@@ -144,8 +144,21 @@ def _sparse_bench(
     adapter = get_adapter(dense)  # DistilBERT names its FFN width hidden_dim
     hidden, inner = adapter.hidden_size(dense.config), adapter.intermediate_size(dense.config)
     feature_major = feature_major_unsupported(dense) is None  # how CSR would run here
+    batches = ("latency_batch", "throughput_batch")
     table["break_even_sparsity"] = {
         str(timing[b]): break_even_sparsity(hidden, inner, tokens[b], feature_major=feature_major)
-        for b in ("latency_batch", "throughput_batch")
+        for b in batches
+    }
+    # ...and, for the block sizes the model runs as BSR, with zeros in whole blocks
+    blocks = sorted({c.block for c in choices if c.sparse and c.block})
+    table["break_even_sparsity_bsr"] = {
+        str(block): {
+            str(timing[b]): break_even_sparsity(
+                hidden, inner, tokens[b], feature_major=feature_major, block=block
+            )
+            for b in batches
+        }
+        for block in blocks
+        if hidden % block == 0 and inner % block == 0
     }
     return table
