@@ -435,6 +435,42 @@ STEPS = (
         dense=dense_models("mrpc:1,2"),
     ),
     Step(
+        "smp-fractions-cola-s1-s2",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on CoLA seeds 1 and 2: the single-sentence "
+        "channel gets three seeds at every fraction",
+        40,
+        (_smp("cola", "1,2", fractions="0.25,0.75"),),
+        (SMP,),
+        after=("smp-fractions-cola-s0",),
+        dense=dense_models("cola:1,2"),
+    ),
+    Step(
+        "smp-fractions-stsb-s1-s2",
+        10,
+        "SMP, random and HISP per layer at 25% and 75% on STS-B seeds 1 and 2: the held-out task "
+        "gets three seeds at every fraction (seed 0: all three at dense at 25%, SMP and random "
+        "collapsed at 75%)",
+        60,
+        (_smp("stsb", "1,2", fractions="0.25,0.75"),),
+        (SMP,),
+        after=("smp-fractions-stsb-s0",),
+        dense=dense_models("stsb:1,2"),
+    ),
+    Step(
+        "smp-fractions-sst2-s1-s2",
+        10,
+        "SMP and random per layer at 25% and 75% on SST-2 seeds 1 and 2 (capped at 20,000 train "
+        "examples as seed 0's, without HISP): with them every task has three seeds at 25/75%",
+        40,
+        (
+            "python benchmarks/smp.py --tasks sst2 --seeds 1,2 --fractions 0.25,0.75 "
+            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
+        ),
+        (SMP,),
+        after=("smp-fractions-sst2-s0",),
+    ),
+    Step(
         "smp-fractions-sst2-s0",
         10,
         "SMP and random per layer at 25% and 75% on SST-2 seed 0 (capped at 20,000 train "
