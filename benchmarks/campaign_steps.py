@@ -435,6 +435,19 @@ STEPS = (
         dense=dense_models("mrpc:1,2"),
     ),
     Step(
+        "smp-fractions-sst2-s0",
+        10,
+        "SMP and random per layer at 25% and 75% on SST-2 seed 0 (capped at 20,000 train "
+        "examples as its 50% rows, without HISP)",
+        20,
+        (
+            "python benchmarks/smp.py --tasks sst2 --seeds 0 --fractions 0.25,0.75 "
+            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
+        ),
+        (SMP,),
+        after=("smp-sst2-s0",),
+    ),
+    Step(
         "smp-fractions-cola-s1-s2",
         10,
         "SMP, random and HISP per layer at 25% and 75% on CoLA seeds 1 and 2: the single-sentence "
@@ -469,19 +482,6 @@ STEPS = (
         ),
         (SMP,),
         after=("smp-fractions-sst2-s0",),
-    ),
-    Step(
-        "smp-fractions-sst2-s0",
-        10,
-        "SMP and random per layer at 25% and 75% on SST-2 seed 0 (capped at 20,000 train "
-        "examples as its 50% rows, without HISP)",
-        20,
-        (
-            "python benchmarks/smp.py --tasks sst2 --seeds 0 --fractions 0.25,0.75 "
-            f"--methods smp,random --train-cap sst2=20000 {LOOP}",
-        ),
-        (SMP,),
-        after=("smp-sst2-s0",),
     ),
     *(
         _peer_mean(task, label, minutes)
