@@ -15,9 +15,10 @@ in a model directory; the tensors themselves live in a private attribute and are
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "READABLE_FORMAT_VERSIONS",
     "MASK_SLOTS",
     "MASKS_FILE",
+    "unpack_bits",
 ]
 
 # 1: prunekit 0.1.0 (heads and FFN neurons). 2: adds ``sparse_masks``. Version 1 reads as 2.
@@ -163,7 +165,11 @@ class PruningPlan(BaseModel):
         path = Path(path)
         if not path.is_file():
             raise PlanError(f"plan file not found: {path}")
-        return cls.from_json(path.read_text()).resolve_masks(path.parent)
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise PlanError(f"{path} is not a plan (not UTF-8 text); pass a plan.json") from None
+        return cls.from_json(text).resolve_masks(path.parent)
 
     def resolve_masks(self, directory: str | Path) -> PruningPlan:
         """This plan with the masks file it names read from ``directory`` (safetensors only)."""
@@ -449,6 +455,23 @@ def _unpack_masks(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
             masks[key] = value
             continue
         shape = tuple(stored[f"{key}::shape"].tolist())
-        bits = np.unpackbits(value.numpy(), count=int(np.prod(shape))).astype(bool)
-        masks[key] = torch.from_numpy(bits).view(shape)
+        masks[key] = unpack_bits(value, shape, key)
     return masks
+
+
+def unpack_bits(packed: torch.Tensor, shape: Sequence[int], name: str) -> torch.Tensor:
+    """A boolean tensor of ``shape`` from its ``np.packbits`` form, checked first: uint8, one
+    dimension, exactly the bytes the shape needs (numpy would pad a short array with zeros, so
+    a truncated file would load with its tail dropped, and a hostile shape would allocate
+    before anything failed). ``ValueError`` names ``name`` otherwise."""
+    shape = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{name}: negative shape {list(shape)}")
+    count = math.prod(shape)
+    if packed.dtype != torch.uint8 or packed.dim() != 1 or packed.numel() != (count + 7) // 8:
+        raise ValueError(
+            f"{name}: {packed.numel()} {packed.dtype} values do not pack the {count} bits of "
+            f"shape {list(shape)}"
+        )
+    bits = np.unpackbits(packed.numpy(), count=count).astype(bool)
+    return torch.from_numpy(bits).view(shape)

@@ -24,6 +24,7 @@ from typing import Any
 import safetensors.torch
 import torch
 import transformers
+from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
@@ -170,8 +171,10 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
 
     try:
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
-    except (ValueError, KeyError, OSError) as err:
-        raise ModelLoadError(f"cannot read {directory / 'config.json'}: {err}") from None
+    except (ValueError, KeyError, OSError, StrictDataclassError) as err:
+        # StrictDataclassError: a field of the wrong type ("hidden_size": "384")
+        reason = " ".join(str(err).split())
+        raise ModelLoadError(f"cannot read {directory / 'config.json'}: {reason}") from None
     get_adapter(config)  # fail on unsupported architectures before building anything
     model_class = _model_class(raw)
     kwargs: dict[str, Any] = {}
@@ -243,7 +246,7 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
     """The plan recorded in config.json, converting a 4.x ``pruned_heads`` map if present."""
     section = raw.get(CONFIG_KEY)
     if section is not None:
-        if not isinstance(section, dict) or "plan" not in section:
+        if not isinstance(section, dict) or not isinstance(section.get("plan"), dict):
             raise ModelLoadError(f"config.json '{CONFIG_KEY}' section has no plan; corrupt")
         version = section.get("format_version")
         if version not in _READABLE:
@@ -258,14 +261,25 @@ def _stored_plan(raw: dict[str, Any], config) -> PruningPlan | None:
     pruned = raw.get("pruned_heads")
     if pruned:
         dense = dense_plan(config)
+        if not isinstance(pruned, dict):
+            raise ModelLoadError(
+                f"config.json pruned_heads is {type(pruned).__name__}, not a mapping of layers "
+                "to heads: the config is corrupt"
+            )
         kept = [set(range(dense.num_heads)) for _ in range(dense.num_layers)]
         for layer, heads in pruned.items():
             try:
-                kept[int(layer)] -= {int(h) for h in heads}
+                index, removed = int(layer), {int(h) for h in heads}
+                if not 0 <= index < dense.num_layers:
+                    raise IndexError
+                if any(not 0 <= h < dense.num_heads for h in removed):
+                    raise IndexError
+                kept[index] -= removed
             except (ValueError, TypeError, IndexError):
                 raise ModelLoadError(
                     f"config.json pruned_heads names layer {layer!r} with heads {heads!r}; the "
-                    f"model has layers 0 to {dense.num_layers - 1}: the config is corrupt"
+                    f"model has layers 0 to {dense.num_layers - 1} of heads 0 to "
+                    f"{dense.num_heads - 1}: the config is corrupt"
                 ) from None
         return PruningPlan.build(
             **{**dense.to_dict(), "kept_heads": [sorted(k) for k in kept], "method": "v4"}
@@ -282,10 +296,19 @@ def _stored_storage(raw: dict[str, Any]) -> StorageOptions:
 
 
 def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
-    """The transformers class named in ``architectures`` (never remote code), else AutoModel."""
-    for name in raw.get("architectures") or []:
-        cls = getattr(transformers, name, None)
+    """The transformers class named in ``architectures`` (never remote code), else AutoModel;
+    `ModelLoadError` when it belongs to another model type than the config's (a BERT config
+    naming a GPT-2 class would build a model none of the weights fit)."""
+    names = raw.get("architectures") or []
+    for name in names if isinstance(names, list) else []:
+        cls = getattr(transformers, str(name), None)
         if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
+            model_type = getattr(cls.config_class, "model_type", None)
+            if model_type != raw.get("model_type"):
+                raise ModelLoadError(
+                    f"config.json names {name} (a {model_type} class) for a "
+                    f"{raw.get('model_type')} model: the config is corrupt"
+                )
             return cls
     return AutoModel  # type: ignore[return-value]
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 import transformers
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from prunekit.data import TaskSpec
@@ -91,7 +93,7 @@ def load_for_task(
     if task.is_regression:
         label_kwargs["problem_type"] = "regression"
     if local:
-        _check_architecture(Path(source))
+        _check_architecture(Path(source), task)
     try:
         # A base encoder has no classifier yet; transformers' load report would call that a
         # problem in a long table, so it is silenced here and the new head is logged instead.
@@ -109,25 +111,48 @@ def load_for_task(
         model.prunekit_new_modules = sorted({k.rsplit(".", 1)[0] for k in loading["missing_keys"]})
         log.info("loaded %s; initialised at random: %s", source, model.prunekit_new_modules)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError, StrictDataclassError) as err:
         where = "from the directory" if local else "from the Hugging Face hub (is it reachable?)"
-        raise ModelLoadError(
-            f"cannot load model {spec!r} {where}: {str(err).splitlines()[0]}"
-        ) from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "ignore_mismatched_sizes" in reason:  # a classifier for another label count
+            reason = (
+                f"its weights do not fit a model for {task.name} ({task.num_labels} labels); "
+                "was it fine-tuned on another task?"
+            )
+        raise ModelLoadError(f"cannot load model {spec!r} {where}: {reason}") from None
     get_adapter(model)
     _use_task_labels(model, task, source)
     return model, tokenizer
 
 
-def _check_architecture(directory: Path) -> None:
+def _check_architecture(directory: Path, task: TaskSpec) -> None:
+    """A plain model directory's config: a supported family, and a classifier (if it has one)
+    for the task's label count, checked before transformers builds anything."""
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise ModelLoadError(f"{directory} has no config.json; is it a saved model directory?")
+    raw = _config_dict(config_path)
+    get_adapter(type("Config", (), {"model_type": raw.get("model_type")})())
+    classifier = any(
+        str(name).endswith("ForSequenceClassification") for name in raw.get("architectures") or []
+    )
+    labels = len(raw["id2label"]) if isinstance(raw.get("id2label"), dict) else None
+    if classifier and labels is not None and labels != task.num_labels:
+        raise ModelLoadError(
+            f"{directory} predicts {labels} labels but task {task.name} needs "
+            f"{task.num_labels}; was it fine-tuned on another task?"
+        )
+
+
+def _config_dict(path: Path) -> dict[str, Any]:
+    """A config.json as a dict, or `ModelLoadError` naming what is wrong with it."""
     try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{config_path} is not valid JSON ({err})") from None
-    get_adapter(type("Config", (), {"model_type": model_type})())
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(raw).__name__}, not a config object")
+    return raw
 
 
 def _check_task_head(model: PreTrainedModel, task: TaskSpec, source: str) -> None:
@@ -211,10 +236,7 @@ def recorded_task(model: str | Path) -> str:
     config_path = Path(resolve_model(model)) / "config.json"
     task = None
     if config_path.is_file():
-        try:
-            task = json.loads(config_path.read_text()).get("finetuning_task")
-        except json.JSONDecodeError:
-            task = None
+        task = _config_dict(config_path).get("finetuning_task")
     if not task:
         raise ConfigError(f"{model} does not record the task it was fine-tuned on; pass --task")
     return task

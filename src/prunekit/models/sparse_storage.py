@@ -14,12 +14,14 @@ default MiniLM's ~90 MB, never pruned) goes to ``model_quantized.safetensors``: 
 with one float32 scale per row (symmetric, ``scale = max|row| / 127``). Either way
 ``model.safetensors`` keeps an empty placeholder under the same name, so stock
 ``from_pretrained`` fails with a size mismatch instead of loading zeros, and `prunekit.load`
-restores exactly what was stored (zeros as +0.0; half or int8 values are rounded once, at save).
+restores exactly what was stored (-0.0 included; half or int8 values are rounded once, at
+save).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 from prunekit.models.masks import masked_linears, weight_masks
-from prunekit.plan import PruningPlan
+from prunekit.plan import PruningPlan, unpack_bits
 
 __all__ = [
     "SPARSE_NAME",
@@ -168,7 +170,10 @@ def _read_quantized(path: Path) -> dict[str, torch.Tensor]:
     for key, tensor in stored.items():
         name, _, kind = key.rpartition("::")
         if kind == "int8":
-            found[name] = tensor.float() * stored[f"{name}::scale"][:, None]
+            scale = stored[f"{name}::scale"]
+            if tensor.dim() != 2 or tuple(scale.shape) != (tensor.shape[0],):
+                raise ValueError(f"{name}: {list(scale.shape)} scales for {list(tensor.shape)}")
+            found[name] = tensor.float() * scale[:, None]
         elif kind == "float16":
             found[name] = tensor
     return found
@@ -212,11 +217,11 @@ def write_sparse(
     for name, tensor in tensors.items():
         flat = tensor.detach().cpu().contiguous().flatten()
         kept = patterns.get(name)
-        if kept is not None and not flat[~kept.cpu().flatten()].any():
+        if kept is not None and not _entries(flat[~kept.cpu().flatten()]).any():
             stored = kept.cpu().flatten()
             out[f"{name}::pattern"] = torch.tensor(PLAN_PATTERN, dtype=torch.uint8)
         else:
-            stored = flat != 0
+            stored = _entries(flat)
             out[f"{name}::bitmask"] = torch.from_numpy(np.packbits(stored.numpy()))
         values = flat[stored]
         # A nonzero that rounds to 0 in half precision stays a stored (zero) entry: the bitmask
@@ -224,6 +229,12 @@ def write_sparse(
         out[f"{name}::values"] = values.to(values_dtype) if values_dtype else values.clone()
         out[f"{name}::shape"] = torch.tensor(tensor.shape, dtype=torch.int64)
     safetensors.torch.save_file(out, str(path), metadata={"format": "prunekit-sparse-1"})
+
+
+def _entries(flat: torch.Tensor) -> torch.Tensor:
+    """The entries that must be stored: nonzeros and -0.0 (a reload is bit-identical, not
+    merely equal)."""
+    return (flat != 0) | torch.signbit(flat)
 
 
 def read_sparse(
@@ -238,14 +249,15 @@ def read_sparse(
             continue
         name = key.removesuffix("::shape")
         shape = tuple(stored[key].tolist())
-        count = int(np.prod(shape))
+        if any(n < 0 for n in shape):
+            raise ValueError(f"{name}: negative shape {list(shape)}")
+        count = math.prod(shape)
         if f"{name}::pattern" in stored:
             if patterns is None or name not in patterns:
                 raise KeyError(f"{name} is stored by the plan's mask, which was not given")
             where = patterns[name].cpu().flatten().bool()
         else:
-            bits = np.unpackbits(stored[f"{name}::bitmask"].numpy(), count=count).astype(bool)
-            where = torch.from_numpy(bits)
+            where = unpack_bits(stored[f"{name}::bitmask"], shape, name).flatten()
         values = stored[f"{name}::values"]
         if int(where.sum()) != values.numel() or where.numel() != count:
             raise ValueError(f"{name}: {values.numel()} values for {int(where.sum())} entries")
