@@ -126,3 +126,15 @@ def test_negative_zeros_reload_bit_for_bit(tmp_path):
     write_sparse(tmp_path / "s.safetensors", {"a": tensor})
     again = read_sparse(tmp_path / "s.safetensors")["a"]
     assert torch.equal(torch.signbit(again), torch.signbit(tensor)) and torch.equal(again, tensor)
+
+
+def test_the_model_card_says_whether_stock_loading_reads_the_directory(tmp_path):
+    dense = save(tiny_model("bert"), tmp_path / "dense")
+    assert "stock `from_pretrained` reads it too" in (dense / "README.md").read_text()
+    plan = current_plan(tiny_model("bert"))
+    cut = plan.model_copy(update={"kept_heads": ((0, 1), (0, 1, 2, 3), (0, 1, 2, 3))})
+    pruned = save(apply_plan(tiny_model("bert"), cut), tmp_path / "cut")
+    assert (
+        "physically smaller, so stock `from_pretrained` refuses"
+        in (pruned / "README.md").read_text()
+    )

@@ -43,8 +43,20 @@ def model_card(model: nn.Module, plan: PruningPlan, storage: StorageOptions) -> 
         f"({saved:.1%} fewer) |\n"
         f"| encoder MACs @ {stats.seq_len} tokens | {stats.encoder_macs_original:,} | "
         f"{stats.encoder_macs:,} |\n{nonzero}\n"
-        f"Heads kept per layer: {per_layer}.\n\n{stored}"
-        "The weights are physically smaller, so stock `from_pretrained` refuses this directory "
-        "with a size-mismatch error. Load it with:\n\n"
+        f"Heads kept per layer: {per_layer}.\n\n{stored}{_loading(stats, plan, storage)}"
         "```python\nimport prunekit\nmodel = prunekit.load(PATH)\n```\n"
     )
+
+
+def _loading(stats, plan: PruningPlan, storage: StorageOptions) -> str:
+    """How the directory loads: stock ``from_pretrained`` refuses it when weights were cut or
+    are stored compactly (empty placeholders), and reads it when nothing was."""
+    cut = stats.parameters < stats.parameters_original
+    compact = plan.sparse_masks is not None or storage.embeddings != "float32"
+    if cut or compact:
+        reason = "physically smaller" if cut else "stored compactly"
+        return (
+            f"The weights are {reason}, so stock `from_pretrained` refuses this directory "
+            "with a size-mismatch error. Load it with:\n\n"
+        )
+    return "Nothing was cut, so stock `from_pretrained` reads it too; or load it with:\n\n"
