@@ -148,6 +148,11 @@ def test_half_precision_values_are_made_from_float32_weights_only(tmp_path):
         save(model, tmp_path / "m", storage=StorageOptions(sparse_values="float16"))
     assert not (tmp_path / "m").exists()  # nothing half-written
     save(model, tmp_path / "m")  # its own dtype: fine
+    # float16 embeddings alike (from bfloat16 they save nothing and lose range); int8 is fine
+    with pytest.raises(ConfigError, match="float16 embeddings .* these are bfloat16"):
+        save(model, tmp_path / "e", storage=StorageOptions(embeddings="float16"))
+    assert not (tmp_path / "e").exists()
+    save(model, tmp_path / "e", storage=StorageOptions(embeddings="int8"))
 
 
 def test_sparse_weights_reuse_the_plan_mask_as_their_pattern_and_bitmask_files_still_load(

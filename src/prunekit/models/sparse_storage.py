@@ -133,6 +133,14 @@ def write_compact(
             kept_patterns(model, plan),
         )
     quantized = {n: t for n, t in tensors.items() if n not in sparse_names}
+    halves = {t.dtype for t in quantized.values()} - {torch.float32}
+    if storage.embeddings == "float16" and halves:
+        # from a 16-bit dtype float16 saves nothing, and bfloat16 -> float16 loses range
+        raise ConfigError(
+            f"float16 embeddings are made from float32 weights; these are "
+            f"{', '.join(str(d).removeprefix('torch.') for d in halves)} (keep embeddings "
+            "float32, or store them as int8)"
+        )
     if quantized:
         _write_quantized(directory / QUANTIZED_NAME, quantized, storage.embeddings)
 
