@@ -166,13 +166,17 @@ def timing(out: Path, rounds: int) -> dict:
 
 def retime(args) -> None:
     """Time every seed-0 model of results.jsonl again (a quiet machine, a fixed timer), or
-    those of ``--sparsities`` only."""
+    those of ``--sparsities``, ``--tasks`` and ``--variants`` only."""
     path = args.results / "results.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     wanted = {float(s) for s in args.sparsities.split(",")} if args.sparsities else None
+    tasks = set(args.tasks.split(",")) if args.tasks else None
+    variants = set(args.variants.split(",")) if args.variants else None
     for row in rows:
         out = args.runs / row["key"].replace("|", "-")
         if wanted is not None and row["sparsity"] not in wanted:
+            continue
+        if (tasks and row["task"] not in tasks) or (variants and row["variant"] not in variants):
             continue
         if row["seed"] == 0 and out.is_dir():
             print(f"retime {row['key']}", file=sys.stderr, flush=True)
@@ -297,7 +301,7 @@ def main() -> None:
     parser.add_argument("--tasks")
     parser.add_argument("--sparsities")
     parser.add_argument("--seeds")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", help=f"default: {','.join(VARIANTS)}")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--augment", type=int, default=0, help="copies for sparse-kd+aug")
     parser.add_argument("--augment-tasks", default="mrpc")
@@ -311,7 +315,8 @@ def main() -> None:
     parser.add_argument(
         "--retime",
         action="store_true",
-        help="only re-time finished models (those of --sparsities, when given)",
+        help="only re-time finished models (those of --sparsities, --tasks and --variants, "
+        "when given)",
     )
     parser.add_argument(
         "--option",
@@ -337,7 +342,7 @@ def main() -> None:
             setattr(args, name, value)
     args.results.mkdir(parents=True, exist_ok=True)
     for task in args.tasks.split(","):
-        variants = args.variants.split(",")
+        variants = (args.variants or ",".join(VARIANTS)).split(",")
         if args.augment and task in args.augment_tasks.split(","):
             variants.append(f"sparse-kd+aug{args.augment}")
         for seed in (int(s) for s in args.seeds.split(",")):

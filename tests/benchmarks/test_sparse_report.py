@@ -52,3 +52,25 @@ def test_the_report_names_each_rows_cpu_and_flags_noisy_timings(tmp_path):
     write_rows(tmp_path / "results.jsonl", rows[:1])
     sparse.write_report(tmp_path)
     assert "¶" not in (tmp_path / "report.md").read_text()  # no warning, no footnote
+
+
+def test_retime_takes_only_the_rows_its_filters_name(tmp_path, monkeypatch):
+    import argparse
+
+    rows = []
+    for task, variant in [("mrpc", "movement"), ("mrpc", "movement+block8"), ("rte", "movement")]:
+        row = _row(0.9, "AMD EPYC", [])
+        row |= {"task": task, "variant": variant, "key": f"{task}|0|0.90|{variant}|e3"}
+        (tmp_path / "runs" / row["key"].replace("|", "-")).mkdir(parents=True)
+        rows.append(row)
+    write_rows(tmp_path / "results.jsonl", rows)
+    timed = []
+    monkeypatch.setattr(sparse, "timing", lambda out, rounds: timed.append(out.name) or {})
+    args = argparse.Namespace(
+        results=tmp_path, runs=tmp_path / "runs", sparsities=None, rounds=1, tasks=None,
+        variants="movement+block8",
+    )  # fmt: skip
+    sparse.retime(args)
+    assert timed == ["mrpc-0-0.90-movement+block8-e3"]
+    sparse.retime(argparse.Namespace(**{**vars(args), "variants": None, "tasks": "rte"}))
+    assert timed[1:] == ["rte-0-0.90-movement-e3"]
