@@ -174,3 +174,25 @@ def test_a_block_size_that_does_not_divide_a_weight_is_refused():
     # the tiny BERT's FFN is 37 wide
     with pytest.raises(ConfigError, match="block_size 8 does not divide layer 0.ffn_in's weight"):
         get_method("movement")(request(tiny_model("bert"), block_size=8))
+
+
+def test_top_fraction_keeps_what_a_stable_descending_sort_keeps():
+    def by_sort(values, keep):
+        count = round(keep * values.numel())
+        order = torch.sort(values.flatten(), descending=True, stable=True).indices
+        mask = torch.zeros(values.numel(), dtype=torch.bool)
+        mask[order[:count]] = True
+        return mask.view_as(values)
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        torch.randn(37, 21, generator=generator),
+        torch.randint(0, 4, (37, 21), generator=generator).float(),  # many ties at the cut
+        torch.zeros(5, 5),  # all tied: the lowest indices
+        torch.tensor([[1.0, float("nan")], [0.5, 2.0]]),  # NaN: as the sort places it
+    ]
+    for values in cases:
+        for keep in (0.0, 0.03, 0.25, 0.5, 0.9, 1.0):
+            got = top_fraction(values, keep)
+            assert torch.equal(got, by_sort(values, keep)), (values, keep)
+            assert int(got.sum()) == round(keep * values.numel())
