@@ -117,14 +117,13 @@ def write_compact(
     by the plan's pattern, which `save` writes beside them)."""
     sparse_names = set(sparse_parameters(model, plan))
     sparse = {n: t for n, t in tensors.items() if n in sparse_names}
-    wider = {t.dtype for t in sparse.values()} - {torch.float32}
-    if storage.sparse_values == "float16" and wider:
-        # bfloat16 -> float16 can overflow to inf; "rounded once" only holds from float32.
-        raise ConfigError(
-            f"float16 sparse values are made from float32 weights; these are "
-            f"{', '.join(str(d).removeprefix('torch.') for d in wider)} (keep sparse_values "
-            "float32, which stores them in their own dtype)"
-        )
+    quantized = {n: t for n, t in tensors.items() if n not in sparse_names}
+    if storage.sparse_values == "float16":
+        fix = "keep sparse_values float32, which stores them in their own dtype"
+        _refuse_float16_from_16_bits(sparse, "sparse values", fix)
+    if storage.embeddings == "float16":
+        fix = "keep embeddings float32, their own dtype, or store them as int8"
+        _refuse_float16_from_16_bits(quantized, "embeddings", fix)
     if sparse:
         write_sparse(
             directory / SPARSE_NAME,
@@ -132,17 +131,19 @@ def write_compact(
             _DTYPES[storage.sparse_values],
             kept_patterns(model, plan),
         )
-    quantized = {n: t for n, t in tensors.items() if n not in sparse_names}
-    halves = {t.dtype for t in quantized.values()} - {torch.float32}
-    if storage.embeddings == "float16" and halves:
-        # from a 16-bit dtype float16 saves nothing, and bfloat16 -> float16 loses range
-        raise ConfigError(
-            f"float16 embeddings are made from float32 weights; these are "
-            f"{', '.join(str(d).removeprefix('torch.') for d in halves)} (keep embeddings "
-            "float32, or store them as int8)"
-        )
     if quantized:
         _write_quantized(directory / QUANTIZED_NAME, quantized, storage.embeddings)
+
+
+def _refuse_float16_from_16_bits(tensors: dict[str, torch.Tensor], what: str, fix: str) -> None:
+    """float16 storage is made from float32 weights: from bfloat16 it can overflow to inf and
+    lose range, from float16 it saves nothing, and "rounded once" only holds from float32."""
+    wider = {t.dtype for t in tensors.values()} - {torch.float32}
+    if wider:
+        dtypes = ", ".join(str(d).removeprefix("torch.") for d in wider)
+        raise ConfigError(
+            f"float16 {what} are made from float32 weights; these are {dtypes} ({fix})"
+        )
 
 
 def read_compact(directory: Path, model: nn.Module, plan: PruningPlan) -> dict[str, torch.Tensor]:
