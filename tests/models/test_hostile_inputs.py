@@ -69,10 +69,19 @@ def test_an_architecture_of_another_model_type_is_a_load_error(saved):
         load(saved)
 
 
+def test_a_matching_architecture_after_another_types_is_used(saved):
+    names = ["GPT2ForSequenceClassification", "BertForSequenceClassification"]
+    edit_config(saved, lambda c: c.__setitem__("architectures", names))
+    assert type(load(saved)).__name__ == "BertForSequenceClassification"
+
+
 def test_a_plain_checkpoint_for_another_label_count_is_a_load_error(tmp_path):
     tiny_model("bert", num_labels=3).save_pretrained(tmp_path / "plain")
     word_tokenizer().save_pretrained(tmp_path / "plain")
     with pytest.raises(ModelLoadError, match="predicts 3 labels but task sst2 needs 2"):
+        load_for_task(str(tmp_path / "plain"), get_task("sst2"))
+    edit_config(tmp_path / "plain", lambda c: c.__setitem__("architectures", 5))
+    with pytest.raises(ModelLoadError):  # not a list: no classifier check, transformers' error
         load_for_task(str(tmp_path / "plain"), get_task("sst2"))
 
 

@@ -300,16 +300,19 @@ def _model_class(raw: dict[str, Any]) -> type[PreTrainedModel]:
     `ModelLoadError` when it belongs to another model type than the config's (a BERT config
     naming a GPT-2 class would build a model none of the weights fit)."""
     names = raw.get("architectures") or []
+    other = None  # a class of another model type, if that is all there is
     for name in names if isinstance(names, list) else []:
         cls = getattr(transformers, str(name), None)
         if isinstance(cls, type) and issubclass(cls, PreTrainedModel):
             model_type = getattr(cls.config_class, "model_type", None)
-            if model_type != raw.get("model_type"):
-                raise ModelLoadError(
-                    f"config.json names {name} (a {model_type} class) for a "
-                    f"{raw.get('model_type')} model: the config is corrupt"
-                )
-            return cls
+            if model_type == raw.get("model_type"):
+                return cls
+            other = other or (name, model_type)
+    if other is not None:
+        raise ModelLoadError(
+            f"config.json names {other[0]} (a {other[1]} class) for a "
+            f"{raw.get('model_type')} model: the config is corrupt"
+        )
     return AutoModel  # type: ignore[return-value]
 
 

@@ -181,14 +181,15 @@ def top_fraction(values: torch.Tensor, keep: float) -> torch.Tensor:
     total = values.numel()
     count = round(keep * total)
     flat = values.flatten()
-    if 0 < count < total and not bool(torch.isnan(flat).any()):
+    # CPU only: CUDA's kthvalue refuses deterministic mode, MPS lacks it before torch 2.9
+    if values.device.type == "cpu" and 0 < count < total and not bool(torch.isnan(flat).any()):
         cut = torch.kthvalue(flat, total - count + 1).values  # the count-th largest value
         mask = flat > cut
         missing = count - int(mask.sum())
         if missing:  # values equal to the cut, lowest indices first
             mask[(flat == cut).nonzero().flatten()[:missing]] = True
         return mask.view_as(values)
-    # none, all, or NaN among them (which a sort places first, as before)
+    # other devices, none, all, or NaN among them (which a sort places first, as before)
     order = torch.sort(flat, descending=True, stable=True).indices
     mask = torch.zeros(total, dtype=torch.bool, device=values.device)
     mask[order[:count]] = True

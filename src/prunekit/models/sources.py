@@ -133,8 +133,9 @@ def _check_architecture(directory: Path, task: TaskSpec) -> None:
         raise ModelLoadError(f"{directory} has no config.json; is it a saved model directory?")
     raw = _config_dict(config_path)
     get_adapter(type("Config", (), {"model_type": raw.get("model_type")})())
-    classifier = any(
-        str(name).endswith("ForSequenceClassification") for name in raw.get("architectures") or []
+    names = raw.get("architectures")
+    classifier = isinstance(names, list) and any(
+        str(name).endswith("ForSequenceClassification") for name in names
     )
     labels = len(raw["id2label"]) if isinstance(raw.get("id2label"), dict) else None
     if classifier and labels is not None and labels != task.num_labels:
