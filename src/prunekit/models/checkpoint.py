@@ -53,7 +53,14 @@ from prunekit.models.surgery import (
 from prunekit.outputs import atomic_output_dir
 from prunekit.plan import PLAN_FORMAT_VERSION, READABLE_FORMAT_VERSIONS, PruningPlan
 
-__all__ = ["save", "write_model_files", "load", "load_tokenizer", "is_prunekit_dir"]
+__all__ = [
+    "save",
+    "write_model_files",
+    "load",
+    "load_tokenizer",
+    "is_prunekit_dir",
+    "read_config_json",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +149,7 @@ def write_model_files(
 
 def is_prunekit_dir(directory: str | Path) -> bool:
     """True when ``directory`` holds a config.json with a prunekit or 4.x pruned_heads section."""
-    raw = _read_config_json(Path(directory), must_exist=False)
+    raw = read_config_json(Path(directory), must_exist=False)
     return raw is not None and (CONFIG_KEY in raw or bool(raw.get("pruned_heads")))
 
 
@@ -159,7 +166,7 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"model directory not found: {directory}")
-    raw = _read_config_json(directory, must_exist=True)
+    raw = read_config_json(directory, must_exist=True)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         if (directory / "pytorch_model.bin").is_file():
@@ -225,7 +232,9 @@ def load_tokenizer(directory: str | Path) -> Any:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _read_config_json(directory: Path, must_exist: bool) -> dict[str, Any] | None:
+def read_config_json(directory: Path, must_exist: bool) -> dict[str, Any] | None:
+    """``directory``'s config.json as a dict (None when absent and not ``must_exist``), or
+    `ModelLoadError` naming what is wrong with it."""
     path = directory / "config.json"
     if not path.is_file():
         if must_exist:
@@ -238,7 +247,10 @@ def _read_config_json(directory: Path, must_exist: bool) -> dict[str, Any] | Non
             f"{path} is not valid JSON ({err}); the checkpoint is corrupt"
         ) from None
     if not isinstance(raw, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object; the checkpoint is corrupt")
+        raise ModelLoadError(
+            f"{path} holds a JSON {type(raw).__name__}, not a config object; the checkpoint is "
+            "corrupt"
+        )
     return raw
 
 

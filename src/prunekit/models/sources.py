@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from prunekit.models.checkpoint import (
     load,
     load_tokenizer,
     quiet_transformers,
+    read_config_json,
 )
 
 __all__ = [
@@ -128,10 +128,7 @@ def load_for_task(
 def _check_architecture(directory: Path, task: TaskSpec) -> None:
     """A plain model directory's config: a supported family, and a classifier (if it has one)
     for the task's label count, checked before transformers builds anything."""
-    config_path = directory / "config.json"
-    if not config_path.is_file():
-        raise ModelLoadError(f"{directory} has no config.json; is it a saved model directory?")
-    raw = _config_dict(config_path)
+    raw = read_config_json(directory, must_exist=True)
     get_adapter(type("Config", (), {"model_type": raw.get("model_type")})())
     names = raw.get("architectures")
     classifier = isinstance(names, list) and any(
@@ -143,17 +140,6 @@ def _check_architecture(directory: Path, task: TaskSpec) -> None:
             f"{directory} predicts {labels} labels but task {task.name} needs "
             f"{task.num_labels}; was it fine-tuned on another task?"
         )
-
-
-def _config_dict(path: Path) -> dict[str, Any]:
-    """A config.json as a dict, or `ModelLoadError` naming what is wrong with it."""
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{path} is not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise ModelLoadError(f"{path} holds a JSON {type(raw).__name__}, not a config object")
-    return raw
 
 
 def _check_task_head(model: PreTrainedModel, task: TaskSpec, source: str) -> None:
@@ -234,10 +220,8 @@ def _reorder_outputs(model: PreTrainedModel, order: list[int]) -> None:
 
 def recorded_task(model: str | Path) -> str:
     """The task a saved model was fine-tuned on (``config.finetuning_task``)."""
-    config_path = Path(resolve_model(model)) / "config.json"
-    task = None
-    if config_path.is_file():
-        task = _config_dict(config_path).get("finetuning_task")
+    raw = read_config_json(Path(resolve_model(model)), must_exist=False) or {}
+    task = raw.get("finetuning_task")
     if not task:
         raise ConfigError(f"{model} does not record the task it was fine-tuned on; pass --task")
     return task

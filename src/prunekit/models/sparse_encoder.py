@@ -27,6 +27,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttenti
 
 from prunekit.errors import ConfigError
 from prunekit.models.adapter import get_adapter
+from prunekit.models.masks import any_in_blocks
 
 __all__ = [
     "FEATURE_MAJOR_FAMILIES",
@@ -65,8 +66,7 @@ def weight_block_size(
     for block in sorted(sizes, reverse=True):
         if rows % block or cols % block:
             continue
-        grid = nonzero.view(rows // block, block, cols // block, block)
-        fill = count / (int(grid.any(3).any(1).sum()) * block * block)
+        fill = count / (int(any_in_blocks(nonzero, block).sum()) * block * block)
         if fill >= max(min_fill, 2 * density):
             return block
     return None

@@ -144,20 +144,20 @@ def _sparse_bench(
     adapter = get_adapter(dense)  # DistilBERT names its FFN width hidden_dim
     hidden, inner = adapter.hidden_size(dense.config), adapter.intermediate_size(dense.config)
     feature_major = feature_major_unsupported(dense) is None  # how CSR would run here
-    batches = ("latency_batch", "throughput_batch")
-    table["break_even_sparsity"] = {
-        str(timing[b]): break_even_sparsity(hidden, inner, tokens[b], feature_major=feature_major)
-        for b in batches
-    }
-    # ...and, for the block sizes the model runs as BSR, with zeros in whole blocks
-    blocks = sorted({c.block for c in choices if c.sparse and c.block})
-    table["break_even_sparsity_bsr"] = {
-        str(block): {
+
+    def break_even(block: int | None = None) -> dict[str, float | None]:
+        return {
             str(timing[b]): break_even_sparsity(
                 hidden, inner, tokens[b], feature_major=feature_major, block=block
             )
-            for b in batches
+            for b in ("latency_batch", "throughput_batch")
         }
+
+    table["break_even_sparsity"] = break_even()
+    # ...and, for the block sizes the model runs as BSR, with zeros in whole blocks
+    blocks = sorted({c.block for c in choices if c.sparse and c.block})
+    table["break_even_sparsity_bsr"] = {
+        str(block): break_even(block)
         for block in blocks
         if hidden % block == 0 and inner % block == 0
     }
