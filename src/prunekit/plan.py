@@ -14,6 +14,7 @@ in a model directory; the tensors themselves live in a private attribute and are
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import numpy as np
 import safetensors.torch
 import torch
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 
 from prunekit.errors import PlanError
 
@@ -44,6 +45,10 @@ PLAN_FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
 MASK_SLOTS = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 MASKS_FILE = "masks.safetensors"
+# Metadata key of a masks file: a digest of the plan written with it. Plan and masks are two
+# files, each replaced atomically; a kill between the two renames would otherwise pair a new
+# masks file with an old plan.json, and the old plan would load someone else's masks silently.
+_PLAN_DIGEST_KEY = "plan_sha256"
 
 # Which dense dimension each weight axis has: "attn" = heads * head_size, "ffn" = FFN width,
 # "hidden" = model width. Used to check that masks agree with each other and with the plan.
@@ -181,9 +186,17 @@ class PruningPlan(BaseModel):
                 f"plan names masks file {self.sparse_masks!r} but {path} does not exist"
             )
         try:
+            with safe_open(str(path), framework="pt") as handle:
+                written_with = (handle.metadata() or {}).get(_PLAN_DIGEST_KEY)
             masks = _unpack_masks(safetensors.torch.load_file(str(path)))
         except (SafetensorError, OSError, ValueError, KeyError) as err:
             raise PlanError(f"masks file {path} is corrupt: {err}") from None
+        # Files written before the stamp existed carry none and are taken as they are.
+        if written_with is not None and written_with != self._digest():
+            raise PlanError(
+                f"masks file {path} was written with another plan than the one naming it "
+                "(an interrupted write?); write the plan again"
+            )
         return self.with_masks(masks, self.sparse_masks)
 
     def to_json(self) -> str:
@@ -207,10 +220,18 @@ class PruningPlan(BaseModel):
         _write_atomic(
             path,
             lambda tmp: safetensors.torch.save_file(
-                _pack_masks(masks), str(tmp), {"format": "prunekit-bits-1"}
+                _pack_masks(masks),
+                str(tmp),
+                {"format": "prunekit-bits-1", _PLAN_DIGEST_KEY: self._digest()},
             ),
         )
         return path
+
+    def _digest(self) -> str:
+        """SHA-256 of the plan's JSON with sorted keys: the same after plan.json or config.json
+        (which transformers writes with sorted keys) is written and read back."""
+        canonical = json.dumps(json.loads(self.to_json()), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     # ------------------------------------------------------------------ masks
 

@@ -290,3 +290,26 @@ def test_without_heads_drops_exactly_the_named_pairs():
     # original head indices: a pair the plan no longer keeps changes nothing
     assert smaller.without_heads([(0, 1)]).kept_heads == smaller.kept_heads
     assert plan.kept_heads == ((0, 1, 2, 3), (0, 1, 2, 3))  # the plan itself is unchanged
+
+
+def test_masks_written_with_another_plan_are_refused(tmp_path):
+    """A kill between the masks file's rename and plan.json's leaves a new masks file beside
+    the old plan: reading must say so, not load the other plan's masks."""
+    old = HEADS.with_masks(random_masks(12, ["0.query"]))
+    old.write(tmp_path / "plan.json")
+    new = DENSE.with_masks(random_masks(13, ["0.query"]))
+    new.write_masks(tmp_path)  # ... and the process died before plan.json was replaced
+    with pytest.raises(PlanError, match="written with another plan") as info:
+        PruningPlan.read(tmp_path / "plan.json")
+    assert "\n" not in str(info.value)
+    new.write(tmp_path / "plan.json")
+    assert torch.equal(
+        PruningPlan.read(tmp_path / "plan.json").masks["0.query"], new.masks["0.query"]
+    )
+
+
+def test_masks_of_a_plan_with_metadata_pair_after_a_round_trip(tmp_path):
+    plan = HEADS.with_masks(random_masks(14, ["1.key"]))
+    plan = plan.model_copy(update={"meta": {"z": 1.5, "a": [1, 2], "nan": float("nan")}})
+    plan.write(tmp_path / "plan.json")
+    assert PruningPlan.read(tmp_path / "plan.json").masks.keys() == {"1.key"}
