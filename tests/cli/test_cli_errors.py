@@ -364,8 +364,9 @@ def test_a_model_with_pickled_weights_only_is_refused(tmp_path):
     model.save_pretrained(tmp_path / "m")
     (tmp_path / "m" / "model.safetensors").unlink()
     torch.save(model.state_dict(), tmp_path / "m" / "pytorch_model.bin")
+    word_tokenizer().save_pretrained(tmp_path / "m")  # so the weights are what it refuses
     assert_user_error(invoke("inspect", tmp_path / "m"), "never unpickles")
-    with pytest.raises(ModelLoadError):  # the task-model path (eval, finetune, prune)
+    with pytest.raises(ModelLoadError, match="never unpickles"):  # eval, finetune, prune
         load_for_task(str(tmp_path / "m"), get_task("rte"))
 
 

@@ -55,7 +55,8 @@ def test_l0_gates_train_on_cuda_and_hit_the_budget():
 
 
 def test_l0_resumes_on_cuda(tmp_path):
-    reference = get_method("l0")(l0_request(tiny_model("bert").cuda(), steps=12)).plan
+    options = {"steps": 12, "checkpoint_every": 3}
+    reference = get_method("l0")(l0_request(tiny_model("bert").cuda(), **options)).plan
 
     class Killed(Exception):
         pass
@@ -64,13 +65,18 @@ def test_l0_resumes_on_cuda(tmp_path):
         if info["step"] == 7:
             raise Killed
 
-    request = l0_request(tiny_model("bert").cuda(), steps=12)
+    request = l0_request(tiny_model("bert").cuda(), **options)
     request.state_dir, request.on_progress = tmp_path, kill
     with pytest.raises(Killed):
         get_method("l0")(request)
-    request = l0_request(tiny_model("bert").cuda(), steps=12)
-    request.state_dir = tmp_path
-    assert get_method("l0")(request).plan.kept_heads == reference.kept_heads
+    assert (tmp_path / "last").is_dir()  # checkpointed at step 6
+    request = l0_request(tiny_model("bert").cuda(), **options)
+    steps = []
+    request.state_dir, request.on_progress = tmp_path, lambda info: steps.append(info.get("step"))
+    resumed = get_method("l0")(request)
+    assert [s for s in steps if s is not None][0] == 7  # resumed at step 6, not restarted
+    assert resumed.record["train_steps"] == 12
+    assert resumed.plan.kept_heads == reference.kept_heads
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -91,6 +97,8 @@ def test_one_process_trains_on_cpu_then_cuda_then_cpu():
     """accelerate keeps one device per process; the loop switches it when a run asks."""
     for device in ("cpu", "cuda", "cpu"):
         model = tiny_model("bert").to(device)
+        before = [p.detach().clone() for p in model.parameters()]
         config = TrainConfig(learning_rate=1e-3, max_steps=2, batch_size=4, device=device)
         finetune(model, unbatch(BATCH), default_collate, config)
         assert next(model.parameters()).device.type == device
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -82,9 +82,12 @@ def test_sparsity_on_a_head_pruned_model_composes_and_reloads(tmp_path):
     result = get_method("magnitude")(request(model, sparsity=0.5, epochs=1))
     assert result.plan.kept_heads == heads.kept_heads  # head pruning stays in the plan
     assert result.plan.is_subset_of(heads)
+    before = model_stats(model)
     pruned = apply_plan(result.model, result.plan)
-    stats = model_stats(pruned)
-    assert stats.parameters_nonzero < stats.parameters
+    linears = masked_linears(pruned, result.plan)
+    for key, weight in linears.items():  # each of the head-pruned model's linears, at 50%
+        assert int((weight == 0).sum()) == weight.numel() - round(0.5 * weight.numel()), key
+    assert model_stats(pruned).parameters == before.parameters  # sparsity zeroes, heads slice
     save(pruned, tmp_path / "sparse")
     again = load(tmp_path / "sparse")
     inputs = {k: v for k, v in BATCH.items() if k != "labels"}

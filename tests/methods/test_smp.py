@@ -20,12 +20,18 @@ L, H = TINY["layers"], TINY["heads"]
 
 @pytest.fixture(scope="module")
 def pruner_dir(tmp_path_factory):
-    torch.manual_seed(3)
+    generator = torch.Generator().manual_seed(3)
     pruner = HeadPruner()
-    pruner.reset_parameters(torch.Generator().manual_seed(3))
-    with torch.no_grad():  # a pruner with opinions: random weights of a visible size
-        for param in pruner.parameters():
-            param.add_(torch.randn(param.shape) * 0.3)
+    pruner.reset_parameters(generator)
+    # A pruner with opinions: He-normal convolutions x 3. The spec's small initialisation gives
+    # every head the same score to 4 decimals, and larger noise saturated the sigmoid at 2 for
+    # every head, so the plans these tests compare were ties broken by index.
+    with torch.no_grad():
+        for conv in pruner.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                fan_in = conv.weight[0].numel()
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator))
+                conv.weight.mul_(3 * (2 / fan_in) ** 0.5)
     directory = tmp_path_factory.mktemp("pruner")
     save_pruner(pruner, directory)
     return str(directory)
@@ -62,6 +68,16 @@ def test_smp_reads_no_labels_and_is_deterministic(pruner_dir):
     assert all(len(kept) == H // 2 for kept in plans[0])  # per layer: the paper's setting
 
 
+def test_smp_keeps_each_layers_highest_scoring_heads(pruner_dir):
+    model = tiny_model("bert", attn="eager")
+    result = get_method("smp")(request(model, examples(None), pruner_dir))
+    scores = torch.tensor(result.record["scores"])
+    assert scores.shape == (L, H)
+    assert all(len(set(row.tolist())) == H for row in scores)  # no ties for the index to break
+    for layer, kept in enumerate(result.plan.kept_heads):
+        assert list(kept) == sorted(scores[layer].topk(H // 2).indices.tolist()), layer
+
+
 def test_smp_metadata_asks_for_eager_attention_and_pretrained_models():
     info = get_method("smp")
     assert info.attn_implementation == "eager" and info.prunes_pretrained
@@ -86,7 +102,7 @@ def test_the_shipped_pruner_is_the_default_and_says_how_it_was_trained():
     model = tiny_model("bert", attn="eager")
     plan = get_method("smp")(request(model, examples(None), None, keep=6)).plan  # no option
     assert plan.heads_kept == 6 and plan.meta["pruner"] == "builtin"
-    assert plan.meta["pruner_steps"] == made["steps"]
+    assert plan.meta["pruner_steps"] == made["steps"] == 1000  # the README's 1,000 steps
 
 
 def test_smp_on_a_fine_tuned_model_says_so(pruner_dir, caplog):

@@ -10,9 +10,10 @@ import pytest
 import torch
 from conftest import labelled_batch, tiny_model, train_request, word_tokenizer
 
+from prunekit import current_plan
 from prunekit.errors import ConfigError
 from prunekit.methods import PruneRequest, get_method
-from prunekit.methods.sparse_kd import sparse_kd_parts
+from prunekit.methods.sparse_kd import _attention_pairs, sparse_kd_parts
 from prunekit.models.attention_scores import AttentionScores
 from prunekit.models.masks import masked_linears
 from prunekit.recipes.compare import CompareConfig, run_compare
@@ -76,7 +77,9 @@ def test_the_student_ends_at_the_target_sparsity(attention_loss):
     )
     result = get_method("sparse-kd")(request)
     for key, weight in masked_linears(result.model, result.plan).items():
-        assert int((weight != 0).sum()) <= round(0.1 * weight.numel()), key
+        mask = result.plan.masks[key]
+        assert int(mask.sum()) == round(0.1 * weight.numel()), key  # the target, not fewer
+        assert not weight[~mask].any() and int((weight != 0).sum()) == int(mask.sum()), key
     curve = result.record["loss_curve"]
     assert {"attention", "hidden", "prediction"} <= set(curve[0])
     assert all(math.isfinite(point["attention"]) and point["attention"] > 0 for point in curve)
@@ -103,8 +106,14 @@ def test_a_head_pruned_student_is_compared_on_its_own_heads():
             num_layers=3, num_heads=4, intermediate_size=37, kept_heads=[[0, 2], [], [1, 2, 3]]
         ),
     )
-    result = get_method("sparse-kd")(kd_request(student, tiny_model("bert", attn="eager", seed=1)))
+    teacher = tiny_model("bert", attn="eager", seed=1)
+    result = get_method("sparse-kd")(kd_request(student, teacher))
     assert result.plan.kept_heads == ((0, 2), (), (1, 2, 3))
+    # the student's maps (layers 0 and 2; layer 1 has none) against the teacher's heads 0, 2
+    # of layer 0 and 1, 2, 3 of layer 2
+    pairs = _attention_pairs(current_plan(student), current_plan(teacher), student, teacher)
+    assert [(mine, theirs) for mine, theirs, _ in pairs] == [(0, 0), (1, 2)]
+    assert pairs[0][2].tolist() == [0, 2] and pairs[1][2].tolist() == [1, 2, 3]
 
 
 def test_a_teacher_of_another_shape_is_a_clear_error():

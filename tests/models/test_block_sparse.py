@@ -133,8 +133,27 @@ def test_the_conversion_runs_bsr_where_it_is_timed_faster(monkeypatch, layout, b
     assert torch.allclose(got, expected, atol=1e-4)
 
 
-def test_break_even_takes_a_block_size():
-    assert break_even_sparsity(32, 64, 16, grid=(0.99,), rounds=1, block=8) in (0.99, None)
+@pytest.mark.parametrize("sparse_faster", [True, False])
+def test_break_even_times_bsr_products_with_whole_blocks_zero(monkeypatch, sparse_faster):
+    timed = []
+
+    def fake_time(module, x, rounds):  # sparse 1 ms; dense 2 ms (sparse faster) or 0.5 ms
+        timed.append(module)
+        if isinstance(module, FeatureMajorLinear):
+            return 1.0
+        return 2.0 if sparse_faster else 0.5
+
+    monkeypatch.setattr(sparse_module, "time_linear", fake_time)
+    found = break_even_sparsity(32, 64, 16, grid=(0.9, 0.99), rounds=1, block=8)
+    assert found == (0.9 if sparse_faster else None)
+    sparse = [m for m in timed if isinstance(m, FeatureMajorLinear)]
+    assert len(sparse) == (1 if sparse_faster else 2)  # stops at the first sparsity that wins
+    for module in sparse:  # BSR products of weights whose zeros are whole 8 x 8 blocks
+        assert module.block == 8 and module.sparse.layout == torch.sparse_bsr
+        assert weight_block_size(module.sparse.to_dense()) == 8
+
+
+def test_break_even_refuses_a_block_that_does_not_divide():
     with pytest.raises(ConfigError, match="block 5 does not divide"):
         break_even_sparsity(32, 64, 16, rounds=1, block=5)
 

@@ -83,7 +83,7 @@ def test_optimized_export_fuses_for_onnxruntime_and_still_matches(family, tmp_pa
 
 
 def test_export_refuses_bad_input_and_writes_nothing(tmp_path):
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match="model directory not found"):
         export_onnx(tmp_path / "missing", tmp_path / "out")
     assert not (tmp_path / "out").exists()
     source = pruned_dir("bert", tmp_path)

@@ -12,7 +12,6 @@ from conftest import TINY, tiny_batch, tiny_model
 from prunekit import PruningPlan, apply_plan, current_plan, model_stats
 from prunekit.errors import PlanError
 from prunekit.models import get_adapter
-from prunekit.models.stats import count_nonzero_parameters, encoder_macs
 from prunekit.models.surgery import reapply_masks
 from prunekit.plan import MASK_SLOTS
 
@@ -273,12 +272,7 @@ def test_model_stats_count_nonzero_parameters_and_macs(family):
         dropped += int((~mask).sum())
     assert after.parameters == before.parameters  # dense sizes do not change
     assert after.parameters_nonzero == before.parameters_nonzero - dropped
-    assert after.parameters_nonzero == count_nonzero_parameters(model)
-    assert (
-        after.encoder_macs
-        == before.encoder_macs
-        == encoder_macs(plan, get_adapter(model).hidden_size(model.config), head_size, 16)
-    )
+    assert after.encoder_macs == before.encoder_macs  # masks zero MACs, they remove none
     assert after.encoder_macs_nonzero == before.encoder_macs - 16 * dropped
     assert {"parameters_nonzero", "encoder_macs_nonzero"} <= after.to_dict().keys()
 

@@ -154,6 +154,8 @@ def test_calls_for_hidden_states_or_attention_maps_get_them_from_the_original_la
     assert len(got.hidden_states) == L + 1 and len(got.attentions) == L
     for want, have in zip(expected.hidden_states, got.hidden_states, strict=True):
         assert torch.allclose(want, have, atol=1e-5)
+    for want, have in zip(expected.attentions, got.attentions, strict=True):
+        assert torch.allclose(want, have, atol=1e-5)
 
 
 def test_a_converted_model_is_refused_where_it_cannot_go(tmp_path):

@@ -76,7 +76,7 @@ def test_stock_loading_fails_loudly_and_a_missing_sparse_file_is_an_error(tmp_pa
     with pytest.raises((RuntimeError, ValueError, OSError)):
         transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
     (tmp_path / "m" / SPARSE_NAME).unlink()
-    with pytest.raises(ModelLoadError):
+    with pytest.raises(ModelLoadError, match=SPARSE_NAME):
         load(tmp_path / "m")
 
 

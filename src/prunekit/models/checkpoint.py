@@ -59,6 +59,7 @@ __all__ = [
     "load",
     "load_tokenizer",
     "is_prunekit_dir",
+    "refuse_pickled_weights",
     "read_config_json",
 ]
 
@@ -147,6 +148,16 @@ def write_model_files(
         )
 
 
+def refuse_pickled_weights(directory: Path) -> None:
+    """A one-line refusal for a directory whose weights are pickles only (pytorch_model*.bin,
+    no safetensors): unpickling runs code from the file."""
+    if not any(directory.glob("*.safetensors")) and any(directory.glob("pytorch_model*.bin")):
+        raise ModelLoadError(
+            f"{directory} has only pytorch_model.bin; prunekit never unpickles weights. "
+            "Convert it to model.safetensors with a trusted transformers install first"
+        )
+
+
 def is_prunekit_dir(directory: str | Path) -> bool:
     """True when ``directory`` holds a config.json with a prunekit or 4.x pruned_heads section."""
     raw = read_config_json(Path(directory), must_exist=False)
@@ -169,11 +180,7 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
     raw = read_config_json(directory, must_exist=True)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        if (directory / "pytorch_model.bin").is_file():
-            raise ModelLoadError(
-                f"{directory} has only pytorch_model.bin; prunekit never unpickles weights. "
-                "Convert it to model.safetensors with a trusted transformers install first"
-            )
+        refuse_pickled_weights(directory)
         raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; is it a saved model directory?")
 
     try:

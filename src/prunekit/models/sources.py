@@ -22,6 +22,7 @@ from prunekit.models.checkpoint import (
     load_tokenizer,
     quiet_transformers,
     read_config_json,
+    refuse_pickled_weights,
 )
 
 __all__ = [
@@ -93,6 +94,7 @@ def load_for_task(
     if task.is_regression:
         label_kwargs["problem_type"] = "regression"
     if local:
+        refuse_pickled_weights(Path(source))
         _check_architecture(Path(source), task)
     try:
         # A base encoder has no classifier yet; transformers' load report would call that a
