@@ -132,3 +132,61 @@ def test_bench_and_export_refuse_what_they_cannot_do_in_one_line(tmp_path):
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         assert fragment in result.output, result.output
     assert (source / "model.safetensors").is_file()  # the export did not replace the model
+
+
+def test_non_finite_outputs_are_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    import prunekit.models.export as export
+
+    real = export.onnx_session
+
+    class NaNSession:
+        def __init__(self, path):
+            self.session = real(path)
+
+        def run(self, names, feeds):
+            return [np.full_like(out, np.nan) for out in self.session.run(names, feeds)]
+
+    monkeypatch.setattr(export, "onnx_session", NaNSession)
+    with pytest.raises(ExportError, match="non-finite logits"):
+        export_onnx(pruned_dir("bert", tmp_path), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_recorded_opset_is_the_one_in_the_file(tmp_path):
+    source = pruned_dir("bert", tmp_path)
+    for opset in (14, 17, 18):  # torch 2.13: 14 stays at 18 (refused), 17 converts
+        try:
+            report = export_onnx(source, tmp_path / f"o{opset}", opset=opset)
+        except ExportError as err:  # torch kept 18: said so, nothing written
+            assert f"not the {opset} asked for" in str(err) and "\n" not in str(err)
+            assert not (tmp_path / f"o{opset}").exists()
+            continue
+        default = [o.version for o in onnx.load(report.path).opset_import if o.domain == ""]
+        assert default == [report.opset] == [opset]
+
+
+def test_an_onnxruntime_of_another_distribution_name_still_exports(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+
+    def version(package):  # onnxruntime-gpu installs the module under another name
+        if package == "onnxruntime":
+            raise importlib.metadata.PackageNotFoundError(package)
+        return real(package)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    report = export_onnx(pruned_dir("bert", tmp_path), tmp_path / "out")
+    assert report.versions["onnxruntime"] == onnxruntime.__version__
+
+
+def test_a_model_with_a_short_position_table_exports(tmp_path):
+    from conftest import tiny_config
+    from transformers import AutoModelForSequenceClassification
+
+    config = tiny_config("bert")
+    config.max_position_embeddings = 12  # the check sentences are longer
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    source = save(model, tmp_path / "short", tokenizer=word_tokenizer())
+    report = export_onnx(source, tmp_path / "out")
+    assert max(shape[1] for shape in report.checked_shapes) <= 12

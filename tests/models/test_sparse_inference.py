@@ -172,6 +172,60 @@ def test_a_converted_model_is_refused_where_it_cannot_go(tmp_path):
         model.double()(**tiny_batch())
 
 
+def test_a_linear_by_linear_conversion_is_refused_after_a_dtype_change():
+    model = sparsified(tiny_model("distilbert"))
+    to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    # its CSR weights are plain attributes: .double() converts everything around them
+    with pytest.raises(ConfigError, match="after changing its dtype"), torch.no_grad():
+        model.double()(**tiny_batch())
+
+
+def test_a_causal_decoder_runs_linear_by_linear():
+    """The feature-major encoder attends both ways; under SDPA without padding a decoder's
+    causality is a flag of the attention call, not a mask it could see."""
+    from conftest import tiny_config
+    from transformers import AutoModelForSequenceClassification
+
+    config = tiny_config("bert")
+    config.is_decoder = True
+    config._attn_implementation = "sdpa"
+    model = sparsified(AutoModelForSequenceClassification.from_config(config).eval())
+    batch = {"input_ids": tiny_batch()["input_ids"][:1]}  # batch 1, no padding
+    with torch.no_grad():
+        expected = model.base_model(**batch).last_hidden_state
+    with pytest.raises(ConfigError, match="causal decoder"):
+        to_sparse_inference(model, tokens=16, rounds=1, layout="feature")
+    to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    assert not isinstance(model.base_model.encoder, FeatureMajorEncoder)
+    with torch.no_grad():
+        assert torch.allclose(model.base_model(**batch).last_hidden_state, expected, atol=1e-5)
+
+
+def test_a_linear_left_dense_names_no_sparse_kernel(monkeypatch):
+    import prunekit.models.sparse as sparse_module
+
+    def timing(module, x, rounds):  # BSR ahead of CSR, both behind dense
+        if isinstance(module, torch.nn.Linear):
+            return 1.0
+        return 3.0 if getattr(module, "block", None) else 5.0
+
+    monkeypatch.setattr(sparse_module, "time_linear", timing)
+    model = sparsified(tiny_model("bert"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # whole 8 x 8 blocks zero in the queries: BSR is timed for them
+        for layer in model.base_model.encoder.layer:
+            query = layer.attention.self.query.weight
+            blocks = torch.rand(4, 4, generator=generator) < 0.2
+            blocks[0, 0] = True
+            query.copy_(
+                torch.randn(32, 32) * blocks.repeat_interleave(8, 0).repeat_interleave(8, 1)
+            )
+    # linear by linear: the feature-major path fuses the queries with the unstructured keys
+    choices = to_sparse_inference(model, tokens=16, rounds=1, layout="token")
+    assert choices and not any(c.sparse for c in choices)
+    assert all(c.block is None and c.csr_ms is None for c in choices)
+
+
 def test_configurations_the_feature_major_encoder_lacks_run_linear_by_linear():
     model = sparsified(tiny_model("bert"))
     model.config.add_cross_attention = True  # as a decoder with cross-attention would have
@@ -204,3 +258,34 @@ def test_the_sparse_bench_runs_on_distilbert(tmp_path):
     speedup = timed["models"]["model"]["speedup"]
     assert speedup["ideal"] > 3
     assert speedup["latency_vs_ideal"] == pytest.approx(speedup["latency"] / speedup["ideal"])
+
+
+def test_the_sparse_bench_goes_on_when_the_onnxruntime_reference_fails(tmp_path, monkeypatch):
+    """The ONNX Runtime reference is optional: any prunekit error of its export (here: a
+    tokenizer that will not load) leaves a warning, and the sparse timing goes on."""
+    import prunekit.recipes.bench as bench
+    from prunekit.errors import ModelLoadError
+
+    def export(*args, **kwargs):
+        raise ModelLoadError("no usable tokenizer")
+
+    monkeypatch.setattr(bench, "export_onnx", export)
+    directory = save(sparsified(tiny_model("bert")), tmp_path / "m", tokenizer=word_tokenizer())
+    timed = run_bench(directory, seq_len=8, rounds=1, warmup=1, runtime="sparse")
+    assert "no onnxruntime dense timing: no usable tokenizer" in timed["warnings"]
+    assert "onnxruntime" not in timed["models"] and timed["models"]["model"]["speedup"]["ideal"] > 1
+
+
+def test_break_even_is_measured_in_the_layout_of_the_model_converted(tmp_path, monkeypatch):
+    """--against a BERT while the sparse model is a DistilBERT: the break-even must time the
+    token-major products DistilBERT runs, not BERT's feature-major ones."""
+    import prunekit.recipes.bench as bench
+
+    asked = []
+    monkeypatch.setattr(
+        bench, "break_even_sparsity", lambda *args, **kwargs: asked.append(kwargs) or None
+    )
+    sparse = save(sparsified(tiny_model("distilbert")), tmp_path / "d", tokenizer=word_tokenizer())
+    dense = save(tiny_model("bert"), tmp_path / "b", tokenizer=word_tokenizer())
+    run_bench(sparse, dense, seq_len=8, rounds=1, warmup=1, runtime="sparse")
+    assert asked and all(kwargs["feature_major"] is False for kwargs in asked)

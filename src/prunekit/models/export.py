@@ -36,7 +36,7 @@ from prunekit.errors import ConfigError, ExportError
 from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
 from prunekit.outputs import atomic_output_dir, check_output_dir
 
-__all__ = ["ExportReport", "export_onnx", "onnx_session", "require_onnx"]
+__all__ = ["ExportReport", "export_onnx", "max_sequence_length", "onnx_session", "require_onnx"]
 
 ONNX_NAME = "model.onnx"
 # Texts for tracing and checking; the check batches differ from the trace in both axes.
@@ -96,13 +96,20 @@ def export_onnx(
     tokenizer = load_tokenizer(model_dir)
     accepted = inspect.signature(model.forward).parameters
     names = [n for n in tokenizer.model_input_names if n in accepted]
-    example = _encode(tokenizer, TRACE_TEXTS, names)
+    longest = min(128, max_sequence_length(model))  # a small position table
+    example = _encode(tokenizer, TRACE_TEXTS, names, longest)
     with torch.no_grad():
         output_name = "logits" if hasattr(model(**example), "logits") else "last_hidden_state"
 
     with atomic_output_dir(out_dir, overwrite) as tmp:
         onnx_path = tmp / ONNX_NAME
         _trace(model, example, names, output_name, opset, onnx_path)
+        written = _default_opset(onnx_path)
+        if written != opset:  # torch builds at 18 and down-converts, keeping 18 if that fails
+            raise ExportError(
+                f"the graph was exported at opset {written}, not the {opset} asked for (torch "
+                f"could not convert it); use --opset {written} or higher"
+            )
         fused = _fuse_for_onnxruntime(onnx_path) if optimize else None
         try:
             session = onnx_session(onnx_path)
@@ -113,7 +120,7 @@ def export_onnx(
             ) from None
         worst, shapes = 0.0, []
         for texts in CHECK_TEXTS:
-            inputs = _encode(tokenizer, texts, names)
+            inputs = _encode(tokenizer, texts, names, longest)
             with torch.no_grad():
                 want = getattr(model(**inputs), output_name).float().numpy()
             try:
@@ -123,7 +130,18 @@ def export_onnx(
                     f"the exported graph fails on a batch of shape {list(inputs[names[0]].shape)}"
                     f" (it may have been specialised to the traced shape): {err}"
                 ) from None
-            worst = max(worst, float(np.abs(got - want).max()))
+            if got.shape != want.shape:
+                raise ExportError(
+                    f"the exported graph returns {output_name} of shape {list(got.shape)} for a "
+                    f"batch PyTorch answers with {list(want.shape)}; nothing was written"
+                )
+            difference = float(np.abs(got - want).max())
+            if not np.isfinite(difference):  # max(0.0, nan) would be 0.0: check it here
+                raise ExportError(
+                    f"the exported graph or the model gives non-finite {output_name} on a batch "
+                    f"of shape {list(inputs[names[0]].shape)}; nothing was written"
+                )
+            worst = max(worst, difference)
             shapes.append(list(inputs[names[0]].shape))
         if not worst <= tolerance:
             raise ExportError(
@@ -144,7 +162,7 @@ def export_onnx(
             onnx_bytes=onnx_path.stat().st_size,
             fused_operators=fused,
             versions={
-                p: importlib.metadata.version(p)
+                p: _version(p)
                 for p in ("torch", "transformers", "onnx", "onnxruntime", "onnxscript")
             },
         )
@@ -177,8 +195,38 @@ def require_onnx():
     return onnxruntime
 
 
-def _encode(tokenizer, texts: list[str], names: list[str]) -> dict[str, torch.Tensor]:
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+def max_sequence_length(model: Any) -> int:
+    """The longest input ``model`` embeds: its position table, less RoBERTa-style models'
+    offset (their positions start after the padding index)."""
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
+        positions -= (config.pad_token_id or 0) + 1
+    return positions
+
+
+def _version(package: str) -> str:
+    # onnxruntime-gpu, -openvino, ... install the onnxruntime module under another name
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return getattr(importlib.import_module(package), "__version__", "unknown")
+
+
+def _default_opset(path: Path) -> int:
+    """The default ONNX domain's opset of the file at ``path`` (without its weights)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _encode(
+    tokenizer, texts: list[str], names: list[str], max_length: int = 128
+) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
     return {name: encoded[name] for name in names}
 
 

@@ -37,6 +37,7 @@ from prunekit.models.sparse_encoder import (
     FeatureMajorEncoder,
     FeatureMajorLinear,
     build_feature_major,
+    check_built_for,
     feature_major_unsupported,
     sparse_weight,
     weight_block_size,
@@ -81,6 +82,7 @@ class SparseLinear(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_built_for(self.weight, x)
         flat = x.reshape(-1, self.in_features)
         if self.dense_weight is not None and flat.shape[0] > self.dense_above:
             return F.linear(x, self.dense_weight, self.bias_column[:, 0])
@@ -226,8 +228,8 @@ def _decide(
         tuple(timed[block]),
         up_to is not None,
         up_to if up_to not in (None, float("inf")) else None,
-        block,
-        tuple(timed[None]) if block is not None else None,
+        block if up_to is not None else None,  # a linear left dense runs no kernel
+        tuple(timed[None]) if block is not None and up_to is not None else None,
     )
 
 

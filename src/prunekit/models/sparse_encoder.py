@@ -125,11 +125,7 @@ class FeatureMajorLinear(nn.Module):
         """``W x + b``, plus ``residual`` when given: it then seeds the product's output, which
         saves the copy of the bias that ``addmm`` makes and the add after it."""
         tokens = x.shape[1]
-        if x.dtype != self.bias_column.dtype:
-            raise ConfigError(
-                f"the sparse path was built for {self.bias_column.dtype} and got {x.dtype}; "
-                "convert the model after changing its dtype"
-            )
+        check_built_for(self.sparse if self.sparse is not None else self.bias_column, x)
         if self.in_features == 0:  # every head or FFN unit removed: the bias alone
             bias = self.bias_column.expand(-1, tokens)
             return bias if residual is None else residual + bias
@@ -247,6 +243,17 @@ class FeatureMajorEncoder(nn.Module):
         return EncoderOutput(last_hidden_state=x.T.reshape(batch, length, hidden))
 
 
+def check_built_for(weight: torch.Tensor, x: torch.Tensor) -> None:
+    """A `ConfigError` when ``x`` is of another dtype or device than the sparse ``weight``:
+    its tensors are plain attributes, which ``model.to`` and ``model.double()`` leave as they
+    were, and torch's own error would come from deep inside a product."""
+    if x.dtype != weight.dtype or x.device != weight.device:
+        raise ConfigError(
+            f"the sparse path was built for {weight.dtype} on {weight.device} and got "
+            f"{x.dtype} on {x.device}; convert the model after changing its dtype or device"
+        )
+
+
 def feature_major_unsupported(model: nn.Module) -> str | None:
     """Why ``model`` cannot run the feature-major encoder, or None when it can."""
     family = get_adapter(model).family
@@ -259,6 +266,8 @@ def feature_major_unsupported(model: nn.Module) -> str | None:
         return f"the feature-major encoder needs eager or sdpa attention, not {attention}"
     if getattr(model.config, "add_cross_attention", False):
         return "the feature-major encoder has no cross-attention"
+    if getattr(model.config, "is_decoder", False):
+        return "the feature-major encoder attends both ways; this model is a causal decoder"
     return None
 
 

@@ -10,10 +10,15 @@ from typing import Any
 
 from prunekit.bench import speed_table
 from prunekit.device import resolve_device
-from prunekit.errors import ConfigError, ExportError
+from prunekit.errors import ConfigError, PrunekitError
 from prunekit.models import load, model_stats
 from prunekit.models.adapter import get_adapter
-from prunekit.models.export import export_onnx, onnx_session, require_onnx
+from prunekit.models.export import (
+    export_onnx,
+    max_sequence_length,
+    onnx_session,
+    require_onnx,
+)
 from prunekit.models.sources import resolve_model
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
 from prunekit.models.sparse_encoder import feature_major_unsupported
@@ -80,16 +85,6 @@ def run_bench(
         )
 
 
-def max_sequence_length(model: Any) -> int:
-    """The longest input ``model`` embeds: its position table, less RoBERTa-style models'
-    offset (their positions start after the padding index)."""
-    config = model.config
-    positions = getattr(config, "max_position_embeddings", None) or 512
-    if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
-        positions -= (config.pad_token_id or 0) + 1
-    return positions
-
-
 def _sparse_bench(
     sources: dict[str, Path],
     models: dict[str, Any],
@@ -113,7 +108,7 @@ def _sparse_bench(
         try:  # the optional reference: without onnxruntime, or its export, the timing goes on
             onnxruntime = require_onnx()
             exported = export_onnx(sources[reference], Path(tmp) / "dense", optimize=True)
-        except (ConfigError, ExportError) as err:
+        except PrunekitError as err:  # no onnxruntime, a failed check, no tokenizer saved
             warnings.append(f"no onnxruntime dense timing: {err}")
         else:
             # spinning threads stay on (the timing loop lets them settle between models)
@@ -141,9 +136,11 @@ def _sparse_bench(
         }
     table["warnings"] += warnings
     table["sparse_linears"] = [c.to_dict() for c in choices]
-    adapter = get_adapter(dense)  # DistilBERT names its FFN width hidden_dim
-    hidden, inner = adapter.hidden_size(dense.config), adapter.intermediate_size(dense.config)
-    feature_major = feature_major_unsupported(dense) is None  # how CSR would run here
+    # the shapes and layout of the model converted, whatever family --against names
+    model = models["model"]
+    adapter = get_adapter(model)  # DistilBERT names its FFN width hidden_dim
+    hidden, inner = adapter.hidden_size(model.config), adapter.intermediate_size(model.config)
+    feature_major = feature_major_unsupported(model) is None  # how CSR runs here
 
     def break_even(block: int | None = None) -> dict[str, float | None]:
         return {
