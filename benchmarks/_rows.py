@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from prunekit.data import constant_prediction_floor, load_examples
+from prunekit.recipes.compare import append_rows
 from prunekit.report.results import read_results
 from prunekit.train import asked_loop_options
 
@@ -51,11 +51,10 @@ def keyed_rows(path: Path) -> dict[str, dict]:
 
 
 def append_row(path: Path, row: dict) -> None:
+    """Append one row, flushed to disk (the row of a run that took an hour survives a crash),
+    after ending a line a kill left torn (the row would otherwise join it and both be lost)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())  # the row of a run that took an hour survives a crash
+    append_rows(path, [row])
 
 
 def keep_settings(run_dir: Path, settings: Path) -> None:

@@ -193,7 +193,12 @@ def main() -> None:
         if not args.report_only:
             for out, settings, renamed in sweeps(task, args):
                 if runs_now(renamed, args):
-                    run_compare(CompareConfig(out=out, **settings))
+                    # the results and report after every row: a step cut short (or a failed
+                    # command) commits what it finished, not the rows of the run before
+                    run_compare(
+                        CompareConfig(out=out, **settings),
+                        after_run=lambda row: write_results(TASKS, args),
+                    )
         write_results(TASKS, args)  # every task's rows, not only this call's
 
 
@@ -246,6 +251,30 @@ def _cap(args) -> str:
     return f", at most {cap:,} examples: a seeded subset of larger splits" if cap else ""
 
 
+def teachers_note(rows: list[dict]) -> str:
+    """Where one (task, seed) has rows from more than one dense model: compare keeps one per
+    run dir, but the studies' run dirs are separate, and a dense cache rebuilt on another
+    machine gives another model (the same recipe and seed, other floats)."""
+    models: dict[tuple[str, int], dict[str, float]] = {}
+    for row in rows:
+        if row.get("dense_digest"):
+            models.setdefault((row["task"], row["seed"]), {})[row["dense_digest"]] = row.get(
+                "dense_dev", float("nan")
+            )
+    mixed = [
+        f"{task} seed {seed} ({', '.join(f'{d[:8]}: dev {v:.2f}' for d, v in sorted(dev.items()))})"
+        for (task, seed), dev in sorted(models.items())
+        if len(dev) > 1
+    ]
+    if not mixed:
+        return ""
+    return (
+        " Rows of one task and seed from more than one dense model (its digest, its dev "
+        "metric): " + "; ".join(mixed) + ". Each row's Δ is against its own dense model; "
+        "rows of different studies of these seeds compare students of different teachers."
+    )
+
+
 def write_results(tasks: list[str], args) -> None:
     rows = []
     for task in tasks:
@@ -283,7 +312,7 @@ def write_results(tasks: list[str], args) -> None:
         "split), bisecting the "
         f"grid; `{DESCEND}`: the grid from the top down to the first feasible fraction (the "
         "largest feasible one under any curve). Training cost "
-        f"of all runs: {seconds / 3600:.2f} h."
+        f"of all runs: {seconds / 3600:.2f} h." + teachers_note(rows)
     )
     report = run_report(results, notes)
     for leftover in results.glob(".report-*"):

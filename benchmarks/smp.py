@@ -220,7 +220,7 @@ def main() -> None:
                     print(f"run {key}", file=sys.stderr, flush=True)
                     row = one_run(task, seed, fraction, method, args)
                     append_row(RESULTS / "results.jsonl", row)
-            write_report(RESULTS)  # after every task: a cut-short run keeps what it has
+                    write_report(RESULTS)  # after every row: a cut-short run commits both
     write_report(RESULTS)
 
 

@@ -9,7 +9,7 @@ import json
 import statistics
 from pathlib import Path
 
-from _rows import keyed_rows, loop_label, loop_suffix, with_dev_constant
+from _rows import devices_description, keyed_rows, loop_label, loop_suffix, with_dev_constant
 
 from prunekit.report.results import read_results
 from prunekit.report.summary import (
@@ -87,9 +87,9 @@ def scoring_cell(members: list[dict]) -> str:
 
 def method_table(rows: list[dict]) -> list[str]:
     lines = [
-        "| task | heads removed per layer | method | dev | Δ vs dense | fine-tune time pruned / "
-        "dense (median, range over seeds) | choosing the heads (s, median) |",
-        "|---|---|---|---|---|---|---|",
+        "| task | heads removed per layer | method | seeds | dev | Δ vs dense | fine-tune time "
+        "pruned / dense (median, range over seeds) | choosing the heads (s, median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple, list[dict]] = {}
     dense_time = {time_key(r): r["finetune_seconds"] for r in rows if r["method"] == "dense"}
@@ -105,8 +105,11 @@ def method_table(rows: list[dict]) -> list[str]:
             if time_key(m) in dense_time
         ]
         held = " (held out)" if members[0]["held_out_of_pruner_training"] else ""
+        # the seeds behind each row: Δ is against the dense models of these seeds, which the
+        # dense row (every seed) may average differently
+        seeds = ", ".join(str(s) for s in sorted({m["seed"] for m in members}))
         lines.append(
-            f"| {task}{held} | {fraction:.0%} | {method} | {spread(devs)}{collapsed} | "
+            f"| {task}{held} | {fraction:.0%} | {method} | {seeds} | {spread(devs)}{collapsed} | "
             f"{statistics.fmean(devs) - dense:+.2f} | {ratio_cell(ratios)} | "
             f"{scoring_cell(members)} |"
         )
@@ -270,7 +273,8 @@ def write_report(results: Path, comparison: Path = HEAD_COMPARISON) -> None:
         "over seeds; Δ vs the dense model of the same seeds and recipe. Choosing the heads: "
         "SMP's single shot (one pass of the pre-trained model over the task's training inputs "
         "and the pruner), HISP's importance on the fine-tuned dense model (its fine-tuning "
-        "not counted), random's draw.",
+        "not counted), random's draw. Δ is taken against the dense models of each row's own "
+        f"seeds. Trained on {devices_description(rows)}.",
         "",
         *method_table(rows),
     ]

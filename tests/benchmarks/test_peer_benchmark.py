@@ -8,6 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import peer  # noqa: E402
@@ -132,3 +134,40 @@ def test_the_beta_probe_pairs_the_two_betas_of_each_teacher(tmp_path, monkeypatc
     assert peer_beta.command("cola", 1, Path("t"), 0.0026, Path("o"))[-3:] == [
         "0.5", "--out", "o"
     ]  # fmt: skip
+
+
+def test_a_study_cut_short_leaves_the_rows_it_finished_in_the_results(tmp_path, monkeypatch):
+    """A campaign step that fails (or is killed) commits the results folder: it must already
+    hold each row the study finished, not only the rows of the run before."""
+    monkeypatch.setattr(peer, "RUNS", tmp_path / "runs" / "peer")
+    monkeypatch.setattr(peer, "RESULTS", tmp_path / "results" / "peer")
+    monkeypatch.setattr(peer, "run_report", lambda results, notes: results / "report.md")
+
+    class Killed(Exception):
+        pass
+
+    def compare(config, after_run=None):  # one row, then the sweep dies
+        row = _row("peer", 0.5, "r1", dev=1.0)
+        write_rows(config.out / "results.jsonl", [row])
+        after_run(row)
+        raise Killed
+
+    monkeypatch.setattr(peer, "run_compare", compare)
+    monkeypatch.setattr(sys, "argv", ["peer.py", "--tasks", "mrpc", "--seeds", "0"])
+    with pytest.raises(Killed):
+        peer.main()
+    _, results = peer.places(_args(precision="fp32", group_by_length=False))
+    assert [row["dev"] for row in keyed_rows(results / "results.jsonl").values()] == [1.0]
+
+
+def test_the_report_says_where_one_seed_has_rows_of_two_dense_models():
+    rows = [
+        {"task": "rte", "seed": 0, "dense_digest": "16430fe0aa", "dense_dev": 56.68},
+        {"task": "rte", "seed": 0, "dense_digest": "23e976d0bb", "dense_dev": 56.68},
+        {"task": "rte", "seed": 1, "dense_digest": "cccccccc", "dense_dev": 57.76},
+        {"task": "mrpc", "seed": 0, "dense_digest": "dddddddd", "dense_dev": 84.62},
+    ]
+    note = peer.teachers_note(rows)
+    assert "rte seed 0 (16430fe0: dev 56.68, 23e976d0: dev 56.68)" in note
+    assert "seed 1" not in note and "mrpc" not in note
+    assert peer.teachers_note(rows[2:]) == ""

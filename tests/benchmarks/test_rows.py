@@ -78,3 +78,12 @@ def test_devices_name_the_processors_of_the_rows_that_record_them():
         "cpu + cuda:0 (NVIDIA H200) (AMD EPYC; older rows that do not name theirs: 1)"
     )
     assert devices_description([{"device": "cpu"}]) == "cpu"
+
+
+def test_a_row_appended_after_a_torn_line_survives(tmp_path):
+    from _rows import append_row, keyed_rows
+
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"key": "a"}\n{"key": "b", "de')  # a kill mid-write
+    append_row(path, {"key": "c"})
+    assert list(keyed_rows(path)) == ["a", "c"]

@@ -443,11 +443,11 @@ def test_a_run_dir_without_rows_takes_a_corrected_sweep(tmp_path):
 
 
 def test_a_row_appended_after_a_torn_line_is_kept(tmp_path):
-    from prunekit.recipes.compare import _append, read_results
+    from prunekit.recipes.compare import append_rows, read_results
 
     results = tmp_path / "results.jsonl"
     results.write_text(json.dumps({"key": "a"}) + '\n{"key": "b", "dev"')  # killed mid-write
-    _append(results, [{"key": "c"}])
+    append_rows(results, [{"key": "c"}])
     assert [row["key"] for row in read_results(results)] == ["a", "c"]
 
 

@@ -64,6 +64,7 @@ from prunekit.train.task_recipes import cached_dense_model, model_files_digest
 # DistillConfig is re-exported for the CLI, which only calls recipes.
 __all__ = [
     "CompareConfig",
+    "append_rows",
     "DistillConfig",
     "dense_recipe",
     "per_method_options",
@@ -114,7 +115,7 @@ def run_compare(
     done = {row["key"] for row in rows}
     borrowed = _same_dense(config, borrowed_rows(config, budget_methods, done))
     if borrowed:
-        _append(results, borrowed)
+        append_rows(results, borrowed)
         rows += borrowed
         done |= {row["key"] for row in borrowed}
         sources = ", ".join(sorted({row["borrowed_from"] for row in borrowed}))
@@ -144,7 +145,7 @@ def run_compare(
         sweep = _Sweep(config, dense, data, dense_eval, seed, done, dense_dir)
         for method, value, is_budget in runs:
             new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
-            _append(results, new_rows)
+            append_rows(results, new_rows)
             for row in new_rows:  # saved: a kill no longer needs the recovery's checkpoints
                 shutil.rmtree(_recovery_dir(config, row["key"]), ignore_errors=True)
                 done.add(row["key"])
@@ -157,7 +158,7 @@ def run_compare(
     return rows
 
 
-def _append(results: Path, rows: list[dict[str, Any]]) -> None:
+def append_rows(results: Path, rows: list[dict[str, Any]]) -> None:
     """Append rows and flush them to disk at once: a kill right after keeps them."""
     torn = _ends_mid_line(results)
     with results.open("a") as handle:
