@@ -284,6 +284,13 @@ def test_memo_is_keyed_by_weights_and_split(tmp_path):
     assert len(files) == 3  # named at construction, from the weights then in place
     other_weights.metric(frozenset())
     assert other_weights.stats.memo_hits == 0 and other_weights.stats.states == 1
+    # other attention kernels are other measurements
+    eager = tiny_model("bert", attn="eager")
+    sdpa = tiny_model("bert", attn="sdpa")
+    assert (
+        GatedEvaluator(eager, labelled(), get_task("rte"), memo_dir=tmp_path).memo_file
+        != GatedEvaluator(sdpa, labelled(), get_task("rte"), memo_dir=tmp_path).memo_file
+    )
 
 
 def test_memo_skips_a_torn_last_line(tmp_path):
@@ -529,3 +536,26 @@ def test_a_capped_fixed_k_search_returns_a_k_set_it_measured_before_completing_o
             assert len(result.state) == 3 and result.drop == pytest.approx(drops([result.state])[0])
     assert seen_at_cap, "no cap hit after measuring a 3-set"
     assert all(r.drop == pytest.approx(0.3) for r in seen_at_cap)
+
+
+def test_a_budget_under_what_the_held_out_part_can_certify_says_so():
+    """The plain tiny model keeps every prediction with heads removed, so the search removes
+    many at a budget of 0; 24 held-out examples cannot bound a drop of 0 (the bound of an
+    unchanged model is already over it), so the certificate keeps none, and says why."""
+    model = tiny_model("bert")
+    request = astar_request(model, HeadTarget(keep=L * H), budget=0.0, max_evals=60)
+    request.certify_batches = lambda: labelled(4)
+    result = get_method("astar")(request)
+    certificate = result.record["certificate"]
+    assert certificate["search_removed"] and certificate["heads_removed"] == 0
+    floor = certificate["verified"]["smallest_certifiable"]
+    assert floor > 0
+    (warning,) = [w for w in result.record["warnings"] if "certified" in w]
+    assert f"no drop under {floor:.2f} points can be certified" in warning
+    assert f"raise --budget to {floor:.2f}" in warning
+    # at that budget the same search keeps its heads, and nothing is said
+    request = astar_request(model, HeadTarget(keep=L * H), budget=floor, max_evals=60)
+    request.certify_batches = lambda: labelled(4)
+    again = get_method("astar")(request)
+    assert again.record["certificate"]["heads_removed"] > 0
+    assert not [w for w in again.record["warnings"] if "certified" in w]

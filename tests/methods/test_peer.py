@@ -215,6 +215,11 @@ def test_head_importance_is_measured_once_per_model_and_seed_in_a_shared_cache(
     run(most, seed=1)
     assert len(measured) == 3  # another seed draws other examples
     assert torch.equal(measured[0], measured[1])
+    # as many examples, other inputs (another --data-dir or --max-seq-length): measured again
+    other = unbatch({**BATCH, "input_ids": BATCH["input_ids"].flip(1)})
+    request = replace(peer_request(model, keep=most), cache_dir=tmp_path, train_set=other)
+    get_method("peer")(request)
+    assert len(measured) == 4
 
 
 def test_attention_map_similarity_is_one_on_the_diagonal_and_symmetric():

@@ -155,3 +155,17 @@ def test_scores_read_no_labels_and_a_saved_pruner_reloads_exactly(tmp_path):
     save_pruner(pruner, tmp_path / "p", steps=0)
     again = head_scores(encoder, load_pruner(tmp_path / "p"), [batch], PAIR)
     assert torch.equal(plain, again)
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [("{", "Expecting"), ("{}", "no 'ndf'"), ("[]", "list indices"), ('{"ndf": 0}', "ndf 0")],
+)
+def test_a_broken_pruner_config_is_one_line_naming_the_file(tmp_path, config, reason):
+    from prunekit.errors import ModelLoadError
+
+    save_pruner(HeadPruner(), tmp_path / "p")
+    (tmp_path / "p" / "pruner.json").write_text(config)
+    with pytest.raises(ModelLoadError, match="pruner.json is not a pruner config") as info:
+        load_pruner(tmp_path / "p")
+    assert reason in str(info.value) and "\n" not in str(info.value)

@@ -67,7 +67,8 @@ Evaluations go through `GatedEvaluator` (gates, prefix-activation cache, stacked
 Settings are the fields of `Config`. ``memo_dir`` (or, without it, the caller's shared
 ``cache_dir``) persists measured metrics keyed by a fingerprint of model and split, so a killed
 search resumes and searches at other budgets reuse them; the search and its result are the same
-with or without it.
+with or without it, up to the float-precision differences between stacked and single forwards
+that `GatedEvaluator` describes (a memo replays what one grouping measured).
 """
 
 from __future__ import annotations
@@ -299,8 +300,33 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     }
     chosen = plan.without_heads(removed).model_copy(update={"meta": {"certificate": certificate}})
     return MethodResult(
-        chosen, record={"certificate": certificate, "warnings": _warnings(result, config)}
+        chosen,
+        record={
+            "certificate": certificate,
+            "warnings": _warnings(result, config)
+            + _certify_warnings(len(result.state), len(removed), verified, budget),
+        },
     )
+
+
+def _certify_warnings(searched: int, kept: int, verified: dict | None, budget: float) -> list[str]:
+    """What the held-out certificate took back from the search's set, in one line: at a budget
+    under the smallest certifiable drop (a few hundred examples cannot bound a drop of 0) it
+    takes back everything, silently otherwise."""
+    if verified is None or not verified["backed_off"]:
+        return []
+    floor = verified["smallest_certifiable"]
+    if floor > budget:
+        return [
+            f"astar's search removed {searched} heads, but on {verified['examples']} held-out "
+            f"examples no drop under {floor:.2f} points can be certified (the bound of an "
+            f"unchanged model), so the budget of {budget:g} keeps {kept}: raise --budget to "
+            f"{floor:.2f} or more, or give it more data"
+        ]
+    return [
+        f"astar's search removed {searched} heads; {kept} of them hold the budget on the "
+        f"{verified['examples']} held-out examples (certificate.json's verified)"
+    ]
 
 
 def _warnings(result: SearchResult, config: Config) -> list[str]:
@@ -347,6 +373,17 @@ def _certify(
 
     info = certify_in_sequence(held_out.metric, chain, budget, upper_bound_of)
     info["examples"] = len(held_out.labels)
+    # the bound of a model that changed no prediction: no smaller budget can pass here
+    info["smallest_certifiable"] = bootstrap_drop_bound(
+        request.task,
+        reference,
+        reference,
+        held_out.labels,
+        config.bootstrap_samples,
+        config.confidence,
+        request.seed,
+        config.harm_examples,
+    ).upper_bound
     info["chain_states"] = len(chain)
     chosen = info.pop("state")
     if chosen in bounds:

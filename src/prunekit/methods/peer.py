@@ -266,8 +266,17 @@ def _remembered_importance(request: PruneRequest, examples: int) -> torch.Tensor
     if request.cache_dir is None:
         return _importance(request, examples)
     task = getattr(request.task, "name", None)
-    identity = [weights_digest(request.model), examples, request.seed, len(request.train_set)]
-    key = hashlib.sha256(json.dumps(identity + [task]).encode()).hexdigest()[:16]
+    identity = [weights_digest(request.model), examples, request.seed, task]
+    digest = hashlib.sha256(json.dumps(identity).encode())
+    # the encoded inputs themselves: another --data-dir or --max-seq-length is other data
+    for example in _importance_subset(request, examples):
+        for name in sorted(example):
+            value = example[name]
+            digest.update(
+                name.encode()
+                + (value.numpy().tobytes() if torch.is_tensor(value) else repr(value).encode())
+            )
+    key = digest.hexdigest()[:16]
     directory = request.cache_dir / "importance" / key
     if directory.is_dir():  # renamed into place only once complete (`atomic_output_dir`)
         return load_file(directory / "importance.safetensors")["importance"]
@@ -280,14 +289,19 @@ def _remembered_importance(request: PruneRequest, examples: int) -> torch.Tensor
 def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
     """Layer-normalised HISP importance on a seeded subset of the *train* split (the
     validation split judges losslessness, so it must not choose the heads)."""
-    order = torch.randperm(
-        len(request.train_set), generator=torch.Generator().manual_seed(request.seed)
-    )
-    subset = Subset(request.train_set, sorted(order[:examples].tolist()))
+    subset = _importance_subset(request, examples)
     by_size = by_length(subset)  # a sum over examples: batches of similar length pad less
     subset = Subset(subset, by_size) if by_size is not None else subset
     batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)
     return normalize_per_layer(head_importance(request.model, batches))
+
+
+def _importance_subset(request: PruneRequest, examples: int) -> Subset:
+    """The seeded subset of the train split HISP's importance is measured on."""
+    order = torch.randperm(
+        len(request.train_set), generator=torch.Generator().manual_seed(request.seed)
+    )
+    return Subset(request.train_set, sorted(order[:examples].tolist()))
 
 
 def _distilled(

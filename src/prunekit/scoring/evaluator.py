@@ -7,7 +7,9 @@ identical hidden states after layer ``l``, so the evaluator keeps each layer's o
 first layer not covered by a cached prefix: the layers before it are replaced by modules that
 replay the cached output. Several states that start at the same layer from the same cached
 prefix run in one forward (``[S, L, H]`` gates over an S-times stacked batch).
-Results are identical to an uncached forward (the same kernels on the same inputs).
+Results equal an uncached forward's to float precision: replayed layers are the very outputs
+computed before, but a stacked forward may take other kernel paths than a single one, so the
+lowest bits can differ (tests bound them at 1e-5), and with them a near-tied prediction.
 
 With ``memo_dir`` every state's metric is also appended to ``<memo_dir>/<fingerprint>.jsonl``,
 where the fingerprint hashes the weights, the head plan, the split's inputs and labels and the
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch import nn
 
 from prunekit.data import TaskSpec, compute_metrics, primary_metric
@@ -144,10 +147,15 @@ class GatedEvaluator:
         return [self._scores[s] for s in states]
 
     def fingerprint(self) -> str:
-        """Hash of what a metric depends on: weights, heads, inputs, labels, metric, torch."""
+        """Hash of what a metric depends on: weights, heads, inputs, labels, metric, and the
+        kernels (torch and transformers versions, attention implementation, device type)."""
         # The device type joins the key only off the CPU, so existing CPU memo files stay valid.
         device = "" if self.device.type == "cpu" else f"|{self.device.type}"
-        header = f"{MEMO_FORMAT}|{torch.__version__}|{self.metric_name}|{self.plan.to_json()}"
+        attention = getattr(self.model.config, "_attn_implementation", None)
+        header = (
+            f"{MEMO_FORMAT}|{torch.__version__}|{transformers.__version__}|{attention}|"
+            f"{self.metric_name}|{self.plan.to_json()}"
+        )
         digest = hashlib.sha256(f"{header}{device}".encode())
         hash_weights(digest, self.model)  # the same bytes as before: memo files stay valid
         for batch in self.batches:

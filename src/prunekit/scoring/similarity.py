@@ -39,7 +39,7 @@ def attention_map_similarity(
             if not kept:
                 continue
             maps = nn.functional.normalize(attention.flatten(2) * pairs, dim=-1)  # [B, n, T*T]
-            cosine = (maps @ maps.transpose(1, 2)).sum(0).double().cpu()  # summed over batch
+            cosine = (maps @ maps.transpose(1, 2)).sum(0).cpu().double()  # MPS has no float64
             index = torch.tensor(kept)
             total[layer, index[:, None], index[None, :]] += cosine
         count += int(mask.shape[0])

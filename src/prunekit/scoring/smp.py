@@ -193,8 +193,17 @@ def load_pruner(directory: str | Path) -> HeadPruner:
             f"{directory} holds no SMP pruner ({_CONFIG} and {_WEIGHTS}); train one with "
             "prunekit smp train-pruner"
         )
-    config = json.loads((directory / _CONFIG).read_text())
-    pruner = HeadPruner(int(config["ndf"]))
+    try:
+        ndf = json.loads((directory / _CONFIG).read_text())["ndf"]
+        if isinstance(ndf, bool) or not isinstance(ndf, int) or ndf < 1:
+            raise ValueError(f"ndf {ndf!r} is not a positive integer")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        reason = f"no {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
+        raise ModelLoadError(
+            f"{directory / _CONFIG} is not a pruner config ({reason}); save the pruner again "
+            "with prunekit smp train-pruner"
+        ) from None
+    pruner = HeadPruner(ndf)
     try:
         safetensors.torch.load_model(pruner, str(directory / _WEIGHTS))
     except (RuntimeError, safetensors.SafetensorError) as err:
