@@ -46,10 +46,10 @@ def _peer(task: str, seeds: str = "0", descend: bool = False, mean: bool = False
     return f"python benchmarks/peer.py --tasks {task} --seeds {seeds} {also}{LOOP}"
 
 
-def _sparse(task: str, sparsities: str, variants: str = "") -> str:
+def _sparse(task: str, sparsities: str, variants: str = "", seeds: str = "0") -> str:
     """``variants``: e.g. ``--variants sparse-kd --augment 4`` (default: the four variants)."""
     chosen = f"{variants} " if variants else ""
-    runs = f"--tasks {task} --seeds 0 --sparsities {sparsities}"
+    runs = f"--tasks {task} --seeds {seeds} --sparsities {sparsities}"
     return f"python benchmarks/sparse.py {runs} {chosen}{SPARSE_LOOP}"
 
 
@@ -528,5 +528,54 @@ STEPS = (
         (_peer("rte", "1", descend=True) + " --lossless-seeds 1",),
         (PEER,),
         dense=dense_models("rte:1"),
+    ),
+    Step(
+        "peer-rte-s2",
+        11,
+        "peer, HISP + KD and peer without its peer loss at 50/70% on RTE seed 2: RTE's third "
+        "seed at the fixed fractions",
+        15,
+        (_peer("rte", "2"),),
+        (PEER,),
+        dense=dense_models("rte:2"),
+    ),
+    Step(
+        "peer-cola-s2",
+        11,
+        "the same on CoLA seed 2: CoLA's third seed at the fixed fractions",
+        30,
+        (_peer("cola", "2"),),
+        (PEER,),
+        dense=dense_models("cola:2"),
+    ),
+    Step(
+        "peer-stsb-s1-s2",
+        11,
+        "the same on STS-B seeds 1 and 2: STS-B's second and third seeds at the fixed fractions",
+        60,
+        (_peer("stsb", "1,2"),),
+        (PEER,),
+        dense=dense_models("stsb:1,2"),
+    ),
+    Step(
+        "peer-sst2-s0",
+        11,
+        "peer on SST-2 seed 0 (recovery on a seeded 10,000-example subset per epoch, as the "
+        "head comparison's): 50/70% and lossless mode, bisecting and descending: the fifth task "
+        "of the issue, never run",
+        120,
+        (_peer("sst2", "0", descend=True),),
+        (PEER,),
+        dense=dense_models("sst2:0"),
+    ),
+    Step(
+        "sparse-mrpc-s1-s2",
+        12,
+        "the four variants at 50/70/90/95% on MRPC seeds 1 and 2: the sparsity curve's first "
+        "task gets three seeds",
+        170,
+        (_sparse("mrpc", "0.5,0.7,0.9,0.95", seeds="1,2"),),
+        (SPARSE,),
+        dense=dense_models("mrpc:1,2"),
     ),
 )
