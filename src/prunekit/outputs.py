@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.errors import OutputExistsError
+from prunekit.files import usual_mode, write_atomic
 
 __all__ = ["atomic_output_dir", "check_output_dir", "checkpoint_dir_for", "write_json"]
 
@@ -32,15 +33,6 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
             f"cannot create {path}: {ancestor} is not a writable directory; choose another --out"
         )
     return path
-
-
-def usual_mode(directory: bool) -> int:
-    """The permissions a plain ``mkdir`` or ``open`` would give under this process's umask
-    (``tempfile`` makes private 0700 folders and 0600 files: renamed into place, outputs would
-    be unreadable to anyone else)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
 
 
 @contextlib.contextmanager
@@ -84,9 +76,4 @@ def checkpoint_dir_for(out: str | Path) -> Path:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON through a temporary file renamed over ``path``, so a kill never
     leaves half a file (or half of the file it replaces)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))

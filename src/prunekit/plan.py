@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors.torch
 import torch
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 
 from prunekit.errors import PlanError
+from prunekit.files import pack_bits, unpack_bits, write_atomic
 
 __all__ = [
     "PruningPlan",
@@ -37,7 +34,6 @@ __all__ = [
     "READABLE_FORMAT_VERSIONS",
     "MASK_SLOTS",
     "MASKS_FILE",
-    "unpack_bits",
 ]
 
 # 1: prunekit 0.1.0 (heads and FFN neurons). 2: adds ``sparse_masks``. Version 1 reads as 2.
@@ -209,7 +205,7 @@ class PruningPlan(BaseModel):
         """Write plan.json to ``path`` and the masks file it names beside it, each atomically."""
         path = Path(path)
         self.write_masks(path.parent)
-        _write_atomic(path, lambda tmp: tmp.write_text(self.to_json() + "\n"))
+        write_atomic(path, lambda tmp: tmp.write_text(self.to_json() + "\n"))
 
     def write_masks(self, directory: str | Path) -> Path | None:
         """Write the masks to ``directory / sparse_masks`` atomically; None when there are none."""
@@ -217,7 +213,7 @@ class PruningPlan(BaseModel):
         if not masks:
             return None
         path = Path(directory) / self.sparse_masks  # type: ignore[operator]
-        _write_atomic(
+        write_atomic(
             path,
             lambda tmp: safetensors.torch.save_file(
                 _pack_masks(masks),
@@ -441,28 +437,12 @@ def _bad_file_name(name: str) -> bool:
     return Path(name).name != name or name.startswith(".") or not name.endswith(".safetensors")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary sibling and rename it, so readers never see half a file."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        umask = os.umask(0)  # mkstemp's 0600 would stay after the rename: open()'s mode
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _pack_masks(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Masks as packed bits (8 entries a byte) plus their shapes: a 95%-sparse model's masks
     must not outweigh its values."""
     packed = {}
     for key, mask in masks.items():
-        bits = np.packbits(mask.cpu().contiguous().flatten().numpy())
-        packed[key] = torch.from_numpy(bits)
+        packed[key] = pack_bits(mask)
         packed[f"{key}::shape"] = torch.tensor(mask.shape, dtype=torch.int64)
     return packed
 
@@ -478,21 +458,3 @@ def _unpack_masks(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
         shape = tuple(stored[f"{key}::shape"].tolist())
         masks[key] = unpack_bits(value, shape, key)
     return masks
-
-
-def unpack_bits(packed: torch.Tensor, shape: Sequence[int], name: str) -> torch.Tensor:
-    """A boolean tensor of ``shape`` from its ``np.packbits`` form, checked first: uint8, one
-    dimension, exactly the bytes the shape needs (numpy would pad a short array with zeros, so
-    a truncated file would load with its tail dropped, and a hostile shape would allocate
-    before anything failed). ``ValueError`` names ``name`` otherwise."""
-    shape = tuple(int(n) for n in shape)
-    if any(n < 0 for n in shape):
-        raise ValueError(f"{name}: negative shape {list(shape)}")
-    count = math.prod(shape)
-    if packed.dtype != torch.uint8 or packed.dim() != 1 or packed.numel() != (count + 7) // 8:
-        raise ValueError(
-            f"{name}: {packed.numel()} {packed.dtype} values do not pack the {count} bits of "
-            f"shape {list(shape)}"
-        )
-    bits = np.unpackbits(packed.numpy(), count=count).astype(bool)
-    return torch.from_numpy(bits).view(shape)

@@ -15,9 +15,9 @@ from conftest import tiny_model, word_tokenizer
 from prunekit import PruningPlan, apply_plan, current_plan, load, save
 from prunekit.data import get_task
 from prunekit.errors import ModelLoadError, PlanError
+from prunekit.files import unpack_bits
 from prunekit.models.sources import load_for_task, recorded_task
 from prunekit.models.sparse_storage import read_sparse, write_sparse
-from prunekit.plan import unpack_bits
 
 
 @pytest.fixture

@@ -33,8 +33,9 @@ import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
+from prunekit.files import pack_bits, unpack_bits
 from prunekit.models.masks import masked_linears, weight_masks
-from prunekit.plan import PruningPlan, unpack_bits
+from prunekit.plan import PruningPlan
 
 __all__ = [
     "SPARSE_NAME",
@@ -231,7 +232,7 @@ def write_sparse(
             out[f"{name}::pattern"] = torch.tensor(PLAN_PATTERN, dtype=torch.uint8)
         else:
             stored = _entries(flat)
-            out[f"{name}::bitmask"] = torch.from_numpy(np.packbits(stored.numpy()))
+            out[f"{name}::bitmask"] = pack_bits(stored)
         values = flat[stored]
         # A nonzero that rounds to 0 in half precision stays a stored (zero) entry: the bitmask
         # keeps the pattern, so the plan's masks and the stored weights still agree.
