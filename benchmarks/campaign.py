@@ -22,6 +22,8 @@ git-ignored, so a fresh machine fills it again, and ``--list`` says what each st
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import shlex
 import shutil
@@ -114,9 +116,27 @@ def _trained_marker(step: Step) -> Path:
     return ROOT / "runs" / ".campaign" / step.name
 
 
-def run_step(step: Step, device: str | None) -> bool:
+@contextlib.contextmanager
+def campaign_lock():
+    """Hold ``runs/.campaign.lock`` for this campaign; yields its file descriptor, or None when
+    another campaign (or a benchmark one left running) holds it. The benchmarks inherit the
+    descriptor, so a step's command killed with its campaign or not keeps the lock until it
+    ends: two campaigns never write one results file or checkpoint at once."""
+    path = Path(ROOT, "runs", ".campaign.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        yield handle.fileno()
+
+
+def run_step(step: Step, device: str | None, hold: tuple[int, ...] = ()) -> bool:
     """Run ``step``'s commands in the repository root, then its copy; True when all succeed.
-    A copy step whose commands finished before (killed before its copy) only copies."""
+    A copy step whose commands finished before (killed before its copy) only copies. ``hold``:
+    file descriptors the commands inherit (the campaign's lock)."""
     source = Path(ROOT, step.copy[0]) if step.copy else None
     trained = source is not None and source.is_dir() and _trained_marker(step).is_file()
     if source is not None and source.is_dir() and not trained:
@@ -127,7 +147,7 @@ def run_step(step: Step, device: str | None) -> bool:
         line = argv(command, step, device)
         print(f"[{step.name}] $ {' '.join(line)}", flush=True)
         try:
-            if subprocess.run(line, cwd=ROOT, check=False).returncode != 0:
+            if subprocess.run(line, cwd=ROOT, check=False, pass_fds=hold).returncode != 0:
                 return False
         except OSError as error:  # not found, not executable
             print(f"[{step.name}] cannot run {line[0]}: {error}", flush=True)
@@ -198,6 +218,19 @@ def main(arguments: list[str] | None = None) -> int:
         parser.error(str(error))
     cpu = f"cpu ({cpu_name()})"  # step times depend on the processor
     device = cpu if device == "cpu" else device
+    with campaign_lock() as lock:
+        if lock is None:
+            parser.error(
+                "another campaign, or a benchmark one started, holds runs/.campaign.lock: wait "
+                "for it (ps aux | grep benchmarks/) or stop it first"
+            )
+        return run_steps(args, only, done, device, cpu, (lock,))
+
+
+def run_steps(
+    args, only: set[str], done: dict, device: str, cpu: str, hold: tuple[int, ...]
+) -> int:
+    """The pending steps of ``only`` in order, each committed as it finishes."""
     deadline = time.monotonic() + args.hours * 3600 if args.hours else None
     failed: set[str] = set()
     for step in STEPS:
@@ -215,7 +248,7 @@ def main(arguments: list[str] | None = None) -> int:
             print(f"[{step.name}] skipped: ~{minutes:.0f} min{dense} does not fit", flush=True)
             continue
         started = time.monotonic()
-        if not run_step(step, args.device):
+        if not run_step(step, args.device, hold):
             print(f"[{step.name}] FAILED; its results so far stay in place", flush=True)
             failed.add(step.name)
             if args.commit:

@@ -175,6 +175,7 @@ def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspac
     git("init", "-q")
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "t")
+    (workspace / ".git" / "info" / "exclude").write_text("runs/\n")  # as the repository's
     (workspace / "unrelated.txt").write_text("staged by someone else")
     git("add", "unrelated.txt")
     rows = workspace / "rows.txt"
@@ -201,3 +202,13 @@ def test_commit_records_each_finished_step_and_the_rows_of_a_failed_one(workspac
     assert git("show", "HEAD:rows.txt") == "12"
     assert sorted(json.loads(git("show", "HEAD:results/campaign.json"))) == ["ok"]
     assert git("status", "--porcelain") == "A  unrelated.txt\n"  # staged, never committed
+
+
+def test_a_second_campaign_is_refused_while_one_holds_the_lock(workspace, monkeypatch, capsys):
+    monkeypatch.setattr(campaign, "STEPS", _steps(workspace))
+    with campaign.campaign_lock() as held:
+        assert held is not None
+        with pytest.raises(SystemExit) as info:
+            campaign.main(["--only", "first"])
+        assert info.value.code == 2 and "holds runs/.campaign.lock" in capsys.readouterr().err
+    assert campaign.main(["--only", "first"]) == 0  # released with the first
