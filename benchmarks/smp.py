@@ -125,6 +125,8 @@ def one_run(task: str, seed: int, fraction: float, method: str, args) -> dict:
     init /= "init"
     if not (init / "config.json").is_file():
         save(apply_plan(pretrained, plan), init, tokenizer)
+    else:  # a run dir kept from before: its heads must be the ones chosen now
+        check_same_heads(init, plan)
     out = init.parent / "finetuned"
     if not (out / "metrics.json").is_file():
         finetune_task(
@@ -222,6 +224,18 @@ def main() -> None:
                     append_row(RESULTS / "results.jsonl", row)
                     write_report(RESULTS)  # after every row: a cut-short run commits both
     write_report(RESULTS)
+
+
+def check_same_heads(init: Path, plan) -> None:
+    """Refuse to resume from a pruned model whose heads differ from those chosen now (HISP's
+    importance comes from the dense cache, which another machine rebuilds with other floats):
+    the row would record heads the fine-tuned model does not have."""
+    stored = json.loads((init / "config.json").read_text())["prunekit"]["plan"]["kept_heads"]
+    if [list(h) for h in stored] != [list(h) for h in plan.kept_heads]:
+        raise SystemExit(
+            f"{init} keeps other heads than the ones chosen now (the dense model or the pruner "
+            f"changed since it was made): delete {init.parent} and run again"
+        )
 
 
 def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:

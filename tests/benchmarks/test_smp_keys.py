@@ -8,6 +8,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import smp as smp_benchmark  # noqa: E402
@@ -163,3 +165,17 @@ def test_prune_after_fine_tuning_stands_beside_from_the_head_comparisons_hisp_r1
         "| rte | 50.00 (n=1) ‡1 | -36.00 | 0 |",
     ]
     assert smp_report.after_finetuning_lines(tmp_path / "absent") == []
+
+
+def test_a_kept_run_dir_with_other_heads_is_refused(tmp_path):
+    from conftest import tiny_model, word_tokenizer
+
+    from prunekit import PruningPlan, apply_plan, current_plan, save
+
+    model = tiny_model("bert")
+    plan = current_plan(model).without_heads([(0, 1), (2, 3)])
+    save(apply_plan(model, plan), tmp_path / "init", word_tokenizer())
+    smp_benchmark.check_same_heads(tmp_path / "init", plan)  # the same heads: resumes
+    other = PruningPlan.build(**{**plan.to_dict(), "kept_heads": [[0, 1, 2, 3]] * 3})
+    with pytest.raises(SystemExit, match="keeps other heads"):
+        smp_benchmark.check_same_heads(tmp_path / "init", other)
