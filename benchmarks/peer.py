@@ -269,9 +269,10 @@ def teachers_note(rows: list[dict]) -> str:
     if not mixed:
         return ""
     return (
-        " Rows of one task and seed from more than one dense model (its digest, its dev "
-        "metric): " + "; ".join(mixed) + ". Each row's Δ is against its own dense model; "
-        "rows of different studies of these seeds compare students of different teachers."
+        " Rows of one task and seed made with more than one dense model directory (the digest "
+        "of its files, weights and config; its dev metric): " + "; ".join(mixed) + ". Each "
+        "row's Δ is against its own dense model; where the files differ in their weights, rows "
+        "of different studies of these seeds compare students of different teachers."
     )
 
 

@@ -12,9 +12,10 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # numpy and torch load with the functions that need them: outputs needs none
+    import torch
 
 __all__ = ["pack_bits", "unpack_bits", "usual_mode", "write_atomic"]
 
@@ -43,6 +44,9 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     """A boolean tensor as uint8 bytes of 8 entries each (row-major; shape kept elsewhere)."""
+    import numpy as np
+    import torch
+
     return torch.from_numpy(np.packbits(mask.detach().cpu().contiguous().flatten().numpy()))
 
 
@@ -51,6 +55,9 @@ def unpack_bits(packed: torch.Tensor, shape: Sequence[int], name: str) -> torch.
     dimension, exactly the bytes the shape needs (numpy would pad a short array with zeros, so
     a truncated file would load with its tail dropped, and a hostile shape would allocate
     before anything failed). ``ValueError`` names ``name`` otherwise."""
+    import numpy as np
+    import torch
+
     shape = tuple(int(n) for n in shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"{name}: negative shape {list(shape)}")

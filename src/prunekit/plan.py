@@ -190,8 +190,8 @@ class PruningPlan(BaseModel):
         # Files written before the stamp existed carry none and are taken as they are.
         if written_with is not None and written_with != self._digest():
             raise PlanError(
-                f"masks file {path} was written with another plan than the one naming it "
-                "(an interrupted write?); write the plan again"
+                f"masks file {path} was written with another plan than the one naming it (an "
+                "interrupted write, or a plan.json edited by hand); write the plan again"
             )
         return self.with_masks(masks, self.sparse_masks)
 

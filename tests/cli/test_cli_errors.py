@@ -237,20 +237,27 @@ def test_counts_and_flags_a_command_cannot_use_are_one_line_errors(
 
 
 def test_compacting_in_place_reports_the_size_before(tmp_path):
+    from prunekit import PruningPlan, current_plan
     from prunekit.recipes.inspect import run_compact
 
     directory = save(tiny_model("bert"), tmp_path / "m", tokenizer=word_tokenizer())
     (directory / "metrics.json").write_text('{"dev": 84.6}')  # what a prune run wrote beside
+    plan = current_plan(tiny_model("bert"))
+    plan = plan.with_masks({"0.query": torch.rand(32, 32) > 0.5})
+    plan.write(directory / "plan.json")  # a method's plan, with its masks file
     card = (directory / "README.md").read_text()
     report = run_compact(str(directory), directory, embeddings="int8", overwrite=True)
     assert report["bytes_after"] < report["bytes_before"]
     assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'  # kept
     assert (directory / "README.md").read_text() != card  # the model's own files are new
-    quantized = {p.name for p in directory.glob("*.safetensors")} - {"model.safetensors"}
+    quantized = {p.name for p in directory.glob("*.safetensors")}
+    quantized -= {"model.safetensors", "masks.safetensors"}  # the weights, the plan's masks
     assert quantized  # int8 embeddings have a file of their own
     run_compact(str(directory), directory, embeddings="float32", overwrite=True)
     assert not any((directory / name).exists() for name in quantized)  # not carried back
     assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'
+    again = PruningPlan.read(directory / "plan.json")  # with the masks file it names
+    assert torch.equal(again.masks["0.query"], plan.masks["0.query"])
 
 
 def test_a_model_saved_without_a_tokenizer_compacts(pruned_dir, tmp_path):

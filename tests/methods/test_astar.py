@@ -551,7 +551,7 @@ def test_a_budget_under_what_the_held_out_part_can_certify_says_so():
     floor = certificate["verified"]["smallest_certifiable"]
     assert floor > 0
     (warning,) = [w for w in result.record["warnings"] if "certified" in w]
-    assert f"no drop under {floor:.2f} points can be certified" in warning
+    assert f"is certified only from {floor:.2f} points" in warning
     assert f"raise --budget to {floor:.2f}" in warning
     # at that budget the same search keeps its heads, and nothing is said
     request = astar_request(model, HeadTarget(keep=L * H), budget=floor, max_evals=60)

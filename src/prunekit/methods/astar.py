@@ -319,9 +319,10 @@ def _certify_warnings(searched: int, kept: int, verified: dict | None, budget: f
     if floor > budget:
         return [
             f"astar's search removed {searched} heads, but on {verified['examples']} held-out "
-            f"examples no drop under {floor:.2f} points can be certified (the bound of an "
-            f"unchanged model), so the budget of {budget:g} keeps {kept}: raise --budget to "
-            f"{floor:.2f} or more, or give it more data"
+            f"examples a set that changes no prediction is certified only from {floor:.2f} "
+            "points (the bound of an "
+            f"unchanged model), so at a budget of {budget:g} the certificate removes {kept}: "
+            f"raise --budget to {floor:.2f} or more, or give it more data"
         ]
     return [
         f"astar's search removed {searched} heads; {kept} of them hold the budget on the "

@@ -51,7 +51,12 @@ from prunekit.models.surgery import (
     install_head_mask_guard,
 )
 from prunekit.outputs import atomic_output_dir
-from prunekit.plan import PLAN_FORMAT_VERSION, READABLE_FORMAT_VERSIONS, PruningPlan
+from prunekit.plan import (
+    MASKS_FILE,
+    PLAN_FORMAT_VERSION,
+    READABLE_FORMAT_VERSIONS,
+    PruningPlan,
+)
 
 __all__ = [
     "save",
@@ -110,8 +115,10 @@ def write_model_files(
     directory: Path,
     tokenizer: Any = None,
     storage: StorageOptions | None = None,
+    method_plan: PruningPlan | None = None,
 ) -> None:
-    """Write the model files into an existing (temporary) directory."""
+    """Write the model files into an existing (temporary) directory, and with ``method_plan``
+    the plan a method returned as ``plan.json`` (its provenance beside the model's own)."""
     storage = storage or StorageOptions()
     plan = current_plan(model)
     if plan.sparse_masks is not None:
@@ -142,6 +149,11 @@ def write_model_files(
     if tokenizer is not None:
         tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(model_card(model, plan, storage))
+    if method_plan is not None:
+        if method_plan.sparse_masks == MASKS_NAME:  # a plan taken from a loaded sparse model
+            # its masks must not replace the model's own file, stamped for the model's plan
+            method_plan = method_plan.with_masks(method_plan.masks, MASKS_FILE)
+        method_plan.write(directory / "plan.json")
     if plan.sparse_masks is not None:  # the live plan names the masks file as the saved one
         setattr(
             model.config, CONFIG_KEY, getattr(model.config, CONFIG_KEY) | {"plan": plan.to_dict()}

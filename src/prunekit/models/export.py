@@ -108,7 +108,7 @@ def export_onnx(
         if written != opset:  # torch builds at 18 and down-converts, keeping 18 if that fails
             raise ExportError(
                 f"the graph was exported at opset {written}, not the {opset} asked for (torch "
-                f"could not convert it); use --opset {written} or higher"
+                f"could not convert it); use --opset {written}"
             )
         fused = _fuse_for_onnxruntime(onnx_path) if optimize else None
         try:

@@ -225,7 +225,7 @@ def _decide(
         sparsity,
         tuple(sizes),
         tuple(dense_ms),
-        tuple(timed[block]),
+        tuple(timed[block if up_to is not None else None]),  # a dense linear: CSR's timing
         up_to is not None,
         up_to if up_to not in (None, float("inf")) else None,
         block if up_to is not None else None,  # a linear left dense runs no kernel

@@ -10,10 +10,16 @@ import torch
 from prunekit.errors import ModelLoadError
 from prunekit.methods import get_method, list_methods
 from prunekit.models import load, load_tokenizer, model_stats
-from prunekit.models.checkpoint import write_model_files
+from prunekit.models.checkpoint import WEIGHTS_NAME, write_model_files
 from prunekit.models.export import export_onnx
 from prunekit.models.sources import resolve_model
-from prunekit.models.sparse_storage import StorageOptions, storage_report
+from prunekit.models.sparse_storage import (
+    MASKS_NAME,
+    QUANTIZED_NAME,
+    SPARSE_NAME,
+    StorageOptions,
+    storage_report,
+)
 from prunekit.outputs import atomic_output_dir
 from prunekit.recipes.common import at_least
 
@@ -46,7 +52,15 @@ def run_export(
 
 
 # what `save` writes besides its .safetensors files: never carried over from the old folder
-_MODEL_FILES = ("config.json", "README.md")
+# The model's own files, which a new save writes (or, for storage it no longer uses, leaves out)
+_MODEL_FILES = (
+    "config.json",
+    "README.md",
+    WEIGHTS_NAME,
+    MASKS_NAME,
+    SPARSE_NAME,
+    QUANTIZED_NAME,
+)
 
 
 def run_compact(
@@ -76,7 +90,7 @@ def run_compact(
         beside = {
             p.name: p.read_bytes()
             for p in Path(directory).iterdir()
-            if p.is_file() and p.suffix != ".safetensors" and p.name not in _MODEL_FILES
+            if p.is_file() and p.name not in _MODEL_FILES  # plan.json's masks file stays
         }
     with atomic_output_dir(out, overwrite) as tmp:
         write_model_files(original, tmp, tokenizer, storage)

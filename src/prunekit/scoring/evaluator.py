@@ -149,7 +149,8 @@ class GatedEvaluator:
     def fingerprint(self) -> str:
         """Hash of what a metric depends on: weights, heads, inputs, labels, metric, and the
         kernels (torch and transformers versions, attention implementation, device type)."""
-        # The device type joins the key only off the CPU, so existing CPU memo files stay valid.
+        # The device type joins the key only off the CPU. (Memo files written before the
+        # transformers version and attention implementation joined it are not read again.)
         device = "" if self.device.type == "cpu" else f"|{self.device.type}"
         attention = getattr(self.model.config, "_attn_implementation", None)
         header = (
@@ -157,7 +158,7 @@ class GatedEvaluator:
             f"{self.metric_name}|{self.plan.to_json()}"
         )
         digest = hashlib.sha256(f"{header}{device}".encode())
-        hash_weights(digest, self.model)  # the same bytes as before: memo files stay valid
+        hash_weights(digest, self.model)
         for batch in self.batches:
             for name in sorted(batch):
                 digest.update(name.encode())
