@@ -114,7 +114,9 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
         "",
         f"Mean over tasks ({', '.join(tasks)}) of 100 × pruned dev / dense dev (each seed "
         "against its own dense model), then mean ± std over seeds. A cell averages only the "
-        "tasks listed under it when some are missing.",
+        "tasks listed under it when some are missing, and only the seeds that ran all of its "
+        "tasks (n says how many when fewer than the most); the tables per task below, and the "
+        "paired comparison, use every run.",
         "",
     ]
     floor, dense = constant_floor(rows), dense_reference(rows)
