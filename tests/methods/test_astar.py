@@ -559,3 +559,18 @@ def test_a_budget_under_what_the_held_out_part_can_certify_says_so():
     again = get_method("astar")(request)
     assert again.record["certificate"]["heads_removed"] > 0
     assert not [w for w in again.record["warnings"] if "certified" in w]
+
+
+def test_a_set_that_raises_the_metric_is_reported_as_measured(monkeypatch):
+    """The search clips its drops at 0 (A*'s g), but the certificate reports what was measured:
+    removing heads here raises the metric by a point each, so the final drop is negative."""
+    from prunekit.scoring.evaluator import GatedEvaluator as Evaluator
+
+    monkeypatch.setattr(Evaluator, "metrics", lambda self, states: [50.0 + len(s) for s in states])
+    model = tiny_model("bert")
+    request = astar_request(model, HeadTarget(keep=L * H), budget=0.0, max_evals=40)
+    certificate = get_method("astar")(request).record["certificate"]
+    removed = certificate["heads_removed"]
+    assert removed > 0
+    assert certificate["final_metric"] == 50.0 + removed
+    assert certificate["final_drop"] == -removed

@@ -251,6 +251,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
             "max_evals"
         )
     removed, drop, reference = result.state, result.drop, a0
+    final_metric = evaluator.metric(removed)  # measured already: read from its memo
     verified = None
     if request.certify_batches is not None:
         # the search's path to its set; from a HISP prefix, the shorter prefixes before it
@@ -259,13 +260,16 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
             chain = [frozenset(hisp_order[:k]) for k in range(1, len(chain[0]))] + chain
         removed, drop, verified = _certify(request, chain, budget, config, memo_dir)
         reference = verified["a0"]  # the certificate speaks for the certify part
+        final_metric = verified["metric"]
     certificate: dict[str, Any] = {
         "a0": reference,
         "metric": evaluator.metric_name,
         "budget": budget,
         "min_heads_per_layer": floor,
-        "final_metric": reference - drop,
-        "final_drop": drop,
+        # as measured: a set that raised the metric shows a negative drop (the search's own
+        # drops, g in A*, are clipped at 0, and so was this one before)
+        "final_metric": final_metric,
+        "final_drop": reference - final_metric,
         "heads_removed": len(removed),
         # Distinct states measured, whether by a forward now or read from the memo.
         "evaluations": evaluator.stats.states + evaluator.stats.memo_hits,
@@ -387,6 +391,7 @@ def _certify(
     ).upper_bound
     info["chain_states"] = len(chain)
     chosen = info.pop("state")
+    info["metric"] = held_out.metric(chosen)  # measured in the sequence (or the reference)
     if chosen in bounds:
         info["upper_bound"] = bounds[chosen].upper_bound
     else:  # nothing certified: the empty set's bound is zero by construction
