@@ -250,17 +250,17 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
             f"of {budget} on the search split ({counter.used} evaluations); raise --budget or "
             "max_evals"
         )
-    removed, drop, reference = result.state, result.drop, a0
-    final_metric = evaluator.metric(removed)  # measured already: read from its memo
     verified = None
     if request.certify_batches is not None:
         # the search's path to its set; from a HISP prefix, the shorter prefixes before it
         chain = path_to(result.state, result.parents)
         if chain and chain[0] in {state for state, _ in starts}:
             chain = [frozenset(hisp_order[:k]) for k in range(1, len(chain[0]))] + chain
-        removed, drop, verified = _certify(request, chain, budget, config, memo_dir)
-        reference = verified["a0"]  # the certificate speaks for the certify part
-        final_metric = verified["metric"]
+        removed, verified = _certify(request, chain, budget, config, memo_dir)
+        reference, final_metric = verified["a0"], verified["metric"]  # the certify part's
+    else:
+        removed, reference = result.state, a0
+        final_metric = evaluator.metric(removed)  # measured already: read from its memo
     certificate: dict[str, Any] = {
         "a0": reference,
         "metric": evaluator.metric_name,
@@ -353,7 +353,7 @@ def _warnings(result: SearchResult, config: Config) -> list[str]:
 
 def _certify(
     request: PruneRequest, chain: list[State], budget: float, config: Config, memo_dir=None
-) -> tuple[State, float, dict]:
+) -> tuple[State, dict]:
     """Certify on the held-out part: the longest state of ``chain`` (tested in order, up to
     the first failure) whose bootstrap upper bound on the drop stays within the budget."""
     held_out = GatedEvaluator(
@@ -362,9 +362,8 @@ def _certify(
     (reference,) = held_out.logits([frozenset()])
     bounds: dict[State, Any] = {}
 
-    def upper_bound_of(state: State) -> float:
-        (logits,) = held_out.logits([state])
-        bounds[state] = bootstrap_drop_bound(
+    def bound_of(logits: Any) -> Any:
+        return bootstrap_drop_bound(
             request.task,
             reference,
             logits,
@@ -374,21 +373,16 @@ def _certify(
             request.seed,
             config.harm_examples,
         )
+
+    def upper_bound_of(state: State) -> float:
+        (logits,) = held_out.logits([state])
+        bounds[state] = bound_of(logits)
         return bounds[state].upper_bound
 
     info = certify_in_sequence(held_out.metric, chain, budget, upper_bound_of)
     info["examples"] = len(held_out.labels)
     # the bound of a model that changed no prediction: no smaller budget can pass here
-    info["smallest_certifiable"] = bootstrap_drop_bound(
-        request.task,
-        reference,
-        reference,
-        held_out.labels,
-        config.bootstrap_samples,
-        config.confidence,
-        request.seed,
-        config.harm_examples,
-    ).upper_bound
+    info["smallest_certifiable"] = bound_of(reference).upper_bound
     info["chain_states"] = len(chain)
     chosen = info.pop("state")
     info["metric"] = held_out.metric(chosen)  # measured in the sequence (or the reference)
@@ -396,4 +390,4 @@ def _certify(
         info["upper_bound"] = bounds[chosen].upper_bound
     else:  # nothing certified: the empty set's bound is zero by construction
         info["upper_bound"] = 0.0
-    return chosen, info["drop"], info
+    return chosen, info

@@ -72,7 +72,12 @@ from prunekit.methods.targets import largest_feasible
 from prunekit.models import apply_plan
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
-from prunekit.models.memo import load_weights_memo, save_weights_memo, weights_digest
+from prunekit.models.memo import (
+    hash_inputs,
+    load_weights_memo,
+    save_weights_memo,
+    weights_digest,
+)
 from prunekit.models.surgery import current_plan
 from prunekit.outputs import atomic_output_dir
 from prunekit.plan import PruningPlan
@@ -263,33 +268,28 @@ def _remembered_importance(request: PruneRequest, examples: int) -> torch.Tensor
     """`_importance`, or the scores measured before on the same model, examples and seed, kept
     in the caller's shared cache: each fraction and budget is a run of its own, and HISP's
     importance on 2,000 training examples took about a third of a one-epoch MRPC run."""
+    subset = _importance_subset(request, examples)
     if request.cache_dir is None:
-        return _importance(request, examples)
+        return _importance(request, subset)
     task = getattr(request.task, "name", None)
     identity = [weights_digest(request.model), examples, request.seed, task]
     digest = hashlib.sha256(json.dumps(identity).encode())
     # the encoded inputs themselves: another --data-dir or --max-seq-length is other data
-    for example in _importance_subset(request, examples):
-        for name in sorted(example):
-            value = example[name]
-            digest.update(
-                name.encode()
-                + (value.numpy().tobytes() if torch.is_tensor(value) else repr(value).encode())
-            )
+    hash_inputs(digest, subset)
     key = digest.hexdigest()[:16]
     directory = request.cache_dir / "importance" / key
     if directory.is_dir():  # renamed into place only once complete (`atomic_output_dir`)
         return load_file(directory / "importance.safetensors")["importance"]
-    scores = _importance(request, examples)
+    scores = _importance(request, subset)
     with atomic_output_dir(directory, overwrite=True) as tmp:
         save_file({"importance": scores.contiguous()}, str(tmp / "importance.safetensors"))
     return scores
 
 
-def _importance(request: PruneRequest, examples: int) -> torch.Tensor:
-    """Layer-normalised HISP importance on a seeded subset of the *train* split (the
-    validation split judges losslessness, so it must not choose the heads)."""
-    subset = _importance_subset(request, examples)
+def _importance(request: PruneRequest, subset: Subset) -> torch.Tensor:
+    """Layer-normalised HISP importance on ``subset``, a seeded subset of the *train* split
+    (`_importance_subset`; the validation split judges losslessness, so it must not choose the
+    heads)."""
     by_size = by_length(subset)  # a sum over examples: batches of similar length pad less
     subset = Subset(subset, by_size) if by_size is not None else subset
     batches = DataLoader(subset, batch_size=32, collate_fn=request.collate)

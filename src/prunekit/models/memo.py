@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from torch import nn
 
 from prunekit.outputs import atomic_output_dir
 
-__all__ = ["hash_weights", "load_weights_memo", "save_weights_memo", "weights_digest"]
+__all__ = [
+    "hash_inputs",
+    "hash_weights",
+    "load_weights_memo",
+    "save_weights_memo",
+    "weights_digest",
+]
 
 _WEIGHTS, _RECORD = "model.safetensors", "record.json"
 
@@ -30,6 +37,19 @@ def hash_weights(digest: Any, model: nn.Module) -> None:
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+
+
+def hash_inputs(digest: Any, items: Iterable[Mapping[str, Any]]) -> None:
+    """Feed model inputs (batches or single encoded examples) to a hashlib ``digest``: each
+    field's name, then its bytes (a tensor's) or its repr (anything else), fields sorted."""
+    for item in items:
+        for name in sorted(item):
+            value = item[name]
+            digest.update(name.encode())
+            if torch.is_tensor(value):
+                digest.update(value.cpu().contiguous().numpy().tobytes())
+            else:
+                digest.update(repr(value).encode())
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -51,8 +51,8 @@ def run_export(
     return export_onnx(resolve_model(model), out, opset, tolerance, overwrite, optimize).to_dict()
 
 
-# what `save` writes besides its .safetensors files: never carried over from the old folder
-# The model's own files, which a new save writes (or, for storage it no longer uses, leaves out)
+# The model's own files, which a new save writes (or, for storage it no longer uses, leaves
+# out): never carried over from the old folder
 _MODEL_FILES = (
     "config.json",
     "README.md",

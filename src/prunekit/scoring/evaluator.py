@@ -39,7 +39,7 @@ from prunekit.data import TaskSpec, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.models.adapter import get_adapter
 from prunekit.models.gates import HeadGates, plan_gates
-from prunekit.models.memo import hash_weights
+from prunekit.models.memo import hash_inputs, hash_weights
 from prunekit.models.surgery import current_plan
 
 __all__ = ["GatedEvaluator", "EvaluatorStats", "State"]
@@ -159,10 +159,7 @@ class GatedEvaluator:
         )
         digest = hashlib.sha256(f"{header}{device}".encode())
         hash_weights(digest, self.model)
-        for batch in self.batches:
-            for name in sorted(batch):
-                digest.update(name.encode())
-                digest.update(batch[name].cpu().contiguous().numpy().tobytes())
+        hash_inputs(digest, self.batches)
         digest.update(self.labels.tobytes())
         return digest.hexdigest()[:24]
 
