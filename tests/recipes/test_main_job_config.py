@@ -46,10 +46,17 @@ def test_a_negative_cap_is_a_one_line_error(tmp_path):
         (["--task", "sst3"], "sst3"),
         (["--task", "rte", "--heads", "50"], "--heads"),
         (["--task", "rte", "--recover-max-samples", "0"], "--recover-max-samples"),
+        (["--task", "rte", "--device", "cuda:99"], "cuda:99"),
+        (["--task", "rte", "--model", "EMPTY"], "no config.json"),
+        (["--task", "rte", "--model", "NO_WEIGHTS"], "no *.safetensors weights"),
     ],
 )
 def test_overwrite_deletes_nothing_when_the_input_is_wrong(tmp_path, argv, fragment):
     """Bad input fails in a second, before --overwrite touches the earlier run."""
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "NO_WEIGHTS").mkdir()
+    (tmp_path / "NO_WEIGHTS" / "config.json").write_text("{}")
+    argv = [str(tmp_path / a) if a in ("EMPTY", "NO_WEIGHTS") else a for a in argv]
     out = tmp_path / "o"
     (out / "dense").mkdir(parents=True)
     (out / "summary.json").write_text("{}")

@@ -242,14 +242,18 @@ def prune(
     recover_max_samples: Annotated[
         int | None, typer.Option(help="Seeded train subset for recovery.")
     ] = None,
-    learning_rate: Annotated[float, typer.Option(help="Recovery learning rate.")] = 5e-5,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Recovery learning rate [default: 5e-5].")
+    ] = None,
     distill: Annotated[
         bool, typer.Option("--distill", help="Recover with logit KD from the unpruned model.")
     ] = False,
-    distill_temperature: Annotated[float, typer.Option(help="KD temperature T.")] = 2.0,
+    distill_temperature: Annotated[
+        float | None, typer.Option(help="KD temperature T [default: 2.0].")
+    ] = None,
     distill_alpha: Annotated[
-        float, typer.Option(help="Weight of the KD term; CE gets 1 - alpha.")
-    ] = 0.5,
+        float | None, typer.Option(help="Weight of the KD term; CE gets 1 - alpha [default: 0.5].")
+    ] = None,
     teacher: Annotated[
         str | None,
         typer.Option(
@@ -272,6 +276,7 @@ def prune(
 ) -> None:
     """Prune heads or weights with a registered method and save the smaller model."""
     from prunekit.errors import ConfigError
+    from prunekit.recipes.common import at_least
     from prunekit.recipes.prune import (
         DistillConfig,
         PruneConfig,
@@ -279,11 +284,12 @@ def prune(
         run_prune,
     )
 
+    at_least(0, recover_epochs=recover_epochs, at_least_heads_per_layer=at_least_heads_per_layer)
     options = read_method_options(method_config, method_option or ())
     if lossless and (heads is not None or keep_heads is not None):
         raise ConfigError("--lossless lets the method choose the head count; drop --heads")
-    if lossless and budget is None:
-        budget = 0.0
+    if lossless and budget is None and "budget" not in options:
+        budget = 0.0  # a budget given as a method option or in a method config file stands
     # Shorthands for common method settings; the method's Config says whether it has them.
     shorthands = {
         "budget": budget,
@@ -301,13 +307,24 @@ def prune(
         recover = train_config(
             epochs=recover_epochs, learning_rate=learning_rate, seed=seed, device=device
         )
-    elif distill:
-        raise ConfigError("--distill applies to recovery; add --recover-epochs E")
+    else:  # recovery's settings without recovery would be dropped without a word
+        recovery_only = {
+            "--distill": distill or None,
+            "--learning-rate": learning_rate,
+            "--recover-max-samples": recover_max_samples,
+        }
+        if given := [flag for flag, value in recovery_only.items() if value is not None]:
+            raise ConfigError(f"{given[0]} applies to recovery; add --recover-epochs E")
     distill_config = None
     if distill:
-        if not 0 <= distill_alpha <= 1 or distill_temperature <= 0:
+        alpha = 0.5 if distill_alpha is None else distill_alpha
+        temperature = 2.0 if distill_temperature is None else distill_temperature
+        if not 0 <= alpha <= 1 or temperature <= 0:
             raise ConfigError("--distill-alpha must be in [0, 1] and --distill-temperature > 0")
-        distill_config = DistillConfig(temperature=distill_temperature, alpha_kd=distill_alpha)
+        distill_config = DistillConfig(temperature=temperature, alpha_kd=alpha)
+    elif distill_alpha is not None or distill_temperature is not None:
+        flag = "--distill-alpha" if distill_alpha is not None else "--distill-temperature"
+        raise ConfigError(f"{flag} sets the distillation of recovery; add --distill")
     record = run_prune(
         PruneConfig(
             model=model,

@@ -56,11 +56,24 @@ def resolve_model(spec: str | Path | None) -> str:
         return str(default_model_path())
     text = str(spec)
     if Path(text).is_dir():
+        _check_model_dir(Path(text))
         return text
     looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or Path(text).exists()
     if looks_local:
         raise ModelLoadError(f"model directory not found: {text}")
     return text
+
+
+def _check_model_dir(directory: Path) -> None:
+    """A local model directory has a config.json and safetensors weights: checked up front, so
+    a run folder or an empty directory is named as such before anything else (an --overwrite
+    deletes nothing, a missing --task is not what the error asks for)."""
+    read_config_json(directory, must_exist=True)
+    refuse_pickled_weights(directory)
+    if not any(directory.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{directory} has no *.safetensors weights; is it a saved model directory?"
+        )
 
 
 def load_for_task(

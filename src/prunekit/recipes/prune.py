@@ -78,6 +78,7 @@ def run_prune(config: PruneConfig) -> dict:
     info.check_target(counted, config.per_layer, config.min_heads_per_layer)
     info.parse_config(config.options)
     info.check_budget(config.options, counted)
+    _refuse_unused(config, info)
     check_output_dir(config.out, config.overwrite)
     resolve_model(config.model)  # a missing model directory is reported before anything else
     device = resolve_device(config.device)
@@ -162,6 +163,17 @@ def run_prune(config: PruneConfig) -> dict:
     return record
 
 
+def _refuse_unused(config: PruneConfig, info: MethodInfo) -> None:
+    """Settings this run would never read are refused: a user who gave them expects them used."""
+    if config.recover is None and config.recover_max_samples is not None:
+        raise ConfigError("--recover-max-samples applies to recovery; add --recover-epochs E")
+    if config.teacher is not None and not (info.needs_teacher or config.distill):
+        raise ConfigError(
+            f"--teacher is read by recovery with --distill, or by methods that distil; "
+            f"{config.method} without --distill never reads it"
+        )
+
+
 def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
     """The unpruned model to distil from: ``--teacher``; for a method that prunes the
     pre-trained model, the task's fine-tuned dense model from the dense cache (fine-tuned
@@ -196,6 +208,11 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
 def _target(model, info: MethodInfo, config: PruneConfig) -> HeadTarget:
     plan = current_plan(model)
     if config.heads is None and config.keep_heads is None:  # budget mode: the method decides
+        if "heads" in info.targets and config.min_heads_per_layer >= max(plan.heads_per_layer):
+            raise ConfigError(
+                f"--at-least-heads-per-layer {config.min_heads_per_layer} leaves no head to "
+                f"remove (layers keep at most {max(plan.heads_per_layer)}); lower it"
+            )
         return HeadTarget(keep=plan.heads_kept, min_per_layer=config.min_heads_per_layer)
     target = head_target(
         plan, config.heads, config.keep_heads, config.per_layer, config.min_heads_per_layer

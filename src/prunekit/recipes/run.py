@@ -90,8 +90,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
             f"(--method {config.method}, --floor {config.floor})"
         )
-    # the model and the data are found before --overwrite deletes anything
+    # the model, the device and the data are found before --overwrite deletes anything
     resolve_model(config.model)
+    resolve_device(config.device)
     TaskData.for_task(config.task, None, config.data_dir, config.seed)  # train and dev exist
     out = config.out
     check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written

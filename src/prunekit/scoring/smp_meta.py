@@ -140,7 +140,12 @@ def make_meta_pruning_loss(
         pruned_rep = sentence_representation(pruned, mask_, channel, pair_representation) * keep
         weight = SINGLE_WEIGHT if channel == SINGLE else 1.0
         loss = weight * geometry_kl(full_rep, pruned_rep)
-        if not torch.isfinite(loss):  # the authors skip NaN losses; keep the graph, add nothing
+        if not torch.isfinite(loss):
+            # The authors skip NaN losses. Here the micro-batch adds a zero gradient and still
+            # counts in the loop's accumulation average, so that one step's gradient is scaled
+            # by (n-1)/n for n micro-batches a step (clipping at 1.0 bounds it anyway), and the
+            # logged loss of the step averages in a 0. Keeping the graph keeps every rank's
+            # backward calls aligned under accelerate.
             loss = scores.sum() * 0.0
         return {"geometry_kl": loss}
 
