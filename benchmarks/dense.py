@@ -259,6 +259,21 @@ MODEL_NOTES = {
 }
 
 
+# Seeds trained before prunekit's own shuffled order (`SHUFFLE_ORDER`, in the rows' recipe).
+SHARED_ORDERS_NOTE = (
+    "The seeds of tasks trained on shuffled (not length-grouped) batches before prunekit drew "
+    "its own order shared their data orders: accelerate's seedable sampler drew epoch e of "
+    "seed s as seed s + e, so seeds 0-2 of a 6-epoch recipe saw 5 of their 6 epoch orders "
+    "alike. Their spread over seeds (STS-B's ± 0.03 above all) understates what other "
+    "orders would give; models trained since carry `shuffle_order` in their key."
+)
+
+
+def _shared_orders(task_summary: dict) -> bool:
+    recipe = task_summary["chosen_recipe"] or {}
+    return bool(recipe) and not recipe.get("group_by_length") and "shuffle_order" not in recipe
+
+
 # Why a missed target is read against the model, not only the recipe.
 MISSES_NOTE = (
     "Reading the misses: the default model is all-MiniLM-L6-v2, a sentence-embedding "
@@ -380,7 +395,10 @@ def markdown(summary: dict) -> str:
     notes = [f"Model `{m}`: {MODEL_NOTES[m]}." for m in sorted(models) if m in MODEL_NOTES]
     if any(not s["met"] for s in summary.values()):
         notes.append(MISSES_NOTE)
-    lines += ["", *notes] if notes else []
+    if any(_shared_orders(s) for s in summary.values()):
+        notes.append(SHARED_ORDERS_NOTE)
+    for note in notes:  # a paragraph each
+        lines += ["", note]
     lines += ["", "## Sweep and other runs (seed 0 unless stated)", ""]
     lines += [
         f"Stage `sweep` chooses the recipe (`extra`: the other rates' doubles, trained beside "

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from prunekit.errors import OutputExistsError
-from prunekit.outputs import check_output_dir, write_json
+from prunekit.outputs import atomic_output_dir, check_output_dir, write_json
 
 
 def test_write_json_replaces_the_file_whole(tmp_path, monkeypatch):
@@ -54,3 +54,15 @@ def test_saved_models_are_readable_by_others_under_the_usual_umask(tmp_path):
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
     for path in (tmp_path / "model").iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
+def test_under_a_launch_only_the_main_process_renames_its_output(tmp_path, monkeypatch):
+    import prunekit.outputs
+
+    barriers = []
+    monkeypatch.setattr(prunekit.outputs, "wait_for_everyone", lambda: barriers.append(1))
+    monkeypatch.setattr(prunekit.outputs, "is_main_process", lambda: False)
+    with atomic_output_dir(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("another rank's copy")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
+    assert len(barriers) == 2  # before the check, and after (where the main one has renamed)

@@ -13,6 +13,7 @@ from typing import Any
 
 from prunekit.errors import OutputExistsError
 from prunekit.files import usual_mode, write_atomic
+from prunekit.processes import is_main_process, wait_for_everyone
 
 __all__ = ["atomic_output_dir", "check_output_dir", "checkpoint_dir_for", "write_json"]
 
@@ -39,8 +40,11 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
 def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it to ``path`` only if the block succeeds.
 
-    On error the temporary directory is deleted and ``path`` is left as it was.
+    On error the temporary directory is deleted and ``path`` is left as it was. Under
+    `accelerate launch` every process runs the block, the main one renames its folder into
+    place, the others delete theirs, and all return once ``path`` is there.
     """
+    wait_for_everyone()  # every process checks ``path`` before the main one replaces it
     path = check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -57,6 +61,10 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not is_main_process():
+        shutil.rmtree(tmp, ignore_errors=True)
+        wait_for_everyone()
+        return
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
@@ -64,6 +72,7 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     tmp.rename(path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    wait_for_everyone()
 
 
 def checkpoint_dir_for(out: str | Path) -> Path:

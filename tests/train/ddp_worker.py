@@ -11,6 +11,7 @@ from conftest import tiny_model
 from torch.utils.data import default_collate
 from train.test_finetune import toy_dataset
 
+from prunekit.outputs import atomic_output_dir
 from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
 
 out = Path(sys.argv[1])
@@ -30,9 +31,11 @@ finetune(
     model,
     toy_dataset(),
     default_collate,
-    TrainConfig(learning_rate=1e-3, epochs=2, batch_size=4),
+    TrainConfig(learning_rate=1e-3, epochs=2, batch_size=4, checkpoint_every=2),
     loss_fn=loss_fn,
     extras=TrainExtras(param_groups=[ParamGroup([scale], lr=0.05)]),
+    checkpoint_dir=out / "checkpoints",  # every rank's random states land in one folder
+    keep_checkpoint=True,
 )
 assert torch.distributed.get_world_size() == 2, "accelerate did not form a 2-process group"
 # A second stage in another precision in the same processes (a bf16 fine-tune, then an fp32
@@ -44,4 +47,8 @@ weights = {k: v.contiguous() for k, v in model.state_dict().items()}
 weights["extra.scale"] = scale.detach().clone()
 weights |= {f"second.{k}": v.contiguous() for k, v in second.state_dict().items()}
 safetensors.torch.save_file(weights, str(out / f"rank{rank}.safetensors"))
+# every rank saves one output folder, as a recipe does: the main one's lands, once
+with atomic_output_dir(out / "saved") as tmp:
+    (tmp / "rank.txt").write_text(str(rank))
+assert (out / "saved" / "rank.txt").read_text() == "0"
 torch.distributed.barrier()

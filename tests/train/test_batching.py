@@ -11,7 +11,7 @@ from conftest import pad_batch, tiny_model, varied_lengths
 
 from prunekit.errors import ConfigError
 from prunekit.train import TrainConfig, finetune
-from prunekit.train.batching import LengthGroupedSampler
+from prunekit.train.batching import SHUFFLE_ORDER, LengthGroupedSampler, ShuffledSampler
 
 
 def lengths(n: int = 1000, seed: int = 0) -> list[int]:
@@ -113,3 +113,27 @@ def test_grouping_items_without_input_ids_is_refused():
     config = TrainConfig(max_steps=1, batch_size=4, group_by_length=True)
     with pytest.raises(ConfigError, match="group_by_length needs"):
         finetune(tiny_model("bert"), rows, pad_batch, config)
+
+
+def test_shuffled_batches_share_no_epoch_order_across_seeds():
+    """accelerate's seedable sampler drew epoch e of seed s as seed s + e, so seed 1's first
+    epoch was seed 0's second; each (seed, epoch) has its own order now, and a permutation."""
+    orders = {}
+    for seed in range(3):
+        sampler = ShuffledSampler(200, seed)
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            assert sorted(order) == list(range(200))
+            orders[seed, epoch] = order
+    assert len({tuple(o) for o in orders.values()}) == 9
+    assert list(ShuffledSampler(200, 1)) == orders[1, 0]  # the same seed and epoch: same order
+
+
+def test_the_order_keys_shuffled_runs_only():
+    from prunekit.train.task_recipes import TaskRecipe
+
+    shuffled = TaskRecipe(learning_rate=5e-5, epochs=3)
+    assert shuffled.settings()["shuffle_order"] == SHUFFLE_ORDER
+    grouped = shuffled.model_copy(update={"group_by_length": True})
+    assert "shuffle_order" not in grouped.settings()  # length-grouped orders did not change

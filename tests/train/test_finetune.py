@@ -159,6 +159,14 @@ def test_two_process_gloo_finetune_gives_identical_weights_and_extra_parameters(
     assert any(not torch.equal(rank0[k], initial[k]) for k in initial)
     # the scale outside the model (a method's parameter group) trained, in step on both ranks
     assert not torch.equal(rank0["extra.scale"], torch.ones(1))
+    # one output folder, the main process's, and no rank's temporary folder left beside it
+    assert (tmp_path / "saved" / "rank.txt").read_text() == "0"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".saved")]
+    last = tmp_path / "checkpoints" / "last"
+    assert {p.name for p in last.glob("random_states_*")} == {
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    }
 
 
 class Killed(Exception):
@@ -452,3 +460,15 @@ def test_a_runs_seconds_leave_out_its_checkpoint_writes(tmp_path, monkeypatch):
     wall = time.perf_counter() - started
     assert wall >= 1.0  # two writes (steps 1 and 2; the last step writes none) slept 0.5 s each
     assert result.seconds < wall - 0.9
+
+
+def test_a_resume_under_another_launch_has_another_fingerprint():
+    from types import SimpleNamespace
+
+    from prunekit.train.finetune import _launch_fields
+
+    plain = SimpleNamespace(num_processes=1, mixed_precision="no")
+    assert _launch_fields(plain, "fp32") == {}  # one plain process: keys as before
+    two = SimpleNamespace(num_processes=2, mixed_precision="bf16")
+    assert _launch_fields(two, "fp32") == {"processes": 2, "launcher_precision": "bf16"}
+    assert _launch_fields(two, "bf16") == {"processes": 2}  # the config's own precision

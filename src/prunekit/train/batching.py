@@ -19,7 +19,19 @@ from torch.utils.data import Dataset, Sampler
 from prunekit.data import input_lengths
 from prunekit.errors import ConfigError
 
-__all__ = ["LengthGroupedSampler", "loader_order"]
+__all__ = [
+    "SHUFFLE_ORDER",
+    "LengthGroupedSampler",
+    "ShuffledSampler",
+    "loader_order",
+    "order_fields",
+]
+
+# 2: `ShuffledSampler`. Before it, shuffled batches came from accelerate's seedable sampler,
+# which draws epoch e of seed s as seed s + e: seed 1's first epoch was seed 0's second, and
+# seeds 0-2 of a 3-epoch run shared most of their orders. Runs since carry this version in
+# their keys, so a dense model cached with the old order is not taken for a new one.
+SHUFFLE_ORDER = 2
 
 
 def loader_order(
@@ -30,13 +42,43 @@ def loader_order(
     from the global RNG, and a run resumed mid-epoch (one more pass) would shift dropout."""
     generator = torch.Generator().manual_seed(seed)
     if not group_by_length:
-        return {"shuffle": True, "generator": generator}
+        return {"sampler": ShuffledSampler(len(dataset), seed), "generator": generator}
     lengths = input_lengths(dataset)
     if lengths is None:
         raise ConfigError(
             "group_by_length needs training items with input_ids; turn it off for this data"
         )
     return {"sampler": LengthGroupedSampler(lengths, batch_size, seed), "generator": generator}
+
+
+def order_fields(group_by_length: bool) -> dict[str, Any]:
+    """What a key or a resume fingerprint adds for the order: the shuffle's version for
+    shuffled batches (none for length-grouped ones, whose order never changed)."""
+    return {} if group_by_length else {"shuffle_order": SHUFFLE_ORDER}
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # far apart per seed: seed s's epoch e is no other seed's epoch within 100,003 epochs
+    return seed * 100_003 + epoch
+
+
+class ShuffledSampler(Sampler[int]):
+    """A random permutation per epoch that depends only on ``seed`` and the epoch
+    (`set_epoch`, which accelerate calls), so a run resumed mid-epoch replays its batches and
+    no two seeds share an epoch's order."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+        yield from torch.randperm(self.size, generator=generator).tolist()
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -63,7 +105,7 @@ class LengthGroupedSampler(Sampler[int]):
         return len(self.lengths)
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         span = self.batch_size * self.group
         for start in range(0, len(order), span):

@@ -72,6 +72,7 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every rank's random states are in tmp before the swap
     if accelerator.is_main_process:
         states = {name: obj.state_dict() for name, obj in (objects or {}).items()}
         torch.save(states, tmp / _OBJECTS_FILE)

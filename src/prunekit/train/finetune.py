@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from prunekit.device import resolve_device
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
-from prunekit.train.batching import loader_order
+from prunekit.train.batching import loader_order, order_fields
 from prunekit.train.checkpoints import (
     load_objects,
     run_fingerprint,
@@ -204,7 +204,8 @@ def finetune(
     step = 0
     last_dir = checkpoint_dir / "last" if checkpoint_dir is not None else None
     logger = MetricsLog(checkpoint_dir, config.log_every, accelerator.is_main_process)
-    fields = _fingerprint_fields(config) | ({"start": start} if start else {})
+    fields = _fingerprint_fields(config) | _launch_fields(accelerator, config.precision)
+    fields |= {"start": start} if start else {}
     run = run_fingerprint(fields, total, len(train_dataset))
     saved = saved_state(last_dir) if resume else None
     if saved is not None and saved.get("run") != run:
@@ -352,7 +353,20 @@ def asked_loop_options(
 def _fingerprint_fields(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed run must share; loop options only when asked (older runs)."""
     fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device", *LOOP_OPTIONS})
-    return fields | asked_loop_options(config.precision, config.group_by_length)
+    fields |= asked_loop_options(config.precision, config.group_by_length)
+    return fields | order_fields(config.group_by_length)
+
+
+def _launch_fields(accelerator: Accelerator, precision: str) -> dict[str, Any]:
+    """What `accelerate launch` changes about a run: more processes (a larger effective batch,
+    other epoch boundaries) or mixed precision on an fp32 config. A resume under another
+    launch starts over; one plain process adds nothing, so its keys stay as they were."""
+    fields: dict[str, Any] = {}
+    if accelerator.num_processes > 1:
+        fields["processes"] = accelerator.num_processes
+    if precision == "fp32" and str(accelerator.mixed_precision) != "no":
+        fields["launcher_precision"] = str(accelerator.mixed_precision)
+    return fields
 
 
 def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:

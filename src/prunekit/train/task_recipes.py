@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import examples_digest, get_task
 from prunekit.errors import ConfigError
+from prunekit.processes import is_main_process, launched, wait_for_everyone
+from prunekit.train.batching import order_fields
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import LOOP_OPTIONS, Precision, TrainConfig, asked_loop_options
 from prunekit.train.task import FinetuneConfig, finetune_task
@@ -85,7 +87,8 @@ class TaskRecipe(BaseModel):
         ``group_by_length`` only when not at their defaults, so that models cached before the
         fields existed keep their keys)."""
         data = self.model_dump(exclude={"swept", *LOOP_OPTIONS})
-        return data | asked_loop_options(self.precision, self.group_by_length)
+        data |= asked_loop_options(self.precision, self.group_by_length)
+        return data | order_fields(self.group_by_length)
 
     def digest(self) -> str:
         """A short fingerprint of `settings`."""
@@ -218,7 +221,7 @@ def cached_dense_model(
     into it now (resuming a killed fine-tune). Returns its directory."""
     recipe = recipe or recipe_for(task)
     out = dense_model_dir(model, task, seed, recipe, root)  # its key once: it may hash weights
-    if _finished(out):
+    if not launched() and _finished(out):
         return _same_train_data(out, task, seed, data_dir)
     # Two jobs that need the same model (two compares of one seed) take turns: the second
     # waits, then finds it finished, instead of both training into one checkpoint folder.
@@ -259,7 +262,20 @@ def _same_train_data(out: Path, task: str, seed: int, data_dir: Path | None) -> 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (created) for the block; where ``fcntl`` does
-    not exist (Windows), no lock."""
+    not exist (Windows), no lock. The processes of one `accelerate launch` train together, so
+    the main one takes the lock for all and the others wait for it (each taking its own would
+    leave them waiting on one another); inside, every process sees the same cache."""
+    if not launched():
+        with _file_lock(path):
+            yield
+        return
+    with _file_lock(path) if is_main_process() else contextlib.nullcontext():
+        wait_for_everyone()
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         if fcntl is not None:
