@@ -108,6 +108,33 @@ def test_transformers_v4_pruned_checkpoint_loads(tmp_path):
         load(out)
 
 
+def test_transformers_v4_checkpoint_with_a_layer_pruned_whole_loads(tmp_path):
+    """4.x prune_heads left such a layer's Q/K/V as 0-row linears, and saved them."""
+    model = tiny_model("bert")
+    batch = tiny_batch()
+    kept = [list(range(H)) for _ in range(L)]
+    kept[1] = []
+    plan = PruningPlan.build(num_layers=L, num_heads=H, intermediate_size=F, kept_heads=kept)
+    with torch.no_grad():
+        expected = apply_plan(model, plan)(**batch).logits
+    model = tiny_model("bert")  # the same seeded weights, sliced as 4.x did
+    parts = get_adapter(model).layer_modules(model, 1)
+    for slot in (parts.query, parts.key, parts.value):
+        slot.set(_slice_linear(slot.get(), torch.zeros(0, dtype=torch.long), dim=0))
+    parts.attn_out.set(_slice_linear(parts.attn_out.get(), torch.zeros(0, dtype=torch.long), dim=1))
+    out = tmp_path / "v4"
+    out.mkdir()
+    model.config.pruned_heads = {"1": list(range(H))}
+    model.config.architectures = ["BertForSequenceClassification"]
+    model.config.save_pretrained(out)
+    safetensors.torch.save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+    loaded = load(out)
+    assert current_plan(loaded).kept_heads[1] == ()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, expected)
+
+
 def test_save_refuses_existing_directory_without_overwrite(tmp_path):
     target = tmp_path / "m"
     target.mkdir()

@@ -161,3 +161,13 @@ def test_unsupported_architecture_lists_supported_ones():
     model = transformers.GPT2Model(config)
     with pytest.raises(UnsupportedModelError, match="bert, distilbert, electra, mpnet, roberta"):
         apply_plan(model, PruningPlan.dense(1, 2, 32))
+
+
+def test_a_pruned_model_pickles_and_keeps_its_outputs(family, tmp_path):
+    """torch.save(model) and multiprocessing pickle modules: MPNet's bias hook was a closure."""
+    model = apply_plan(tiny_model(family), random_plan(3)).eval()
+    batch = tiny_batch()
+    torch.save(model, tmp_path / "model.pt")
+    again = torch.load(tmp_path / "model.pt", weights_only=False).eval()  # our own file
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, model(**batch).logits)

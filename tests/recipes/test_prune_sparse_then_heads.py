@@ -4,7 +4,8 @@ file and the method's plan.json with its own, and both read back."""
 from __future__ import annotations
 
 import pytest
-from conftest import glue_dir
+import torch
+from conftest import TINY, glue_dir, tiny_model
 
 from prunekit import PruningPlan, current_plan, load
 from prunekit.recipes.prune import PruneConfig, run_prune
@@ -39,3 +40,16 @@ def test_heads_pruned_from_a_sparse_model_reload_with_their_plan(
     assert plan.sparse_masks == "masks.safetensors" and plan.method == "random"
     assert current_plan(model).heads_kept == plan.heads_kept == 4
     assert plan.masks.keys() == current_plan(model).masks.keys()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model_sparse.safetensors"])
+def test_a_method_plan_never_takes_a_weight_file_name(tmp_path, name):
+    from prunekit.models.checkpoint import write_model_files
+
+    model = tiny_model("bert")
+    dense = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
+    masks = {"0.query": torch.ones(TINY["hidden"], TINY["hidden"], dtype=torch.bool)}
+    write_model_files(model, tmp_path / "m", None, method_plan=dense.with_masks(masks, name))
+    plan = PruningPlan.read(tmp_path / "m" / "plan.json")
+    assert plan.sparse_masks == "masks.safetensors"
+    load(tmp_path / "m")  # the weights are the model's, not the masks

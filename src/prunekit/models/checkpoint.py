@@ -16,6 +16,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,14 +151,19 @@ def write_model_files(
         tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(model_card(model, plan, storage))
     if method_plan is not None:
-        if method_plan.sparse_masks == MASKS_NAME:  # a plan taken from a loaded sparse model
-            # its masks must not replace the model's own file, stamped for the model's plan
+        # A plan taken from a loaded sparse model names the model's masks file (or a plan.json
+        # edited by hand, its weights): its masks must not replace one of the model's files.
+        if method_plan.sparse_masks in _OWN_FILES:
             method_plan = method_plan.with_masks(method_plan.masks, MASKS_FILE)
         method_plan.write(directory / "plan.json")
     if plan.sparse_masks is not None:  # the live plan names the masks file as the saved one
         setattr(
             model.config, CONFIG_KEY, getattr(model.config, CONFIG_KEY) | {"plan": plan.to_dict()}
         )
+
+
+# The weight files a saved model may have: a method plan's masks never take their names.
+_OWN_FILES = (WEIGHTS_NAME, SPARSE_NAME, QUANTIZED_NAME, MASKS_NAME)
 
 
 def refuse_pickled_weights(directory: Path) -> None:
@@ -487,8 +493,13 @@ def _load_weights_strict(model: nn.Module, weights: Path) -> None:
             f"{weights} does not match the architecture rebuilt from config.json: "
             f"{first[0].strip()}"
         ) from None
-    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    # the instance's real ties (v5); the class's `_tied_weights_keys` lists the decoder even
+    # when tie_word_embeddings is off, and an untied decoder missing from the file is an error
+    tied = getattr(model, "all_tied_weights_keys", None) or {}
     missing = [k for k in missing if k not in tied]
+    if unexpected:  # transformers 4.x saved the Q/K/V of a layer pruned whole as 0-row tensors
+        with safe_open(str(weights), framework="pt") as handle:
+            unexpected = [k for k in unexpected if math.prod(handle.get_slice(k).get_shape())]
     if missing or unexpected:
         raise ModelLoadError(
             f"{weights} does not match config.json: missing {missing[:5]}, "

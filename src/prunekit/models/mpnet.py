@@ -59,24 +59,29 @@ class MPNetAdapter(BertStyleAdapter):
                     del attention._forward_pre_hooks[key]
                     attention._forward_pre_hooks_with_kwargs.pop(key, None)
             if 0 < len(kept) < num_heads:
-                attention.register_forward_pre_hook(_bias_slicer(kept), with_kwargs=True)
+                attention.register_forward_pre_hook(_BiasSlicer(kept), with_kwargs=True)
 
 
-def _bias_slicer(kept: list[int]):
-    index = torch.tensor(kept, dtype=torch.long)
+class _BiasSlicer:
+    """A forward pre-hook that keeps the position-bias rows of the kept heads. A class, not a
+    closure, so a pruned MPNet pickles (``torch.save(model)``, multiprocessing) as others do."""
 
-    def slice_position_bias(module, args, kwargs):
+    def __init__(self, kept: list[int]) -> None:
+        self.index = torch.tensor(kept, dtype=torch.long)
+
+    def __call__(self, module, args, kwargs):
         # MPNetAttention calls attn(hidden_states, attention_mask, position_bias, ...).
         if len(args) >= 3 and args[2] is not None:
-            bias = args[2].index_select(1, index.to(args[2].device))
+            bias = args[2].index_select(1, self.index.to(args[2].device))
             return (*args[:2], bias, *args[3:]), kwargs
         if kwargs.get("position_bias") is not None:
-            kwargs = {**kwargs, "position_bias": kwargs["position_bias"].index_select(1, index)}
+            bias = kwargs["position_bias"]
+            kwargs = {**kwargs, "position_bias": bias.index_select(1, self.index.to(bias.device))}
             return args, kwargs
         return None
 
-    setattr(slice_position_bias, _HOOK_MARK, True)
-    return slice_position_bias
+
+setattr(_BiasSlicer, _HOOK_MARK, True)
 
 
 MPNET = register_adapter("mpnet")(MPNetAdapter())
