@@ -15,7 +15,13 @@ from prunekit.errors import OutputExistsError
 from prunekit.files import usual_mode, write_atomic
 from prunekit.processes import is_main_process, wait_for_everyone
 
-__all__ = ["atomic_output_dir", "check_output_dir", "checkpoint_dir_for", "write_json"]
+__all__ = [
+    "atomic_output_dir",
+    "check_output_dir",
+    "checkpoint_dir_for",
+    "refuse_output_holding",
+    "write_json",
+]
 
 
 def check_output_dir(path: str | Path, overwrite: bool) -> Path:
@@ -34,6 +40,21 @@ def check_output_dir(path: str | Path, overwrite: bool) -> Path:
             f"cannot create {path}: {ancestor} is not a writable directory; choose another --out"
         )
     return path
+
+
+def refuse_output_holding(out: str | Path, source: str | Path, same: bool = False) -> None:
+    """Refuse an output folder that holds ``source`` (a local model folder the command reads):
+    the atomic swap would replace it, and everything beside the model, by the new output.
+    ``same``: the source itself is allowed (a command that rewrites a model in place)."""
+    out_path, source_path = Path(out).resolve(), Path(source).resolve()
+    if not source_path.exists():
+        return  # a hub id
+    holders = [*source_path.parents] + ([] if same else [source_path])
+    if out_path in holders:
+        raise OutputExistsError(
+            f"--out {out} holds the model {source} being read; --overwrite would replace it, "
+            "so use another folder"
+        )
 
 
 @contextlib.contextmanager

@@ -65,8 +65,16 @@ def test_a_killed_training_resumes_to_the_same_pruner(
     with pytest.raises(Killed):
         run_train_pruner(config(tiny_bert_with_real_tokenizer, tmp_path / "resumed", progress=True))
     monkeypatch.setattr(smp_recipe, "step_progress", original)
+    # the same data named through $GLUE_DIR, and the device named: the same run, resumed
+    monkeypatch.setenv("GLUE_DIR", str(glue_dir()))
     resumed = run_train_pruner(
-        config(tiny_bert_with_real_tokenizer, tmp_path / "resumed", resume=True)
+        config(
+            tiny_bert_with_real_tokenizer,
+            tmp_path / "resumed",
+            resume=True,
+            data_dir=None,
+            device="cpu",
+        )
     )
     assert resumed["resumed_from_step"] == 3  # a checkpoint every step here; killed at step 4
     full = safetensors.torch.load_file(tmp_path / "full" / "pruner.safetensors")

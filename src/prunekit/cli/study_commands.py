@@ -143,6 +143,7 @@ def compare(
     from prunekit.recipes.compare import (
         CompareConfig,
         DistillConfig,
+        check_sweep_choices,
         dense_recipe,
         per_method_options,
         run_compare,
@@ -157,40 +158,40 @@ def compare(
     chosen = {}
     if methods is not None:
         chosen["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
-    rows = run_compare(
-        CompareConfig(
-            task=task,
-            out=out,
-            model=model,
-            **chosen,
-            fractions=_floats(heads, "--heads"),
-            seeds=_ints(seeds, "--seeds"),
-            regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
-            data_dir=data_dir,
-            recipe=dense_recipe(
-                task, epochs=finetune_epochs, max_train_samples=max_train_samples, whole_split=0
-            ),
-            recover=train_config(epochs=recover_epochs),
-            recover_max_samples=recover_max_samples,
-            distill=DistillConfig() if distill else None,
-            search_samples=search_samples,
-            eval_max_samples=eval_max_samples,
-            method_options=per_method_options(method_option or ()),
-            budgets=_floats(budgets, "--budgets") if budgets else (),
-            **(
-                {"budget_methods": tuple(m.strip() for m in budget_methods.split(",") if m.strip())}
-                if budget_methods
-                else {}
-            ),
-            precision=precision,
-            group_by_length=group_by_length,
-            borrow_from=tuple(borrow_from or ()),
-            time_speed=not no_timing,
-            time_onnx=onnx_timing,
-            device=device,
-            progress=not quiet,
-        )
+    config = CompareConfig(
+        task=task,
+        out=out,
+        model=model,
+        **chosen,
+        fractions=_floats(heads, "--heads"),
+        seeds=_ints(seeds, "--seeds"),
+        regimes=tuple(r.strip() for r in regimes.split(",") if r.strip()),
+        data_dir=data_dir,
+        recipe=dense_recipe(
+            task, epochs=finetune_epochs, max_train_samples=max_train_samples, whole_split=0
+        ),
+        recover=train_config(epochs=recover_epochs),
+        recover_max_samples=recover_max_samples,
+        distill=DistillConfig() if distill else None,
+        search_samples=search_samples,
+        eval_max_samples=eval_max_samples,
+        method_options=per_method_options(method_option or ()),
+        budgets=_floats(budgets, "--budgets") if budgets else (),
+        **(
+            {"budget_methods": tuple(m.strip() for m in budget_methods.split(",") if m.strip())}
+            if budget_methods
+            else {}
+        ),
+        precision=precision,
+        group_by_length=group_by_length,
+        borrow_from=tuple(borrow_from or ()),
+        time_speed=not no_timing,
+        time_onnx=onnx_timing,
+        device=device,
+        progress=not quiet,
     )
+    check_sweep_choices(config, budget_methods_given=bool(budget_methods))
+    rows = run_compare(config)
     typer.echo(f"{len(rows)} runs in {out / 'results.jsonl'}; render with: prunekit report {out}")
 
 

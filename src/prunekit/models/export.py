@@ -34,7 +34,7 @@ import torch
 
 from prunekit.errors import ConfigError, ExportError
 from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
-from prunekit.outputs import atomic_output_dir, check_output_dir
+from prunekit.outputs import atomic_output_dir, check_output_dir, refuse_output_holding
 
 __all__ = ["ExportReport", "export_onnx", "max_sequence_length", "onnx_session", "require_onnx"]
 
@@ -88,9 +88,7 @@ def export_onnx(
     """
     require_onnx()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if out_dir.resolve() in (model_dir.resolve(), *model_dir.resolve().parents):
-        # --overwrite would replace the model's folder (or one holding it) by the export
-        raise ConfigError(f"--out {out_dir} holds the model being exported; use another folder")
+    refuse_output_holding(out_dir, model_dir)
     check_output_dir(out_dir, overwrite)
     model = load(model_dir, attn_implementation="eager")
     tokenizer = load_tokenizer(model_dir)

@@ -35,11 +35,18 @@ from prunekit.methods import (
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.export import require_onnx
 from prunekit.outputs import check_output_dir, write_json
-from prunekit.recipes.common import check_head_method, console, seed_everything
+from prunekit.recipes.common import (
+    check_head_method,
+    console,
+    method_progress,
+    seed_everything,
+    step_progress,
+)
 from prunekit.recipes.compare_config import (
     REGIMES,
     CompareConfig,
     borrowed_rows,
+    check_sweep_choices,
     dense_recipe,
     per_method_options,
     plan_memo_path,
@@ -65,6 +72,7 @@ from prunekit.train.task_recipes import cached_dense_model, model_files_digest
 __all__ = [
     "CompareConfig",
     "append_rows",
+    "check_sweep_choices",
     "DistillConfig",
     "dense_recipe",
     "per_method_options",
@@ -205,15 +213,17 @@ def _refuse_other_dense(
 
 def _dense_model(config: CompareConfig, seed: int) -> Path:
     """The dense fine-tuned model of this seed, from the shared cache (fine-tuned if missing)."""
-    return cached_dense_model(
-        config.model,
-        config.task,
-        seed,
-        config.recipe,
-        config.data_dir,
-        config.dense_cache,
-        config.device,
-    )
+    with step_progress(f"dense {config.task} seed {seed}", config.progress) as on_step:
+        return cached_dense_model(
+            config.model,
+            config.task,
+            seed,
+            config.recipe,
+            config.data_dir,
+            config.dense_cache,
+            config.device,
+            on_step,
+        )
 
 
 def _attention(config: CompareConfig) -> dict[str, str]:
@@ -239,6 +249,10 @@ class _Sweep:
     def decide(self, method: str, target: HeadTarget, options: dict, key: str) -> MethodResult:
         seed_everything(self.seed)
         work = self.config.out / "work"
+        with method_progress(f"{method} {key}", self.config.progress) as on_progress:
+            return self._decide(method, target, options, key, work, on_progress)
+
+    def _decide(self, method, target, options, key, work, on_progress) -> MethodResult:
         return decide(
             self.dense,
             method,
@@ -256,6 +270,7 @@ class _Sweep:
             # One memo per method and run dir: budgets and fractions of a seed share states.
             cache_dir=work / "cache" / method,
             train_budget_steps=self.budget_steps,
+            on_progress=on_progress,
         )
 
     def run(self, method: str, fraction: float) -> list[dict[str, Any]]:
@@ -352,17 +367,18 @@ class _Sweep:
                 model = apply_plan(result.model, result.plan)
                 extra = {"r1_source": "method", "train_steps": result.record.get("train_steps")}
             else:
-                trained = recover(
-                    model,
-                    self.data,
-                    self.recover,
-                    self.config.recover_max_samples,
-                    self.dense,
-                    self.config.distill,
-                    checkpoint_dir=_recovery_dir(
-                        self.config, run_key(method, fraction, self.seed, "r1")
-                    ),
-                )
+                key = run_key(method, fraction, self.seed, "r1")
+                with step_progress(f"recover {key}", self.config.progress) as on_step:
+                    trained = recover(
+                        model,
+                        self.data,
+                        self.recover,
+                        self.config.recover_max_samples,
+                        self.dense,
+                        self.config.distill,
+                        on_step,
+                        checkpoint_dir=_recovery_dir(self.config, key),
+                    )
                 extra = {"r1_source": "recovery", "train_steps": trained.steps}
                 extra["recovery_seconds"] = round(trained.seconds, 2)
             row = _row(base, "r1", evaluate_splits(model, self.data, SPLITS, max_samples))

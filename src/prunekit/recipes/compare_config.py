@@ -41,6 +41,7 @@ __all__ = [
     "refuse_other_settings",
     "resolved_settings",
     "borrowed_rows",
+    "check_sweep_choices",
     "run_dir_settings",
     "run_key",
     "settings_differ",
@@ -252,8 +253,14 @@ def _without_recovery_device(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]) -> None:
-    """Raise when ``config.out`` holds rows of other result-affecting settings."""
+    """Raise when ``config.out`` holds rows of other result-affecting settings, or is a
+    folder of something else (a model, a `run` job), whose config.json a sweep would replace."""
     path = config.out / "config.json"
+    if _foreign_folder(config.out):
+        raise ConfigError(
+            f"{config.out} holds files that are not a compare sweep's (its config.json would be "
+            "replaced); choose another --out"
+        )
     if not path.is_file() or not read_results(config.out / "results.jsonl"):
         return  # no rows yet: nothing of other settings to mix with (a run that failed early)
     before = json.loads(path.read_text())
@@ -263,6 +270,20 @@ def refuse_other_settings(config: CompareConfig, budget_methods: tuple[str, ...]
             f"{config.out} holds results of other settings ({', '.join(differ)}), and rows are "
             "resumed by run key alone; use another --out, or delete it to start over"
         )
+
+
+def _foreign_folder(out: Path) -> bool:
+    """A non-empty folder with neither a sweep's rows nor a sweep's config.json."""
+    if not out.is_dir() or (out / "results.jsonl").exists():
+        return False
+    visible = [p for p in out.iterdir() if not p.name.startswith(".")]
+    if not visible:
+        return False
+    try:
+        recorded = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(recorded, dict) and {"methods", "regimes"} <= recorded.keys())
 
 
 def borrowed_rows(
@@ -332,3 +353,21 @@ def write_plan_memo(path: Path, result: MethodResult) -> None:
     record = {"decision_seconds": result.record["decision_seconds"]}
     tmp.write_text(json.dumps({"plan": result.plan.to_json(), "record": record}))
     tmp.replace(path)
+
+
+def check_sweep_choices(config: CompareConfig, budget_methods_given: bool) -> None:
+    """The CLI's choices that would run nothing, or be dropped without a word, as one line each
+    (benchmarks share method options across their sweeps, so this is the command's check)."""
+    if not config.seeds or not config.regimes:
+        raise ConfigError(f"--{'seeds' if not config.seeds else 'regimes'} is empty; give one")
+    if not (config.methods and config.fractions) and not config.budgets:
+        raise ConfigError("nothing to run: give --methods and --heads, or --budgets")
+    if budget_methods_given and not config.budgets:
+        raise ConfigError("--budget-methods runs at --budgets; add --budgets B1,B2")
+    if config.time_onnx and not config.time_speed:
+        raise ConfigError("--onnx-timing adds ONNX Runtime to the speed timing; drop --no-timing")
+    ran = {*config.methods, *(config.budget_methods if config.budgets else ())}
+    if unused := sorted(set(config.method_options) - ran):
+        raise ConfigError(
+            f"--method-option names {', '.join(unused)}, which this sweep does not run"
+        )

@@ -20,7 +20,7 @@ from prunekit.models.sparse_storage import (
     StorageOptions,
     storage_report,
 )
-from prunekit.outputs import atomic_output_dir
+from prunekit.outputs import atomic_output_dir, refuse_output_holding
 from prunekit.recipes.common import at_least
 
 __all__ = ["run_inspect", "run_export", "run_compact", "run_methods"]
@@ -76,6 +76,7 @@ def run_compact(
     metrics with `prunekit eval`)."""
     storage = StorageOptions(sparse_values=sparse_values, embeddings=embeddings)
     directory = resolve_model(model)
+    refuse_output_holding(out, directory, same=True)  # in place, yes; its parent, never
     bytes_before = storage_report(Path(directory))["total"]  # before an in-place save replaces it
     original = load(directory)
     try:  # carried along when there is one; compaction itself needs none

@@ -25,7 +25,13 @@ from prunekit.methods import (
 from prunekit.models import apply_plan, current_plan, model_stats
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.sources import load_for_task, recorded_task, resolve_model
-from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
+from prunekit.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    checkpoint_dir_for,
+    refuse_output_holding,
+    write_json,
+)
 from prunekit.recipes.common import (
     console,
     method_progress,
@@ -80,7 +86,8 @@ def run_prune(config: PruneConfig) -> dict:
     info.check_budget(config.options, counted)
     _refuse_unused(config, info)
     check_output_dir(config.out, config.overwrite)
-    resolve_model(config.model)  # a missing model directory is reported before anything else
+    source = resolve_model(config.model)  # a missing model directory is reported first
+    refuse_output_holding(config.out, source, same=True)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     task_name = config.task or recorded_task(config.model)

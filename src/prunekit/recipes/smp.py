@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import TaskData, TaskMixture, get_task, make_collate
+from prunekit.data import TaskData, TaskMixture, examples_digest, get_task, make_collate
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.models import load, load_tokenizer
@@ -107,8 +107,14 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
         seed=config.seed,
         device=str(device),
     )
-    # A checkpoint resumes only the run that wrote it: the same tasks, widths and batches.
-    settings = config.model_dump(mode="json", exclude={"out", "resume", "overwrite", "progress"})
+    # A checkpoint resumes only the run that wrote it: the same tasks, widths, batches and
+    # train examples (by content: --data-dir and $GLUE_DIR naming one folder resume alike;
+    # the device is not part of it, as in the loop's own fingerprint).
+    ignored = {"out", "resume", "overwrite", "progress", "device", "data_dir"}
+    settings = config.model_dump(mode="json", exclude=ignored)
+    settings["examples"] = [
+        examples_digest(spec, "train", config.data_dir, config.seed) for spec in specs
+    ]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     checkpoints = checkpoint_dir_for(config.out) / digest
     with step_progress("train SMP pruner", config.progress) as on_step:

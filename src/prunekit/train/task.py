@@ -14,8 +14,14 @@ from prunekit.data import TaskData, examples_digest, get_task
 from prunekit.device import describe_device, module_device
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.memo import weights_digest
-from prunekit.models.sources import DEFAULT_MODEL, load_for_task
-from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for, write_json
+from prunekit.models.sources import DEFAULT_MODEL, load_for_task, resolve_model
+from prunekit.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    checkpoint_dir_for,
+    refuse_output_holding,
+    write_json,
+)
 from prunekit.train.evaluate import evaluate_splits
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import TrainConfig, finetune
@@ -47,6 +53,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
     """
     task = get_task(config.task)
     check_output_dir(config.out, config.overwrite)
+    refuse_output_holding(config.out, resolve_model(config.model))
     set_seed(config.train.seed)  # the new classifier head is drawn from the global RNG
     # Missing data fails before the model loads.
     data = TaskData.for_task(task, None, config.data_dir, config.train.seed, config.max_seq_length)
