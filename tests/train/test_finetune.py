@@ -472,3 +472,31 @@ def test_a_resume_under_another_launch_has_another_fingerprint():
     two = SimpleNamespace(num_processes=2, mixed_precision="bf16")
     assert _launch_fields(two, "fp32") == {"processes": 2, "launcher_precision": "bf16"}
     assert _launch_fields(two, "bf16") == {"processes": 2}  # the config's own precision
+
+
+def test_the_log_gives_each_step_the_rate_it_used(tmp_path):
+    """Warm-up's first step runs at rate 0, the last step of the decay above 0."""
+    config = TrainConfig(
+        learning_rate=1e-3, max_steps=4, batch_size=8, warmup_ratio=0.5, log_every=1
+    )
+    log = finetune(tiny_model("bert"), toy_dataset(), default_collate, config).log
+    rates = [line["lr"] for line in log]
+    assert rates[0] == 0.0 and rates[-1] > 0.0
+    assert rates == sorted(rates[:2]) + sorted(rates[2:], reverse=True)  # up, then down
+
+
+def test_a_fresh_run_drops_an_earlier_runs_checkpoint(tmp_path):
+    config = TrainConfig(learning_rate=1e-3, max_steps=4, batch_size=8, checkpoint_every=2)
+    args = (toy_dataset(), default_collate, config)
+    finetune(tiny_model("bert"), *args, checkpoint_dir=tmp_path, keep_checkpoint=True)
+    assert (tmp_path / "last").is_dir()
+
+    class Killed(Exception):
+        pass
+
+    def kill(step, total, values=None):
+        raise Killed
+
+    with pytest.raises(Killed):  # started afresh, killed before its own first checkpoint
+        finetune(tiny_model("bert"), *args, checkpoint_dir=tmp_path, on_step=kill)
+    assert not (tmp_path / "last").exists()  # a later --resume starts over, log and all

@@ -230,6 +230,11 @@ def finetune(
         log.info("resumed from step %d of %d", step, total)
     else:
         logger.start()
+        if last_dir is not None and accelerator.is_main_process:
+            # a fresh run: an earlier run's checkpoint would be resumed later under this
+            # run's log if this one were killed before its own first checkpoint
+            shutil.rmtree(last_dir, ignore_errors=True)
+        accelerator.wait_for_everyone()
     resumed_from = step
 
     model.train()
@@ -263,6 +268,7 @@ def finetune(
                     param.grad.neg_()
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
+            step_lr = scheduler.get_last_lr()[0]  # the rate this step used, not the next one's
             scheduler.step()
             optimizer.zero_grad()
             step += 1
@@ -273,7 +279,7 @@ def finetune(
             loss_value = values["loss"]
             if extras.status is not None:
                 values |= extras.status()
-            logger.add(step, values, scheduler.get_last_lr()[0], final=step >= total)
+            logger.add(step, values, step_lr, final=step >= total)
             if on_step is not None and accelerator.is_main_process:
                 on_step(step, total, values)
             end_of_epoch = step % steps_per_epoch == 0

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prunekit.files import write_atomic
+
 __all__ = ["METRICS_FILE", "MetricsLog"]
 
 METRICS_FILE = "metrics.jsonl"
@@ -37,8 +39,9 @@ class MetricsLog:
         if self.path is not None and self.path.is_file():
             kept = [_parsed(x) for x in self.path.read_text().splitlines() if x.strip()]
             self.lines = [line for line in kept if line is not None and line["step"] <= step]
-            if self.main:
-                self.path.write_text("".join(json.dumps(x) + "\n" for x in self.lines))
+            if self.main:  # replaced whole: a kill while rewriting must not lose the log
+                text = "".join(json.dumps(x) + "\n" for x in self.lines)
+                write_atomic(self.path, lambda tmp: tmp.write_text(text))
 
     def add(self, step: int, values: dict[str, float], lr: float, final: bool) -> None:
         for name, value in values.items():
