@@ -159,11 +159,13 @@ def test_lossless_mode_reports_every_fraction_it_tried():
 def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_fraction(
     tmp_path, monkeypatch
 ):
-    import prunekit.methods.peer as peer
+    import prunekit.methods.peer_distil as peer_distil
 
     trained = []
-    distil = peer._distil
-    monkeypatch.setattr(peer, "_distil", lambda *a, **k: trained.append(1) or distil(*a, **k))
+    distil = peer_distil._distil
+    monkeypatch.setattr(
+        peer_distil, "_distil", lambda *a, **k: trained.append(1) or distil(*a, **k)
+    )
     model = tiny_model("bert")
     grid = (0.25, 0.5, 0.75)
 

@@ -16,18 +16,15 @@ import contextlib
 import copy
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import safetensors.torch
-import torch
 import transformers
 from huggingface_hub.errors import StrictDataclassError
-from safetensors import SafetensorError, safe_open
-from torch import nn
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from prunekit.errors import ConfigError, ModelLoadError, PlanError, PrunekitError
@@ -40,8 +37,6 @@ from prunekit.models.sparse_storage import (
     StorageOptions,
     compact_parameters,
     emptied,
-    read_compact,
-    sparse_parameters,
     write_compact,
 )
 from prunekit.models.surgery import (
@@ -50,6 +45,12 @@ from prunekit.models.surgery import (
     current_plan,
     dense_plan,
     install_head_mask_guard,
+)
+from prunekit.models.weights_file import (
+    file_dtypes,
+    load_weights,
+    match_dtypes,
+    parameter_dtype,
 )
 from prunekit.outputs import atomic_output_dir
 from prunekit.plan import (
@@ -79,12 +80,6 @@ WEIGHTS_NAME = "model.safetensors"
 # plan inside keeps the plan format.
 STORAGE_FORMAT_VERSION = 3
 _READABLE = (*READABLE_FORMAT_VERSIONS, STORAGE_FORMAT_VERSION)
-_FLOAT_DTYPES = {
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F32": torch.float32,
-    "F64": torch.float64,
-}
 
 
 def save(
@@ -133,7 +128,7 @@ def write_model_files(
         section |= {"format_version": STORAGE_FORMAT_VERSION, "storage": storage.to_dict()}
     setattr(config, CONFIG_KEY, section)
     # ``model.to(float16)`` leaves config.dtype as it was; record what the weights really are.
-    config.dtype = _parameter_dtype(model) or config.dtype
+    config.dtype = parameter_dtype(model) or config.dtype
     config.architectures = [type(model).__name__]
     # A transformers-4.x key would make 4.x loaders prune a second time; the plan replaces it.
     if hasattr(config, "pruned_heads"):
@@ -213,8 +208,8 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     # The weights' own dtype, not config.dtype: prunekit 0.1.0 recorded a stale one.
-    file_dtypes = _file_dtypes(weights)
-    dtype = Counter(file_dtypes.values()).most_common(1)[0][0] if file_dtypes else config.dtype
+    stored_dtypes = file_dtypes(weights)
+    dtype = Counter(stored_dtypes.values()).most_common(1)[0][0] if stored_dtypes else config.dtype
     if dtype is not None:
         kwargs["dtype"] = dtype
 
@@ -240,8 +235,8 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
                 apply_plan(model, plan)
             except PlanError as err:
                 raise ModelLoadError(f"{directory} holds an unusable plan: {err}") from None
-        _match_dtypes(model, file_dtypes)
-        _load_weights(model, weights, plan, storage, directory)
+        match_dtypes(model, stored_dtypes)
+        load_weights(model, weights, plan, storage, directory)
     install_head_mask_guard(model)
     return model.eval()
 
@@ -421,87 +416,3 @@ def quiet_transformers() -> Iterator[None]:
         transformers.logging.set_verbosity(verbosity)
         if bars:
             transformers.utils.logging.enable_progress_bar()
-
-
-def _parameter_dtype(model: nn.Module) -> torch.dtype | None:
-    """The most common floating dtype among the parameters (by count), or None."""
-    counts = Counter(p.dtype for p in model.parameters() if p.is_floating_point())
-    return counts.most_common(1)[0][0] if counts else None
-
-
-def _file_dtypes(weights: Path) -> dict[str, torch.dtype]:
-    """Floating dtype of each tensor in a safetensors file, read from its header only."""
-    try:
-        with safe_open(str(weights), framework="pt") as handle:
-            names = handle.keys()  # noqa: SIM118 (the handle is not iterable)
-            found = {key: handle.get_slice(key).get_dtype() for key in names}
-    except (SafetensorError, OSError) as err:
-        raise ModelLoadError(f"{weights} is corrupt: {err}") from None
-    return {key: _FLOAT_DTYPES[name] for key, name in found.items() if name in _FLOAT_DTYPES}
-
-
-def _match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None:
-    # A strict load casts into the existing tensors, so any tensor stored in another dtype than
-    # the one the model was built in (mixed precision) is converted first, for an exact reload.
-    for key, tensor in model.state_dict(keep_vars=True).items():
-        dtype = file_dtypes.get(key)
-        if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
-            tensor.data = tensor.data.to(dtype)
-
-
-def _load_weights(
-    model: nn.Module,
-    weights: Path,
-    plan: PruningPlan,
-    storage: StorageOptions,
-    directory: Path,
-) -> None:
-    """Strict load; compactly stored weights come from their own files."""
-    compact = compact_parameters(model, plan, storage)
-    if not compact:
-        _load_weights_strict(model, weights)
-        return
-    needed = {SPARSE_NAME: bool(sparse_parameters(model, plan))}
-    needed[QUANTIZED_NAME] = storage.embeddings != "float32"
-    for name, required in needed.items():
-        if required and not (directory / name).is_file():
-            raise ModelLoadError(
-                f"{directory} has no {name}, which holds some of its weights; the directory "
-                "is incomplete"
-            )
-    try:
-        stored = read_compact(directory, model, plan)
-    except (SafetensorError, KeyError, ValueError, RuntimeError) as err:
-        raise ModelLoadError(f"{directory}'s compact weight files are corrupt: {err}") from None
-    with emptied(compact):
-        _load_weights_strict(model, weights)
-    for name, param in compact.items():
-        if name not in stored or tuple(stored[name].shape) != tuple(param.shape):
-            raise ModelLoadError(f"{directory} does not hold {name} as its config says")
-        with torch.no_grad():
-            param.copy_(stored[name])
-
-
-def _load_weights_strict(model: nn.Module, weights: Path) -> None:
-    try:
-        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False)
-    except SafetensorError as err:
-        raise ModelLoadError(f"{weights} is corrupt: {err}") from None
-    except RuntimeError as err:
-        first = str(err).splitlines()[1:2] or [str(err)]
-        raise ModelLoadError(
-            f"{weights} does not match the architecture rebuilt from config.json: "
-            f"{first[0].strip()}"
-        ) from None
-    # the instance's real ties (v5); the class's `_tied_weights_keys` lists the decoder even
-    # when tie_word_embeddings is off, and an untied decoder missing from the file is an error
-    tied = getattr(model, "all_tied_weights_keys", None) or {}
-    missing = [k for k in missing if k not in tied]
-    if unexpected:  # transformers 4.x saved the Q/K/V of a layer pruned whole as 0-row tensors
-        with safe_open(str(weights), framework="pt") as handle:
-            unexpected = [k for k in unexpected if math.prod(handle.get_slice(k).get_shape())]
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{weights} does not match config.json: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )

@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 from safetensors import SafetensorError, safe_open
 
 from prunekit.errors import PlanError
-from prunekit.files import pack_bits, unpack_bits, write_atomic
+from prunekit.files import write_atomic
+from prunekit.plan.masks import (
+    MASK_SLOTS,
+    MaskSet,
+    bad_file_name,
+    check_masks,
+    pack_masks,
+    unpack_masks,
+)
 
 __all__ = [
     "PruningPlan",
@@ -39,41 +47,11 @@ __all__ = [
 # 1: prunekit 0.1.0 (heads and FFN neurons). 2: adds ``sparse_masks``. Version 1 reads as 2.
 PLAN_FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
-MASK_SLOTS = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 MASKS_FILE = "masks.safetensors"
 # Metadata key of a masks file: a digest of the plan written with it. Plan and masks are two
 # files, each replaced atomically; a kill between the two renames would otherwise pair a new
 # masks file with an old plan.json, and the old plan would load someone else's masks silently.
 _PLAN_DIGEST_KEY = "plan_sha256"
-
-# Which dense dimension each weight axis has: "attn" = heads * head_size, "ffn" = FFN width,
-# "hidden" = model width. Used to check that masks agree with each other and with the plan.
-_MASK_AXES = {
-    "query": ("attn", "hidden"),
-    "key": ("attn", "hidden"),
-    "value": ("attn", "hidden"),
-    "attn_out": ("hidden", "attn"),
-    "ffn_in": ("ffn", "hidden"),
-    "ffn_out": ("hidden", "ffn"),
-}
-
-
-class _MaskSet:
-    """A plan's mask tensors, wrapped because pydantic compares private attributes with ``==``."""
-
-    __slots__ = ("tensors",)
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.tensors = tensors
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _MaskSet):
-            return NotImplemented
-        return self.tensors.keys() == other.tensors.keys() and all(
-            torch.equal(mask, other.tensors[key]) for key, mask in self.tensors.items()
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 class PruningPlan(BaseModel):
@@ -104,7 +82,7 @@ class PruningPlan(BaseModel):
     meta: dict[str, Any] = {}
 
     # None = no masks loaded: either the plan has none, or it names a file not read yet.
-    _mask_set: _MaskSet | None = PrivateAttr(default=None)
+    _mask_set: MaskSet | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> PruningPlan:
@@ -124,7 +102,7 @@ class PruningPlan(BaseModel):
             for layer, neurons in enumerate(self.kept_ffn):
                 if neurons is not None:
                     _check_indices(neurons, self.intermediate_size, f"kept_ffn[{layer}]")
-        if self.sparse_masks is not None and _bad_file_name(self.sparse_masks):
+        if self.sparse_masks is not None and bad_file_name(self.sparse_masks):
             raise ValueError(
                 f"sparse_masks must be a plain *.safetensors file name, got {self.sparse_masks!r}"
             )
@@ -184,7 +162,7 @@ class PruningPlan(BaseModel):
         try:
             with safe_open(str(path), framework="pt") as handle:
                 written_with = (handle.metadata() or {}).get(_PLAN_DIGEST_KEY)
-            masks = _unpack_masks(safetensors.torch.load_file(str(path)))
+            masks = unpack_masks(safetensors.torch.load_file(str(path)))
         except (SafetensorError, OSError, ValueError, KeyError) as err:
             raise PlanError(f"masks file {path} is corrupt: {err}") from None
         # Files written before the stamp existed carry none and are taken as they are.
@@ -216,7 +194,7 @@ class PruningPlan(BaseModel):
         write_atomic(
             path,
             lambda tmp: safetensors.torch.save_file(
-                _pack_masks(masks),
+                pack_masks(masks),
                 str(tmp),
                 {"format": "prunekit-bits-1", _PLAN_DIGEST_KEY: self._digest()},
             ),
@@ -247,13 +225,14 @@ class PruningPlan(BaseModel):
         """
         if not masks:
             return self.without_masks()
-        if _bad_file_name(file_name):
+        if bad_file_name(file_name):
             raise PlanError(
                 f"masks file name must be a plain *.safetensors name, got {file_name!r}"
             )
-        # model_copy skips validation, which `_check_masks` and the name check above stand in for.
+        # model_copy skips validation, which `check_masks` and the name check above stand in for.
         plan = self.model_copy(update={"sparse_masks": file_name})
-        plan._mask_set = _MaskSet(_check_masks(self, masks))
+        sizes = (self.num_layers, self.num_heads, self.intermediate_size)
+        plan._mask_set = MaskSet(check_masks(masks, *sizes))
         return plan
 
     def without_masks(self) -> PruningPlan:
@@ -402,59 +381,3 @@ def _first_error(err: ValidationError) -> str:
     loc = ".".join(str(p) for p in first.get("loc", ()))
     msg = first.get("msg", str(err)).removeprefix("Value error, ")
     return f"{loc}: {msg}" if loc else msg
-
-
-def _check_masks(plan: PruningPlan, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Validated CPU masks in layer/slot order; `PlanError` names the first offending mask."""
-    dims: dict[str, int] = {"ffn": plan.intermediate_size}
-    checked: dict[tuple[int, int], tuple[str, torch.Tensor]] = {}
-    for key, mask in masks.items():
-        layer_text, _, slot = str(key).partition(".")
-        if not layer_text.isdigit() or slot not in MASK_SLOTS:
-            raise PlanError(f"mask key {key!r} is not '<layer>.<slot>' with slot in {MASK_SLOTS}")
-        layer = int(layer_text)
-        if layer >= plan.num_layers:
-            raise PlanError(f"mask {key!r} is for layer {layer}; the plan has {plan.num_layers}")
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2:
-            what = f"{mask.dtype} {list(mask.shape)}" if isinstance(mask, torch.Tensor) else mask
-            raise PlanError(
-                f"mask {key!r} must be a 2-D bool tensor, got {type(mask).__name__} {what}"
-            )
-        for axis, size in zip(_MASK_AXES[slot], mask.shape, strict=True):
-            expected = dims.setdefault(axis, size)
-            if size != expected or (axis == "attn" and size % plan.num_heads):
-                raise PlanError(
-                    f"mask {key!r} has shape {list(mask.shape)}, which does not fit the plan "
-                    f"(FFN {plan.intermediate_size}, {plan.num_heads} heads) or the other masks"
-                )
-        checked[(layer, MASK_SLOTS.index(slot))] = (f"{layer}.{slot}", mask)  # "01." -> "1."
-    # Sorted, contiguous CPU tensors: safetensors needs contiguity, and sorting keeps files stable.
-    return {key: mask.detach().to("cpu").contiguous() for _, (key, mask) in sorted(checked.items())}
-
-
-def _bad_file_name(name: str) -> bool:
-    # A bare file name only: a config.json must not be able to point reads or writes elsewhere.
-    return Path(name).name != name or name.startswith(".") or not name.endswith(".safetensors")
-
-
-def _pack_masks(masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Masks as packed bits (8 entries a byte) plus their shapes: a 95%-sparse model's masks
-    must not outweigh its values."""
-    packed = {}
-    for key, mask in masks.items():
-        packed[key] = pack_bits(mask)
-        packed[f"{key}::shape"] = torch.tensor(mask.shape, dtype=torch.int64)
-    return packed
-
-
-def _unpack_masks(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    masks = {}
-    for key, value in stored.items():
-        if key.endswith("::shape"):
-            continue
-        if value.dtype == torch.bool:  # written unpacked (before packing existed)
-            masks[key] = value
-            continue
-        shape = tuple(stored[f"{key}::shape"].tolist())
-        masks[key] = unpack_bits(value, shape, key)
-    return masks
