@@ -441,7 +441,8 @@ def test_a_run_dir_without_rows_takes_a_corrected_sweep(tmp_path):
 
     out = tmp_path / "sweep"
     out.mkdir()
-    (out / "config.json").write_text(json.dumps({"recover_max_samples": 7, "task": "rte"}))
+    recorded = {"recover_max_samples": 7, "task": "rte", "methods": ["random"], "regimes": []}
+    (out / "config.json").write_text(json.dumps(recorded))
     config = CompareConfig(task="rte", out=out, methods=("random",), recover_max_samples=4000)
     refuse_other_settings(config, ())  # no rows: passes
     (out / "results.jsonl").write_text(json.dumps({"key": "random|0.5|0|r0"}) + "\n")
