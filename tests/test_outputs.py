@@ -62,7 +62,11 @@ def test_under_a_launch_only_the_main_process_renames_its_output(tmp_path, monke
     barriers = []
     monkeypatch.setattr(prunekit.outputs, "wait_for_everyone", lambda: barriers.append(1))
     monkeypatch.setattr(prunekit.outputs, "is_main_process", lambda: False)
-    with atomic_output_dir(tmp_path / "out") as tmp:
+    monkeypatch.setattr(prunekit.outputs, "launched", lambda: True)
+    with atomic_output_dir(tmp_path / "own") as tmp:  # one process's own folder: no waiting
+        (tmp / "a.txt").write_text("this rank's")
+    assert (tmp_path / "own" / "a.txt").is_file() and not barriers
+    with atomic_output_dir(tmp_path / "out", shared=True) as tmp:
         (tmp / "a.txt").write_text("another rank's copy")
-    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
-    assert len(barriers) == 2  # before the check, and after (where the main one has renamed)
+    assert not (tmp_path / "out").exists() and sorted(tmp_path.iterdir()) == [tmp_path / "own"]
+    assert len(barriers) == 3  # around the check, and after (where the main one has renamed)

@@ -13,7 +13,7 @@ from typing import Any
 
 from prunekit.errors import OutputExistsError
 from prunekit.files import usual_mode, write_atomic
-from prunekit.processes import is_main_process, wait_for_everyone
+from prunekit.processes import is_main_process, launched, wait_for_everyone
 
 __all__ = [
     "atomic_output_dir",
@@ -58,17 +58,26 @@ def refuse_output_holding(out: str | Path, source: str | Path, same: bool = Fals
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(
+    path: str | Path, overwrite: bool = False, shared: bool = False
+) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it to ``path`` only if the block succeeds.
 
-    On error the temporary directory is deleted and ``path`` is left as it was. Under
-    `accelerate launch` every process runs the block, the main one renames its folder into
-    place, the others delete theirs, and all return once ``path`` is there.
+    On error the temporary directory is deleted and ``path`` is left as it was.
+
+    ``shared``: every process of an `accelerate launch` runs this block for the same ``path``
+    (a recipe's output, a cache entry): the main one renames its folder into place, the others
+    delete theirs, and all return once ``path`` is there. Without it (the default: a folder of
+    one process's own, or a caller that saves on the main process only) nobody waits.
     """
-    wait_for_everyone()  # every process checks ``path`` before the main one replaces it
+    collective = shared and launched()
+    if collective:
+        wait_for_everyone()  # every process checks ``path`` before the main one replaces it
     path = check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    if collective:
+        wait_for_everyone()  # ... and none checks it after
     try:
         yield tmp
         # safetensors (0.8) writes 0600 files, tempfile made the folder 0700: give the output
@@ -82,7 +91,7 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if not is_main_process():
+    if collective and not is_main_process():
         shutil.rmtree(tmp, ignore_errors=True)
         wait_for_everyone()
         return
@@ -93,7 +102,8 @@ def atomic_output_dir(path: str | Path, overwrite: bool = False) -> Iterator[Pat
     tmp.rename(path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    wait_for_everyone()
+    if collective:
+        wait_for_everyone()
 
 
 def checkpoint_dir_for(out: str | Path) -> Path:

@@ -81,3 +81,10 @@ def test_compare_resumes_its_own_folder_before_any_row(tmp_path):
     assert not _foreign_folder(sweep)
     (sweep / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert _foreign_folder(sweep)
+
+
+def test_compare_refuses_to_run_under_a_launch(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = invoke("compare", "--task", "rte", "--methods", "hisp", "--out", tmp_path / "s")
+    assert_user_error(result, "compare runs as one process")
+    assert not (tmp_path / "s").exists()

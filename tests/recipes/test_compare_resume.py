@@ -86,6 +86,7 @@ def test_killed_sweep_resumes_to_the_same_rows(tiny_bert_with_real_tokenizer, tm
             recipe["task"] == "rte"
             and recipe["max_steps"] == 2
             and recipe["seed"] == int(re.search(r"-s(\d+)-", name)[1])
+            and recipe["shuffle_order"] == 2  # shuffled batches: the order the key names
         )
 
 
@@ -437,6 +438,7 @@ def test_a_sweep_killed_mid_recovery_resumes_the_recovery_from_its_checkpoint(
             if kill and step == 3:  # before step 3's checkpoint: steps 1 and 2 are saved
                 raise Killed
 
+        kwargs.pop("on_step", None)  # the sweep's progress bar, replaced by the killer
         result = real_recover(*args, on_step=on_step, **kwargs)
         resumed.append(result.resumed_from_step)
         return result

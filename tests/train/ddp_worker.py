@@ -16,6 +16,11 @@ from prunekit.train import ParamGroup, TrainConfig, TrainExtras, finetune
 
 out = Path(sys.argv[1])
 rank = int(os.environ["RANK"])
+# Before any training formed accelerate's state: a shared output must still be the main
+# process's alone (a state formed without cpu=True on this CPU-only host had no group).
+with atomic_output_dir(out / "early", shared=True) as tmp:
+    (tmp / "rank.txt").write_text(str(rank))
+assert (out / "early" / "rank.txt").read_text() == "0"
 model = tiny_model("bert")
 if rank == 0:
     safetensors.torch.save_model(model, str(out / "initial.safetensors"))
@@ -48,7 +53,7 @@ weights["extra.scale"] = scale.detach().clone()
 weights |= {f"second.{k}": v.contiguous() for k, v in second.state_dict().items()}
 safetensors.torch.save_file(weights, str(out / f"rank{rank}.safetensors"))
 # every rank saves one output folder, as a recipe does: the main one's lands, once
-with atomic_output_dir(out / "saved") as tmp:
+with atomic_output_dir(out / "saved", shared=True) as tmp:
     (tmp / "rank.txt").write_text(str(rank))
 assert (out / "saved" / "rank.txt").read_text() == "0"
 torch.distributed.barrier()

@@ -137,3 +137,10 @@ def test_the_order_keys_shuffled_runs_only():
     assert shuffled.settings()["shuffle_order"] == SHUFFLE_ORDER
     grouped = shuffled.model_copy(update={"group_by_length": True})
     assert "shuffle_order" not in grouped.settings()  # length-grouped orders did not change
+
+
+def test_the_loop_draws_shuffled_batches_from_its_own_sampler():
+    from prunekit.train.batching import loader_order
+
+    order = loader_order(list(range(10)), batch_size=4, group_by_length=False, seed=3)
+    assert isinstance(order["sampler"], ShuffledSampler) and order["sampler"].seed == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -490,6 +491,7 @@ def test_a_fresh_run_drops_an_earlier_runs_checkpoint(tmp_path):
     args = (toy_dataset(), default_collate, config)
     finetune(tiny_model("bert"), *args, checkpoint_dir=tmp_path, keep_checkpoint=True)
     assert (tmp_path / "last").is_dir()
+    shutil.copytree(tmp_path / "last", tmp_path / "last.old")  # as a swap cut short leaves it
 
     class Killed(Exception):
         pass
@@ -499,4 +501,5 @@ def test_a_fresh_run_drops_an_earlier_runs_checkpoint(tmp_path):
 
     with pytest.raises(Killed):  # started afresh, killed before its own first checkpoint
         finetune(tiny_model("bert"), *args, checkpoint_dir=tmp_path, on_step=kill)
-    assert not (tmp_path / "last").exists()  # a later --resume starts over, log and all
+    # a later --resume starts over, log and all
+    assert not (tmp_path / "last").exists() and not (tmp_path / "last.old").exists()

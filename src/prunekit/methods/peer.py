@@ -269,7 +269,7 @@ def _remembered_importance(request: PruneRequest, examples: int) -> torch.Tensor
     if directory.is_dir():  # renamed into place only once complete (`atomic_output_dir`)
         return load_file(directory / "importance.safetensors")["importance"]
     scores = _importance(request, subset)
-    with atomic_output_dir(directory, overwrite=True) as tmp:
+    with atomic_output_dir(directory, overwrite=True, shared=True) as tmp:
         save_file({"importance": scores.contiguous()}, str(tmp / "importance.safetensors"))
     return scores
 

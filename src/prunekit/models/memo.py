@@ -70,6 +70,6 @@ def load_weights_memo(directory: Path, model: nn.Module) -> dict[str, Any] | Non
 
 def save_weights_memo(directory: Path, model: nn.Module, record: dict[str, Any]) -> None:
     """Keep ``model``'s weights and a JSON ``record`` under ``directory``."""
-    with atomic_output_dir(directory, overwrite=True) as tmp:
+    with atomic_output_dir(directory, overwrite=True, shared=True) as tmp:
         save_model(model, str(tmp / _WEIGHTS))
         (tmp / _RECORD).write_text(json.dumps(record))

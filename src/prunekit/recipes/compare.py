@@ -35,6 +35,7 @@ from prunekit.methods import (
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.export import require_onnx
 from prunekit.outputs import check_output_dir, write_json
+from prunekit.processes import launched
 from prunekit.recipes.common import (
     check_head_method,
     console,
@@ -88,6 +89,13 @@ def run_compare(
     config: CompareConfig, after_run: Callable[[dict[str, Any]], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming), return all rows. ``after_run`` sees each new row."""
+    if launched():
+        # Every process would run the whole sweep, append its rows and write its plan memos;
+        # one writer is what the run dir's resume and memos assume.
+        raise ConfigError(
+            "compare runs as one process; start it without `accelerate launch`/torchrun "
+            "(its methods and recoveries then train on one device)"
+        )
     get_task(config.task)  # an unknown task fails before RUNDIR is written
     config = with_loop_options(config)
     for method in {*config.methods, *config.method_options}:
@@ -207,7 +215,8 @@ def _refuse_other_dense(
         raise ConfigError(
             f"{config.out} holds seed {seed} rows of another dense model ({', '.join(other)}; "
             f"this sweep's {dense_dir} is {digest}): use another --out, or the dense cache "
-            "those rows came from"
+            "those rows came from (a dense model cached before prunekit 0.2's shuffle order "
+            "is trained again under a new key)"
         )
 
 
@@ -376,7 +385,7 @@ class _Sweep:
                         self.config.recover_max_samples,
                         self.dense,
                         self.config.distill,
-                        on_step,
+                        on_step=on_step,
                         checkpoint_dir=_recovery_dir(self.config, key),
                     )
                 extra = {"r1_source": "recovery", "train_steps": trained.steps}

@@ -93,7 +93,7 @@ def run_compact(
             for p in Path(directory).iterdir()
             if p.is_file() and p.name not in _MODEL_FILES  # plan.json's masks file stays
         }
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, shared=True) as tmp:
         write_model_files(original, tmp, tokenizer, storage)
         for name, data in beside.items():
             if not (tmp / name).exists():  # a tokenizer saved again wins over the old copy

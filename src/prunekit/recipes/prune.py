@@ -159,7 +159,7 @@ def run_prune(config: PruneConfig) -> dict:
     }
     record["config"] = config.model_dump(mode="json")
 
-    with atomic_output_dir(config.out, config.overwrite) as tmp:
+    with atomic_output_dir(config.out, config.overwrite, shared=True) as tmp:
         write_model_files(pruned, tmp, tokenizer, method_plan=result.plan)
         write_json(tmp / "metrics.json", record)
         if certificate is not None:

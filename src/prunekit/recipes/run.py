@@ -234,7 +234,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
     record["after_recovery"] = evaluate_splits(pruned, data, splits)
     record["decision_seconds"] = result.record["decision_seconds"]
     record["method_warnings"] = method_warnings(result.record, method)
-    with atomic_output_dir(pruned_dir) as tmp:
+    with atomic_output_dir(pruned_dir, shared=True) as tmp:
         write_model_files(pruned, tmp, tokenizer, method_plan=result.plan)
         write_json(tmp / "metrics.json", record)
     shutil.rmtree(work, ignore_errors=True)

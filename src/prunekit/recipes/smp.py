@@ -137,7 +137,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
         "task_shares": {spec.name: mixture.weights[i] for i, spec in enumerate(specs)},
         "config": config.model_dump(mode="json"),
     }
-    with atomic_output_dir(config.out, config.overwrite) as tmp:
+    with atomic_output_dir(config.out, config.overwrite, shared=True) as tmp:
         save_pruner(pruner.cpu(), tmp, trained_on=record)
         (tmp / "train_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in result.log))
     shutil.rmtree(checkpoints.parent, ignore_errors=True)

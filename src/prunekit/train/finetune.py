@@ -232,8 +232,10 @@ def finetune(
         logger.start()
         if last_dir is not None and accelerator.is_main_process:
             # a fresh run: an earlier run's checkpoint would be resumed later under this
-            # run's log if this one were killed before its own first checkpoint
-            shutil.rmtree(last_dir, ignore_errors=True)
+            # run's log if this one were killed before its own first checkpoint (its swap's
+            # last.old/ too: `saved_state` falls back to it)
+            for name in (last_dir.name, f"{last_dir.name}.old", f"{last_dir.name}.tmp"):
+                shutil.rmtree(last_dir.with_name(name), ignore_errors=True)
         accelerator.wait_for_everyone()
     resumed_from = step
 

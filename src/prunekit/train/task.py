@@ -22,6 +22,7 @@ from prunekit.outputs import (
     refuse_output_holding,
     write_json,
 )
+from prunekit.train.batching import order_fields
 from prunekit.train.evaluate import evaluate_splits
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import TrainConfig, finetune
@@ -92,7 +93,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
         "config": config.model_dump(mode="json"),
     }
     record |= evaluate_splits(model, data, ("validation", "dev"))
-    with atomic_output_dir(config.out, config.overwrite) as tmp:
+    with atomic_output_dir(config.out, config.overwrite, shared=True) as tmp:
         write_model_files(model, tmp, tokenizer)
         write_json(tmp / "metrics.json", record)
         write_json(tmp / "recipe.json", _effective_recipe(config))
@@ -110,4 +111,5 @@ def _effective_recipe(config: FinetuneConfig) -> dict[str, Any]:
         "max_seq_length": config.max_seq_length,
         "max_train_samples": config.max_train_samples,
         **train,
+        **order_fields(config.train.group_by_length),  # which shuffle: the key has it too
     }
