@@ -177,7 +177,7 @@ def test_a_resumed_job_refuses_a_dense_model_of_another_task_model_or_seed(tmp_p
     for argv, differ in (
         (["--task", "mrpc"], "(task)"),
         (["--task", "rte", "--seed", "1"], "(seed)"),
-        (["--task", "rte", "--model", str(tmp_path)], "(model)"),
+        (["--task", "rte", "--model", "someorg/another-model"], "(model)"),  # a hub id
         (["--task", "rte", "--max-train-samples", "100"], "(max_train_samples)"),
     ):
         result = CliRunner().invoke(
