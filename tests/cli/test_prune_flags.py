@@ -25,6 +25,8 @@ def invoke(*args: object):
         (["--distill"], "--distill applies to recovery"),
         (["--recover-epochs", "1", "--distill-alpha", "0.9"], "--distill-alpha"),
         (["--recover-epochs", "1", "--distill-temperature", "4"], "--distill-temperature"),
+        (["--recover-epochs", "1", "--distill", "--distill-alpha", "1.5"], "must be in [0, 1]"),
+        (["--recover-epochs", "1", "--distill", "--distill-temperature", "0"], "> 0"),
         (["--recover-epochs", "-1"], "--recover-epochs must be at least 0"),
         (["--at-least-heads-per-layer", "-1"], "--at-least-heads-per-layer must be at least 0"),
         (["--teacher", "elsewhere"], "--teacher"),

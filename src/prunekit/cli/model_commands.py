@@ -275,6 +275,8 @@ def prune(
     quiet: Quiet = False,
 ) -> None:
     """Prune heads or weights with a registered method and save the smaller model."""
+    from pydantic import ValidationError
+
     from prunekit.errors import ConfigError
     from prunekit.recipes.common import at_least
     from prunekit.recipes.prune import (
@@ -307,21 +309,20 @@ def prune(
         recover = train_config(
             epochs=recover_epochs, learning_rate=learning_rate, seed=seed, device=device
         )
-    else:  # recovery's settings without recovery would be dropped without a word
-        recovery_only = {
-            "--distill": distill or None,
-            "--learning-rate": learning_rate,
-            "--recover-max-samples": recover_max_samples,
-        }
+    else:  # recovery's settings without recovery would be dropped without a word (the recipe
+        # refuses --recover-max-samples, which its Python callers can set too)
+        recovery_only = {"--distill": distill or None, "--learning-rate": learning_rate}
         if given := [flag for flag, value in recovery_only.items() if value is not None]:
             raise ConfigError(f"{given[0]} applies to recovery; add --recover-epochs E")
     distill_config = None
-    if distill:
-        alpha = 0.5 if distill_alpha is None else distill_alpha
-        temperature = 2.0 if distill_temperature is None else distill_temperature
-        if not 0 <= alpha <= 1 or temperature <= 0:
-            raise ConfigError("--distill-alpha must be in [0, 1] and --distill-temperature > 0")
-        distill_config = DistillConfig(temperature=temperature, alpha_kd=alpha)
+    if distill:  # DistillConfig's own defaults for what is not given
+        given = {"temperature": distill_temperature, "alpha_kd": distill_alpha}
+        try:
+            distill_config = DistillConfig(**{k: v for k, v in given.items() if v is not None})
+        except ValidationError:
+            raise ConfigError(
+                "--distill-alpha must be in [0, 1] and --distill-temperature > 0"
+            ) from None
     elif distill_alpha is not None or distill_temperature is not None:
         flag = "--distill-alpha" if distill_alpha is not None else "--distill-temperature"
         raise ConfigError(f"{flag} sets the distillation of recovery; add --distill")

@@ -259,28 +259,25 @@ class _Sweep:
         seed_everything(self.seed)
         work = self.config.out / "work"
         with method_progress(f"{method} {key}", self.config.progress) as on_progress:
-            return self._decide(method, target, options, key, work, on_progress)
-
-    def _decide(self, method, target, options, key, work, on_progress) -> MethodResult:
-        return decide(
-            self.dense,
-            method,
-            target,
-            self.data,
-            self.seed,
-            options,
-            self.config.search_samples,
-            teacher=self.dense if get_method(method).needs_teacher else None,
-            # the equal budget covers data too: a method that trains draws from the same
-            # seeded subset the others recover on (with more than one epoch it would otherwise
-            # see more distinct examples)
-            train_samples=self.config.recover_max_samples,
-            state_dir=work / "state" / key.replace("|", "_"),
-            # One memo per method and run dir: budgets and fractions of a seed share states.
-            cache_dir=work / "cache" / method,
-            train_budget_steps=self.budget_steps,
-            on_progress=on_progress,
-        )
+            return decide(
+                self.dense,
+                method,
+                target,
+                self.data,
+                self.seed,
+                options,
+                self.config.search_samples,
+                teacher=self.dense if get_method(method).needs_teacher else None,
+                # the equal budget covers data too: a method that trains draws from the same
+                # seeded subset the others recover on (with more than one epoch it would
+                # otherwise see more distinct examples)
+                train_samples=self.config.recover_max_samples,
+                state_dir=work / "state" / key.replace("|", "_"),
+                # One memo per method and run dir: budgets and fractions of a seed share states.
+                cache_dir=work / "cache" / method,
+                train_budget_steps=self.budget_steps,
+                on_progress=on_progress,
+            )
 
     def run(self, method: str, fraction: float) -> list[dict[str, Any]]:
         target = head_target(current_plan(self.dense), heads=fraction)

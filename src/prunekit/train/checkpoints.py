@@ -23,7 +23,7 @@ from accelerate import Accelerator
 
 from prunekit.train.extras import Stateful
 
-__all__ = ["load_objects", "run_fingerprint", "save_checkpoint", "saved_state"]
+__all__ = ["drop_checkpoint", "load_objects", "run_fingerprint", "save_checkpoint", "saved_state"]
 
 _STATE_FILE = "trainer_state.json"
 _OBJECTS_FILE = "objects.pt"
@@ -45,13 +45,25 @@ def saved_state(last_dir: Path | None) -> dict[str, Any] | None:
     renames, the complete previous one (``last.old``) is moved back first."""
     if last_dir is None:
         return None
-    old = last_dir.with_name(f"{last_dir.name}.old")
+    old = _swap_dirs(last_dir)[1]
     if not last_dir.exists() and (old / _STATE_FILE).is_file():
         with contextlib.suppress(OSError):  # another process of the run moved it first
             old.rename(last_dir)
     if not (last_dir / _STATE_FILE).is_file():
         return None
     return json.loads((last_dir / _STATE_FILE).read_text())
+
+
+def _swap_dirs(last_dir: Path) -> tuple[Path, Path]:
+    """`save_checkpoint`'s two folders beside ``last/``: the one it writes, the one it replaces."""
+    return last_dir.with_name(f"{last_dir.name}.tmp"), last_dir.with_name(f"{last_dir.name}.old")
+
+
+def drop_checkpoint(last_dir: Path) -> None:
+    """Delete the checkpoint in ``last_dir`` and what a swap cut short left beside it
+    (`saved_state` would move a ``last.old`` back)."""
+    for folder in (last_dir, *_swap_dirs(last_dir)):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_checkpoint(
@@ -67,7 +79,7 @@ def save_checkpoint(
     """Write the checkpoint beside ``last/`` and swap it in, so a kill never leaves half of one.
     ``seconds``: training time up to ``step``, resumes included (a resumed run adds its own);
     ``objects``: the loop's state beside accelerate's, restored by `load_objects`."""
-    tmp = last_dir.with_name(f"{last_dir.name}.tmp")
+    tmp, old = _swap_dirs(last_dir)
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
@@ -80,7 +92,6 @@ def save_checkpoint(
         state["loss"] = loss  # the last step's, reported by a run resumed after its last step
         (tmp / _STATE_FILE).write_text(json.dumps(state))
         # Swap by renames only: a kill at any point leaves a complete last/ or last.old/.
-        old = last_dir.with_name(f"{last_dir.name}.old")
         if old.exists():
             shutil.rmtree(old)
         if last_dir.exists():

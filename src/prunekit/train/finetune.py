@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
 from prunekit.train.batching import loader_order, order_fields
 from prunekit.train.checkpoints import (
+    drop_checkpoint,
     load_objects,
     run_fingerprint,
     save_checkpoint,
@@ -232,10 +232,8 @@ def finetune(
         logger.start()
         if last_dir is not None and accelerator.is_main_process:
             # a fresh run: an earlier run's checkpoint would be resumed later under this
-            # run's log if this one were killed before its own first checkpoint (its swap's
-            # last.old/ too: `saved_state` falls back to it)
-            for name in (last_dir.name, f"{last_dir.name}.old", f"{last_dir.name}.tmp"):
-                shutil.rmtree(last_dir.with_name(name), ignore_errors=True)
+            # run's log if this one were killed before its own first checkpoint
+            drop_checkpoint(last_dir)
         accelerator.wait_for_everyone()
     resumed_from = step
 
@@ -307,7 +305,7 @@ def finetune(
         vars(unwrapped).pop("forward", None)
     model.eval()
     if last_dir is not None and accelerator.is_main_process and not keep_checkpoint:
-        shutil.rmtree(last_dir, ignore_errors=True)  # finished: the result supersedes it
+        drop_checkpoint(last_dir)  # finished: the result supersedes it
     return TrainResult(
         steps=step,
         final_loss=loss_value,
