@@ -248,17 +248,16 @@ def finetune(
         loader.set_epoch(epoch)
         seen = (step - epoch * steps_per_epoch) * accumulate
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
-        for micro, batch in enumerate(batches, start=seen + 1):
-            if micro > steps_per_epoch * accumulate:
-                break  # the incomplete last group of micro-batches does not make a step
-            output = compute_loss(model, batch, step)
-            parts = _named_parts(output)
-            loss = sum(parts.values())
-            # Dividing by 1 is exact, so without accumulation this is the plain loss.
-            accelerator.backward(loss / accumulate)
-            pending.append(_values(loss, parts, named=isinstance(output, dict)))
-            if micro % accumulate:
-                continue
+        groups = _step_groups(batches, accumulate, steps_per_epoch - seen // accumulate)
+        for group in groups:
+            for batch, weight in zip(group, _row_weights(group), strict=True):
+                output = compute_loss(model, batch, step)
+                parts = _named_parts(output)
+                loss = sum(parts.values())
+                # Weight 1 is exact, so without accumulation this is the plain loss.
+                accelerator.backward(loss * weight)
+                values = _values(loss, parts, named=isinstance(output, dict))
+                pending.append({k: v * weight for k, v in values.items()})
             if sync_outside:
                 for param in outside:  # every rank computes these grads, so none waits alone
                     if param.grad is not None:
@@ -274,7 +273,7 @@ def finetune(
             step += 1
             for hook in after_step:  # every process: masks must match across ranks
                 hook(step)
-            values = {k: sum(v[k] for v in pending) / len(pending) for k in pending[0]}
+            values = {k: sum(v[k] for v in pending) for k in pending[0]}  # weights sum to 1
             pending.clear()
             loss_value = values["loss"]
             if extras.status is not None:
@@ -373,6 +372,49 @@ def _launch_fields(accelerator: Accelerator, precision: str) -> dict[str, Any]:
     if precision == "fp32" and str(accelerator.mixed_precision) != "no":
         fields["launcher_precision"] = str(accelerator.mixed_precision)
     return fields
+
+
+def _step_groups(batches: Iterable[Any], accumulate: int, steps: int) -> Iterable[list[Any]]:
+    """The micro-batches of each of the next ``steps`` optimizer steps, ``accumulate`` a step.
+
+    The incomplete last group of an epoch makes no step (the schedule counted whole steps).
+    """
+    group: list[Any] = []
+    if steps < 1:
+        return
+    for batch in batches:
+        group.append(batch)
+        if len(group) == accumulate:
+            yield group
+            group = []
+            steps -= 1
+            if steps == 0:
+                return
+
+
+def _row_weights(group: list[Any]) -> list[float]:
+    """Each micro-batch's share of its step: its rows over the group's rows.
+
+    Losses are means over a micro-batch's rows, so weighting them by rows makes an
+    accumulated step the mean over all its examples, as one big batch would be: a short last
+    batch (a dataset that does not divide into batches) would otherwise weigh as a full one.
+    A batch whose rows cannot be told (no tensor in it) counts as a full share.
+    """
+    if len(group) == 1:
+        return [1.0]
+    rows = [_rows(batch) for batch in group]
+    if any(r is None for r in rows):
+        return [1.0 / len(group)] * len(group)
+    total = sum(rows)
+    return [r / total for r in rows]
+
+
+def _rows(batch: Any) -> int | None:
+    values = batch.values() if isinstance(batch, dict) else [batch]
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+    return None
 
 
 def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:
