@@ -288,3 +288,22 @@ def test_a_cell_with_fewer_seeds_than_its_table_says_so():
     assert _seeds_shown("80.00 ± 1.00", 2, 3) == "80.00 ± 1.00 (n=2)"
     assert _seeds_shown("80.00 ± 1.00", 3, 3) == "80.00 ± 1.00"
     assert _seeds_shown("80.00 (n=1)", 1, 3) == "80.00 (n=1)"  # said already
+
+
+def test_a_sweep_of_r1_alone_still_gets_its_speed_table_and_heads(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["regime"] == "r1"]  # `compare --regimes r1`
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = run_report(run_dir).read_text()
+    assert "| 50% | hisp | 950.0 | 1.50x | 1.45x | 0.97 |" in text
+    from prunekit.report.summary import structure_rows
+
+    assert {r["regime"] for r in structure_rows(rows, "rte")} == {"r1"}
+
+
+def test_wnli_is_reported_but_left_out_of_the_average_over_tasks(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    only_rte = {(c.method, c.regime, c.fraction): c.mean for c in retention_summary(rows)}
+    rows += [r | {"task": "wnli", "key": "wnli" + r["key"], "dev": 0.0} for r in rows]
+    with_wnli = {(c.method, c.regime, c.fraction): c.mean for c in retention_summary(rows)}
+    assert with_wnli == only_rte

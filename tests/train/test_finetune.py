@@ -332,9 +332,7 @@ def test_accumulating_two_half_batches_matches_one_full_batch():
 def test_a_short_batch_weighs_by_its_rows_in_an_accumulated_step():
     # 6 examples as batches of 4 and 2 accumulated into one step must train as one batch of
     # 6: the mean over every example, not the mean of two batch means (the 2 rows at 1/4 each)
-    common = dict(
-        optimizer="sgd", learning_rate=0.5, epochs=3, warmup_ratio=0.0, weight_decay=0.0
-    )
+    common = dict(optimizer="sgd", learning_rate=0.5, epochs=3, warmup_ratio=0.0, weight_decay=0.0)
     whole = without_dropout(tiny_model("bert"))
     finetune(whole, toy_dataset(n=6), default_collate, TrainConfig(batch_size=6, **common))
     parts = without_dropout(tiny_model("bert"))

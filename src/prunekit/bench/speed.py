@@ -64,7 +64,9 @@ def speed_table(
         for name, entry in result["models"].items():
             if name == "baseline":
                 continue
-            ideal = base["encoder_macs"] / entry["encoder_macs"]
+            # a model left with no encoder MACs (every head and unit gone) counts one, as
+            # compare does: an ideal that large, not a ZeroDivisionError
+            ideal = base["encoder_macs"] / max(entry["encoder_macs"], 1)
             lat = base["latency"]["median_s"] / entry["latency"]["median_s"]
             thr = entry["throughput"]["sequences_per_s"] / base["throughput"]["sequences_per_s"]
             entry["speedup"] = {

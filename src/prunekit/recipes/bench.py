@@ -124,7 +124,9 @@ def _sparse_bench(
     entry = table["models"]["model"]
     entry["encoder_macs_nonzero"] = stats["model"]["encoder_macs_nonzero"]
     speedup = entry["speedup"]
-    speedup["ideal"] = table["models"]["baseline"]["encoder_macs"] / entry["encoder_macs_nonzero"]
+    speedup["ideal"] = table["models"]["baseline"]["encoder_macs"] / max(
+        entry["encoder_macs_nonzero"], 1
+    )
     speedup["latency_vs_ideal"] = speedup["latency"] / speedup["ideal"]
     speedup["throughput_vs_ideal"] = speedup["throughput"] / speedup["ideal"]
     if sessions:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from prunekit.bench import speed_table
-from prunekit.device import cpu_name, module_device
+from prunekit.device import cpu_name, describe_device, module_device
 from prunekit.models import current_plan, model_stats, save
 from prunekit.models.export import export_onnx, onnx_session
 from prunekit.outputs import write_json
@@ -35,7 +35,7 @@ def pruned_speed(
     heads = json.dumps([list(layer) for layer in current_plan(model).kept_heads])
     # timings belong to the machine that made them: another one (a resumed sweep on another
     # CPU, a GPU, other threads) times again instead of reading them
-    where = f"{cpu_name()}|{module_device(model)}|{torch.get_num_threads()}"
+    where = f"{cpu_name()}|{describe_device(module_device(model))}|{torch.get_num_threads()}"
     digest = hashlib.sha256(f"{heads}|{onnx is not None}|{where}".encode()).hexdigest()[:12]
     path = timing_dir / f"{name}-{digest}.json"
     if path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -83,21 +84,23 @@ def run_compact(
         tokenizer = load_tokenizer(directory)
     except ModelLoadError:
         tokenizer = None
-    # compacting in place replaces the folder: what a prune run wrote beside the model
-    # (plan.json, metrics.json, certificate.json...) goes into the new one, written with it;
-    # the model's own files (weights, storage, config, card) are the new save's alone
-    beside = {}
+    # compacting in place replaces the folder: what a prune run or the user put beside the
+    # model (plan.json, metrics.json, an onnx/ export...) is copied into the new one, written
+    # with it; the model's own files (weights, storage, config, card) are the new save's alone
+    beside: list[Path] = []
     if Path(out).resolve() == Path(directory).resolve():
-        beside = {
-            p.name: p.read_bytes()
-            for p in Path(directory).iterdir()
-            if p.is_file() and p.name not in _MODEL_FILES  # plan.json's masks file stays
-        }
+        beside = [
+            p for p in Path(directory).iterdir() if p.name not in _MODEL_FILES
+        ]  # plan.json's masks file stays
     with atomic_output_dir(out, overwrite, shared=True) as tmp:
         write_model_files(original, tmp, tokenizer, storage)
-        for name, data in beside.items():
-            if not (tmp / name).exists():  # a tokenizer saved again wins over the old copy
-                (tmp / name).write_bytes(data)
+        for path in beside:
+            if (tmp / path.name).exists():  # a tokenizer saved again wins over the old copy
+                continue
+            if path.is_dir():
+                shutil.copytree(path, tmp / path.name, symlinks=True)
+            else:
+                shutil.copy2(path, tmp / path.name)
     compacted = load(out)
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, original.config.vocab_size, (4, 64), generator=generator)

@@ -14,6 +14,7 @@ from prunekit.report.summary import (
     dense_reference,
     paired_gaps,
     retention_summary,
+    structure_rows,
 )
 
 __all__ = ["write_report"]
@@ -97,7 +98,7 @@ def write_report(
             lines += [f"![{task} heads kept at 50%]({heat.name})", ""]
         speed = plot_speed(rows, task, out_dir / f"{task}_speed.png")
         lines += [f"![{task} size and speed]({speed.name})", ""]
-        lines += _speed_table(task_rows)
+        lines += _speed_table(task_rows, task)
     path = out_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -214,9 +215,9 @@ def _trained_note(rows: list[dict[str, Any]]) -> str:
     return "† R1-equivalent: no recovery step; " + "; ".join(parts) + "."
 
 
-def _speed_table(rows: list[dict[str, Any]]) -> list[str]:
+def _speed_table(rows: list[dict[str, Any]], task: str) -> list[str]:
     timed = sorted(
-        (r for r in rows if "measured_speedup" in r and r["regime"] == "r0"),
+        (r for r in structure_rows(rows, task) if "measured_speedup" in r),
         key=lambda r: (r["fraction"], r["method"]),
     )
     if not timed:

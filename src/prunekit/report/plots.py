@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from prunekit.report.summary import aggregate, dense_reference  # noqa: E402
+from prunekit.report.summary import aggregate, dense_reference, structure_rows  # noqa: E402
 
 __all__ = ["plot_curves", "plot_heatmaps", "plot_speed"]
 
@@ -81,11 +81,7 @@ def _budget_panel(row: dict[str, Any], regimes: list[str]) -> str:
 
 def plot_heatmaps(rows: list[dict[str, Any]], task: str, fraction: float, path: Path) -> Path:
     """Share of seeds keeping each (layer, head), one panel per method, at ``fraction``."""
-    chosen = [
-        r
-        for r in rows
-        if r["task"] == task and r["regime"] == "r0" and abs(r["fraction"] - fraction) < 1e-9
-    ]
+    chosen = [r for r in structure_rows(rows, task) if abs(r["fraction"] - fraction) < 1e-9]
     by_method: dict[str, list[np.ndarray]] = defaultdict(list)
     for row in chosen:
         layers = len(row["kept_heads"])
@@ -113,9 +109,7 @@ def plot_heatmaps(rows: list[dict[str, Any]], task: str, fraction: float, path: 
 
 def plot_speed(rows: list[dict[str, Any]], task: str, path: Path) -> Path:
     """Parameters and measured vs MAC-ideal throughput speed-up against heads removed."""
-    chosen = sorted(
-        (r for r in rows if r["task"] == task and r["regime"] == "r0"), key=lambda r: r["fraction"]
-    )
+    chosen = sorted(structure_rows(rows, task), key=lambda r: r["fraction"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     fractions = sorted({r["fraction"] for r in chosen})
     params = [

@@ -24,6 +24,7 @@ __all__ = [
     "paired_gaps",
     "retention_summary",
     "spread",
+    "structure_rows",
 ]
 
 
@@ -92,6 +93,15 @@ def dense_reference(rows: list[dict[str, Any]], split: str = "dev") -> dict[str,
     return {task: statistics.fmean(seeds.values()) for task, seeds in per_task.items()}
 
 
+def structure_rows(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """``task``'s rows of one regime, for what a pruned model's structure alone decides (heads
+    kept, size, speed): R0's, whose rows every sweep has by default, else the first regime the
+    rows have (an R1-only sweep's rows carry the same plans and timings)."""
+    of_task = [r for r in rows if r["task"] == task]
+    regimes = sorted({r["regime"] for r in of_task}, key=lambda r: (r != "r0", r))
+    return [r for r in of_task if regimes and r["regime"] == regimes[0]]
+
+
 def aggregate(rows: list[dict[str, Any]], split: str = "dev") -> list[Cell]:
     """One `Cell` per (task, method, regime, fraction), sorted; std is the sample std (0 if n=1)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
@@ -145,7 +155,7 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
         dense = row[f"dense_{split}"]
-        if not dense:
+        if not dense or row["task"] == "wnli":  # GLUE's WNLI is reported apart, never averaged
             continue
         cell = (row["method"], row["regime"], row["fraction"])
         per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
