@@ -26,6 +26,22 @@ def pruned_dir(family: str, tmp_path):
     return save(model, tmp_path / f"{family}-pruned", tokenizer=word_tokenizer())
 
 
+def test_bench_times_the_unfused_graph_when_the_fused_one_fails_its_check(tmp_path, monkeypatch):
+    from prunekit.recipes import bench
+
+    def fused_drifts(source, out, optimize=False, **kwargs):
+        if optimize:  # as a fused attention kernel off by more than the tolerance would
+            raise ExportError("outputs differ by 3e-04; Export without --optimize")
+        return export_onnx(source, out, optimize=False, **kwargs)
+
+    monkeypatch.setattr(bench, "export_onnx", fused_drifts)
+    pruned = pruned_dir("bert", tmp_path)
+    for runtime in ("onnxruntime", "sparse"):
+        result = run_bench(pruned, seq_len=12, rounds=1, warmup=0, runtime=runtime)
+        assert any("unfused ONNX graph" in w for w in result["warnings"]), runtime
+        assert "onnxruntime" in result["environment"]
+
+
 def test_onnxruntime_bench_times_the_exported_graphs(tmp_path):
     pruned = pruned_dir("bert", tmp_path)
     dense = save(tiny_model("bert"), tmp_path / "dense", tokenizer=word_tokenizer())

@@ -10,7 +10,7 @@ from typing import Any
 
 from prunekit.bench import speed_table
 from prunekit.device import resolve_device
-from prunekit.errors import ConfigError, PrunekitError
+from prunekit.errors import ConfigError, ExportError, PrunekitError
 from prunekit.models import load, model_stats
 from prunekit.models.adapter import get_adapter
 from prunekit.models.export import (
@@ -76,13 +76,28 @@ def run_bench(
         return _sparse_bench(sources, models, stats, timing)
     onnxruntime = require_onnx()
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
-        sessions = {
-            name: onnx_session(export_onnx(path, Path(tmp) / name, optimize=True).path)
-            for name, path in sources.items()
-        }
-        return speed_table(
+        sessions, notes = {}, []
+        for name, path in sources.items():
+            exported, note = _export_for_timing(path, Path(tmp) / name)
+            sessions[name] = onnx_session(exported.path)
+            notes += [f"{name}: {note}"] if note else []
+        table = speed_table(
             models, stats, **timing, sessions=sessions, runtime_version=onnxruntime.__version__
         )
+        table["warnings"] += notes
+        return table
+
+
+def _export_for_timing(source: Path, out: Path) -> tuple[Any, str | None]:
+    """The fused (optimised) ONNX graph, or the plain one when the fused graph's outputs
+    drift past the export's check: bench has no --optimize to turn off, so it falls back
+    itself and says so. A failure of the plain export too is the error shown."""
+    try:
+        return export_onnx(source, out, optimize=True), None
+    except ExportError as err:
+        fused_error = str(err)
+    exported = export_onnx(source, out.with_name(out.name + "-plain"), optimize=False)
+    return exported, f"timed the unfused ONNX graph (the fused one failed: {fused_error})"
 
 
 def _sparse_bench(
@@ -107,7 +122,8 @@ def _sparse_bench(
         sessions, version = {}, None
         try:  # the optional reference: without onnxruntime, or its export, the timing goes on
             onnxruntime = require_onnx()
-            exported = export_onnx(sources[reference], Path(tmp) / "dense", optimize=True)
+            exported, note = _export_for_timing(sources[reference], Path(tmp) / "dense")
+            warnings += [f"onnxruntime dense: {note}"] if note else []
         except PrunekitError as err:  # no onnxruntime, a failed check, no tokenizer saved
             warnings.append(f"no onnxruntime dense timing: {err}")
         else:
