@@ -41,6 +41,15 @@ def test_flags_the_run_would_not_read_are_refused(tmp_path, flags, fragment):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_teacher_for_magnitude_without_its_kd_is_refused(tmp_path):
+    result = invoke(
+        "prune", "--model", "default", "--task", "rte", "--method", "magnitude",
+        "--sparsity", "0.5", "--teacher", "elsewhere", "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert_user_error(result, "--method-option distill=true")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_budget_given_as_a_method_option_stands_with_lossless(tmp_path, monkeypatch):
     seen = {}
 

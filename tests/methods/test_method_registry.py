@@ -196,3 +196,32 @@ def test_per_layer_fractions_remove_the_floor_of_h_times_r_in_every_layer():
     assert head_target(plan, heads=0.3).keep == 72 - 22  # global: the rounded share
     with pytest.raises(ConfigError, match=r"removes no head of a layer of 12; ask for at least"):
         head_target(plan, heads=0.05, per_layer=True)  # floor(0.6) = 0: nothing would go
+
+
+@pytest.mark.parametrize(
+    "method, options, fragment",
+    [
+        ("magnitude", {"temperature": 4.0}, "temperature is read only with distill"),
+        ("movement", {"alpha_kd": 0.9}, "alpha_kd is read only with distill"),
+        ("hisp", {"step_fraction": 0.2}, "step_fraction is read only with iterative"),
+        ("l0", {"weight_lr": 1e-4}, "weight_lr is read only with train_weights"),
+        ("sparse-kd", {"augment_candidates": 5}, "augment_candidates is read only with augment"),
+    ],
+)
+def test_a_setting_its_switch_leaves_unread_is_refused(method, options, fragment):
+    info = get_method(method)
+    with pytest.raises(ConfigError, match=fragment):
+        info.parse_config(options)
+    switch = fragment.rsplit(" ", 1)[-1]
+    on = {"augment": 2}.get(switch, True)
+    info.parse_config(options | {switch: on})  # read with its switch on
+    defaults = info.config().model_dump()
+    info.parse_config(defaults)  # a run dir's recorded settings, defaults filled in, replay
+
+
+def test_magnitude_and_movement_ask_for_a_teacher_only_with_their_kd():
+    for method in ("magnitude", "movement"):
+        info = get_method(method)
+        assert not info.uses_teacher({}) and info.uses_teacher({"distill": True})
+    assert get_method("sparse-kd").uses_teacher({})  # its KD is always on
+    assert not get_method("hisp").uses_teacher({})

@@ -10,6 +10,7 @@ with the heads pruned so far gated to zero.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -33,6 +34,8 @@ __all__ = ["Config", "head_order", "prune_hisp"]
 
 
 class Config(MethodConfig):
+    read_only_with: ClassVar[dict[str, str]] = {"step_fraction": "iterative"}
+
     iterative: bool = Field(False, description="re-score after every step_fraction of heads")
     normalize_layers: bool = Field(True, description="L2-normalise scores per layer")
     step_fraction: float = Field(0.1, gt=0, le=1, description="iterative step, share of heads")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import ClassVar
 
 import torch
 from pydantic import Field
@@ -45,6 +46,8 @@ GAMMA, ZETA = -0.1, 1.1
 
 
 class Config(TrainingMethodConfig):
+    read_only_with: ClassVar[dict[str, str]] = {"weight_lr": "train_weights"}
+
     steps: int = Field(150, ge=1, description="gate-training steps")
     batch_size: int = Field(32, ge=1, description="train sequences per step")
     gate_lr: float = Field(0.05, gt=0, description="Adam learning rate of log alpha")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -76,6 +76,10 @@ class Config(GradualConfig):
     distill: bool = Field(False, description="KD from the unpruned model (needs the teacher)")
     alpha_kd: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
+    read_only_with: ClassVar[dict[str, str]] = {"alpha_kd": "distill", "temperature": "distill"}
+
+    def reads_teacher(self) -> bool:
+        return self.distill
 
 
 def planned_steps(request: PruneRequest, config: GradualConfig) -> int:

@@ -14,10 +14,10 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -55,9 +55,31 @@ Batches = Callable[[], Iterable[dict[str, torch.Tensor]]]
 
 
 class MethodConfig(BaseModel):
-    """Base of every method's settings: frozen, and unknown keys are errors."""
+    """Base of every method's settings: frozen, and unknown keys are errors.
+
+    ``read_only_with`` maps a setting to the switch it is read under (``{"weight_lr":
+    "train_weights"}``): such a setting given another value than its default while its switch
+    is off is refused, since the user who gave it expects it used.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    read_only_with: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="after")
+    def _refuse_settings_never_read(self) -> MethodConfig:
+        fields = type(self).model_fields
+        for setting, switch in self.read_only_with.items():
+            given = getattr(self, setting) != fields[setting].get_default(call_default_factory=True)
+            if given and not getattr(self, switch):
+                raise ValueError(
+                    f"{setting} is read only with {switch}; set {switch} or drop {setting}"
+                )
+        return self
+
+    def reads_teacher(self) -> bool:
+        """Whether these settings distil from the teacher a ``needs_teacher`` method gets (a
+        method whose KD is optional says no when it is off: no teacher is built for it)."""
+        return True
 
 
 class TrainingMethodConfig(MethodConfig):
@@ -263,6 +285,10 @@ class MethodInfo:
         if per_layer and not self.per_layer:
             raise ConfigError(f"{self.name} chooses heads globally; --per-layer is not supported")
 
+    def uses_teacher(self, options: Mapping[str, Any] | None) -> bool:
+        """Whether a run with these method ``options`` distils from a teacher."""
+        return self.needs_teacher and self.parse_config(options).reads_teacher()
+
     def check_budget(self, options: dict[str, Any] | None, counted: bool) -> None:
         """Refuse a budget together with a head count: a method that chooses the count has
         it for its budget mode only (fixed-K A* would certify back to fewer heads than asked,
@@ -279,7 +305,7 @@ class MethodInfo:
             config = self.parse_config(request.options)
         if "heads" in self.targets:
             self.check_target(True, request.target.per_layer)
-        if self.needs_teacher and request.teacher is None:
+        if self.needs_teacher and config.reads_teacher() and request.teacher is None:
             raise ConfigError(f"{self.name} distils from the unpruned model and needs a teacher")
         if "train" in self.needs_data and request.train_set is None:
             raise ConfigError(f"{self.name} trains and needs the train split")

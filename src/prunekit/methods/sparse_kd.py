@@ -38,7 +38,7 @@ import contextlib
 import copy
 import dataclasses
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,11 @@ __all__ = ["Config", "prune_sparse_kd", "sparse_kd_parts"]
 
 class Config(GradualConfig):
     """The gradual sparsifier's settings, with SparseBERT's defaults (its KD is always on)."""
+
+    read_only_with: ClassVar[dict[str, str]] = {
+        "augment_probability": "augment",
+        "augment_candidates": "augment",
+    }
 
     lr_schedule: Literal["linear", "constant"] = Field(
         "constant", description="SparseBERT's code trains at a constant rate"

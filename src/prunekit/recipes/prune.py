@@ -174,10 +174,11 @@ def _refuse_unused(config: PruneConfig, info: MethodInfo) -> None:
     """Settings this run would never read are refused: a user who gave them expects them used."""
     if config.recover is None and config.recover_max_samples is not None:
         raise ConfigError("--recover-max-samples applies to recovery; add --recover-epochs E")
-    if config.teacher is not None and not (info.needs_teacher or config.distill):
+    if config.teacher is not None and not (info.uses_teacher(config.options) or config.distill):
+        optional = "; or its own KD, --method-option distill=true" if info.needs_teacher else ""
         raise ConfigError(
             f"--teacher is read by recovery with --distill, or by methods that distil; "
-            f"{config.method} without --distill never reads it"
+            f"{config.method} with these settings never reads it (add --distill{optional})"
         )
 
 
@@ -185,8 +186,8 @@ def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):
     """The unpruned model to distil from: ``--teacher``; for a method that prunes the
     pre-trained model, the task's fine-tuned dense model from the dense cache (fine-tuned
     there if missing); otherwise a frozen copy of the model being pruned."""
-    if not (info.needs_teacher or config.distill):
-        return None
+    if not (info.uses_teacher(config.options) or config.distill):
+        return None  # magnitude or movement without their KD build none either
     device = resolve_device(config.device)
     if config.teacher is not None:
         teacher = load_for_task(config.teacher, data.task, info.attn_implementation)[0]
