@@ -190,6 +190,11 @@ def test_a_student_trained_at_one_budget_is_read_back_at_another_and_at_its_frac
     assert len(trained) == first and fixed.record["reused_student"]
     run(keep=L * H - round(0.75 * L * H), alpha_kd=0.5)  # other settings: trained anew
     assert len(trained) == first + 1
+    # other examples of the same count (another --data-dir or --max-seq-length): anew too
+    request = peer_request(model, keep=L * H - round(0.75 * L * H))
+    other = [x | {"input_ids": x["input_ids"].roll(1)} for x in request.train_set]
+    get_method("peer")(replace(request, cache_dir=tmp_path, train_set=other))
+    assert len(trained) == first + 2
 
 
 def test_head_importance_is_measured_once_per_model_and_seed_in_a_shared_cache(
@@ -298,3 +303,15 @@ def test_pairing_on_a_model_with_an_emptied_layer_is_a_one_line_error():
     apply_plan(model, plan.without_heads([(1, h) for h in range(plan.num_heads)]))
     with pytest.raises(ConfigError, match="layer 1 has none; set pairing_weight=0"):
         get_method("peer")(peer_request(model, keep=5, pairing_weight=0.1))
+
+
+def test_a_grid_with_nothing_to_search_is_refused_not_answered_with_the_dense_model():
+    from prunekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"option grid=\[30, 50\]: give fractions"):
+        get_method("peer").parse_config({"grid": [30, 50]})  # percent, not fractions
+    model = tiny_model("bert")
+    # every fraction here keeps fewer heads than one a layer allows
+    request = peer_request(model, budget=1.0, grid=(0.95,), min_heads_per_layer=1)
+    with pytest.raises(ConfigError, match="no fraction of grid"):
+        get_method("peer")(request)

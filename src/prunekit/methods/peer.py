@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Subset
 
@@ -99,6 +99,14 @@ class Config(TrainingMethodConfig):
         json_schema_extra={RESUMES_AT_DEFAULT: True},
     )
     locator: Literal["hisp", "l0"] = Field("hisp", description="how heads are chosen")
+
+    @field_validator("grid")
+    @classmethod
+    def _fractions(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
+        if not grid or not all(0 < f < 1 for f in grid):
+            raise ValueError("give fractions of heads to remove, each in (0, 1): e.g. [0.3,0.5]")
+        return grid
+
     min_heads_per_layer: int = Field(1, ge=0, description="heads every layer keeps")
     importance_examples: int = Field(
         2000, ge=1, description="seeded train examples HISP importance is measured on"
@@ -174,6 +182,12 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     grid = sorted(
         f for f in config.grid if floor <= total - round(f * total) < request.plan.heads_kept
     )
+    if not grid:  # a search over nothing would return the model unpruned, as if none passed
+        raise ConfigError(
+            f"peer: no fraction of grid {list(config.grid)} removes a head and leaves at least "
+            f"{floor} ({per_layer} a layer) of the model's {request.plan.heads_kept}; give "
+            "others, or lower min_heads_per_layer"
+        )
     tried: dict[float, dict[str, Any]] = {}
 
     def feasible(fraction: float) -> bool:

@@ -23,6 +23,7 @@ from prunekit.methods.registry import (
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
 from prunekit.models.memo import (
+    hash_inputs,
     load_weights_memo,
     save_weights_memo,
     weights_digest,
@@ -63,7 +64,11 @@ def distilled(
     identity = [weights_digest(request.model), teacher, settings, plan.kept_heads, request.seed]
     task = getattr(request.task, "name", None)
     identity += [request.train_budget_steps, len(request.train_set), task]
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+    # the encoded examples themselves: a rerun into the same --out with another --data-dir or
+    # --max-seq-length of the same size trains on other data (as the importance memo's key)
+    hash_inputs(digest, (request.train_set[i] for i in range(len(request.train_set))))
+    key = digest.hexdigest()[:16]
     directory = request.cache_dir / "students" / key
     student = copy.deepcopy(request.model)
     record = load_weights_memo(directory, student)

@@ -180,16 +180,20 @@ def top_fraction(values: torch.Tensor, keep: float) -> torch.Tensor:
     384 x 384 matrix and 50 ms per 384 x 1536 one on this project's CPU, 5-8 times longer."""
     total = values.numel()
     count = round(keep * total)
+    if count >= total:  # all (movement's warm-up, before its first cut): no sort needed
+        return torch.ones_like(values, dtype=torch.bool)
+    if count <= 0:
+        return torch.zeros_like(values, dtype=torch.bool)
     flat = values.flatten()
     # CPU only: CUDA's kthvalue refuses deterministic mode, MPS lacks it before torch 2.9
-    if values.device.type == "cpu" and 0 < count < total and not bool(torch.isnan(flat).any()):
+    if values.device.type == "cpu" and not bool(torch.isnan(flat).any()):
         cut = torch.kthvalue(flat, total - count + 1).values  # the count-th largest value
         mask = flat > cut
         missing = count - int(mask.sum())
         if missing:  # values equal to the cut, lowest indices first
             mask[(flat == cut).nonzero().flatten()[:missing]] = True
         return mask.view_as(values)
-    # other devices, none, all, or NaN among them (which a sort places first, as before)
+    # other devices, or NaN among the values (which a sort places first, as before)
     order = torch.sort(flat, descending=True, stable=True).indices
     mask = torch.zeros(total, dtype=torch.bool, device=values.device)
     mask[order[:count]] = True
