@@ -522,3 +522,15 @@ def test_a_fresh_run_drops_an_earlier_runs_checkpoint(tmp_path):
         finetune(tiny_model("bert"), *args, checkpoint_dir=tmp_path, on_step=kill)
     # a later --resume starts over, log and all
     assert not (tmp_path / "last").exists() and not (tmp_path / "last.old").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_a_model_loaded_in_half_precision_trains_in_float32(dtype):
+    model = tiny_model("bert").to(dtype)
+    embeddings = model.get_input_embeddings().weight
+    config = TrainConfig(learning_rate=1e-3, max_steps=3, batch_size=8, warmup_ratio=0.0)
+    finetune(model, toy_dataset(), default_collate, config)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert embeddings.dtype == torch.float32  # the same parameter, cast in place
+    # fp16 AdamW turned rows no batch used (zero gradients, eps rounded to 0) into NaN
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -10,7 +10,7 @@ every epoch (as transformers' ``group_by_length``, whose mega-batches are also 5
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +25,8 @@ __all__ = [
     "ShuffledSampler",
     "loader_order",
     "order_fields",
+    "row_weights",
+    "step_groups",
 ]
 
 # 2: `ShuffledSampler`. Before it, shuffled batches came from accelerate's seedable sampler,
@@ -118,3 +120,46 @@ class LengthGroupedSampler(Sampler[int]):
                 yield from full[index]
             for batch in short:
                 yield from batch
+
+
+def step_groups(batches: Iterable[Any], accumulate: int, steps: int) -> Iterable[list[Any]]:
+    """The micro-batches of each of the next ``steps`` optimizer steps, ``accumulate`` a step.
+
+    The incomplete last group of an epoch makes no step (the schedule counted whole steps).
+    """
+    group: list[Any] = []
+    if steps < 1:
+        return
+    for batch in batches:
+        group.append(batch)
+        if len(group) == accumulate:
+            yield group
+            group = []
+            steps -= 1
+            if steps == 0:
+                return
+
+
+def row_weights(group: list[Any]) -> list[float]:
+    """Each micro-batch's share of its step: its rows over the group's rows.
+
+    Losses are means over a micro-batch's rows, so weighting them by rows makes an
+    accumulated step the mean over all its examples, as one big batch would be: a short last
+    batch (a dataset that does not divide into batches) would otherwise weigh as a full one.
+    A batch whose rows cannot be told (no tensor in it) counts as a full share.
+    """
+    if len(group) == 1:
+        return [1.0]
+    rows = [_rows(batch) for batch in group]
+    if any(r is None for r in rows):
+        return [1.0 / len(group)] * len(group)
+    total = sum(rows)
+    return [r / total for r in rows]
+
+
+def _rows(batch: Any) -> int | None:
+    values = batch.values() if isinstance(batch, dict) else [batch]
+    for value in values:
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+    return None

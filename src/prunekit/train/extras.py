@@ -4,7 +4,7 @@ checkpointed with the model."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ __all__ = [
     "Stateful",
     "StepCallback",
     "TrainExtras",
+    "param_groups",
 ]
 
 LossOutput = torch.Tensor | dict[str, torch.Tensor]
@@ -72,3 +73,29 @@ class GeneratorState:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["rng"])
+
+
+def param_groups(
+    model: nn.Module, weight_decay: float, extra: Iterable[ParamGroup]
+) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Optimizer groups (model weights first) and whether each follows the weights' schedule."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        # Biases and LayerNorm weights are not decayed (BERT recipe).
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    schedules = [True, True]
+    for group in extra:
+        groups.append(
+            {"params": list(group.params), "lr": group.lr, "weight_decay": group.weight_decay}
+        )
+        schedules.append(group.scheduled)
+    kept = [i for i, g in enumerate(groups) if g["params"]]  # frozen weights leave groups empty
+    if not kept:
+        raise ValueError("nothing to train: no parameter requires grad")
+    return [groups[i] for i in kept], [schedules[i] for i in kept]

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from prunekit.device import resolve_device
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
-from prunekit.train.batching import loader_order, order_fields
+from prunekit.train.batching import loader_order, order_fields, row_weights, step_groups
 from prunekit.train.checkpoints import (
     drop_checkpoint,
     load_objects,
@@ -54,9 +54,9 @@ from prunekit.train.checkpoints import (
 from prunekit.train.extras import (
     LossFn,
     LossOutput,
-    ParamGroup,
     StepCallback,
     TrainExtras,
+    param_groups,
 )
 from prunekit.train.metrics_log import METRICS_FILE, MetricsLog
 from prunekit.train.schedules import constant, linear_warmup_decay
@@ -156,6 +156,7 @@ def finetune(
     started = time.perf_counter()
     extras = extras or TrainExtras()
     set_seed(config.seed)
+    _float32_master_weights(model)
     accelerator = _accelerator(resolve_device(config.device), config.precision)
     loader = DataLoader(
         train_dataset,
@@ -165,7 +166,7 @@ def finetune(
     )
     unwrapped = model
     own_forward = "forward" in vars(unwrapped)  # an instance forward of the caller's, kept
-    groups, schedules = _param_groups(model, config, extras.param_groups)
+    groups, schedules = param_groups(model, config.weight_decay, extras.param_groups)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.SGD
     optimizer = optimizer_class(groups, lr=config.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -248,9 +249,9 @@ def finetune(
         loader.set_epoch(epoch)
         seen = (step - epoch * steps_per_epoch) * accumulate
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
-        groups = _step_groups(batches, accumulate, steps_per_epoch - seen // accumulate)
+        groups = step_groups(batches, accumulate, steps_per_epoch - seen // accumulate)
         for group in groups:
-            for batch, weight in zip(group, _row_weights(group), strict=True):
+            for batch, weight in zip(group, row_weights(group), strict=True):
                 output = compute_loss(model, batch, step)
                 parts = _named_parts(output)
                 loss = sum(parts.values())
@@ -374,47 +375,17 @@ def _launch_fields(accelerator: Accelerator, precision: str) -> dict[str, Any]:
     return fields
 
 
-def _step_groups(batches: Iterable[Any], accumulate: int, steps: int) -> Iterable[list[Any]]:
-    """The micro-batches of each of the next ``steps`` optimizer steps, ``accumulate`` a step.
-
-    The incomplete last group of an epoch makes no step (the schedule counted whole steps).
-    """
-    group: list[Any] = []
-    if steps < 1:
-        return
-    for batch in batches:
-        group.append(batch)
-        if len(group) == accumulate:
-            yield group
-            group = []
-            steps -= 1
-            if steps == 0:
-                return
-
-
-def _row_weights(group: list[Any]) -> list[float]:
-    """Each micro-batch's share of its step: its rows over the group's rows.
-
-    Losses are means over a micro-batch's rows, so weighting them by rows makes an
-    accumulated step the mean over all its examples, as one big batch would be: a short last
-    batch (a dataset that does not divide into batches) would otherwise weigh as a full one.
-    A batch whose rows cannot be told (no tensor in it) counts as a full share.
-    """
-    if len(group) == 1:
-        return [1.0]
-    rows = [_rows(batch) for batch in group]
-    if any(r is None for r in rows):
-        return [1.0 / len(group)] * len(group)
-    total = sum(rows)
-    return [r / total for r in rows]
-
-
-def _rows(batch: Any) -> int | None:
-    values = batch.values() if isinstance(batch, dict) else [batch]
-    for value in values:
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            return int(value.shape[0])
-    return None
+def _float32_master_weights(model: nn.Module) -> None:
+    """Cast a model loaded in half precision to float32 before it trains: AdamW's updates
+    (~1e-5 of a weight) vanish in bf16's 8-bit mantissa, and in fp16 its eps rounds to 0, so a
+    zero gradient (an embedding row no batch used) turns the weight into NaN. ``precision``
+    bf16 still autocasts the forward passes; the trained model stays float32."""
+    half = sorted(
+        {str(p.dtype) for p in model.parameters() if p.is_floating_point()} - {"torch.float32"}
+    )
+    if half:
+        log.warning("the model's weights are %s: trained in float32", ", ".join(half))
+        model.float()  # in place: parameter objects (and a method's references to them) stay
 
 
 def _model_loss(model: nn.Module, batch: dict[str, Any], step: int) -> torch.Tensor:
@@ -435,29 +406,3 @@ def _values(loss: torch.Tensor, parts: dict[str, torch.Tensor], named: bool) -> 
     if named:
         values |= {name: part.detach().item() for name, part in parts.items() if name != "loss"}
     return values
-
-
-def _param_groups(
-    model: nn.Module, config: TrainConfig, extra: Iterable[ParamGroup]
-) -> tuple[list[dict[str, Any]], list[bool]]:
-    """Optimizer groups (model weights first) and whether each follows the weights' schedule."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        # Biases and LayerNorm weights are not decayed (BERT recipe).
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    schedules = [True, True]
-    for group in extra:
-        groups.append(
-            {"params": list(group.params), "lr": group.lr, "weight_decay": group.weight_decay}
-        )
-        schedules.append(group.scheduled)
-    kept = [i for i, g in enumerate(groups) if g["params"]]  # frozen weights leave groups empty
-    if not kept:
-        raise ValueError("nothing to train: no parameter requires grad")
-    return [groups[i] for i in kept], [schedules[i] for i in kept]
