@@ -78,7 +78,7 @@ def test_the_same_seed_gives_the_same_copies_and_zero_copies_change_nothing(mini
 class _ByteLevelVocab:
     """What WordPieces reads from a byte-level BPE tokenizer (RoBERTa's spelling)."""
 
-    tokens = ["<s>", "</s>", "<pad>", "Ġthe", "Ġcat", "Ġdog", "Ġfox", "cat", "dog", "fox", "s"]
+    tokens = ["<s>", "</s>", "<pad>", "Ġthe", "Ġcat", "Ġdog", "Ġfox", "cat", "dog", "fox", "s", "."]
     tokens += [f"Ġword{chr(97 + i)}" for i in range(20)]
     all_special_ids = [0, 1, 2]
 
@@ -106,3 +106,17 @@ def test_a_bpe_sentences_bare_first_word_is_replaced_in_its_bare_spelling():
     new = vocab.convert_ids_to_tokens(out[1]["input_ids"])
     assert new[1] in ("dog", "fox") and new[6] in ("cat", "dog")  # bare, a near neighbour
     assert new[2:6] == ["Ġdog", "s", "</s>", "</s>"] and new[7] in ("Ġdog", "Ġfox")
+
+
+def test_a_bpe_word_followed_by_punctuation_is_still_a_single_piece_word():
+    vocab = _ByteLevelVocab()
+    ids = {t: i for i, t in enumerate(vocab.tokens)}
+    embeddings = torch.randn(len(vocab), 8, generator=torch.Generator().manual_seed(0))
+    for token in ("Ġcat", "Ġdog", "Ġfox"):
+        embeddings[ids[token]] = torch.ones(8) + 0.01 * embeddings[ids[token]]
+    row = [ids[t] for t in ("<s>", "Ġthe", "Ġcat", ".", "</s>")]  # "... the cat."
+    out = augment_dataset(
+        [{"input_ids": row}], WordPieces(vocab), embeddings, copies=1, probability=1.0, candidates=2
+    )
+    new = vocab.convert_ids_to_tokens(out[1]["input_ids"])
+    assert new[2] in ("Ġdog", "Ġfox") and new[3] == "."

@@ -58,6 +58,9 @@ class WordPieces:
                 continue
             if marked:  # BPE: pieces that begin a word carry the marker
                 starts, word = token.startswith(_WORD_START), token.lstrip("".join(_WORD_START))
+                # punctuation glued to the word before it ("great" "." in "great.") carries
+                # no marker, yet ends that word: the word stays a single-piece candidate
+                starts = starts or (bool(word) and not any(c.isalnum() for c in word))
             else:  # WordPiece: continuations carry "##"
                 starts, word = not token.startswith("##"), token
             self.starts_word[index] = starts
