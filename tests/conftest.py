@@ -233,3 +233,29 @@ def assert_user_error(result, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in result.output
+
+
+def write_synthetic_mnli(root: Path, train_rows: int = 20) -> Path:
+    """MNLI in GLUE's real layout (12 columns in train, 16 in dev: label1..label5 and
+    gold_label): ``train_rows`` train pairs, 2 matched and 1 mismatched dev pair."""
+    train_h = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
+               "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
+               "sentence2", "label1", "gold_label"]  # fmt: skip
+    dev_h = [*train_h[:11], "label2", "label3", "label4", "label5", "gold_label"]
+    gold = ["neutral", "contradiction", "entailment"]
+
+    def row(n: int, i: int, kind: str) -> str:
+        cells = [str(i), "p", "q", "fiction", "(", "(", "(", "(", f"{kind} premise {i}",
+                 f"{kind} hypothesis {i}"] + ["x"] * (n - 11) + [gold[i % 3]]  # fmt: skip
+        return "\t".join(cells)
+
+    files = {
+        "train.tsv": [row(12, i, "t") for i in range(train_rows)],
+        "dev_matched.tsv": [row(16, 0, "m"), row(16, 1, "m")],
+        "dev_mismatched.tsv": [row(16, 2, "mm")],
+    }
+    (root / "MNLI").mkdir(parents=True, exist_ok=True)
+    for name, rows in files.items():
+        header = train_h if name == "train.tsv" else dev_h
+        (root / "MNLI" / name).write_text("\n".join(["\t".join(header), *rows]) + "\n")
+    return root

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import glue_dir as find_glue_dir
+from conftest import write_synthetic_mnli
 
 from prunekit.data import TASKS, Example, get_task, list_tasks, load_examples, resolve_data_dir
 from prunekit.errors import DataError
@@ -203,21 +204,7 @@ def test_synthetic_qqp(tmp_path: Path) -> None:
 
 
 def test_synthetic_mnli_with_mismatched(tmp_path: Path) -> None:
-    # Real MNLI layout: 12 columns in train, 16 in dev (label1..label5 + gold_label).
-    train_h = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
-               "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
-               "sentence2", "label1", "gold_label"]  # fmt: skip
-    dev_h = [*train_h[:11], "label2", "label3", "label4", "label5", "gold_label"]
-    gold = ["neutral", "contradiction", "entailment"]
-
-    def row(n: int, i: int, kind: str) -> str:
-        cells = [str(i), "p", "q", "fiction", "(", "(", "(", "(", f"{kind} premise {i}",
-                 f"{kind} hypothesis {i}"] + ["x"] * (n - 11) + [gold[i % 3]]  # fmt: skip
-        return "\t".join(cells)
-
-    _write(tmp_path / "MNLI/train.tsv", ["\t".join(train_h), *(row(12, i, "t") for i in range(20))])
-    _write(tmp_path / "MNLI/dev_matched.tsv", ["\t".join(dev_h), row(16, 0, "m"), row(16, 1, "m")])
-    _write(tmp_path / "MNLI/dev_mismatched.tsv", ["\t".join(dev_h), row(16, 2, "mm")])
+    write_synthetic_mnli(tmp_path)
 
     assert load_examples("mnli", "dev", tmp_path) == [
         Example("m premise 0", "m hypothesis 0", 2),  # neutral

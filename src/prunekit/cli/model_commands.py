@@ -131,7 +131,11 @@ def eval_(
         str | None, typer.Option(help="GLUE task (default: the one the model was fine-tuned on).")
     ] = None,
     split: Annotated[
-        str, typer.Option(help="dev (reporting), validation (carved from train) or train.")
+        str,
+        typer.Option(
+            help="dev (reporting; MNLI also dev_mismatched), validation (carved from train), "
+            "or train."
+        ),
     ] = "dev",
     data_dir: DataDir = None,
     max_samples: Annotated[int | None, typer.Option(help="Seeded subset of the split.")] = None,

@@ -63,6 +63,11 @@ class TaskSpec:
     dev_files: dict[str, str] = field(hash=False)
 
     @property
+    def dev_splits(self) -> tuple[str, ...]:
+        """The GLUE dev splits results report: ``("dev",)``, and MNLI's ``"dev_mismatched"``."""
+        return tuple(self.dev_files)
+
+    @property
     def num_labels(self) -> int:
         """Number of model outputs: 1 for regression, else the size of the label vocabulary."""
         return 1 if self.labels is None else len(self.labels)

@@ -66,11 +66,11 @@ class TaskData:
         batch_size: int = 32,
         check_dev: bool = True,
     ) -> TaskData:
-        """Checks that the task's train data, and (``check_dev``) its dev data, exist before
-        anything expensive happens: a missing dev file would otherwise fail only once training
-        is done. (MNLI's mismatched dev file is read by no command, so it is not required.)"""
+        """Checks that the task's train data, and (``check_dev``) its dev data (MNLI: matched
+        and mismatched), exist before anything expensive happens: a missing dev file would
+        otherwise fail only once training is done."""
         spec = get_task(task)
-        for split in ("train", "dev") if check_dev else ("train",):
+        for split in ("train", *spec.dev_splits) if check_dev else ("train",):
             load_examples(spec, split, data_dir=data_dir, seed=SPLIT_SEED)
         return cls(spec, tokenizer, data_dir, seed, max_seq_length, batch_size)
 

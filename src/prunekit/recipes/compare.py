@@ -15,8 +15,6 @@ continues where it stopped and never repeats a run.
 from __future__ import annotations
 
 import copy
-import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +57,7 @@ from prunekit.recipes.compare_config import (
     with_loop_options,
     write_plan_memo,
 )
+from prunekit.recipes.compare_rows import append_rows, mismatched, result_row, scalars
 from prunekit.recipes.compare_speed import pruned_speed
 from prunekit.report import read_results
 from prunekit.train import (
@@ -81,8 +80,6 @@ __all__ = [
     "run_compare",
     "run_key",
 ]
-
-SPLITS = ("validation", "dev")
 
 
 def run_compare(
@@ -157,7 +154,8 @@ def run_compare(
         dense = load(dense_dir, **_attention(config)).to(resolve_device(config.device))
         data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
-        dense_eval = evaluate_splits(dense, data, SPLITS, config.eval_max_samples)
+        splits = ("validation", *data.task.dev_splits)  # MNLI: matched and mismatched dev
+        dense_eval = evaluate_splits(dense, data, splits, config.eval_max_samples)
         sweep = _Sweep(config, dense, data, dense_eval, seed, done, dense_dir)
         for method, value, is_budget in runs:
             new_rows = sweep.budget_run(method, value) if is_budget else sweep.run(method, value)
@@ -172,26 +170,6 @@ def run_compare(
     # what a kill between a row and its deletion left, or a run this sweep no longer asks for
     shutil.rmtree(config.out / "work" / "recover", ignore_errors=True)
     return rows
-
-
-def append_rows(results: Path, rows: list[dict[str, Any]]) -> None:
-    """Append rows and flush them to disk at once: a kill right after keeps them."""
-    torn = _ends_mid_line(results)
-    with results.open("a") as handle:
-        if torn:  # a kill mid-write left half a line: end it, or the next row would join it
-            handle.write("\n")
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _ends_mid_line(path: Path) -> bool:
-    if not path.is_file() or path.stat().st_size == 0:
-        return False
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) != b"\n"
 
 
 def _same_dense(config: CompareConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -252,6 +230,7 @@ class _Sweep:
         self.config, self.dense, self.data, self.seed, self.done = config, dense, data, seed, done
         self.dense_dir, self.digest = dense_dir, model_files_digest(dense_dir)
         self.dense_eval = dense_eval
+        self.splits = tuple(dense_eval)
         self.recover = config.recover.model_copy(update={"seed": seed, "device": config.device})
         self.budget_steps = recovery_steps(data, self.recover, config.recover_max_samples)
 
@@ -299,7 +278,7 @@ class _Sweep:
         rows = self.evaluate(result, method, fraction, self.config.regimes)
         if "certificate" in result.record:  # how a search got its set (A*: capped, completed)
             for row in rows:
-                row["certificate"] = _scalars(result.record["certificate"])
+                row["certificate"] = scalars(result.record["certificate"])
         return rows
 
     def budget_run(self, method: str, budget: float) -> list[dict[str, Any]]:
@@ -317,7 +296,7 @@ class _Sweep:
         for row in rows:
             row["fraction"] = row["heads_removed"] / (row["heads_kept"] + row["heads_removed"])
             row["budget"] = budget
-            row["certificate"] = _scalars(certificate)
+            row["certificate"] = scalars(certificate)
             row["cache_saved_fraction"] = certificate.get("cache", {}).get("saved_fraction", 0.0)
             row["dev_drop"] = row["dense_dev"] - row["dev"]
             row["dev_violation"] = row["dev_drop"] > budget
@@ -354,6 +333,7 @@ class _Sweep:
             "cpu": cpu_name(),  # CPUs differ in timings and bf16 numerics
             "dense_validation": self.dense_eval["validation"]["primary"],
             "dense_dev": self.dense_eval["dev"]["primary"],
+            **mismatched(self.dense_eval, "dense_"),
             "dense_digest": self.digest,
         }
         if self.config.time_speed and self.seed == self.config.seeds[0]:
@@ -365,8 +345,14 @@ class _Sweep:
             )
         rows = []
         max_samples = self.config.eval_max_samples
+
+        def measured(model: Any) -> dict[str, dict]:
+            return evaluate_splits(model, self.data, self.splits, max_samples)
+
         if "r0" in regimes and self._todo(method, fraction, "r0"):
-            row = _row(base, "r0", evaluate_splits(model, self.data, SPLITS, max_samples))
+            row = result_row(
+                base, "r0", evaluate_splits(model, self.data, self.splits, max_samples)
+            )
             rows.append(row | ({"trained_by_method": True} if own_model else {}))
         if "r1" in regimes and self._todo(method, fraction, "r1"):
             if result.trained_weights:  # the method trained already: its model is its R1
@@ -387,7 +373,9 @@ class _Sweep:
                     )
                 extra = {"r1_source": "recovery", "train_steps": trained.steps}
                 extra["recovery_seconds"] = round(trained.seconds, 2)
-            row = _row(base, "r1", evaluate_splits(model, self.data, SPLITS, max_samples))
+            row = result_row(
+                base, "r1", evaluate_splits(model, self.data, self.splits, max_samples)
+            )
             rows.append(row | extra | {"budget_steps": self.budget_steps})
         return rows
 
@@ -399,21 +387,3 @@ def _recovery_dir(config: CompareConfig, key: str) -> Path:
     """Checkpoints of one R1 recovery: a sweep killed mid-recovery resumes it (a rerun that
     recovers other weights starts over, `recover`); deleted once its row is written."""
     return config.out / "work" / "recover" / key.replace("|", "_")
-
-
-def _row(base: dict[str, Any], regime: str, results: dict[str, dict]) -> dict[str, Any]:
-    return {
-        "key": run_key(base["method"], base["fraction"], base["seed"], regime),
-        **base,
-        "regime": regime,
-        "validation": results["validation"]["primary"],
-        "dev": results["dev"]["primary"],
-        "dev_metrics": results["dev"]["metrics"],
-        # what a model collapsed to one answer scores on dev: the report flags runs at it
-        "dev_constant": results["dev"].get("constant"),
-    }
-
-
-def _scalars(certificate: dict[str, Any]) -> dict[str, Any]:
-    """A certificate's scalars and head lists for a row; the nested records stay out."""
-    return {k: v for k, v in certificate.items() if not isinstance(v, dict)}

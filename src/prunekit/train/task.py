@@ -92,7 +92,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
         "final_loss": result.final_loss,
         "config": config.model_dump(mode="json"),
     }
-    record |= evaluate_splits(model, data, ("validation", "dev"))
+    record |= evaluate_splits(model, data, ("validation", *data.task.dev_splits))
     with atomic_output_dir(config.out, config.overwrite, shared=True) as tmp:
         write_model_files(model, tmp, tokenizer)
         write_json(tmp / "metrics.json", record)
