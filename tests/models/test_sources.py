@@ -157,3 +157,44 @@ def test_labels_that_differ_only_in_case_are_renamed_without_a_reorder(tmp_path,
     assert model.config.id2label == NLI and "reordered" not in caplog.text
     with torch.no_grad():
         assert torch.equal(model(**tiny_batch()).logits, original(**tiny_batch()).logits)
+
+
+# ---------------------------------------------------------------------------- hub ids
+
+
+def test_a_pruned_model_on_the_hub_loads_from_its_downloaded_folder(tmp_path, monkeypatch):
+    from conftest import uneven_plan
+
+    import prunekit.models.sources as sources
+    from prunekit import apply_plan, current_plan
+    from prunekit.recipes.inspect import run_inspect
+
+    model = tiny_model("bert")
+    model.config.finetuning_task = "rte"
+    apply_plan(model, uneven_plan(model))
+    folder = save(model, tmp_path / "snapshot", tokenizer=word_tokenizer())
+    asked = []
+
+    def snapshot(repo_id, allow_patterns):
+        asked.append((repo_id, allow_patterns))
+        return str(folder)
+
+    monkeypatch.setattr(sources, "snapshot_download", snapshot)
+    loaded, _ = load_for_task("someorg/pruned-bert", get_task("rte"))
+    # stock from_pretrained cannot build these shapes: the folder loads as prunekit's
+    assert current_plan(loaded).kept_heads == current_plan(model).kept_heads
+    assert run_inspect("someorg/pruned-bert")["heads_total"] == current_plan(model).heads_kept
+    assert asked[0][0] == "someorg/pruned-bert"
+    assert not any(p.endswith(".bin") for p in asked[0][1])  # pickles are never fetched
+
+
+def test_an_unreachable_hub_is_one_line_naming_the_fix(monkeypatch):
+    import prunekit.models.sources as sources
+
+    def offline(repo_id, allow_patterns):
+        raise OSError("We couldn't connect to 'https://huggingface.co'\nmore detail")
+
+    monkeypatch.setattr(sources, "snapshot_download", offline)
+    with pytest.raises(ModelLoadError, match="cannot download model 'someorg/x'") as err:
+        load_for_task("someorg/x", get_task("rte"))
+    assert "\n" not in str(err.value) and "local model directory" in str(err.value)

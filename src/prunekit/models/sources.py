@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import transformers
+from huggingface_hub import snapshot_download
 from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
@@ -28,6 +29,7 @@ from prunekit.models.checkpoint import (
 __all__ = [
     "DEFAULT_MODEL",
     "default_model_path",
+    "model_dir",
     "resolve_model",
     "load_for_task",
     "recorded_task",
@@ -64,6 +66,31 @@ def resolve_model(spec: str | Path | None) -> str:
     return text
 
 
+# What a model folder needs, downloaded from the hub: configs, safetensors weights (a pickled
+# pytorch_model.bin is never fetched nor read) and the tokenizer's files.
+HUB_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*")
+
+
+def model_dir(spec: str | Path | None) -> Path:
+    """A local folder holding the model: ``default``'s, a local directory, or a hub id's
+    files downloaded into the Hugging Face cache (so a prunekit model on the hub, whose shapes
+    stock ``from_pretrained`` cannot build, loads as a local one, and `inspect`, `bench` and
+    `export` take hub ids too). An unreachable hub is a one-line error."""
+    source = resolve_model(spec)
+    if Path(source).is_dir():
+        return Path(source)
+    try:
+        folder = Path(snapshot_download(source, allow_patterns=list(HUB_FILES)))
+    except Exception as err:  # offline, unknown repo, gated repo, HTTP errors: all one line
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelLoadError(
+            f"cannot download model {spec!r} from the Hugging Face hub ({reason}); pass a "
+            "local model directory, or 'default' for the shipped MiniLM"
+        ) from None
+    _check_model_dir(folder)
+    return folder
+
+
 def _check_model_dir(directory: Path) -> None:
     """A local model directory has a config.json and safetensors weights: checked up front, so
     a run folder or an empty directory is named as such before anything else (an --overwrite
@@ -91,13 +118,14 @@ def load_for_task(
         ModelLoadError: the model cannot be loaded, has no classification head, or predicts
             another number of labels than the task has.
     """
-    source = resolve_model(spec)
+    resolved = resolve_model(spec)
+    source = str(model_dir(resolved))
+    shown = resolved if source == resolved else f"{resolved} (downloaded to {source})"
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    local = Path(source).is_dir()
-    if local and is_prunekit_dir(source):
+    if is_prunekit_dir(source):
         model = load(source, **kwargs)
-        _check_task_head(model, task, source)
-        _use_task_labels(model, task, source)
+        _check_task_head(model, task, shown)
+        _use_task_labels(model, task, shown)
         return model, load_tokenizer(source)
 
     # No id2label here: it would overwrite a fine-tuned checkpoint's own label order, which
@@ -106,9 +134,8 @@ def load_for_task(
     label_kwargs: dict[str, Any] = {"num_labels": task.num_labels}
     if task.is_regression:
         label_kwargs["problem_type"] = "regression"
-    if local:
-        refuse_pickled_weights(Path(source))
-        _check_architecture(Path(source), task)
+    refuse_pickled_weights(Path(source))
+    _check_architecture(Path(source), task)
     try:
         # A base encoder has no classifier yet; transformers' load report would call that a
         # problem in a long table, so it is silenced here and the new head is logged instead.
@@ -116,7 +143,7 @@ def load_for_task(
             # safetensors only: a pytorch_model.bin is a pickle, never unpickled here
             model, loading = AutoModelForSequenceClassification.from_pretrained(
                 source,
-                local_files_only=local,
+                local_files_only=True,
                 output_loading_info=True,
                 use_safetensors=True,
                 **label_kwargs,
@@ -125,9 +152,9 @@ def load_for_task(
         # Recipes read this to refuse pruning a model whose classifier is still random.
         model.prunekit_new_modules = sorted({k.rsplit(".", 1)[0] for k in loading["missing_keys"]})
         log.info("loaded %s; initialised at random: %s", source, model.prunekit_new_modules)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError, RuntimeError, SafetensorError, StrictDataclassError) as err:
-        where = "from the directory" if local else "from the Hugging Face hub (is it reachable?)"
+        where = "from the directory" if source == resolved else f"(downloaded to {source})"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "ignore_mismatched_sizes" in reason:  # a classifier for another label count
             reason = (
@@ -136,7 +163,7 @@ def load_for_task(
             )
         raise ModelLoadError(f"cannot load model {spec!r} {where}: {reason}") from None
     get_adapter(model)
-    _use_task_labels(model, task, source)
+    _use_task_labels(model, task, shown)
     return model, tokenizer
 
 
@@ -235,7 +262,7 @@ def _reorder_outputs(model: PreTrainedModel, order: list[int]) -> None:
 
 def recorded_task(model: str | Path) -> str:
     """The task a saved model was fine-tuned on (``config.finetuning_task``)."""
-    raw = read_config_json(Path(resolve_model(model)), must_exist=False) or {}
+    raw = read_config_json(model_dir(model), must_exist=False) or {}
     task = raw.get("finetuning_task")
     if not task:
         raise ConfigError(f"{model} does not record the task it was fine-tuned on; pass --task")

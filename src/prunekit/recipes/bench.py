@@ -19,7 +19,7 @@ from prunekit.models.export import (
     onnx_session,
     require_onnx,
 )
-from prunekit.models.sources import resolve_model
+from prunekit.models.sources import model_dir
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
 from prunekit.models.sparse_encoder import feature_major_unsupported
 from prunekit.recipes.common import at_least
@@ -50,9 +50,9 @@ def run_bench(
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime != "torch" and device not in ("auto", "cpu"):
         raise ConfigError(f"--runtime {runtime} times on the CPU: drop --device {device}")
-    sources = {"model": Path(resolve_model(model))}
+    sources = {"model": model_dir(model)}
     if against is not None:
-        sources["baseline"] = Path(resolve_model(against))
+        sources["baseline"] = model_dir(against)
     models = {name: load(path) for name, path in sources.items()}
     for name, loaded in models.items():
         longest = max_sequence_length(loaded)

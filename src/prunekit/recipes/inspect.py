@@ -13,7 +13,7 @@ from prunekit.methods import get_method, list_methods
 from prunekit.models import load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import WEIGHTS_NAME, write_model_files
 from prunekit.models.export import export_onnx
-from prunekit.models.sources import resolve_model
+from prunekit.models.sources import model_dir
 from prunekit.models.sparse_storage import (
     MASKS_NAME,
     QUANTIZED_NAME,
@@ -31,7 +31,7 @@ def run_inspect(model: str, seq_len: int = 128) -> dict[str, Any]:
     """Architecture, heads, FFN widths, parameters (dense and nonzero), encoder MACs, and bytes
     on disk (per file; for sparse-stored weights, their dense fp32 size against storage)."""
     at_least(1, seq_len=seq_len)
-    directory = resolve_model(model)
+    directory = model_dir(model)
     loaded = load(directory)
     stats = model_stats(loaded, seq_len).to_dict()
     stats["disk_bytes"] = storage_report(Path(directory))
@@ -49,7 +49,7 @@ def run_export(
     overwrite: bool = False,
     optimize: bool = False,
 ) -> dict[str, Any]:
-    return export_onnx(resolve_model(model), out, opset, tolerance, overwrite, optimize).to_dict()
+    return export_onnx(model_dir(model), out, opset, tolerance, overwrite, optimize).to_dict()
 
 
 # The model's own files, which a new save writes (or, for storage it no longer uses, leaves
@@ -76,7 +76,7 @@ def run_compact(
     reloaded model's outputs moved on a random batch (the rounding's effect; measure task
     metrics with `prunekit eval`)."""
     storage = StorageOptions(sparse_values=sparse_values, embeddings=embeddings)
-    directory = resolve_model(model)
+    directory = model_dir(model)
     refuse_output_holding(out, directory, same=True)  # in place, yes; its parent, never
     bytes_before = storage_report(Path(directory))["total"]  # before an in-place save replaces it
     original = load(directory)
