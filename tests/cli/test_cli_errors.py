@@ -244,6 +244,8 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     (directory / "metrics.json").write_text('{"dev": 84.6}')  # what a prune run wrote beside
     (directory / "onnx").mkdir()  # and a folder the user put there (`export m --out m/onnx`)
     (directory / "onnx" / "model.onnx").write_bytes(b"graph")
+    (tmp_path / "big").mkdir()
+    (directory / "data").symlink_to(tmp_path / "big")  # linked, not copied
     plan = current_plan(tiny_model("bert"))
     plan = plan.with_masks({"0.query": torch.rand(32, 32) > 0.5})
     plan.write(directory / "plan.json")  # a method's plan, with its masks file
@@ -252,6 +254,7 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     assert report["bytes_after"] < report["bytes_before"]
     assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'  # kept
     assert (directory / "onnx" / "model.onnx").read_bytes() == b"graph"  # subfolders too
+    assert (directory / "data").readlink() == tmp_path / "big"
     assert (directory / "README.md").read_text() != card  # the model's own files are new
     quantized = {p.name for p in directory.glob("*.safetensors")}
     quantized -= {"model.safetensors", "masks.safetensors"}  # the weights, the plan's masks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -40,6 +41,26 @@ def test_bench_times_the_unfused_graph_when_the_fused_one_fails_its_check(tmp_pa
         result = run_bench(pruned, seq_len=12, rounds=1, warmup=0, runtime=runtime)
         assert any("unfused ONNX graph" in w for w in result["warnings"]), runtime
         assert "onnxruntime" in result["environment"]
+
+
+def test_when_one_fused_graph_fails_every_model_is_timed_unfused(tmp_path, monkeypatch):
+    from prunekit.recipes import bench
+
+    pruned = pruned_dir("bert", tmp_path)
+    dense = save(tiny_model("bert"), tmp_path / "dense", tokenizer=word_tokenizer())
+    exports = []
+
+    def pruned_fused_drifts(source, out, optimize=False, **kwargs):
+        exports.append((Path(source).name, optimize))
+        if optimize and Path(source) == pruned:
+            raise ExportError("outputs differ by 3e-04")
+        return export_onnx(source, out, optimize=optimize, **kwargs)
+
+    monkeypatch.setattr(bench, "export_onnx", pruned_fused_drifts)
+    result = run_bench(pruned, dense, seq_len=12, rounds=1, warmup=0, runtime="onnxruntime")
+    timed = dict(exports)  # each model's last export: the graph its session ran
+    assert timed == {"bert-pruned": False, "dense": False}
+    assert any("every model's unfused graph" in w for w in result["warnings"])
 
 
 def test_onnxruntime_bench_times_the_exported_graphs(tmp_path):

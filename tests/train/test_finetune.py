@@ -534,3 +534,19 @@ def test_a_model_loaded_in_half_precision_trains_in_float32(dtype):
     assert embeddings.dtype == torch.float32  # the same parameter, cast in place
     # fp16 AdamW turned rows no batch used (zero gradients, eps rounded to 0) into NaN
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_half_precision_model_whose_weights_are_frozen_stays_as_it_is():
+    model = tiny_model("bert").to(torch.bfloat16)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    gate = torch.nn.Parameter(torch.zeros(()))  # what L0 trains: its gates, outside the model
+    extras = TrainExtras(param_groups=[ParamGroup([gate], lr=1e-2)])
+
+    def loss_fn(model, batch, step):
+        return model(**batch).logits.float().mean() * 0 + (gate - 1) ** 2
+
+    config = TrainConfig(max_steps=2, batch_size=8, warmup_ratio=0.0)
+    finetune(model, toy_dataset(), default_collate, config, loss_fn=loss_fn, extras=extras)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # nothing to cast for
+    assert gate.item() != 0.0

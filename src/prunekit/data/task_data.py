@@ -65,12 +65,15 @@ class TaskData:
         max_seq_length: int = 128,
         batch_size: int = 32,
         check_dev: bool = True,
+        every_dev_split: bool = False,
     ) -> TaskData:
-        """Checks that the task's train data, and (``check_dev``) its dev data (MNLI: matched
-        and mismatched), exist before anything expensive happens: a missing dev file would
-        otherwise fail only once training is done."""
+        """Checks that the task's train data, and (``check_dev``) its dev data, exist before
+        anything expensive happens: a missing dev file would otherwise fail only once training
+        is done. ``every_dev_split``: MNLI's mismatched dev file too, for runs that report it
+        (finetune, compare); the others never read it."""
         spec = get_task(task)
-        for split in ("train", *spec.dev_splits) if check_dev else ("train",):
+        dev = spec.dev_splits if every_dev_split else ("dev",)
+        for split in ("train", *dev) if check_dev else ("train",):
             load_examples(spec, split, data_dir=data_dir, seed=SPLIT_SEED)
         return cls(spec, tokenizer, data_dir, seed, max_seq_length, batch_size)
 

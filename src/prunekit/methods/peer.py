@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader, Subset
 from prunekit.data import by_length, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
-from prunekit.methods.peer_distil import distilled, teacher_similarity
+from prunekit.methods.peer_distil import distilled, examples_digest, teacher_similarity
 from prunekit.methods.registry import (
     RESUMES_AT_DEFAULT,
     HeadTarget,
@@ -168,9 +168,11 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
                 f"teacher, and layer {emptied[0]} has none; set pairing_weight=0"
             )
         similarity = teacher_similarity(request, config)
+    # the students' memo key holds the train examples: hashed once, not once per student
+    examples = examples_digest(request.train_set) if request.cache_dir is not None else None
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
         plan = _locate(request, config, request.target, scores)
-        student, record = distilled(request, config, plan, similarity)
+        student, record = distilled(request, config, plan, similarity, examples=examples)
         return MethodResult(plan, model=student, record=record)
 
     budget = 0.0 if config.budget is None else config.budget
@@ -194,7 +196,9 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
         keep = total - round(fraction * total)
         target = HeadTarget(keep, min_per_layer=per_layer)
         plan = _locate(request, config, target, scores)
-        student, record = distilled(request, config, plan, similarity, tag=f"{fraction:.2f}")
+        student, record = distilled(
+            request, config, plan, similarity, tag=f"{fraction:.2f}", examples=examples
+        )
         # Judged as it will be used: the pruned heads cut out.
         metric = _validation_metric(apply_plan(copy.deepcopy(student), plan), request)
         ok = reference - metric <= budget

@@ -49,10 +49,12 @@ def distilled(
     plan: PruningPlan,
     similarity: torch.Tensor | None,
     tag: str = "fixed",
+    examples: str | None = None,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """`_distil`, or the student it trained before from the same model, teacher, plan, seed
-    and settings (the budget aside), kept in the caller's shared cache: lossless mode at two
-    budgets probes some fractions twice, and fixed-fraction runs meet them again."""
+    """`_distil`, or the student it trained before from the same model, teacher, plan, seed,
+    train examples and settings (the budget aside), kept in the caller's shared cache: lossless
+    mode at two budgets probes some fractions twice, and fixed-fraction runs meet them again.
+    ``examples``: `examples_digest` of the train split, when the caller has it already."""
     if request.cache_dir is None:
         return _distil(request, config, plan, similarity, tag)
     settings = config.model_dump(
@@ -64,11 +66,10 @@ def distilled(
     identity = [weights_digest(request.model), teacher, settings, plan.kept_heads, request.seed]
     task = getattr(request.task, "name", None)
     identity += [request.train_budget_steps, len(request.train_set), task]
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     # the encoded examples themselves: a rerun into the same --out with another --data-dir or
     # --max-seq-length of the same size trains on other data (as the importance memo's key)
-    hash_inputs(digest, (request.train_set[i] for i in range(len(request.train_set))))
-    key = digest.hexdigest()[:16]
+    identity.append(examples or examples_digest(request.train_set))
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     directory = request.cache_dir / "students" / key
     student = copy.deepcopy(request.model)
     record = load_weights_memo(directory, student)
@@ -77,6 +78,13 @@ def distilled(
     student, record = _distil(request, config, plan, similarity, tag)
     save_weights_memo(directory, student, record)
     return student, record
+
+
+def examples_digest(train_set: Any) -> str:
+    """16 hex digits of a train split's encoded examples."""
+    digest = hashlib.sha256()
+    hash_inputs(digest, (train_set[i] for i in range(len(train_set))))
+    return digest.hexdigest()[:16]
 
 
 def _distil(

@@ -105,12 +105,15 @@ def sparse_kd_parts(
         pairs = [(i, i, None) for i in range(len(student_maps))]
     attention = student_out.logits.new_zeros(())  # a student without heads: no attention term
     for mine, theirs, heads in pairs:
-        s, t = student_maps[mine], teacher_maps[theirs].to(valid.device)
+        # the teacher's dtype may differ (a half-precision teacher beside a student the loop
+        # trains in float32): mse_loss's backward refuses mixed dtypes
+        s = student_maps[mine]
+        t = teacher_maps[theirs].to(valid.device, s.dtype)
         if heads is not None:
             t = t.index_select(1, heads.to(t.device))
         attention = attention + F.mse_loss(s * valid, t * valid)
     hidden = sum(
-        F.mse_loss(s, t.to(s.device))
+        F.mse_loss(s, t.to(s.device, s.dtype))
         for s, t in zip(student_out.hidden_states, teacher_out.hidden_states, strict=True)
     )
     student_logits = student_out.logits

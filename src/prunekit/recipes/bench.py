@@ -76,15 +76,21 @@ def run_bench(
         return _sparse_bench(sources, models, stats, timing)
     onnxruntime = require_onnx()
     with tempfile.TemporaryDirectory(prefix="prunekit-bench-") as tmp:
-        sessions, notes = {}, []
+        exported, notes = {}, {}
         for name, path in sources.items():
-            exported, note = _export_for_timing(path, Path(tmp) / name)
-            sessions[name] = onnx_session(exported.path)
-            notes += [f"{name}: {note}"] if note else []
+            exported[name], note = _export_for_timing(path, Path(tmp) / name)
+            notes |= {name: note} if note else {}
+        if notes and len(sources) > 1:  # fused against unfused would misstate the speed-up
+            for name in sources.keys() - notes.keys():
+                exported[name] = export_onnx(
+                    sources[name], Path(tmp) / f"{name}-plain", optimize=False
+                )
+            notes["all"] = "every model's unfused graph was timed, so that the ratios compare like"
+        sessions = {name: onnx_session(report.path) for name, report in exported.items()}
         table = speed_table(
             models, stats, **timing, sessions=sessions, runtime_version=onnxruntime.__version__
         )
-        table["warnings"] += notes
+        table["warnings"] += [f"{name}: {note}" for name, note in notes.items()]
         return table
 
 

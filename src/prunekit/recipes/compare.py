@@ -152,7 +152,10 @@ def run_compare(
         dense_dir = _dense_model(config, seed)
         _refuse_other_dense(config, rows, seed, dense_dir)
         dense = load(dense_dir, **_attention(config)).to(resolve_device(config.device))
-        data = TaskData.for_task(config.task, load_tokenizer(dense_dir), config.data_dir, seed)
+        tokenizer = load_tokenizer(dense_dir)
+        data = TaskData.for_task(
+            config.task, tokenizer, config.data_dir, seed, every_dev_split=True
+        )
         # Same (possibly capped) examples as the runs, so the dense line is comparable.
         splits = ("validation", *data.task.dev_splits)  # MNLI: matched and mismatched dev
         dense_eval = evaluate_splits(dense, data, splits, config.eval_max_samples)

@@ -97,7 +97,9 @@ def run_compact(
         for path in beside:
             if (tmp / path.name).exists():  # a tokenizer saved again wins over the old copy
                 continue
-            if path.is_dir():
+            if path.is_symlink():  # a link stays a link: never a copy of what it points to
+                (tmp / path.name).symlink_to(path.readlink())
+            elif path.is_dir():
                 shutil.copytree(path, tmp / path.name, symlinks=True)
             else:
                 shutil.copy2(path, tmp / path.name)

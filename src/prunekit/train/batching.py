@@ -25,7 +25,7 @@ __all__ = [
     "ShuffledSampler",
     "loader_order",
     "order_fields",
-    "row_weights",
+    "row_divisors",
     "step_groups",
 ]
 
@@ -140,21 +140,22 @@ def step_groups(batches: Iterable[Any], accumulate: int, steps: int) -> Iterable
                 return
 
 
-def row_weights(group: list[Any]) -> list[float]:
-    """Each micro-batch's share of its step: its rows over the group's rows.
+def row_divisors(group: list[Any]) -> list[float]:
+    """What each micro-batch's loss is divided by in its step: the group's rows over its own.
 
-    Losses are means over a micro-batch's rows, so weighting them by rows makes an
-    accumulated step the mean over all its examples, as one big batch would be: a short last
-    batch (a dataset that does not divide into batches) would otherwise weigh as a full one.
-    A batch whose rows cannot be told (no tensor in it) counts as a full share.
+    Losses are means over a micro-batch's rows, so dividing them this way makes an accumulated
+    step the mean over all its examples, as one big batch would be: a short last batch (a
+    dataset that does not divide into batches) would otherwise weigh as a full one. Equal
+    batches divide by the group's size exactly, as before rows were counted. A batch whose
+    rows cannot be told (no tensor in it) counts as a full share.
     """
     if len(group) == 1:
         return [1.0]
     rows = [_rows(batch) for batch in group]
     if any(r is None for r in rows):
-        return [1.0 / len(group)] * len(group)
+        return [float(len(group))] * len(group)
     total = sum(rows)
-    return [r / total for r in rows]
+    return [total / r for r in rows]
 
 
 def _rows(batch: Any) -> int | None:

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from prunekit.device import resolve_device
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
-from prunekit.train.batching import loader_order, order_fields, row_weights, step_groups
+from prunekit.train.batching import loader_order, order_fields, row_divisors, step_groups
 from prunekit.train.checkpoints import (
     drop_checkpoint,
     load_objects,
@@ -251,14 +251,14 @@ def finetune(
         batches = accelerator.skip_first_batches(loader, seen) if seen else loader
         groups = step_groups(batches, accumulate, steps_per_epoch - seen // accumulate)
         for group in groups:
-            for batch, weight in zip(group, row_weights(group), strict=True):
+            for batch, divisor in zip(group, row_divisors(group), strict=True):
                 output = compute_loss(model, batch, step)
                 parts = _named_parts(output)
                 loss = sum(parts.values())
-                # Weight 1 is exact, so without accumulation this is the plain loss.
-                accelerator.backward(loss * weight)
+                # Dividing by 1 is exact, so without accumulation this is the plain loss.
+                accelerator.backward(loss / divisor)
                 values = _values(loss, parts, named=isinstance(output, dict))
-                pending.append({k: v * weight for k, v in values.items()})
+                pending.append({k: v / divisor for k, v in values.items()})
             if sync_outside:
                 for param in outside:  # every rank computes these grads, so none waits alone
                     if param.grad is not None:
@@ -274,7 +274,7 @@ def finetune(
             step += 1
             for hook in after_step:  # every process: masks must match across ranks
                 hook(step)
-            values = {k: sum(v[k] for v in pending) for k in pending[0]}  # weights sum to 1
+            values = {k: sum(v[k] for v in pending) for k in pending[0]}  # shares sum to 1
             pending.clear()
             loss_value = values["loss"]
             if extras.status is not None:
@@ -360,6 +360,8 @@ def _fingerprint_fields(config: TrainConfig) -> dict[str, Any]:
     """The settings a resumed run must share; loop options only when asked (older runs)."""
     fields = config.model_dump(exclude={"checkpoint_every", "log_every", "device", *LOOP_OPTIONS})
     fields |= asked_loop_options(config.precision, config.group_by_length)
+    if config.accumulation_steps > 1:  # a checkpoint from before rows were counted starts over
+        fields["accumulation"] = "rows"
     return fields | order_fields(config.group_by_length)
 
 
@@ -376,15 +378,17 @@ def _launch_fields(accelerator: Accelerator, precision: str) -> dict[str, Any]:
 
 
 def _float32_master_weights(model: nn.Module) -> None:
-    """Cast a model loaded in half precision to float32 before it trains: AdamW's updates
-    (~1e-5 of a weight) vanish in bf16's 8-bit mantissa, and in fp16 its eps rounds to 0, so a
-    zero gradient (an embedding row no batch used) turns the weight into NaN. ``precision``
-    bf16 still autocasts the forward passes; the trained model stays float32."""
-    half = sorted(
-        {str(p.dtype) for p in model.parameters() if p.is_floating_point()} - {"torch.float32"}
+    """Cast a model whose trained weights are in half precision to float32 before it trains:
+    AdamW's updates (~1e-5 of a weight) vanish in bf16's 8-bit mantissa, and in fp16 its eps
+    rounds to 0, so a zero gradient (an embedding row no batch used) turns the weight into NaN.
+    ``precision`` bf16 still autocasts the forward passes; the trained model stays float32. A
+    model whose weights are all frozen (L0 training its gates alone) is left as it is."""
+    half = (torch.float16, torch.bfloat16)
+    trained = sorted(
+        {str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype in half}
     )
-    if half:
-        log.warning("the model's weights are %s: trained in float32", ", ".join(half))
+    if trained:
+        log.warning("the model's weights are %s: trained in float32", ", ".join(trained))
         model.float()  # in place: parameter objects (and a method's references to them) stay
 
 

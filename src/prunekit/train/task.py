@@ -57,7 +57,9 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
     refuse_output_holding(config.out, resolve_model(config.model))
     set_seed(config.train.seed)  # the new classifier head is drawn from the global RNG
     # Missing data fails before the model loads.
-    data = TaskData.for_task(task, None, config.data_dir, config.train.seed, config.max_seq_length)
+    data = TaskData.for_task(
+        task, None, config.data_dir, config.train.seed, config.max_seq_length, every_dev_split=True
+    )
     model, tokenizer = load_for_task(config.model, task)
     model.config.finetuning_task = task.name
     data = data.with_tokenizer(tokenizer)
