@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from conftest import tiny_model
 
 from prunekit import PruningPlan, apply_plan, current_plan
@@ -27,3 +28,23 @@ def test_a_model_with_no_encoder_work_left_gets_a_ratio_not_a_zero_division():
     speedup = table["models"]["model"]["speedup"]
     assert speedup["ideal"] == stats["baseline"]["encoder_macs"]  # as if one MAC were left
     assert speedup["latency"] > 0
+
+
+def test_bench_times_the_weights_in_the_dtype_asked_and_half_precision_on_a_gpu(tmp_path):
+    import pytest
+
+    from prunekit.bench import timing_dtype
+    from prunekit.errors import ConfigError
+    from prunekit.models import save
+    from prunekit.recipes.bench import run_bench
+
+    assert timing_dtype("cuda:0") == torch.float16 and timing_dtype("cpu") == torch.float32
+    assert timing_dtype("cpu", "bfloat16") == torch.bfloat16
+    folder = save(tiny_model("bert"), tmp_path / "m")
+    timed = run_bench(folder, seq_len=8, rounds=1, warmup=0, dtype="bfloat16")
+    assert timed["environment"]["dtype"] == "bfloat16"
+    assert run_bench(folder, seq_len=8, rounds=1, warmup=0)["environment"]["dtype"] == "float32"
+    with pytest.raises(ConfigError, match="--dtype"):
+        run_bench(folder, seq_len=8, rounds=1, warmup=0, dtype="int8")
+    with pytest.raises(ConfigError, match="drop --dtype"):
+        run_bench(folder, seq_len=8, rounds=1, warmup=0, runtime="sparse", dtype="float16")

@@ -99,3 +99,13 @@ def test_time_models_on_cuda():
     info = environment(models.values())
     assert info["device"].startswith("cuda") and info["gpu"] == torch.cuda.get_device_name(0)
     assert info["dtype"] == "float32"
+
+
+def test_bench_on_a_gpu_times_float16_by_default(tmp_path):
+    from prunekit.models import save
+    from prunekit.recipes.bench import run_bench
+
+    folder = save(tiny_model("bert"), tmp_path / "m")
+    result = run_bench(folder, seq_len=8, rounds=2, warmup=1, device="cuda")
+    assert result["environment"]["dtype"] == "float16"
+    assert "gpu" in result["environment"]

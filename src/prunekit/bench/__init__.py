@@ -9,15 +9,17 @@ from prunekit.bench.latency import (
     time_models,
     unreliable,
 )
-from prunekit.bench.speed import speed_table
+from prunekit.bench.speed import TIMING_DTYPES, speed_table, timing_dtype
 
 __all__ = [
     "SPREAD_THRESHOLD",
+    "TIMING_DTYPES",
     "Timing",
     "environment",
     "spread_warning",
     "summarize",
     "time_models",
     "speed_table",
+    "timing_dtype",
     "unreliable",
 ]

@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from prunekit.bench.latency import environment, spread_warning, time_models
 
-__all__ = ["speed_table"]
+__all__ = ["TIMING_DTYPES", "speed_table", "timing_dtype"]
+
+
+TIMING_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def timing_dtype(device: torch.device | str, name: str = "auto") -> torch.dtype:
+    """The weights' dtype for a timing: ``name``, or for ``auto`` float16 on a GPU (where
+    efficiency numbers are given in half precision) and float32 on the CPU."""
+    if name == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return TIMING_DTYPES[name]
 
 
 def speed_table(

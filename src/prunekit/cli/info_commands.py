@@ -71,13 +71,26 @@ def bench(
         ),
     ] = "torch",
     device: DeviceOption = "auto",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Weights' type while timed in torch: auto (float16 on a GPU, float32 on the "
+            "CPU), float32, float16 or bfloat16."
+        ),
+    ] = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Measured latency (batch 1) and throughput (batch 32) vs the MAC-ideal speed-up."""
     from prunekit.recipes.bench import run_bench
 
     result = run_bench(
-        model, against, seq_len=seq_len, rounds=rounds, runtime=runtime, device=device
+        model,
+        against,
+        seq_len=seq_len,
+        rounds=rounds,
+        runtime=runtime,
+        device=device,
+        dtype=dtype,
     )
     lines = [f"runtime: {result['runtime']}"]
     for name, entry in result["models"].items():

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prunekit.bench import speed_table
+from prunekit.bench import TIMING_DTYPES, speed_table, timing_dtype
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, ExportError, PrunekitError
 from prunekit.models import load, model_stats
@@ -39,10 +39,14 @@ def run_bench(
     warmup: int = 2,
     runtime: str = "torch",
     device: str = "auto",
+    dtype: str = "auto",
 ) -> dict[str, Any]:
     """Time ``model`` (and ``against``) in PyTorch on ``device``, or in onnxruntime (CPU) after
     a checked export, or (``sparse``) the model dense in torch against its sparse CPU path
-    (each linear converted where it is faster), with the break-even sparsity of this CPU."""
+    (each linear converted where it is faster), with the break-even sparsity of this CPU.
+
+    ``dtype`` (torch only): the weights' type while timed; ``auto`` is float16 on a GPU (as
+    the spec's efficiency numbers are given) and float32 elsewhere."""
     at_least(1, seq_len=seq_len, latency_batch=latency_batch, throughput_batch=throughput_batch)
     at_least(1, rounds=rounds)
     at_least(0, warmup=warmup)
@@ -50,6 +54,10 @@ def run_bench(
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime != "torch" and device not in ("auto", "cpu"):
         raise ConfigError(f"--runtime {runtime} times on the CPU: drop --device {device}")
+    if dtype not in ("auto", *TIMING_DTYPES):
+        raise ConfigError(f"unknown --dtype {dtype!r}; choose auto, {', '.join(TIMING_DTYPES)}")
+    if runtime != "torch" and dtype not in ("auto", "float32"):
+        raise ConfigError(f"--runtime {runtime} times float32 weights: drop --dtype {dtype}")
     sources = {"model": model_dir(model)}
     if against is not None:
         sources["baseline"] = model_dir(against)
@@ -71,7 +79,8 @@ def run_bench(
     )
     if runtime == "torch":
         target = resolve_device(device)
-        return speed_table({n: m.to(target) for n, m in models.items()}, stats, **timing)
+        cast = timing_dtype(target, dtype)
+        return speed_table({n: m.to(target, cast) for n, m in models.items()}, stats, **timing)
     if runtime == "sparse":
         return _sparse_bench(sources, models, stats, timing)
     onnxruntime = require_onnx()

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from prunekit.bench import speed_table
+from prunekit.bench import speed_table, timing_dtype
 from prunekit.device import cpu_name, describe_device, module_device
 from prunekit.models import current_plan, model_stats, save
 from prunekit.models.export import export_onnx, onnx_session
@@ -35,14 +35,24 @@ def pruned_speed(
     heads = json.dumps([list(layer) for layer in current_plan(model).kept_heads])
     # timings belong to the machine that made them: another one (a resumed sweep on another
     # CPU, a GPU, other threads) times again instead of reading them
-    where = f"{cpu_name()}|{describe_device(module_device(model))}|{torch.get_num_threads()}"
+    device = module_device(model)
+    dtype = timing_dtype(device)  # float16 on a GPU, as the spec gives efficiency numbers
+    where = f"{cpu_name()}|{describe_device(device)}|{torch.get_num_threads()}"
+    where += f"|{dtype}" if dtype != torch.float32 else ""  # CPU keys as before
     digest = hashlib.sha256(f"{heads}|{onnx is not None}|{where}".encode()).hexdigest()[:12]
     path = timing_dir / f"{name}-{digest}.json"
     if path.is_file():
         return json.loads(path.read_text())
     models = {"baseline": dense, "model": model}
     sizes = {n: model_stats(m).to_dict() for n, m in models.items()}
-    timing = speed_table(models, sizes, rounds=3, warmup=1)
+    timed = (
+        models
+        if dtype == torch.float32
+        else {  # copies: the sweep goes on with these
+            n: copy.deepcopy(m).to(dtype) for n, m in models.items()
+        }
+    )
+    timing = speed_table(timed, sizes, rounds=3, warmup=1)
     speed = {
         "measured_speedup": timing["models"]["model"]["speedup"]["throughput"],
         "timing_warnings": timing["warnings"],
