@@ -550,3 +550,39 @@ def test_a_half_precision_model_whose_weights_are_frozen_stays_as_it_is():
     finetune(model, toy_dataset(), default_collate, config, loss_fn=loss_fn, extras=extras)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # nothing to cast for
     assert gate.item() != 0.0
+
+
+def test_an_accumulating_run_with_a_short_batch_resumes_mid_epoch_to_the_same_weights(tmp_path):
+    # 46 examples in batches of 4: 11 full ones and a short one of 2, which shuffles into
+    # some step's group; 2 batches a step, so 6 steps an epoch; killed at step 9 after the
+    # checkpoint of step 8 (mid-epoch 2)
+    config = TrainConfig(
+        learning_rate=1e-3, epochs=3, batch_size=4, accumulation_steps=2, checkpoint_every=2
+    )
+    reference = tiny_model("bert")
+    finetune(reference, toy_dataset(n=46), default_collate, config)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_9(step, total, values):
+        if step == 9:
+            raise Killed
+
+    with pytest.raises(Killed):
+        finetune(
+            tiny_model("bert"),
+            toy_dataset(n=46),
+            default_collate,
+            config,
+            checkpoint_dir=tmp_path,
+            on_step=kill_at_step_9,
+        )
+    resumed = tiny_model("bert")
+    result = finetune(
+        resumed, toy_dataset(n=46), default_collate, config, checkpoint_dir=tmp_path, resume=True
+    )
+    assert result.resumed_from_step == 8 and result.steps == 18
+    expected, actual = weights(reference), weights(resumed)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
