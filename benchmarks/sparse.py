@@ -48,7 +48,7 @@ from prunekit.report.summary import (
     is_collapsed,
     spread,
 )
-from prunekit.train.task_recipes import cached_dense_model, recipe_for
+from prunekit.train.task_recipes import cached_dense_model, model_files_digest, recipe_for
 
 RESULTS = Path(__file__).parent / "results" / "sparse"
 RUNS = Path("runs/sparse")
@@ -125,6 +125,7 @@ def one_run(task: str, seed: int, sparsity: float, variant: str, args) -> dict:
         "dev": record["after_pruning"]["dev"]["primary"],
         "dev_constant": record["after_pruning"]["dev"].get("constant"),
         "dense_dev": dense_metrics["dev"]["primary"],
+        "dense_digest": model_files_digest(dense),  # which dense model, should the cache change
         "parameters": stats["parameters"],
         "parameters_nonzero": stats["parameters_nonzero"],
         "file_bytes": stats["disk_bytes"]["total"],
@@ -183,6 +184,27 @@ def retime(args) -> None:
             row |= timing(out, args.rounds)
     write_rows(path, rows)
     write_report(args.results)
+
+
+def _dense_models_note(rows: list[dict]) -> str:
+    """Which dense model (its dev metric) each task and seed's rows started from and were
+    judged against: the dense cache trains a task's model again when its recipe's key changes
+    (the per-(seed, epoch) shuffle order of 2026-12-07 did, for every task but SST-2)."""
+    used: dict[tuple[str, int], set[float]] = {}
+    for row in rows:
+        used.setdefault((row["task"], row["seed"]), set()).add(round(row["dense_dev"], 2))
+    cells = [
+        f"{task} seed {seed}: {' and '.join(f'{d:.2f}' for d in sorted(devs))}"
+        + (" (two dense models: its rows are not one population)" if len(devs) > 1 else "")
+        for (task, seed), devs in sorted(used.items())
+    ]
+    return (
+        "Dense models (dev) each task and seed's rows started from (magnitude, movement) or "
+        "distilled from (sparse-kd, + KD), and their Δ is taken against: "
+        + "; ".join(cells)
+        + ". Seeds 1 and 2 of MRPC were fine-tuned after the shuffle order changed "
+        "(CHANGELOG 0.2.0), so they are not the head comparison's dense models of those seeds."
+    )
 
 
 def write_report(results: Path) -> None:
@@ -262,6 +284,7 @@ def write_report(results: Path) -> None:
             "seeds": [m["seed"] for m in members],
             "collapsed": collapsed,
         }
+    lines += ["", _dense_models_note(rows)]
     if collapsed_any:
         lines += ["", collapse_note(constant_floor(rows))]
     if noisy_any:
