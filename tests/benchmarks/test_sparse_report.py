@@ -74,3 +74,16 @@ def test_retime_takes_only_the_rows_its_filters_name(tmp_path, monkeypatch):
     assert timed == ["mrpc-0-0.90-movement+block8-e3"]
     sparse.retime(argparse.Namespace(**{**vars(args), "variants": None, "tasks": "rte"}))
     assert timed[1:] == ["rte-0-0.90-movement-e3"]
+
+
+def test_the_report_names_each_seeds_dense_model_and_flags_two(tmp_path):
+    rows = [_row(0.9, "AMD EPYC", []), _row(0.95, "AMD EPYC", [])]
+    write_rows(tmp_path / "results.jsonl", rows)
+    sparse.write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "mrpc seed 0: 85.00." in text and "two dense models" not in text
+    rows[1] |= {"dense_dev": 84.44}  # a row made after the dense cache trained it again
+    write_rows(tmp_path / "results.jsonl", rows)
+    sparse.write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "mrpc seed 0: 84.44 and 85.00 (two dense models" in text
