@@ -307,3 +307,5 @@ def test_wnli_is_reported_but_left_out_of_the_average_over_tasks(run_dir):
     rows += [r | {"task": "wnli", "key": "wnli" + r["key"], "dev": 0.0} for r in rows]
     with_wnli = {(c.method, c.regime, c.fraction): c.mean for c in retention_summary(rows)}
     assert with_wnli == only_rte
+    rte_rows = [r for r in rows if r["task"] == "rte"]
+    assert paired_gaps(rows) == paired_gaps(rte_rows)
