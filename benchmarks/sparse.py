@@ -188,22 +188,25 @@ def retime(args) -> None:
 
 def _dense_models_note(rows: list[dict]) -> str:
     """Which dense model (its dev metric) each task and seed's rows started from and were
-    judged against: the dense cache trains a task's model again when its recipe's key changes
-    (the per-(seed, epoch) shuffle order of 2026-12-07 did, for every task but SST-2)."""
-    used: dict[tuple[str, int], set[float]] = {}
+    judged against. The dense cache trains a task's model again when its recipe's key changes
+    (the per-(seed, epoch) shuffle order of 0.2.0 did, for every task but SST-2), so one seed
+    can hold rows of two dense models: told apart by their digest where rows record it, else by
+    their dev metric."""
+    used: dict[tuple[str, int], dict[str, float]] = {}
     for row in rows:
-        used.setdefault((row["task"], row["seed"]), set()).add(round(row["dense_dev"], 2))
+        model = row.get("dense_digest") or f"dev {row['dense_dev']:.6f}"
+        used.setdefault((row["task"], row["seed"]), {})[model] = row["dense_dev"]
     cells = [
-        f"{task} seed {seed}: {' and '.join(f'{d:.2f}' for d in sorted(devs))}"
-        + (" (two dense models: its rows are not one population)" if len(devs) > 1 else "")
-        for (task, seed), devs in sorted(used.items())
+        f"{task} seed {seed}: {' and '.join(f'{d:.2f}' for d in sorted(models.values()))}"
+        + (" (two dense models: its rows are not one population)" if len(models) > 1 else "")
+        for (task, seed), models in sorted(used.items())
     ]
     return (
         "Dense models (dev) each task and seed's rows started from (magnitude, movement) or "
         "distilled from (sparse-kd, + KD), and their Δ is taken against: "
         + "; ".join(cells)
-        + ". Seeds 1 and 2 of MRPC were fine-tuned after the shuffle order changed "
-        "(CHANGELOG 0.2.0), so they are not the head comparison's dense models of those seeds."
+        + ". A dense model fine-tuned after the shuffle order changed (CHANGELOG 0.2.0) is not "
+        "the head comparison's model of that seed."
     )
 
 

@@ -41,9 +41,10 @@ def test_bench_times_the_weights_in_the_dtype_asked_and_half_precision_on_a_gpu(
     assert timing_dtype("cuda:0") == torch.float16 and timing_dtype("cpu") == torch.float32
     assert timing_dtype("cpu", "bfloat16") == torch.bfloat16
     folder = save(tiny_model("bert"), tmp_path / "m")
-    timed = run_bench(folder, seq_len=8, rounds=1, warmup=0, dtype="bfloat16")
+    timed = run_bench(folder, seq_len=8, rounds=1, warmup=0, device="cpu", dtype="bfloat16")
     assert timed["environment"]["dtype"] == "bfloat16"
-    assert run_bench(folder, seq_len=8, rounds=1, warmup=0)["environment"]["dtype"] == "float32"
+    on_cpu = run_bench(folder, seq_len=8, rounds=1, warmup=0, device="cpu")
+    assert on_cpu["environment"]["dtype"] == "float32"
     with pytest.raises(ConfigError, match="--dtype"):
         run_bench(folder, seq_len=8, rounds=1, warmup=0, dtype="int8")
     with pytest.raises(ConfigError, match="drop --dtype"):

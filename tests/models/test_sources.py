@@ -175,8 +175,9 @@ def test_a_pruned_model_on_the_hub_loads_from_its_downloaded_folder(tmp_path, mo
     folder = save(model, tmp_path / "snapshot", tokenizer=word_tokenizer())
     asked = []
 
-    def snapshot(repo_id, allow_patterns):
+    def snapshot(repo_id, allow_patterns, ignore_patterns):
         asked.append((repo_id, allow_patterns))
+        assert ignore_patterns == ["*/*"]  # the top level only
         return str(folder)
 
     monkeypatch.setattr(sources, "snapshot_download", snapshot)
@@ -191,7 +192,7 @@ def test_a_pruned_model_on_the_hub_loads_from_its_downloaded_folder(tmp_path, mo
 def test_an_unreachable_hub_is_one_line_naming_the_fix(monkeypatch):
     import prunekit.models.sources as sources
 
-    def offline(repo_id, allow_patterns):
+    def offline(repo_id, allow_patterns, ignore_patterns):
         raise OSError("We couldn't connect to 'https://huggingface.co'\nmore detail")
 
     monkeypatch.setattr(sources, "snapshot_download", offline)

@@ -38,7 +38,7 @@ def test_a_missing_mismatched_file_is_named_before_training(tmp_path):
     (data / "MNLI" / "dev_mismatched.tsv").unlink()
     with pytest.raises(DataError, match="dev_mismatched"):
         TaskData.for_task("mnli", None, data, seed=0, every_dev_split=True)
-    TaskData.for_task("mnli", None, data, seed=0)  # prune, run and eval never read it
+    TaskData.for_task("mnli", None, data, seed=0)  # prune and eval never read it
 
 
 def test_compare_rows_of_mnli_carry_the_mismatched_metric(tiny_bert_with_real_tokenizer, tmp_path):

@@ -80,7 +80,10 @@ def model_dir(spec: str | Path | None) -> Path:
     if Path(source).is_dir():
         return Path(source)
     try:
-        folder = Path(snapshot_download(source, allow_patterns=list(HUB_FILES)))
+        # the repo's top level only: training checkpoints in subfolders are not the model
+        folder = Path(
+            snapshot_download(source, allow_patterns=list(HUB_FILES), ignore_patterns=["*/*"])
+        )
     except Exception as err:  # offline, unknown repo, gated repo, HTTP errors: all one line
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ModelLoadError(
@@ -119,13 +122,13 @@ def load_for_task(
             another number of labels than the task has.
     """
     resolved = resolve_model(spec)
+    downloaded = not Path(resolved).is_dir()  # a hub id: read from its snapshot folder
     source = str(model_dir(resolved))
-    shown = resolved if source == resolved else f"{resolved} (downloaded to {source})"
     kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     if is_prunekit_dir(source):
         model = load(source, **kwargs)
-        _check_task_head(model, task, shown)
-        _use_task_labels(model, task, shown)
+        _check_task_head(model, task, resolved)
+        _use_task_labels(model, task, resolved)
         return model, load_tokenizer(source)
 
     # No id2label here: it would overwrite a fine-tuned checkpoint's own label order, which
@@ -154,7 +157,7 @@ def load_for_task(
         log.info("loaded %s; initialised at random: %s", source, model.prunekit_new_modules)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError, RuntimeError, SafetensorError, StrictDataclassError) as err:
-        where = "from the directory" if source == resolved else f"(downloaded to {source})"
+        where = f"(downloaded to {source})" if downloaded else "from the directory"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "ignore_mismatched_sizes" in reason:  # a classifier for another label count
             reason = (
@@ -163,7 +166,7 @@ def load_for_task(
             )
         raise ModelLoadError(f"cannot load model {spec!r} {where}: {reason}") from None
     get_adapter(model)
-    _use_task_labels(model, task, shown)
+    _use_task_labels(model, task, resolved)
     return model, tokenizer
 
 

@@ -57,6 +57,8 @@ def pruned_speed(
         "measured_speedup": timing["models"]["model"]["speedup"]["throughput"],
         "timing_warnings": timing["warnings"],
     }
+    if dtype != torch.float32:  # GPU rows say so (CPU rows, float32, stay as they were)
+        speed["timing_dtype"] = str(dtype).removeprefix("torch.")
     if onnx is not None:
         speed |= _onnx_speed(dense, model, sizes, *onnx)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,8 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     # the model, the device and the data are found before --overwrite deletes anything
     resolve_model(config.model)
     resolve_device(config.device)
-    TaskData.for_task(config.task, None, config.data_dir, config.seed)  # train and dev exist
+    # train and dev exist (MNLI's mismatched dev too: the dense stage reports it)
+    TaskData.for_task(config.task, None, config.data_dir, config.seed, every_dev_split=True)
     out = config.out
     check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written
     if out.exists() and not (config.resume or config.overwrite):
