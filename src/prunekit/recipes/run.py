@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.bench import speed_table
+from prunekit.bench import speed_table, timing_dtype
 from prunekit.data import TaskData, primary_metric
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
@@ -142,8 +142,9 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     console.rule("3/3 measure")
     dense_metrics = json.loads((dense_dir / "metrics.json").read_text())
     device = resolve_device(config.device)
-    models = {"baseline": load(dense_dir).to(device)}
-    models |= {name: load(out / name).to(device) for name in pruned}
+    dtype = timing_dtype(device)  # float16 on a GPU, as `bench` and `compare` time there
+    models = {"baseline": load(dense_dir).to(device, dtype)}
+    models |= {name: load(out / name).to(device, dtype) for name in pruned}
     stats = {name: model_stats(m) for name, m in models.items()}
     speed = speed_table(
         models, {n: s.to_dict() for n, s in stats.items()}, rounds=config.bench_rounds
