@@ -55,7 +55,7 @@ from torch.utils.data import DataLoader, Subset
 from prunekit.data import by_length, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
-from prunekit.methods.peer_distil import distilled, examples_digest, teacher_similarity
+from prunekit.methods.peer_distil import distilled, teacher_similarity
 from prunekit.methods.registry import (
     RESUMES_AT_DEFAULT,
     HeadTarget,
@@ -70,6 +70,7 @@ from prunekit.methods.targets import largest_feasible
 from prunekit.models import apply_plan
 from prunekit.models.memo import (
     hash_inputs,
+    inputs_digest,
     weights_digest,
 )
 from prunekit.models.surgery import current_plan
@@ -169,7 +170,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
             )
         similarity = teacher_similarity(request, config)
     # the students' memo key holds the train examples: hashed once, not once per student
-    examples = examples_digest(request.train_set) if request.cache_dir is not None else None
+    examples = inputs_digest(request.train_set) if request.cache_dir is not None else None
     if request.target.keep < request.plan.heads_kept:  # fixed-fraction mode
         plan = _locate(request, config, request.target, scores)
         student, record = distilled(request, config, plan, similarity, examples=examples)

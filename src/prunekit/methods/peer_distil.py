@@ -23,7 +23,7 @@ from prunekit.methods.registry import (
 from prunekit.models.gates import HeadGates, plan_gates
 from prunekit.models.head_outputs import AttentionOutputs, attention_dropout_off
 from prunekit.models.memo import (
-    hash_inputs,
+    inputs_digest,
     load_weights_memo,
     save_weights_memo,
     weights_digest,
@@ -54,7 +54,7 @@ def distilled(
     """`_distil`, or the student it trained before from the same model, teacher, plan, seed,
     train examples and settings (the budget aside), kept in the caller's shared cache: lossless
     mode at two budgets probes some fractions twice, and fixed-fraction runs meet them again.
-    ``examples``: `examples_digest` of the train split, when the caller has it already."""
+    ``examples``: `inputs_digest` of the train split, when the caller has it already."""
     if request.cache_dir is None:
         return _distil(request, config, plan, similarity, tag)
     settings = config.model_dump(
@@ -68,7 +68,7 @@ def distilled(
     identity += [request.train_budget_steps, len(request.train_set), task]
     # the encoded examples themselves: a rerun into the same --out with another --data-dir or
     # --max-seq-length of the same size trains on other data (as the importance memo's key)
-    identity.append(examples or examples_digest(request.train_set))
+    identity.append(examples or inputs_digest(request.train_set))
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     directory = request.cache_dir / "students" / key
     student = copy.deepcopy(request.model)
@@ -78,13 +78,6 @@ def distilled(
     student, record = _distil(request, config, plan, similarity, tag)
     save_weights_memo(directory, student, record)
     return student, record
-
-
-def examples_digest(train_set: Any) -> str:
-    """16 hex digits of a train split's encoded examples."""
-    digest = hashlib.sha256()
-    hash_inputs(digest, (train_set[i] for i in range(len(train_set))))
-    return digest.hexdigest()[:16]
 
 
 def _distil(

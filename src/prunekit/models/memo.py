@@ -23,6 +23,7 @@ from prunekit.outputs import atomic_output_dir
 
 __all__ = [
     "hash_inputs",
+    "inputs_digest",
     "hash_weights",
     "load_weights_memo",
     "save_weights_memo",
@@ -50,6 +51,14 @@ def hash_inputs(digest: Any, items: Iterable[Mapping[str, Any]]) -> None:
                 digest.update(value.cpu().contiguous().numpy().tobytes())
             else:
                 digest.update(repr(value).encode())
+
+
+def inputs_digest(dataset: Any) -> str:
+    """16 hex digits of `hash_inputs` over an indexable dataset of encoded examples (token ids,
+    so another tokenizer or --max-seq-length gives other digits than the same text would)."""
+    digest = hashlib.sha256()
+    hash_inputs(digest, (dataset[i] for i in range(len(dataset))))
+    return digest.hexdigest()[:16]
 
 
 def weights_digest(model: nn.Module) -> str:
