@@ -179,3 +179,31 @@ def test_a_kept_run_dir_with_other_heads_is_refused(tmp_path):
     other = PruningPlan.build(**{**plan.to_dict(), "kept_heads": [[0, 1, 2, 3]] * 3})
     with pytest.raises(SystemExit, match="keeps other heads"):
         smp_benchmark.check_same_heads(tmp_path / "init", other)
+
+
+def test_hisp_scores_the_in_run_dense_model_of_a_capped_task_and_the_cache_otherwise(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(smp_benchmark, "RUNS", tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(smp_benchmark, "cached_dense_model", lambda *a, **k: cache)
+    tuned: list[Path] = []
+    monkeypatch.setattr(smp_benchmark, "fine_tuned", lambda *a: tuned.append(a[-2]))
+    args = _args(resolve_pruner(BUILTIN_PRUNER), "bf16", group_by_length=True)
+    args.data_dir, args.device = None, "cpu"
+    assert smp_benchmark.importance_model("mrpc", 0, args) == cache
+    assert smp_benchmark.importance_record("mrpc", 0, args) == {
+        "importance_from": "dense cache (the task's full recipe)"
+    }
+    args.train_cap = {"sst2": 20000}
+    assert smp_benchmark.importance_model("mrpc", 0, args) == cache  # only the capped task
+    dense = tmp_path / "sst2-s1-0.00-dense-bf16-grouped-cap20000" / "finetuned"
+    assert smp_benchmark.importance_model("sst2", 1, args) == dense
+    assert tuned == [dense.parent]  # absent here: fine-tuned again, in the dense row's folder
+    dense.mkdir(parents=True)
+    (dense / "metrics.json").write_text(json.dumps({"dev": {"primary": 88.5}}))
+    assert smp_benchmark.importance_record("sst2", 1, args) == {
+        "importance_from": "in-run dense model (the same train cap)",
+        "importance_model_dev": 88.5,
+    }
+    assert tuned == [dense.parent]  # found: not fine-tuned again
