@@ -578,4 +578,15 @@ STEPS = (
         (SPARSE,),
         dense=dense_models("mrpc:1,2"),
     ),
+    Step(
+        "sparse-mrpc-s0-bf16",
+        12,
+        "magnitude, magnitude+KD and movement at 50/70/90/95% on MRPC seed 0 in the loop of "
+        "every later sparse row (bf16, length-grouped; seed 0's were fp32 or missing), so MRPC "
+        "has three seeds of all four variants in one loop (sparse-kd's seed-0 rows are there)",
+        60,
+        (_sparse("mrpc", "0.5,0.7,0.9,0.95", "--variants magnitude,magnitude+kd,movement"),),
+        (SPARSE,),
+        dense=dense_models("mrpc:0"),
+    ),
 )
