@@ -295,6 +295,12 @@ def write_report(results: Path, comparison: Path = HEAD_COMPARISON) -> None:
             "(`--train-cap`), every method and the in-run dense model alike; their Δ is taken "
             "against that in-run dense model, as is that of rows with other loop options.",
         ]
+        if any(r.get("train_cap") and r["method"] == "hisp" for r in rows):
+            lines[-1] += (
+                " Their HISP rows take importance from that in-run dense model of their seed "
+                "(the same subset; `importance_from` in the row), not from the dense cache's "
+                "full-recipe model."
+            )
     lines += target_lines(rows)
     lines += after_finetuning_lines(comparison)
     lines += overlap_lines(rows)

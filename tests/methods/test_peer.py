@@ -295,14 +295,26 @@ def test_a_one_step_run_trains_the_planned_mask(gate_values):
     assert seen and all(torch.equal(g, plan_gates(result.plan)) for g in seen)
 
 
-def test_pairing_on_a_model_with_an_emptied_layer_is_a_one_line_error():
-    from prunekit.errors import ConfigError
+def test_pairing_on_a_model_with_an_emptied_layer_reads_each_layers_own_maps(monkeypatch):
+    """BERT returns no attention map for a layer without heads: later layers' maps must not
+    shift onto it (a pair in the last layer would read past the end)."""
+    from prunekit.methods import peer_distil
 
     model = tiny_model("bert")
     plan = current_plan(model)
     apply_plan(model, plan.without_heads([(1, h) for h in range(plan.num_heads)]))
-    with pytest.raises(ConfigError, match="layer 1 has none; set pairing_weight=0"):
-        get_method("peer")(peer_request(model, keep=5, pairing_weight=0.1))
+    seen = []
+    original = peer_distil.attention_pairing_loss
+
+    def recording(student, teacher, pairs, mask):
+        seen.append([tuple(m.shape[1] for m in maps) for maps in (student, teacher)])
+        return original(student, teacher, pairs, mask)
+
+    monkeypatch.setattr(peer_distil, "attention_pairing_loss", recording)
+    result = get_method("peer")(peer_request(model, keep=5, pairing_weight=0.1, epochs=1))
+    pairs = result.record["pairs"]
+    assert pairs and all(layer != 1 for layer, _, _ in pairs) and 2 in {p[0] for p in pairs}
+    assert seen and all(shapes == [(H, 0, H)] * 2 for shapes in seen)  # one entry per layer
 
 
 def test_a_grid_with_nothing_to_search_is_refused_not_answered_with_the_dense_model():

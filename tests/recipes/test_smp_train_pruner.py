@@ -99,3 +99,27 @@ def test_a_checkpoint_with_a_task_head_trains_on_its_encoder(tmp_path, capsys):
     record = run_train_pruner(config(classifier, tmp_path / "p", steps=2))
     assert record["steps"] == 2
     assert "fine-tuned on rte" in capsys.readouterr().err
+
+
+def test_a_kill_while_saving_resumes_from_the_last_step(
+    tiny_bert_with_real_tokenizer, tmp_path, monkeypatch
+):
+    """The last checkpoint is kept until the pruner is written: a kill while saving loses
+    no training (an hour, for the shipped pruner)."""
+
+    class Killed(Exception):
+        pass
+
+    def killed_while_saving(*args, **kwargs):
+        raise Killed
+
+    original = smp_recipe.save_pruner
+    monkeypatch.setattr(smp_recipe, "save_pruner", killed_while_saving)
+    with pytest.raises(Killed):
+        run_train_pruner(config(tiny_bert_with_real_tokenizer, tmp_path / "p", steps=3))
+    monkeypatch.setattr(smp_recipe, "save_pruner", original)
+    resumed = run_train_pruner(
+        config(tiny_bert_with_real_tokenizer, tmp_path / "p", steps=3, resume=True)
+    )
+    assert resumed["resumed_from_step"] == 3
+    assert not (tmp_path / ".p.checkpoints").exists()  # deleted once the pruner is saved

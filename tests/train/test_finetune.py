@@ -586,3 +586,48 @@ def test_an_accumulating_run_with_a_short_batch_resumes_mid_epoch_to_the_same_we
     expected, actual = weights(reference), weights(resumed)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+
+def test_a_step_the_loss_scaler_skipped_leaves_the_schedule_where_it_was(monkeypatch):
+    """fp16 on a GPU: an update skipped for overflowing gradients uses none of the warm-up."""
+    from accelerate import Accelerator
+
+    calls = []
+
+    def skipped(self):
+        calls.append(1)
+        return len(calls) <= 2  # the scaler's first two steps overflow
+
+    monkeypatch.setattr(Accelerator, "optimizer_step_was_skipped", property(skipped))
+    config = TrainConfig(
+        learning_rate=1e-3, max_steps=5, batch_size=8, warmup_ratio=0.4, log_every=1
+    )
+    log = finetune(tiny_model("bert"), toy_dataset(), default_collate, config).log
+    rates = [line["lr"] for line in log]
+    assert rates[:3] == [0.0, 0.0, 0.0]  # warm-up starts with the first real update
+    assert rates[3] > 0.0
+
+
+def test_a_kill_while_a_checkpoint_is_deleted_leaves_none_to_resume(tmp_path, monkeypatch):
+    """Deleting ``last/`` file by file: cut short, what is left must not look resumable."""
+    from prunekit.train import checkpoints
+
+    config = TrainConfig(learning_rate=1e-3, max_steps=4, batch_size=8, checkpoint_every=2)
+    finetune(tiny_model("bert"), toy_dataset(), default_collate, config,
+             checkpoint_dir=tmp_path, keep_checkpoint=True)  # fmt: skip
+    assert checkpoints.saved_state(tmp_path / "last") is not None
+
+    def killed_midway(folder, ignore_errors=False):
+        weights = sorted(p for p in Path(folder).glob("*") if p.suffix != ".json")
+        if weights:
+            weights[0].unlink()  # one file gone, then the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.drop_checkpoint(tmp_path / "last")
+    monkeypatch.undo()
+    assert checkpoints.saved_state(tmp_path / "last") is None  # a resume starts over
+    resumed = finetune(tiny_model("bert"), toy_dataset(), default_collate, config,
+                       checkpoint_dir=tmp_path, resume=True)  # fmt: skip
+    assert resumed.resumed_from_step == 0 and resumed.steps == 4

@@ -186,3 +186,35 @@ def test_compares_train_cap_of_zero_lifts_the_recipes_subset_as_finetunes_does()
     assert dense_recipe("mnli", whole_split=0) is None  # nothing asked: the recipe as it is
     lifted = dense_recipe("rte", max_train_samples=0, whole_split=0)
     assert lifted.digest() == recipe_for("rte").digest()  # RTE's recipe is the whole split
+
+
+def test_a_seed_other_than_0_is_keyed_by_the_train_examples_it_trained_on(tmp_path):
+    """Every seed trains on train less the validation carve of SPLIT_SEED: an edit of a row
+    that seed 1 would carve (and seed 0 trains on) is other train data; entries written by
+    older versions, which hashed train less seed 1's carve, are still found."""
+    from prunekit.data import examples_digest, load_examples, train_examples_digest
+
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    rows = [f"{i}\tA man walks {i}.\tA person moves.\t{'entailment' if i % 2 else 'not_entailment'}"
+            for i in range(40)]  # fmt: skip
+    (rte / "train.tsv").write_text(header + "\n".join(rows) + "\n")
+    data_dir = tmp_path / "glue"
+    carved = {e.text_a for e in load_examples("rte", "validation", data_dir, 1)}
+    carved -= {e.text_a for e in load_examples("rte", "validation", data_dir, 0)}
+    old = examples_digest("rte", "train", data_dir, 1)
+    out = task_recipes.dense_model_dir("default", "rte", 1, root=tmp_path / "cache")
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps({"train_examples_digest": old}))
+    found = task_recipes.cached_dense_model("default", "rte", 1, data_dir=data_dir, root=out.parent)
+    assert found == out  # an older entry: still found
+    (out / "metrics.json").write_text(
+        json.dumps({"train_examples_digest": train_examples_digest("rte", data_dir)})
+    )
+    index = next(i for i, row in enumerate(rows) if row.split("\t")[1] in carved)
+    rows[index] = rows[index].replace("A man walks", "A woman runs")
+    (rte / "train.tsv").write_text(header + "\n".join(rows) + "\n")
+    assert examples_digest("rte", "train", data_dir, 1) == old  # the old key misses the edit
+    with pytest.raises(ConfigError, match="other rte train data"):
+        task_recipes.cached_dense_model("default", "rte", 1, data_dir=data_dir, root=out.parent)

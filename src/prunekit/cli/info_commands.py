@@ -152,6 +152,7 @@ def methods(as_json: AsJson = False) -> None:
     for info in infos:
         needs = [f"targets {'/'.join(info['targets'])}"]
         needs += [flag.replace("_", " ") for flag in _FLAGS if info[flag]]
+        needs.append(f"reads {' and '.join(info['needs_data']) or 'no data'}")
         if info["attn_implementation"]:
             needs.append(f"{info['attn_implementation']} attention")
         marker = " [default]" if info.get("default") else ""
@@ -208,7 +209,10 @@ def compact(
     ] = "float32",
     overwrite: Overwrite = False,
     seed: Annotated[
-        int, typer.Option(help="Seed of the random batch the outputs are compared on.")
+        int,
+        typer.Option(
+            min=0, max=2**32 - 1, help="Seed of the random batch the outputs are compared on."
+        ),
     ] = 0,
     as_json: AsJson = False,
 ) -> None:

@@ -19,7 +19,7 @@ from prunekit.data.glue import (
 )
 from prunekit.data.metrics import compute_metrics, constant_prediction_floor, primary_metric
 from prunekit.data.multitask import TaskMixture
-from prunekit.data.task_data import SPLIT_SEED, TaskData, task_dataset
+from prunekit.data.task_data import SPLIT_SEED, TaskData, task_dataset, train_examples_digest
 
 __all__ = [
     "SPLIT_SEED",
@@ -27,6 +27,7 @@ __all__ = [
     "TaskData",
     "TaskMixture",
     "task_dataset",
+    "train_examples_digest",
     "EncodedDataset",
     "Example",
     "TaskSpec",

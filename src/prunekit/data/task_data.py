@@ -11,16 +11,23 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from prunekit.data.encode import EncodedDataset, by_length, encode_examples, make_collate
-from prunekit.data.glue import TaskSpec, get_task, load_examples
+from prunekit.data.glue import TaskSpec, examples_digest, get_task, load_examples
 from prunekit.errors import ConfigError, DataError
 
-__all__ = ["SPLIT_SEED", "CERTIFY_CAP", "TaskData", "task_dataset"]
+__all__ = ["SPLIT_SEED", "CERTIFY_CAP", "TaskData", "task_dataset", "train_examples_digest"]
 
 # The validation split is carved from train with this fixed seed whatever --seed says, so a
 # model fine-tuned with one seed is never pruned or selected on examples it was trained on.
 SPLIT_SEED = 0
 # Each part of a search/certify split holds at most this many examples (large tasks).
 CERTIFY_CAP = 1000
+
+
+def train_examples_digest(task: str | TaskSpec, data_dir: str | os.PathLike | None = None) -> str:
+    """The examples every fine-tune of ``task`` trains on (train less the validation carve,
+    which is `SPLIT_SEED`'s whatever the run's seed), by content: what a checkpoint or a cached
+    model trained on the train split is keyed by."""
+    return examples_digest(task, "train", data_dir, SPLIT_SEED)
 
 
 def task_dataset(

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from prunekit.data import TaskData, examples_digest
+from prunekit.data import TaskData, train_examples_digest
 from prunekit.methods.registry import (
     HeadTarget,
     MethodConfig,
@@ -112,5 +112,5 @@ def _run_id(
     hash_weights(digest, model)
     if teacher is not None and teacher is not model:
         hash_weights(digest, teacher)
-    digest.update(examples_digest(data.task, "train", data.data_dir, data.seed).encode())
+    digest.update(train_examples_digest(data.task, data.data_dir).encode())
     return f"{method}-{digest.hexdigest()[:12]}"

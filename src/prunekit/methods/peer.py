@@ -73,7 +73,6 @@ from prunekit.models.memo import (
     inputs_digest,
     weights_digest,
 )
-from prunekit.models.surgery import current_plan
 from prunekit.outputs import atomic_output_dir
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
@@ -156,18 +155,7 @@ def prune_peer(request: PruneRequest, config: Config) -> MethodResult:
     if config.locator == "hisp":
         scores = _remembered_importance(request, config.importance_examples)
     similarity = None  # nor does the teacher's head similarity (pairing)
-    if config.pairing_weight > 0:
-        emptied = [
-            layer
-            for model in (request.model, request.teacher)
-            for layer, heads in enumerate(current_plan(model).kept_heads)
-            if not heads
-        ]
-        if emptied:  # transformers records no attention map for a layer without heads
-            raise ConfigError(
-                f"peer: pairing_weight needs a head in every layer of the model and the "
-                f"teacher, and layer {emptied[0]} has none; set pairing_weight=0"
-            )
+    if config.pairing_weight > 0:  # a layer without heads pairs nothing (its maps: none)
         similarity = teacher_similarity(request, config)
     # the students' memo key holds the train examples: hashed once, not once per student
     examples = inputs_digest(request.train_set) if request.cache_dir is not None else None

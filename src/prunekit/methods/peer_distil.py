@@ -30,6 +30,7 @@ from prunekit.models.memo import (
 )
 from prunekit.models.surgery import current_plan
 from prunekit.plan import PruningPlan
+from prunekit.scoring.maps import per_layer_maps
 from prunekit.scoring.similarity import attention_map_similarity
 from prunekit.train import TrainConfig, distillation_parts
 from prunekit.train.distill import (
@@ -107,6 +108,8 @@ def _distil(
 
     pairing = config.pairing_weight > 0
     outputs = {"output_hidden_states": True, "output_attentions": pairing}
+    # maps per original layer: BERT-style models return none for a layer without heads
+    student_heads, teacher_heads = request.plan.kept_heads, current_plan(teacher).kept_heads
 
     def loss_fn(model, batch, step: int) -> dict[str, torch.Tensor]:
         head_gates.set(gates(step))
@@ -134,8 +137,12 @@ def _distil(
         )
         parts = {**parts, "peer": config.beta_peer * peer, "hidden": config.gamma_hidden * hidden}
         if pairing:
+            mask = inputs["attention_mask"]
             paired = attention_pairing_loss(
-                out_s.attentions, out_t.attentions, pairs, inputs["attention_mask"]
+                per_layer_maps(out_s.attentions, student_heads, mask),
+                per_layer_maps(out_t.attentions, teacher_heads, mask.to(teacher_device)),
+                pairs,
+                mask,
             )
             parts["pairing"] = config.pairing_weight * paired
         return parts

@@ -351,6 +351,8 @@ def write_plan_memo(path: Path, result: MethodResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")  # a kill leaves no torn memo
     record = {"decision_seconds": result.record["decision_seconds"]}
+    if "certificate" in result.record:  # A*'s: an R1 sweep reading the plan back reports it
+        record["certificate"] = result.record["certificate"]
     tmp.write_text(json.dumps({"plan": result.plan.to_json(), "record": record}))
     tmp.replace(path)
 

@@ -88,6 +88,8 @@ def run_prune(config: PruneConfig) -> dict:
     check_output_dir(config.out, config.overwrite)
     source = resolve_model(config.model)  # a missing model directory is reported first
     refuse_output_holding(config.out, source, same=True)
+    if config.teacher is not None:  # read, never rewritten: not even in place
+        refuse_output_holding(config.out, resolve_model(config.teacher))
     device = resolve_device(config.device)
     seed_everything(config.seed)
     task_name = config.task or recorded_task(config.model)
@@ -180,6 +182,17 @@ def _refuse_unused(config: PruneConfig, info: MethodInfo) -> None:
             f"--teacher is read by recovery with --distill, or by methods that distil; "
             f"{config.method} with these settings never reads it (add --distill{optional})"
         )
+    reads = {"train": "the train split", "validation": "the validation split"}
+    for flag, split, value in (
+        ("--train-samples", "train", config.train_samples),
+        ("--search-samples", "validation", config.search_samples),
+    ):
+        if value is not None and split not in info.needs_data:
+            splits = " and ".join(reads[s] for s in info.needs_data) or "no data"
+            raise ConfigError(
+                f"{flag} subsets {reads[split]} for the methods that read it; "
+                f"{config.method} reads {splits}, so drop {flag}"
+            )
 
 
 def _teacher(model, info: MethodInfo, config: PruneConfig, data: TaskData):

@@ -21,14 +21,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.bench import speed_table, timing_dtype
-from prunekit.data import TaskData, primary_metric
+from prunekit.data import TaskData, primary_metric, train_examples_digest
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
 from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
-from prunekit.models.sources import DEFAULT_MODEL, resolve_model
-from prunekit.outputs import atomic_output_dir, check_output_dir, write_json
+from prunekit.models.sources import DEFAULT_MODEL, model_dir, resolve_model
+from prunekit.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    refuse_output_holding,
+    write_json,
+)
 from prunekit.recipes.common import (
     check_head_method,
     console,
@@ -90,16 +95,24 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
             f"(--method {config.method}, --floor {config.floor})"
         )
-    # the model, the device and the data are found before --overwrite deletes anything
-    resolve_model(config.model)
+    if config.resume and config.overwrite:
+        raise ConfigError(
+            "--resume reuses the finished stages of --out and --overwrite deletes them: "
+            "pass one of the two"
+        )
+    # the model (with --overwrite, a hub id's files downloaded), the device and the data are
+    # found before --overwrite deletes anything
+    source = model_dir(config.model) if config.overwrite else resolve_model(config.model)
     resolve_device(config.device)
     # train and dev exist (MNLI's mismatched dev too: the dense stage reports it)
     TaskData.for_task(config.task, None, config.data_dir, config.seed, every_dev_split=True)
+    train_digest = train_examples_digest(config.task, config.data_dir)
     out = config.out
     check_output_dir(out, overwrite=True)  # a file, or a place that cannot be written
+    refuse_output_holding(out, source)  # --overwrite would delete the model it fine-tunes
     if out.exists() and not (config.resume or config.overwrite):
         raise OutputExistsError(f"{out} already exists; pass --resume to continue or --overwrite")
-    if out.exists() and config.overwrite and not config.resume:
+    if out.exists() and config.overwrite:
         job = any((out / e).exists() for e in _RUN_FOLDER_ENTRIES) or any(out.glob(".work-*"))
         if any(out.iterdir()) and not job:
             raise OutputExistsError(
@@ -111,10 +124,10 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     dense_dir = out / "dense"
     pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
     if dense_dir.is_dir():  # before any stage runs
-        _check_resumed(dense_dir, _dense_settings(config), nested=True)
+        _check_resumed(dense_dir, _dense_settings(config, train_digest), nested=True)
     for name, method in pruned.items():
         if (out / name).is_dir():
-            _check_resumed(out / name, _stage_settings(config, method))
+            _check_resumed(out / name, _stage_settings(config, method, train_digest))
 
     if not dense_dir.is_dir():
         console.rule(f"1/3 fine-tune {config.model} on {config.task} (the task's recipe)")
@@ -221,7 +234,8 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
         )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
-    record: dict[str, Any] = _stage_settings(config, method)
+    digest = train_examples_digest(config.task, config.data_dir)
+    record: dict[str, Any] = _stage_settings(config, method, digest)
     record["after_pruning"] = evaluate_splits(pruned, data, splits)
     with step_progress("recover", config.progress) as on_step:
         trained = recover(
@@ -242,8 +256,10 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _stage_settings(config: RunConfig, method: str) -> dict[str, Any]:
-    """What a pruned stage of the job was made with: a resumed job must ask for the same."""
+def _stage_settings(config: RunConfig, method: str, train_digest: str) -> dict[str, Any]:
+    """What a pruned stage of the job was made with: a resumed job must ask for the same
+    (``train_digest``: the train examples, by content, so no stage of another --data-dir's is
+    reported beside this one's)."""
     return {
         "task": config.task,
         "method": method,
@@ -252,10 +268,11 @@ def _stage_settings(config: RunConfig, method: str) -> dict[str, Any]:
         "method_options": config.method_options.get(method, {}),
         "recover_max_samples": config.recover_max_samples,
         "recover": config.recover.model_dump(mode="json", exclude={"device", "seed"}),
+        "train_examples_digest": train_digest,
     }
 
 
-def _dense_settings(config: RunConfig) -> dict[str, Any]:
+def _dense_settings(config: RunConfig, train_digest: str | None = None) -> dict[str, Any]:
     """What the dense stage was fine-tuned with, as its metrics.json records it (dotted keys
     into its ``config``): pruning another task's, model's or seed's dense model would be
     reported as this job's."""
@@ -264,6 +281,7 @@ def _dense_settings(config: RunConfig) -> dict[str, Any]:
         "model": config.model,
         "config.train.seed": config.seed,
         "config.max_train_samples": config.max_train_samples,
+        **({"train_examples_digest": train_digest} if train_digest else {}),
     }
 
 

@@ -19,12 +19,17 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import TaskData, TaskMixture, examples_digest, get_task, make_collate
+from prunekit.data import TaskData, TaskMixture, get_task, make_collate, train_examples_digest
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError
 from prunekit.models import load, load_tokenizer
 from prunekit.models.sources import resolve_model
-from prunekit.outputs import atomic_output_dir, check_output_dir, checkpoint_dir_for
+from prunekit.outputs import (
+    atomic_output_dir,
+    check_output_dir,
+    checkpoint_dir_for,
+    refuse_output_holding,
+)
 from prunekit.recipes.common import console, seed_everything, step_progress
 from prunekit.scoring.smp import PAIR, SINGLE, HeadPruner, save_pruner
 from prunekit.scoring.smp_meta import make_meta_pruning_loss
@@ -66,6 +71,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
     device = resolve_device(config.device)
     seed_everything(config.seed)
     source = resolve_model(config.model)
+    refuse_output_holding(config.out, source)  # the swap would replace the model it reads
     # the encoder alone: a task head, if the checkpoint has one, has no part in meta-training
     plm = load(source, attn_implementation="eager").base_model.to(device)
     if task := getattr(plm.config, "finetuning_task", None):
@@ -112,9 +118,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
     # the device is not part of it, as in the loop's own fingerprint).
     ignored = {"out", "resume", "overwrite", "progress", "device", "data_dir"}
     settings = config.model_dump(mode="json", exclude=ignored)
-    settings["examples"] = [
-        examples_digest(spec, "train", config.data_dir, config.seed) for spec in specs
-    ]
+    settings["examples"] = [train_examples_digest(spec, config.data_dir) for spec in specs]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     checkpoints = checkpoint_dir_for(config.out) / digest
     with step_progress("train SMP pruner", config.progress) as on_step:
@@ -128,6 +132,7 @@ def run_train_pruner(config: PrunerTrainConfig) -> dict[str, Any]:
             loss_fn=make_meta_pruning_loss(plm, sampler, config.pair_representation),
             on_step=on_step,
             extras=TrainExtras(state={"sampler": GeneratorState(sampler)}),
+            keep_checkpoint=True,  # deleted below, once the pruner is saved
         )
     record = {
         "steps": result.steps,

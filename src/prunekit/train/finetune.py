@@ -269,7 +269,10 @@ def finetune(
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             step_lr = scheduler.get_last_lr()[0]  # the rate this step used, not the next one's
-            scheduler.step()
+            # fp16's loss scaler skips a step whose gradients overflowed (often the first few
+            # at 65536): the schedule waits for a real update, as transformers' Trainer's does
+            if not accelerator.optimizer_step_was_skipped:
+                scheduler.step()
             optimizer.zero_grad()
             step += 1
             for hook in after_step:  # every process: masks must match across ranks

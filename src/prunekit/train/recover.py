@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from prunekit.data import TaskData, examples_digest
+from prunekit.data import TaskData, train_examples_digest
 from prunekit.errors import ConfigError
 from prunekit.models.memo import weights_digest
 from prunekit.train.distill import DistillConfig, make_distillation_loss
@@ -43,7 +43,7 @@ def recover(
             "weights": weights_digest(model),
             "teacher": weights_digest(teacher) if loss_fn is not None else None,
             "distill": distill.model_dump(mode="json") if distill is not None else None,
-            "examples": examples_digest(data.task, "train", data.data_dir),
+            "examples": train_examples_digest(data.task, data.data_dir),
             "subset": [data.seed, max_samples, data.max_seq_length],
         }
         if config.checkpoint_every is None:  # one epoch's end is often the only one: ~10 more

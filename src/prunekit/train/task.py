@@ -10,7 +10,7 @@ from typing import Any
 from accelerate.utils import set_seed
 from pydantic import BaseModel, ConfigDict
 
-from prunekit.data import TaskData, examples_digest, get_task
+from prunekit.data import TaskData, get_task, train_examples_digest
 from prunekit.device import describe_device, module_device
 from prunekit.models.checkpoint import write_model_files
 from prunekit.models.memo import weights_digest
@@ -68,7 +68,7 @@ def finetune_task(config: FinetuneConfig, on_step: StepCallback | None = None) -
     # what the run starts from: a resume with another model, data or truncation starts over
     start = {
         "weights": weights_digest(model),
-        "examples": examples_digest(task, "train", config.data_dir, config.train.seed),
+        "examples": train_examples_digest(task, config.data_dir),
         "max_seq_length": config.max_seq_length,
     }
     result = finetune(

@@ -30,7 +30,7 @@ except ImportError:  # Windows
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import examples_digest, get_task
+from prunekit.data import examples_digest, get_task, train_examples_digest
 from prunekit.errors import ConfigError
 from prunekit.processes import is_main_process, launched, wait_for_everyone
 from prunekit.train.batching import order_fields
@@ -250,7 +250,12 @@ def _same_train_data(out: Path, task: str, seed: int, data_dir: Path | None) -> 
     names model, task, seed and recipe, not the data (a smoke run on a few rows, then the real
     GLUE folder, would reuse the smoke model). Entries of older versions record no digest."""
     recorded = json.loads((out / "metrics.json").read_text()).get("train_examples_digest")
-    if recorded is not None and recorded != examples_digest(task, "train", data_dir, seed):
+    # older entries hashed train less the seed's validation carve, not the one trained on
+    readings = (
+        train_examples_digest(task, data_dir),
+        examples_digest(task, "train", data_dir, seed),
+    )
+    if recorded is not None and recorded not in readings:
         raise ConfigError(
             f"the dense cache's {out.name} was fine-tuned on other {task} train data than "
             f"{data_dir or 'GLUE_DIR'} holds; delete {out} or use another dense cache "

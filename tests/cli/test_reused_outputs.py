@@ -1,0 +1,136 @@
+"""What `run`, `prune`, `smp train-pruner`, `compare` and `compact` refuse before they touch
+an output: a folder holding what they read, a resumed stage of other data, settings a method
+never reads, a device that does not exist; and an R1 sweep reading A*'s plan back keeps its
+certificate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TINY, assert_user_error, tiny_model
+from typer.testing import CliRunner
+
+from prunekit import PruningPlan, apply_plan, save
+from prunekit.cli import app
+from prunekit.methods.registry import MethodResult
+from prunekit.recipes.compare_config import read_plan_memo, write_plan_memo
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def job(tmp_path):
+    """A `run` job's folder holding a saved model, and a tiny RTE beside it."""
+    plan = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
+    save(apply_plan(tiny_model("bert"), plan), tmp_path / "job" / "pruned")
+    (tmp_path / "job" / "summary.json").write_text("{}")
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    rows = [f"{i}\tA man walks {i}.\tA person moves.\t{'entailment' if i % 2 else 'not_entailment'}"
+            for i in range(20)]  # fmt: skip
+    text = "index\tsentence1\tsentence2\tlabel\n" + "\n".join(rows) + "\n"
+    (rte / "train.tsv").write_text(text)
+    (rte / "dev.tsv").write_text(text)
+    return tmp_path / "job"
+
+
+def _untouched(job) -> None:
+    assert (job / "summary.json").read_text() == "{}" and (job / "pruned" / "config.json").is_file()
+
+
+def test_run_overwrite_never_deletes_the_model_it_would_fine_tune(job):
+    result = invoke(
+        "run", "--model", job / "pruned", "--task", "rte", "--out", job, "--overwrite",
+        "--data-dir", job.parent / "glue", "--floor", "none",
+    )  # fmt: skip
+    assert_user_error(result, "holds the model")
+    _untouched(job)
+
+
+def test_run_refuses_resume_with_overwrite(job):
+    result = invoke("run", "--task", "rte", "--out", job, "--resume", "--overwrite")
+    assert_user_error(result, "--resume", "--overwrite", "one of the two")
+    _untouched(job)
+
+
+def test_run_resume_refuses_a_dense_stage_fine_tuned_on_other_data(job):
+    dense = job / "dense"
+    dense.mkdir()
+    made = {"task": "rte", "model": "default", "train_examples_digest": "other data",
+            "config": {"train": {"seed": 0}, "max_train_samples": 20000}}  # fmt: skip
+    (dense / "metrics.json").write_text(json.dumps(made))
+    result = invoke(
+        "run", "--task", "rte", "--out", job, "--resume", "--data-dir", job.parent / "glue",
+        "--floor", "none",
+    )  # fmt: skip
+    assert_user_error(result, "other settings (train_examples_digest)")
+    _untouched(job)
+
+
+def test_smp_train_pruner_never_replaces_the_model_it_reads(job):
+    result = invoke(
+        "smp", "train-pruner", "--model", job / "pruned", "--tasks", "rte", "--steps", "1",
+        "--out", job, "--overwrite", "--data-dir", job.parent / "glue",
+    )  # fmt: skip
+    assert_user_error(result, "holds the model")
+    _untouched(job)
+
+
+def test_prune_never_replaces_its_teacher(job, tmp_path):
+    save(tiny_model("bert"), tmp_path / "student")
+    result = invoke(
+        "prune", "--model", tmp_path / "student", "--task", "rte", "--heads", "0.5",
+        "--recover-epochs", "1", "--distill", "--teacher", job / "pruned", "--out", job,
+        "--overwrite", "--data-dir", job.parent / "glue",
+    )  # fmt: skip
+    assert_user_error(result, "holds the model")
+    _untouched(job)
+
+
+@pytest.mark.parametrize(
+    "method, flag",
+    [
+        ("hisp", "--train-samples"),  # scores on the validation split
+        ("random", "--train-samples"),  # reads no data
+        ("random", "--search-samples"),
+        ("l0", "--search-samples"),  # trains its gates on the train split
+    ],
+)
+def test_prune_refuses_a_subset_of_a_split_the_method_never_reads(tmp_path, method, flag):
+    result = invoke(
+        "prune", "--model", tmp_path / "absent", "--task", "rte", "--heads", "0.5",
+        "--method", method, flag, "100", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert_user_error(result, flag, f"{method} reads")
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_checks_the_device_before_writing_its_folder(job, tmp_path):
+    result = invoke(
+        "compare", "--task", "rte", "--methods", "random", "--heads", "0.5", "--device",
+        "cuda:99", "--data-dir", job.parent / "glue", "--out", tmp_path / "sweep",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_compact_refuses_a_seed_out_of_range(job, tmp_path):
+    result = invoke("compact", job / "pruned", "--out", tmp_path / "small", "--seed", 2**64)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert not (tmp_path / "small").exists()
+
+
+def test_a_plan_read_back_keeps_its_search_certificate(tmp_path):
+    plan = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
+    certificate = {"capped": True, "completed_heads": [[0, 1]], "search": {"evals": 2}}
+    memo = tmp_path / "plans" / "astar.json"
+    write_plan_memo(memo, MethodResult(plan, record={"decision_seconds": 1.5,
+                                                     "certificate": certificate}))  # fmt: skip
+    read = read_plan_memo(memo)
+    assert read.record["certificate"] == certificate  # R1 rows report what R0 rows did
+    assert read.record["decision_seconds"] == 1.5
