@@ -14,7 +14,9 @@ Dense models and teachers come from the dense cache (each task's recipe). Every 
 its results.jsonl (a killed benchmark resumes); results and report.md under
 benchmarks/results/peer/, rewritten after every task from every task's run dirs (a fresh
 checkout puts the committed rows, and the settings they were run with, back into them first).
-``--device cuda`` runs on a GPU; each row records where it trained.
+``--device cuda`` runs on a GPU; each row records where it trained. ``--dense-train-cap
+sst2=20000`` fine-tunes SST-2's teacher (and dense reference) on a seeded 20,000-example
+subset, as SST-2's SMP rows are (the issue allows a subset for SST-2; the report says so).
 
     python benchmarks/peer.py [--tasks rte,mrpc,stsb,cola,sst2] [--seeds 0,1,2] [--descend]
 """
@@ -38,11 +40,12 @@ from _rows import (
     loop_options,
     loop_suffix,
     parse_seeds,
+    read_json,
     restore_run_dir,
     write_rows,
 )
 
-from prunekit.recipes.compare import CompareConfig, read_results, run_compare
+from prunekit.recipes.compare import CompareConfig, dense_recipe, read_results, run_compare
 from prunekit.recipes.report import run_report
 from prunekit.train import DistillConfig, TrainConfig
 
@@ -75,6 +78,9 @@ def sweeps(task: str, args) -> list[tuple[Path, dict, str | None]]:
         recover=TrainConfig(epochs=args.recover_epochs),
         recover_max_samples=args.recover_max_samples or None,
         **loop_options(args),  # recovery and peer alike (compare applies them to both)
+        # a capped teacher: the task's recipe on a seeded subset (SST-2's whole split: ~65 min
+        # a seed on this CPU); None: the recipe as it is
+        recipe=dense_recipe(task, max_train_samples=args.dense_train_cap.get(task)),
         distill=DistillConfig(),
         search_samples=HEAD_SEARCH_SAMPLES,  # the head comparison's, so its HISP rows apply
         regimes=("r1",),
@@ -179,8 +185,15 @@ def main() -> None:
         "MSE: benchmarks/results/peer_beta); mean is a study of its own, without the no-peer "
         "ablation, which is the plain study's",
     )
+    parser.add_argument(
+        "--dense-train-cap",
+        default="",
+        help="TASK=N,...: TASK's dense teacher fine-tuned on a seeded N-example train subset "
+        "(its recipe otherwise; the issue allows a subset for SST-2), e.g. sst2=20000",
+    )
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
+    args.dense_train_cap = parse_caps(parser, args.dense_train_cap)
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
     args.seeds = parse_seeds(parser, args.seeds, (0, 1, 2))
@@ -251,6 +264,33 @@ def _cap(args) -> str:
     return f", at most {cap:,} examples: a seeded subset of larger splits" if cap else ""
 
 
+def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
+    """``sst2=20000,rte=500`` as {task: cap}."""
+    caps = {}
+    for pair in filter(None, text.split(",")):
+        task, _, value = pair.partition("=")
+        if task.strip() not in TASKS or not value.isdigit() or int(value) < 1:
+            parser.error(f"--dense-train-cap expects TASK=N (a task of {TASKS}, N >= 1): {pair!r}")
+        caps[task.strip()] = int(value)
+    return caps
+
+
+def capped_teachers_note(tasks: list[str], args) -> str:
+    """Which tasks' teachers (and dense references) trained on a train subset, as their run
+    dirs' settings record it (a later --report-only call need not repeat the flag)."""
+    capped = {}
+    for task in tasks:
+        for out in run_dirs(task, args):
+            settings = read_json(out / "config.json") if (out / "config.json").is_file() else {}
+            if cap := (settings.get("recipe") or {}).get("max_train_samples"):
+                capped[task] = cap
+    return "".join(
+        f" {task}'s dense teacher and reference: its recipe on a seeded {cap:,}-example "
+        "subset of the train split (`--dense-train-cap`)."
+        for task, cap in capped.items()
+    )
+
+
 def teachers_note(rows: list[dict]) -> str:
     """Where one (task, seed) has rows from more than one dense model: compare keeps one per
     run dir, but the studies' run dirs are separate, and a dense cache rebuilt on another
@@ -313,7 +353,9 @@ def write_results(tasks: list[str], args) -> None:
         "split), bisecting the "
         f"grid; `{DESCEND}`: the grid from the top down to the first feasible fraction (the "
         "largest feasible one under any curve). Training cost "
-        f"of all runs: {seconds / 3600:.2f} h." + teachers_note(rows)
+        f"of all runs: {seconds / 3600:.2f} h."
+        + capped_teachers_note(tasks, args)
+        + teachers_note(rows)
     )
     report = run_report(results, notes)
     for leftover in results.glob(".report-*"):

@@ -16,6 +16,7 @@ import peer  # noqa: E402
 from _rows import keyed_rows, write_rows  # noqa: E402
 
 from prunekit.recipes.compare_config import run_key  # noqa: E402
+from prunekit.train.task_recipes import recipe_for  # noqa: E402
 
 
 def _args(**changes) -> argparse.Namespace:
@@ -30,6 +31,7 @@ def _args(**changes) -> argparse.Namespace:
         descend=False,
         peer_reduction="sum",
         lossless_seeds=(0,),
+        dense_train_cap={},
     )
     return argparse.Namespace(**(defaults | changes))
 
@@ -171,3 +173,25 @@ def test_the_report_says_where_one_seed_has_rows_of_two_dense_models():
     assert "rte seed 0 (16430fe0: dev 56.68, 23e976d0: dev 56.68)" in note
     assert "seed 1" not in note and "mrpc" not in note
     assert peer.teachers_note(rows[2:]) == ""
+
+
+def test_a_capped_teacher_trains_on_a_subset_in_every_study_of_its_task_and_the_report_says_so(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(peer, "RUNS", tmp_path / "runs" / "peer")
+    args = _args(dense_train_cap={"sst2": 20000}, descend=True)
+    for _, settings, _ in peer.sweeps("sst2", args):
+        # the teacher of every study: SST-2's recipe but for the subset
+        recipe = recipe_for("sst2").model_dump() | {"max_train_samples": 20000}
+        assert settings["recipe"].model_dump() == recipe
+    assert all(settings["recipe"] is None for _, settings, _ in peer.sweeps("mrpc", args))
+    runs = peer.places(args)[0]
+    (runs / "sst2").mkdir(parents=True)
+    (runs / "sst2" / "config.json").write_text('{"recipe": {"max_train_samples": 20000}}')
+    note = peer.capped_teachers_note(["mrpc", "sst2"], args)
+    assert note == (
+        " sst2's dense teacher and reference: its recipe on a seeded 20,000-example subset of "
+        "the train split (`--dense-train-cap`)."
+    )
+    with pytest.raises(SystemExit):
+        peer.parse_caps(argparse.ArgumentParser(), "sst3=100")
