@@ -189,6 +189,8 @@ def test_hisp_scores_the_in_run_dense_model_of_a_capped_task_and_the_cache_other
     monkeypatch.setattr(smp_benchmark, "cached_dense_model", lambda *a, **k: cache)
     tuned: list[Path] = []
     monkeypatch.setattr(smp_benchmark, "fine_tuned", lambda *a: tuned.append(a[-2]))
+    monkeypatch.setattr(smp_benchmark, "load_for_task", lambda *a: (None, None))
+    monkeypatch.setattr(smp_benchmark, "current_plan", lambda model: None)
     args = _args(resolve_pruner(BUILTIN_PRUNER), "bf16", group_by_length=True)
     args.data_dir, args.device = None, "cpu"
     assert smp_benchmark.importance_model("mrpc", 0, args) == cache

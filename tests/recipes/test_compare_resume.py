@@ -478,3 +478,16 @@ def test_a_run_dir_of_capped_rows_drawn_per_seed_is_refused(tmp_path):
     (out / "config.json").write_text(json.dumps(recorded))
     with pytest.raises(ConfigError, match="eval_max_samples, drawn per seed before 0.2"):
         refuse_other_settings(config, ())
+
+
+def test_a_memo_written_before_the_record_kept_the_certificate_gives_its_plans(tmp_path):
+    from prunekit.plan import PruningPlan
+    from prunekit.recipes.compare_config import read_plan_memo
+
+    certificate = {"capped": False, "completed_heads": []}
+    plan = PruningPlan.dense(2, 2, 8).model_copy(update={"meta": {"certificate": certificate}})
+    memo = tmp_path / "astar.json"
+    memo.write_text(
+        json.dumps({"plan": plan.to_json(), "record": {"decision_seconds": 1.0}})
+    )  # as 0.2.0 development versions wrote it
+    assert read_plan_memo(memo).record["certificate"] == certificate

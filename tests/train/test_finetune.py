@@ -616,6 +616,7 @@ def test_a_kill_while_a_checkpoint_is_deleted_leaves_none_to_resume(tmp_path, mo
     finetune(tiny_model("bert"), toy_dataset(), default_collate, config,
              checkpoint_dir=tmp_path, keep_checkpoint=True)  # fmt: skip
     assert checkpoints.saved_state(tmp_path / "last") is not None
+    shutil.copytree(tmp_path / "last", tmp_path / "last.old")  # as a swap cut short leaves it
 
     def killed_midway(folder, ignore_errors=False):
         weights = sorted(p for p in Path(folder).glob("*") if p.suffix != ".json")

@@ -120,10 +120,10 @@ def run_compare(
         require_onnx()  # a missing onnx extra is found now, not after the first decision
     # a sweep resumes its dir, so only a file there or no write access is refused
     check_output_dir(config.out, overwrite=True)
+    refuse_other_settings(config, budget_methods)
     # a bad device and missing data fail before RUNDIR is written
     resolve_device(config.device)
     TaskData.for_task(config.task, None, config.data_dir, 0, every_dev_split=True)
-    refuse_other_settings(config, budget_methods)
     config.out.mkdir(parents=True, exist_ok=True)
     write_json(config.out / "config.json", run_dir_settings(config, budget_methods))
     results = config.out / "results.jsonl"

@@ -340,7 +340,10 @@ def read_plan_memo(path: Path) -> MethodResult | None:
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    return MethodResult(PruningPlan.from_json(saved["plan"]), record=saved["record"])
+    plan, record = PruningPlan.from_json(saved["plan"]), saved["record"]
+    if "certificate" in (plan.meta or {}):  # memos written before the record kept it
+        record.setdefault("certificate", plan.meta["certificate"])
+    return MethodResult(plan, record=record)
 
 
 def write_plan_memo(path: Path, result: MethodResult) -> None:

@@ -44,7 +44,7 @@ from prunekit.recipes.common import (
 )
 from prunekit.train import TrainConfig, evaluate_splits, recover
 from prunekit.train.task import FinetuneConfig, finetune_task
-from prunekit.train.task_recipes import recipe_for
+from prunekit.train.task_recipes import recipe_for, same_train_examples
 
 __all__ = ["RunConfig", "run_main_job"]
 
@@ -124,7 +124,14 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     dense_dir = out / "dense"
     pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
     if dense_dir.is_dir():  # before any stage runs
-        _check_resumed(dense_dir, _dense_settings(config, train_digest), nested=True)
+        made = json.loads((dense_dir / "metrics.json").read_text())
+        recorded = made.get("train_examples_digest")
+        same = recorded is None or same_train_examples(
+            recorded, config.task, config.seed, config.data_dir, current=train_digest
+        )  # a record before 0.2.0 hashed the same examples otherwise
+        _check_resumed(
+            dense_dir, _dense_settings(config, None if same else train_digest), nested=True
+        )
     for name, method in pruned.items():
         if (out / name).is_dir():
             _check_resumed(out / name, _stage_settings(config, method, train_digest))
@@ -150,7 +157,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
     for name, method in pruned.items():
         if not (out / name).is_dir():
             console.rule(f"2/3 prune {config.heads:.0%} of heads ({method}) and recover")
-            _prune_and_recover(config, method, dense_dir, out / name)
+            _prune_and_recover(config, method, dense_dir, out / name, train_digest)
 
     console.rule("3/3 measure")
     dense_metrics = json.loads((dense_dir / "metrics.json").read_text())
@@ -209,7 +216,13 @@ def _pruned_summary(directory: Path, stats: Any, timed: dict[str, Any]) -> dict[
     }
 
 
-def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_dir: Path) -> None:
+def _prune_and_recover(
+    config: RunConfig,
+    method: str,
+    dense_dir: Path,
+    pruned_dir: Path,
+    train_digest: str | None = None,
+) -> None:
     """Decide on the validation split, cut, recover on a train subset, evaluate, save."""
     seed_everything(config.seed)
     info = get_method(method)
@@ -234,7 +247,7 @@ def _prune_and_recover(config: RunConfig, method: str, dense_dir: Path, pruned_d
         )
     pruned = apply_plan(result.model or model, result.plan)
     splits = ("validation", "dev")
-    digest = train_examples_digest(config.task, config.data_dir)
+    digest = train_digest or train_examples_digest(config.task, config.data_dir)
     record: dict[str, Any] = _stage_settings(config, method, digest)
     record["after_pruning"] = evaluate_splits(pruned, data, splits)
     with step_progress("recover", config.progress) as on_step:

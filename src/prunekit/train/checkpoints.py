@@ -63,9 +63,11 @@ def drop_checkpoint(last_dir: Path) -> None:
     """Delete the checkpoint in ``last_dir`` and what a swap cut short left beside it
     (`saved_state` would move a ``last.old`` back). The state file goes first: a kill while
     the rest is deleted leaves a folder `saved_state` ignores, never one it would resume."""
-    for folder in (last_dir, *_swap_dirs(last_dir)):
+    folders = (last_dir, *_swap_dirs(last_dir))
+    for folder in folders:  # every one's first: ``last.old`` would be moved back otherwise
         with contextlib.suppress(OSError):
             (folder / _STATE_FILE).unlink(missing_ok=True)
+    for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
 
 

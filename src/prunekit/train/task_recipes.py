@@ -30,7 +30,7 @@ except ImportError:  # Windows
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from prunekit.data import examples_digest, get_task, train_examples_digest
+from prunekit.data import SPLIT_SEED, examples_digest, get_task, train_examples_digest
 from prunekit.errors import ConfigError
 from prunekit.processes import is_main_process, launched, wait_for_everyone
 from prunekit.train.batching import order_fields
@@ -46,6 +46,7 @@ __all__ = [
     "dense_key",
     "cached_dense_model",
     "model_files_digest",
+    "same_train_examples",
 ]
 
 
@@ -245,17 +246,24 @@ def cached_dense_model(
     return out
 
 
+def same_train_examples(
+    recorded: str, task: str, seed: int, data_dir: Path | None, current: str | None = None
+) -> bool:
+    """Whether a model whose record names ``recorded`` trained on the train examples
+    ``data_dir`` holds: `train_examples_digest` (``current``, when the caller has it), or as
+    records before 0.2.0 hashed them (train less ``seed``'s validation carve instead of the one
+    every seed trains on), hashed only when that could differ."""
+    if recorded == (current or train_examples_digest(task, data_dir)):
+        return True
+    return seed != SPLIT_SEED and recorded == examples_digest(task, "train", data_dir, seed)
+
+
 def _same_train_data(out: Path, task: str, seed: int, data_dir: Path | None) -> Path:
     """``out``, once sure its model was fine-tuned on the train data this job reads: the key
     names model, task, seed and recipe, not the data (a smoke run on a few rows, then the real
     GLUE folder, would reuse the smoke model). Entries of older versions record no digest."""
     recorded = json.loads((out / "metrics.json").read_text()).get("train_examples_digest")
-    # older entries hashed train less the seed's validation carve, not the one trained on
-    readings = (
-        train_examples_digest(task, data_dir),
-        examples_digest(task, "train", data_dir, seed),
-    )
-    if recorded is not None and recorded not in readings:
+    if recorded is not None and not same_train_examples(recorded, task, seed, data_dir):
         raise ConfigError(
             f"the dense cache's {out.name} was fine-tuned on other {task} train data than "
             f"{data_dir or 'GLUE_DIR'} holds; delete {out} or use another dense cache "
