@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["is_main_process", "launched", "wait_for_everyone"]
+__all__ = ["is_main_process", "launched", "main_process_value", "wait_for_everyone"]
 
 _TRUE = ("1", "true", "yes")
 
@@ -32,6 +32,17 @@ def _state():
 
 def is_main_process() -> bool:
     return not launched() or _state().is_main_process
+
+
+def main_process_value(value: bool) -> bool:
+    """The main process's ``value``, in every launched process (a collective call: each one
+    must make it); ``value`` itself in one plain process."""
+    if not launched():
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    _state()  # the process group exists before the broadcast
+    return bool(broadcast_object_list([value], from_process=0)[0])
 
 
 def wait_for_everyone() -> None:

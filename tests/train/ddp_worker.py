@@ -56,4 +56,11 @@ safetensors.torch.save_file(weights, str(out / f"rank{rank}.safetensors"))
 with atomic_output_dir(out / "saved", shared=True) as tmp:
     (tmp / "rank.txt").write_text(str(rank))
 assert (out / "saved" / "rank.txt").read_text() == "0"
+# the dense cache's lock under a launch: the main process takes it and tells the others
+from prunekit.processes import main_process_value  # noqa: E402
+from prunekit.train import task_recipes  # noqa: E402
+
+assert main_process_value(rank == 0) is True  # the main process's answer, on every rank
+with task_recipes._locked(out / ".cache.lock"):
+    (out / f"locked{rank}.txt").write_text("in")
 torch.distributed.barrier()

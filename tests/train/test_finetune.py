@@ -163,6 +163,7 @@ def test_two_process_gloo_finetune_gives_identical_weights_and_extra_parameters(
     # one output folder, the main process's, and no rank's temporary folder left beside it
     assert (tmp_path / "saved" / "rank.txt").read_text() == "0"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".saved")]
+    assert (tmp_path / "locked0.txt").is_file() and (tmp_path / "locked1.txt").is_file()
     last = tmp_path / "checkpoints" / "last"
     assert {p.name for p in last.glob("random_states_*")} == {
         "random_states_0.pkl",

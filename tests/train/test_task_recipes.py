@@ -218,3 +218,32 @@ def test_a_seed_other_than_0_is_keyed_by_the_train_examples_it_trained_on(tmp_pa
     assert examples_digest("rte", "train", data_dir, 1) == old  # the old key misses the edit
     with pytest.raises(ConfigError, match="other rte train data"):
         task_recipes.cached_dense_model("default", "rte", 1, data_dir=data_dir, root=out.parent)
+
+
+def test_a_launched_job_polls_for_a_held_lock_instead_of_waiting_in_a_barrier(
+    tmp_path, monkeypatch
+):
+    """Under `accelerate launch` the ranks must not sit in one barrier while another job holds
+    the dense cache's lock for an hour (gloo's timeout is 30 min): the main process tries the
+    lock round after round and tells the others each time."""
+    monkeypatch.setattr(task_recipes, "launched", lambda: True)
+    monkeypatch.setattr(task_recipes, "is_main_process", lambda: True)
+    told = []
+    monkeypatch.setattr(task_recipes, "main_process_value", lambda v: told.append(v) or v)
+    monkeypatch.setattr(task_recipes, "LOCK_POLL_SECONDS", 0.05)
+    path = tmp_path / ".model.lock"
+    entered = threading.Event()
+
+    def second_job():
+        with task_recipes._locked(path):
+            entered.set()
+
+    with task_recipes._file_lock(path):  # another job's fine-tune
+        waiting = threading.Thread(target=second_job)
+        waiting.start()
+        time.sleep(0.3)
+        assert not entered.is_set()  # still waiting: the lock is held
+    waiting.join(timeout=5)
+    assert entered.is_set()
+    assert told[-1] is True and told.count(False) >= 2  # several rounds, each one told
+    assert task_recipes._try_file_lock(path) is not None  # and released after the block

@@ -19,9 +19,10 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 try:
     import fcntl
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import SPLIT_SEED, examples_digest, get_task, train_examples_digest
 from prunekit.errors import ConfigError
-from prunekit.processes import is_main_process, launched, wait_for_everyone
+from prunekit.processes import is_main_process, launched, main_process_value
 from prunekit.train.batching import order_fields
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import LOOP_OPTIONS, Precision, TrainConfig, asked_loop_options
@@ -282,9 +283,43 @@ def _locked(path: Path) -> Iterator[None]:
         with _file_lock(path):
             yield
         return
-    with _file_lock(path) if is_main_process() else contextlib.nullcontext():
-        wait_for_everyone()
+    # The main process tries the lock and tells the others, round after round: a barrier held
+    # while another job fine-tunes under the lock (about an hour for SST-2's recipe) would
+    # outlast the process group's timeout (30 min on gloo) and fail the waiting ranks.
+    handle = None
+    while True:
+        if is_main_process():
+            handle = _try_file_lock(path)
+        if main_process_value(handle is not None):
+            break
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
         yield
+    finally:
+        if handle is not None:
+            _unlock(handle)
+
+
+LOCK_POLL_SECONDS = 10.0  # between a launched job's tries for a lock another job holds
+
+
+def _try_file_lock(path: Path) -> IO[str] | None:
+    """``path`` opened and exclusively locked, or None while another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+    return handle
+
+
+def _unlock(handle: IO[str]) -> None:
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    handle.close()
 
 
 @contextlib.contextmanager
