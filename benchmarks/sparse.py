@@ -198,7 +198,7 @@ def _dense_models_note(rows: list[dict]) -> str:
         used.setdefault((row["task"], row["seed"]), {})[model] = row["dense_dev"]
     cells = [
         f"{task} seed {seed}: {' and '.join(f'{d:.2f}' for d in sorted(models.values()))}"
-        + (" (two dense models: its rows are not one population)" if len(models) > 1 else "")
+        + _more_than_one(models)
         for (task, seed), models in sorted(used.items())
     ]
     return (
@@ -208,6 +208,21 @@ def _dense_models_note(rows: list[dict]) -> str:
         + ". A dense model fine-tuned after the shuffle order changed (CHANGELOG 0.2.0) is not "
         "the head comparison's model of that seed."
     )
+
+
+def _more_than_one(models: dict[str, float]) -> str:
+    """What a seed's rows of several dense models (or folders) mean. The digest names a folder
+    by its files' sizes and times, so a model fine-tuned again on another machine gets another
+    one even when its weights came out the same; a row from before digests were recorded
+    names only the dev metric."""
+    if len({round(dev, 6) for dev in models.values()}) > 1:
+        return " (two dense models: its rows are not one population)"
+    if len(models) > 1:
+        return (
+            " (one dev metric from more than one dense model folder: the model fine-tuned "
+            "again, to the same weights or not)"
+        )
+    return ""
 
 
 def write_report(results: Path) -> None:

@@ -89,10 +89,18 @@ def test_the_report_names_each_seeds_dense_model_and_flags_two(tmp_path):
     assert "mrpc seed 0: 84.44 and 85.00 (two dense models" in text
 
 
-def test_two_dense_models_with_one_dev_metric_are_told_apart_by_their_digest(tmp_path):
+def test_two_dense_model_folders_with_one_dev_metric_are_named_but_not_called_two_models(
+    tmp_path,
+):
     rows = [_row(0.9, "AMD EPYC", []), _row(0.95, "AMD EPYC", [])]
     rows[0] |= {"dense_digest": "aaaa1111"}
-    rows[1] |= {"dense_digest": "bbbb2222"}  # another model that happens to score the same
+    rows[1] |= {"dense_digest": "bbbb2222"}  # fine-tuned again elsewhere: another folder
     write_rows(tmp_path / "results.jsonl", rows)
     sparse.write_report(tmp_path)
-    assert "mrpc seed 0: 85.00 and 85.00 (two dense models" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "mrpc seed 0: 85.00 and 85.00 (one dev metric from more than one dense model" in text
+    del rows[0]["dense_digest"]  # a row from before digests: its dev metric alone
+    write_rows(tmp_path / "results.jsonl", rows)
+    sparse.write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "one dev metric from more than one" in text and "two dense models" not in text
