@@ -45,6 +45,26 @@ def parse_seeds(
     return tuple(s for s in allowed if str(s) in asked)
 
 
+def parse_caps(
+    parser: argparse.ArgumentParser, flag: str, text: str, tasks: Iterable[str] | None = None
+) -> dict[str, int]:
+    """``sst2=20000,rte=500`` (the value of ``flag``) as {task: cap}; a parser error (exit 2)
+    for a cap under 1 or, given ``tasks``, a task outside them."""
+    known = tuple(tasks) if tasks is not None else None
+    caps = {}
+    for pair in filter(None, text.split(",")):
+        task, _, value = pair.partition("=")
+        if (
+            (known is not None and task.strip() not in known)
+            or not value.isdigit()
+            or int(value) < 1
+        ):
+            among = f", a task of {known}" if known is not None else ""
+            parser.error(f"{flag} expects TASK=N with N >= 1{among}, got {pair!r}")
+        caps[task.strip()] = int(value)
+    return caps
+
+
 def keyed_rows(path: Path) -> dict[str, dict]:
     """The rows of ``path`` by key (the last row of a key wins); empty when there is no file."""
     return {row["key"]: row for row in read_results(path)}

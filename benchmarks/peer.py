@@ -39,6 +39,7 @@ from _rows import (
     loop_description,
     loop_options,
     loop_suffix,
+    parse_caps,
     parse_seeds,
     read_json,
     restore_run_dir,
@@ -193,7 +194,7 @@ def main() -> None:
     )
     add_loop_arguments(parser, "every row (peer and recovery alike)")
     args = parser.parse_args()
-    args.dense_train_cap = parse_caps(parser, args.dense_train_cap)
+    args.dense_train_cap = parse_caps(parser, "--dense-train-cap", args.dense_train_cap, TASKS)
     if args.recover_epochs < 1 or args.recover_max_samples < 0:
         parser.error("--recover-epochs must be >= 1 and --recover-max-samples >= 0 (0: all)")
     args.seeds = parse_seeds(parser, args.seeds, (0, 1, 2))
@@ -262,17 +263,6 @@ def _study(row: dict, names) -> str | None:
 def _cap(args) -> str:
     cap = args.recover_max_samples
     return f", at most {cap:,} examples: a seeded subset of larger splits" if cap else ""
-
-
-def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
-    """``sst2=20000,rte=500`` as {task: cap}."""
-    caps = {}
-    for pair in filter(None, text.split(",")):
-        task, _, value = pair.partition("=")
-        if task.strip() not in TASKS or not value.isdigit() or int(value) < 1:
-            parser.error(f"--dense-train-cap expects TASK=N (a task of {TASKS}, N >= 1): {pair!r}")
-        caps[task.strip()] = int(value)
-    return caps
 
 
 def capped_teachers_note(tasks: list[str], args) -> str:

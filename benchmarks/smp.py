@@ -41,6 +41,7 @@ from _rows import (
     keyed_rows,
     loop_options,
     loop_suffix,
+    parse_caps,
 )
 from accelerate.utils import set_seed
 from smp_report import pruner_record, write_report
@@ -241,7 +242,7 @@ def main() -> None:
     add_loop_arguments(parser, "the fine-tunes (the in-run dense one included)")
     add_device_argument(parser, "fine-tuning")
     args = parser.parse_args()
-    args.train_cap = parse_caps(parser, args.train_cap)
+    args.train_cap = parse_caps(parser, "--train-cap", args.train_cap)
     if unknown := set(args.train_cap) - set(args.tasks.split(",")):
         parser.error(f"--train-cap names tasks not in --tasks: {', '.join(sorted(unknown))}")
     args.pruner = args.pruner or resolve_pruner(BUILTIN_PRUNER)
@@ -280,16 +281,6 @@ def check_same_heads(init: Path, plan) -> None:
             f"{init} keeps other heads than the ones chosen now (the dense model or the pruner "
             f"changed since it was made): delete {init.parent} and run again"
         )
-
-
-def parse_caps(parser: argparse.ArgumentParser, text: str) -> dict[str, int]:
-    caps = {}
-    for pair in filter(None, text.split(",")):
-        task, _, value = pair.partition("=")
-        if not value.isdigit() or int(value) < 1:
-            parser.error(f"--train-cap expects TASK=N with N >= 1, got {pair!r}")
-        caps[task.strip()] = int(value)
-    return caps
 
 
 if __name__ == "__main__":

@@ -194,4 +194,4 @@ def test_a_capped_teacher_trains_on_a_subset_in_every_study_of_its_task_and_the_
         "the train split (`--dense-train-cap`)."
     )
     with pytest.raises(SystemExit):
-        peer.parse_caps(argparse.ArgumentParser(), "sst3=100")
+        peer.parse_caps(argparse.ArgumentParser(), "--dense-train-cap", "sst3=100", peer.TASKS)
