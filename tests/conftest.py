@@ -259,3 +259,22 @@ def write_synthetic_mnli(root: Path, train_rows: int = 20) -> Path:
         header = train_h if name == "train.tsv" else dev_h
         (root / "MNLI" / name).write_text("\n".join(["\t".join(header), *rows]) + "\n")
     return root
+
+
+def invoke(*args: object):
+    """The CLI run in-process on ``args`` (paths and numbers as strings)."""
+    from typer.testing import CliRunner
+
+    from prunekit.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def saved_run_folder(tmp_path: Path) -> Path:
+    """A `run` job's folder: a saved tiny model in ``pruned/``, a summary beside it."""
+    from prunekit import PruningPlan, apply_plan, save
+
+    plan = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
+    save(apply_plan(tiny_model("bert"), plan), tmp_path / "job" / "pruned")
+    (tmp_path / "job" / "summary.json").write_text("{}")
+    return tmp_path / "job"

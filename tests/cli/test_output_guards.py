@@ -6,26 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY, assert_user_error, tiny_model
-from typer.testing import CliRunner
-
-from prunekit import PruningPlan, apply_plan, save
-from prunekit.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
+from conftest import assert_user_error, invoke, saved_run_folder
 
 
 @pytest.fixture
 def job(tmp_path):
     """A `run` job's folder: a saved model inside, a summary beside it."""
-    plan = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
-    save(apply_plan(tiny_model("bert"), plan), tmp_path / "job" / "pruned")
-    (tmp_path / "job" / "summary.json").write_text("{}")
-    return tmp_path / "job"
+    return saved_run_folder(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -8,27 +8,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY, assert_user_error, tiny_model
-from typer.testing import CliRunner
+from conftest import TINY, assert_user_error, invoke, saved_run_folder, tiny_model
 
-from prunekit import PruningPlan, apply_plan, save
-from prunekit.cli import app
+from prunekit import PruningPlan, save
 from prunekit.methods.registry import MethodResult
 from prunekit.recipes.compare_config import read_plan_memo, write_plan_memo
-
-runner = CliRunner()
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture
 def job(tmp_path):
     """A `run` job's folder holding a saved model, and a tiny RTE beside it."""
-    plan = PruningPlan.dense(TINY["layers"], TINY["heads"], TINY["ffn"])
-    save(apply_plan(tiny_model("bert"), plan), tmp_path / "job" / "pruned")
-    (tmp_path / "job" / "summary.json").write_text("{}")
+    job = saved_run_folder(tmp_path)
     rte = tmp_path / "glue" / "RTE"
     rte.mkdir(parents=True)
     rows = [f"{i}\tA man walks {i}.\tA person moves.\t{'entailment' if i % 2 else 'not_entailment'}"
@@ -36,7 +26,7 @@ def job(tmp_path):
     text = "index\tsentence1\tsentence2\tlabel\n" + "\n".join(rows) + "\n"
     (rte / "train.tsv").write_text(text)
     (rte / "dev.tsv").write_text(text)
-    return tmp_path / "job"
+    return job
 
 
 def _untouched(job) -> None:
