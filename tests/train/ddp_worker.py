@@ -64,3 +64,6 @@ assert main_process_value(rank == 0) is True  # the main process's answer, on ev
 with task_recipes._locked(out / ".cache.lock"):
     (out / f"locked{rank}.txt").write_text("in")
 torch.distributed.barrier()
+# a gloo group left to the interpreter's exit can abort a rank ("terminate called without an
+# active exception") after its work is done
+torch.distributed.destroy_process_group()
