@@ -71,6 +71,21 @@ def test_report_writes_markdown_and_figures(run_dir):
     assert not list(run_dir.glob(".report-*"))
 
 
+def test_report_removes_figures_of_an_earlier_report_only(run_dir):
+    run_report(run_dir)
+    (run_dir / "cola_curves.png").write_bytes(b"from a report that showed CoLA")
+    (run_dir / "my_notes.png").write_bytes(b"the user's own")
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    kept = [r for r in rows if r["fraction"] != 0.5]  # no 50% rows: no head map at 50%
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in kept) + "\n")
+    text = run_report(run_dir).read_text()
+    assert not (run_dir / "cola_curves.png").exists()
+    assert not (run_dir / "rte_heads_at_50.png").exists()
+    assert "rte_heads_at_50.png" not in text
+    assert (run_dir / "rte_curves.png").stat().st_size > 1000
+    assert (run_dir / "my_notes.png").read_bytes() == b"the user's own"
+
+
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="prunekit compare"):
         run_report(tmp_path)

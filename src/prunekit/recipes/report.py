@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Collection, Sequence
@@ -12,6 +13,11 @@ from prunekit.errors import DataError
 from prunekit.report import read_results, write_report
 
 __all__ = ["run_report"]
+
+# The figures `write_report` names ``{task}_{kind}.png``; one of these that a new render did not
+# write belongs to an earlier report (a task no longer shown, a fraction no longer run), and a
+# reader of the folder would take it for current.
+_FIGURE_NAME = re.compile(r"[A-Za-z0-9-]+_(curves|heads_at_50|speed)\.png")
 
 
 def run_report(
@@ -32,6 +38,10 @@ def run_report(
     # Render into a scratch folder first so a failure never leaves a half-updated report.
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".report-") as scratch:
         write_report(rows, Path(scratch), notes, own_protocol)
-        for item in Path(scratch).iterdir():
-            shutil.move(str(item), run_dir / item.name)
+        written = {item.name for item in Path(scratch).iterdir()}
+        for name in sorted(written):
+            shutil.move(str(Path(scratch) / name), run_dir / name)
+    for figure in run_dir.glob("*.png"):
+        if _FIGURE_NAME.fullmatch(figure.name) and figure.name not in written:
+            figure.unlink()
     return run_dir / "report.md"
