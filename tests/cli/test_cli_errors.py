@@ -423,6 +423,7 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(
         (["--finetune-epochs", "0"], "--finetune-epochs must be at least 1"),
         (["--budgets", "-1"], "--budgets"),
         (["--seeds", "1.5"], "--seeds expects comma-separated integers"),
+        (["--heads", "0.5,0.50001"], "--heads 0.5 and 0.50001 are one row key (0.5000)"),
         (["--seeds", "0,-1"], "--seeds: Input should be greater than or equal to 0"),
         (
             ["--methods", "astar", "--method-option", "astar.budget=1"],

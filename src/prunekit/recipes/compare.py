@@ -57,7 +57,13 @@ from prunekit.recipes.compare_config import (
     with_loop_options,
     write_plan_memo,
 )
-from prunekit.recipes.compare_rows import append_rows, mismatched, result_row, scalars
+from prunekit.recipes.compare_rows import (
+    append_rows,
+    mismatched,
+    refuse_one_key_twice,
+    result_row,
+    scalars,
+)
 from prunekit.recipes.compare_speed import pruned_speed
 from prunekit.report import read_results
 from prunekit.train import (
@@ -116,6 +122,8 @@ def run_compare(
             raise ConfigError(
                 f"--budgets are points of the metric one may lose, >= 0; got {budget}"
             )
+    refuse_one_key_twice(config.fractions, "--heads")
+    refuse_one_key_twice(config.budgets, "--budgets")
     if config.time_onnx:
         require_onnx()  # a missing onnx extra is found now, not after the first decision
     # a sweep resumes its dir, so only a file there or no write access is refused

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prunekit.errors import ConfigError
 from prunekit.recipes.compare_config import run_key
 
-__all__ = ["append_rows", "mismatched", "result_row", "scalars"]
+__all__ = ["append_rows", "mismatched", "refuse_one_key_twice", "result_row", "scalars"]
 
 
 def append_rows(results: Path, rows: list[dict[str, Any]]) -> None:
@@ -56,3 +58,17 @@ def mismatched(results: dict[str, dict], prefix: str = "") -> dict[str, float]:
 def scalars(certificate: dict[str, Any]) -> dict[str, Any]:
     """A certificate's scalars and head lists for a row; the nested records stay out."""
     return {k: v for k, v in certificate.items() if not isinstance(v, dict)}
+
+
+def refuse_one_key_twice(values: Sequence[float], option: str) -> None:
+    """Rows are keyed by the value to 4 decimals (`run_key`): two values closer than that would
+    share one row, and the second would be reported as done without having run."""
+    seen: dict[str, float] = {}
+    for value in values:
+        shown = f"{value:.4f}"
+        if shown in seen and seen[shown] != value:
+            raise ConfigError(
+                f"{option} {seen[shown]} and {value} are one row key ({shown}); "
+                "give values at least 0.0001 apart"
+            )
+        seen[shown] = value
