@@ -61,7 +61,7 @@ BASE = {
     "mrpc": TaskRecipe(learning_rate=5e-5, epochs=3),
     "stsb": TaskRecipe(learning_rate=5e-5, epochs=3),
     "cola": TaskRecipe(learning_rate=5e-5, epochs=3),
-    # The whole train split (67k) in length-grouped batches: they hold 2.9x fewer token slots
+    # The whole train split (61k) in length-grouped batches: they hold 2.9x fewer token slots
     # than random ones (benchmarks/results/batching.md), so an epoch costs about what 20k
     # random examples did, and on MRPC grouping did not cost quality (86.69 vs 85.56 dev F1).
     "sst2": TaskRecipe(learning_rate=5e-5, epochs=1, group_by_length=True),

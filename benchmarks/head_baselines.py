@@ -69,7 +69,7 @@ PRESETS = {
             },
         ],
         "seeds": (0, 1, 2),
-        # One epoch of recovery, at most 10,000 train examples: only SST-2 (67k) is capped,
+        # One epoch of recovery, at most 10,000 train examples: only SST-2 (61k) is capped,
         # which keeps its 12 recoveries per seed at ~1 h instead of ~5 h on this CPU.
         "recover_max_samples": 10_000,
         "distill": True,

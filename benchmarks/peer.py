@@ -154,7 +154,7 @@ def main() -> None:
         type=int,
         default=10_000,
         help="train examples per epoch of the training budget, a seeded subset of larger "
-        "splits (only SST-2's 67k is cut; as in head_baselines' full preset); 0: all",
+        "splits (only SST-2's 61k is cut; as in head_baselines' full preset); 0: all",
     )
     add_device_argument(parser, "every row's training")
     parser.add_argument("--data-dir", type=Path, default=None)

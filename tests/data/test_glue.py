@@ -67,7 +67,8 @@ def test_unknown_task_lists_all_tasks() -> None:
 # --- real files -------------------------------------------------------------------------------
 
 _COUNTS = {
-    ("sst2", "train"): 67_349, ("sst2", "dev"): 872, ("mrpc", "train"): 3_668,
+    # SST-2: 67,349 rows, less the 5,530 phrases only its validation sentences contain
+    ("sst2", "train"): 61_819, ("sst2", "dev"): 872, ("mrpc", "train"): 3_668,
     ("mrpc", "dev"): 408, ("rte", "train"): 2_490, ("rte", "dev"): 277,
     ("cola", "train"): 8_551, ("cola", "dev"): 1_043, ("stsb", "train"): 5_749,
     ("stsb", "dev"): 1_500, ("wnli", "train"): 635, ("wnli", "dev"): 71, ("qnli", "dev"): 5_463,
@@ -131,9 +132,9 @@ def test_glue_dir_env_is_used(glue_dir: Path, monkeypatch: pytest.MonkeyPatch) -
 # --- validation split -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("task", "size"), [("rte", 249), ("sst2", 2000), ("wnli", 64)])
+@pytest.mark.parametrize(("task", "size"), [("rte", 249), ("wnli", 64)])
 def test_validation_split_partitions_train(glue_dir: Path, task: str, size: int) -> None:
-    # rte: round(2490 / 10) = 249; wnli: round(635 / 10) = round(63.5) = 64; sst2 is large.
+    # rte: round(2490 / 10) = 249; wnli: round(635 / 10) = round(63.5) = 64.
     train = load_examples(task, "train", glue_dir, seed=0)
     val = load_examples(task, "validation", glue_dir, seed=0)
     assert len(val) == size
@@ -144,6 +145,47 @@ def test_validation_split_partitions_train(glue_dir: Path, task: str, size: int)
     assert len(train) + len(val) == len(whole)
     assert Counter(train) + Counter(val) == Counter(whole)
     assert _is_subsequence(train, whole) and _is_subsequence(val, whole)
+
+
+def test_sst2_validates_on_sentences_train_never_saw(glue_dir: Path) -> None:
+    """SST-2's train file holds every phrase of each sentence: validation takes 10% of the
+    6,885 sentences, and no train row is a piece of one of them (a carve of rows left 89% of
+    the validation phrases inside a train row)."""
+    train = load_examples("sst2", "train", glue_dir)
+    val = load_examples("sst2", "validation", glue_dir)
+    whole = _raw_rows(glue_dir, "sst2")
+    assert len(val) == 688  # round(6885 / 10)
+    assert _is_subsequence(train, whole) and _is_subsequence(val, whole)
+    dropped = Counter(whole) - Counter(train) - Counter(val)
+    assert sum(dropped.values()) == len(whole) - len(train) - len(val) > 0
+    train_text = "\n".join(_words(e.text_a) for e in train)
+    val_text = "\n".join(_words(e.text_a) for e in val)
+    assert not any(_words(e.text_a) in train_text for e in val)
+    # a dropped phrase belongs to a validation sentence only
+    assert all(_words(e.text_a) in val_text for e in dropped)
+    assert not any(_words(e.text_a) in train_text for e in dropped)
+    # whole sentences, as dev: ~19 words against ~9 for SST-2's phrases
+    assert sum(len(e.text_a.split()) for e in val) / len(val) > 15
+
+
+def _words(text: str) -> str:
+    return f" {' '.join(text.split())} "
+
+
+def test_sentence_carve_keeps_phrases_a_train_sentence_shares(tmp_path: Path) -> None:
+    sentences = [f"the film {i} was {w}" for i, w in enumerate(["good"] * 10 + ["bad"] * 10)]
+    phrases = [p for s in sentences for p in (s, s.split(" was ")[0], f"{s.split()[2]} was")]
+    phrases += ["the film", "good", "bad"]  # pieces of many sentences
+    _write(tmp_path / "SST-2/train.tsv", ["sentence\tlabel", *(f"{p}\t1" for p in phrases)])
+    val = load_examples("sst2", "validation", tmp_path)
+    train = load_examples("sst2", "train", tmp_path)
+    assert len(val) == 2 and all(e.text_a in sentences for e in val)  # round(20 / 10)
+    for e in val:  # its own pieces go, the shared ones stay
+        number = e.text_a.split()[2]
+        assert Example(f"the film {number}", None, 1) not in train
+        assert Example(f"{number} was", None, 1) not in train
+    assert {"the film", "good", "bad"} <= {e.text_a for e in train}
+    assert len(train) == len(phrases) - 3 * 2 and not set(train) & set(val)
 
 
 def _raw_rows(glue_dir: Path, task: str) -> list[Example]:

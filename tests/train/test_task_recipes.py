@@ -67,6 +67,8 @@ def test_the_dense_cache_key_changes_with_model_task_seed_and_recipe():
     assert base not in others and len(others) == 4
     # whether the recipe came from the sweep does not change the weights, nor the key
     assert dense_key("default", "rte", 0, recipe.model_copy(update={"swept": True})) == base
+    # SST-2's models trained before its validation carve took whole sentences are not reused
+    assert dense_key("default", "sst2", 0, recipe).endswith(f"-{recipe.digest()}-by-sentence")
 
 
 def test_a_launch_that_changes_the_training_keys_its_own_dense_model(monkeypatch):

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
+from prunekit.data.carve import validation_carve
 from prunekit.errors import DataError
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 GLUE_DIR_ENV = "GLUE_DIR"
-_LARGE_VALIDATION_SIZE = 2000
 _HUB_HINT = (
     "pass --data-dir DIR or set GLUE_DIR to a folder in the glue_data layout "
     "(DIR/SST-2/train.tsv), or install `datasets` (pip install 'prunekit[hub]') "
@@ -49,7 +47,8 @@ class TaskSpec:
         text_fields: TSV header names of the one or two text columns.
         labels: Label vocabulary as written in the TSV; ``None`` for STS-B regression.
         primary_metric: Key of :func:`prunekit.data.compute_metrics` output used for selection.
-        is_large: Whether the validation split is 2000 examples rather than 10% of train.
+        is_large: Whether the validation split is at most 2000 examples rather than 10% of
+            train.
         dev_files: Split name to file name for the GLUE dev data.
     """
 
@@ -61,6 +60,9 @@ class TaskSpec:
     is_large: bool
     # A dict is unhashable; leaving it out of the hash keeps TaskSpec usable as a cache key.
     dev_files: dict[str, str] = field(hash=False)
+    # Whether train holds the phrases of each sentence's parse tree (SST-2): its validation
+    # carve then takes whole sentences (`prunekit.data.carve`).
+    carve_by_sentence: bool = False
 
     @property
     def dev_splits(self) -> tuple[str, ...]:
@@ -99,16 +101,17 @@ _S12 = ("sentence1", "sentence2")
 _MNLI_DEV = {"dev": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"}
 
 
-def _spec(*args: object, dev: dict[str, str] | None = None) -> TaskSpec:
+def _spec(*args: object, dev: dict[str, str] | None = None, by_sentence: bool = False) -> TaskSpec:
     # A fresh dict per task, so that mutating one spec's dev_files cannot leak into another.
-    return TaskSpec(*args, dev_files=dict(dev or {"dev": "dev.tsv"}))  # type: ignore[arg-type]
+    dev_files = dict(dev or {"dev": "dev.tsv"})
+    return TaskSpec(*args, dev_files=dev_files, carve_by_sentence=by_sentence)  # type: ignore[arg-type]
 
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
         _spec("cola", "CoLA", ("sentence",), _01, "matthews", False),
-        _spec("sst2", "SST-2", ("sentence",), _01, "accuracy", True),
+        _spec("sst2", "SST-2", ("sentence",), _01, "accuracy", True, by_sentence=True),
         _spec("mrpc", "MRPC", ("#1 String", "#2 String"), _01, "f1", False),
         _spec("stsb", "STS-B", _S12, None, "spearman", False),
         _spec("qqp", "QQP", ("question1", "question2"), _01, "accuracy", True),
@@ -244,27 +247,9 @@ def load_examples(
                 "the original GLUE file."
             )
         return list(rows)
-    val_mask = _validation_mask(spec, len(rows), seed)
-    keep = val_mask if split == "validation" else ~val_mask
+    validation, train = validation_carve(spec, rows, seed)
+    keep = validation if split == "validation" else train
     return [ex for ex, k in zip(rows, keep.tolist(), strict=True) if k]
-
-
-def _validation_mask(spec: TaskSpec, n: int, seed: int) -> np.ndarray:
-    """Boolean mask over train rows selecting the validation examples."""
-    if n < 2:
-        raise DataError(
-            f"The {spec.name} train data has {n} example(s), too few to carve a validation "
-            f"split; point --data-dir or GLUE_DIR at the complete glue_data folder."
-        )
-    # n / 10, not n * 0.1: the float product overshoots (2490 * 0.1 = 249.00000000000003).
-    size = max(1, round(n / 10))
-    if spec.is_large:
-        # Identical to 2000 for every real large task (>= 67k rows); the cap only matters for
-        # subsampled or synthetic files, where 2000 would swallow the whole train set.
-        size = min(_LARGE_VALIDATION_SIZE, size)
-    mask = np.zeros(n, dtype=bool)
-    mask[np.random.default_rng(seed).permutation(n)[:size]] = True
-    return mask
 
 
 def _present_tasks(root: Path) -> list[str]:

@@ -71,7 +71,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     finetune: TrainConfig | None = None  # None: the task's recipe
     # The main job's trade to fit in 15 minutes on a 2-core CPU: the recipe, on at most this
-    # many train examples (SST-2's dense reference trains on all 67k for 2 epochs, 24-37 min);
+    # many train examples (SST-2's dense reference trains on all 61k for 2 epochs, 24-37 min);
     # it replaces the recipe's own subset (QQP/MNLI/QNLI's 20,000), None = the whole split.
     max_train_samples: int | None = Field(MAIN_JOB_TRAIN_CAP, ge=1)
     recover: TrainConfig = TrainConfig(epochs=1, learning_rate=5e-5)

@@ -137,8 +137,11 @@ def dense_key(model: str, task: str, seed: int, recipe: TaskRecipe) -> str:
     model directory adds a digest of its weights and config, since the folder name alone does
     not tell two checkpoints apart (``a/model`` and ``b/model``, or one overwritten in place)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(model)).name or str(model))[-40:]
-    name = f"{get_task(task).name}-{slug}{_local_model_digest(model)}-s{seed}-{recipe.digest()}"
-    return name + _launch_suffix(recipe)
+    spec = get_task(task)
+    name = f"{spec.name}-{slug}{_local_model_digest(model)}-s{seed}-{recipe.digest()}"
+    # SST-2's entries before its sentence carve trained on other rows: a new key refits
+    # instead of refusing them (`_same_train_data`)
+    return name + ("-by-sentence" if spec.carve_by_sentence else "") + _launch_suffix(recipe)
 
 
 def _launch_suffix(recipe: TaskRecipe) -> str:
