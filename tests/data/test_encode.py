@@ -112,6 +112,13 @@ def test_collate_plain_number_labels(tokenizer) -> None:
 def test_errors(tokenizer) -> None:
     with pytest.raises(ConfigError, match="max_seq_length"):
         encode_examples(SINGLE, tokenizer, max_seq_length=1)
+    # [CLS] a [SEP] b [SEP]: at 4 the tokenizer drops the first text without a word
+    with pytest.raises(ConfigError, match="needs at least 5 for a pair"):
+        encode_examples(PAIRS, tokenizer, max_seq_length=4)
+    with pytest.raises(ConfigError, match="needs at least 3 for one sentence"):
+        encode_examples(SINGLE, tokenizer, max_seq_length=2)
+    encoded = encode_examples(PAIRS, tokenizer, max_seq_length=5, is_regression=True)
+    assert all(len(encoded[i]["input_ids"]) == 5 for i in range(len(encoded)))
     with pytest.raises(DataError, match="mix"):
         encode_examples([SINGLE[0], PAIRS[0]], tokenizer)
     with pytest.raises(DataError, match="is_regression"):

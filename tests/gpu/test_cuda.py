@@ -109,3 +109,18 @@ def test_bench_on_a_gpu_times_float16_by_default(tmp_path):
     result = run_bench(folder, seq_len=8, rounds=2, warmup=1, device="cuda")
     assert result["environment"]["dtype"] == "float16"
     assert "gpu" in result["environment"]
+
+
+@pytest.mark.parametrize("is_regression", [False, True])
+def test_distillation_takes_a_teacher_on_another_device(is_regression):
+    """peer keeps its teacher where it is and moves every feature; the logits too."""
+    from prunekit.train.distill import distillation_parts
+
+    classes = 1 if is_regression else 3
+    teacher = torch.randn(4, classes)  # CPU
+    student = torch.randn(4, classes, device="cuda")
+    labels = torch.rand(4, device="cuda") if is_regression else torch.tensor([0, 1, 2, 1]).cuda()
+    parts = distillation_parts(student, teacher, labels, is_regression=is_regression)
+    on_cpu = distillation_parts(student.cpu(), teacher, labels.cpu(), is_regression=is_regression)
+    for name, value in parts.items():
+        assert value.item() == pytest.approx(on_cpu[name].item(), rel=1e-5)

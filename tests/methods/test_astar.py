@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 
@@ -379,6 +380,17 @@ def test_astar_certifies_on_the_held_out_part():
     assert certificate["certify_examples"] == 4 * 6
     assert certificate["upper_bound"] <= 5.0  # what is returned is certified within B
     assert certificate["upper_bound"] >= certificate["final_drop"]
+
+
+def test_a_head_count_without_a_budget_certifies_nothing():
+    """No bound to certify: the certificate says so, and its JSON holds no Infinity."""
+    model = tiny_model("bert")
+    request = astar_request(model, HeadTarget(keep=L * H - 3), max_evals=60)
+    request.certify_batches = lambda: labelled(4)
+    certificate = get_method("astar")(request).record["certificate"]
+    assert certificate["budget"] is None and not certificate["certified"]
+    assert certificate["verified"] is None and certificate["confidence"] is None
+    json.dumps(certificate, allow_nan=False)
 
 
 def test_a_start_from_a_good_order_passes_a_trap_the_ablations_lead_into():

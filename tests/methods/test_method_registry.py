@@ -206,6 +206,7 @@ def test_per_layer_fractions_remove_the_floor_of_h_times_r_in_every_layer():
         ("hisp", {"step_fraction": 0.2}, "step_fraction is read only with iterative"),
         ("l0", {"weight_lr": 1e-4}, "weight_lr is read only with train_weights"),
         ("sparse-kd", {"augment_candidates": 5}, "augment_candidates is read only with augment"),
+        ("peer", {"pairing_examples": 64}, "pairing_examples is read only with pairing_weight"),
     ],
 )
 def test_a_setting_its_switch_leaves_unread_is_refused(method, options, fragment):
@@ -213,7 +214,7 @@ def test_a_setting_its_switch_leaves_unread_is_refused(method, options, fragment
     with pytest.raises(ConfigError, match=fragment):
         info.parse_config(options)
     switch = fragment.rsplit(" ", 1)[-1]
-    on = {"augment": 2}.get(switch, True)
+    on = {"augment": 2, "pairing_weight": 0.5}.get(switch, True)
     info.parse_config(options | {switch: on})  # read with its switch on
     defaults = info.config().model_dump()
     info.parse_config(defaults)  # a run dir's recorded settings, defaults filled in, replay

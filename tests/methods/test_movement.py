@@ -84,6 +84,21 @@ def test_weights_an_earlier_plan_dropped_stay_dropped(monkeypatch):
         assert int(kept.sum()) == round(0.5 * kept.numel()), key  # and the target holds
 
 
+def test_a_float16_model_with_dropped_weights_trains_finite_scores():
+    """Scores live outside the model, so the loop's fp32 master weights do not cover them:
+    in fp16, the dropped weights' score (-1e9) was -inf and the straight-through term NaN."""
+    from prunekit import apply_plan
+
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    earlier = {k: w.abs() > w.abs().median() for k, w in masked_linears(model, plan).items()}
+    apply_plan(model, plan.with_masks(earlier))
+    result = get_method("movement")(request(model.half(), sparsity=0.75))
+    for key, weight in masked_linears(result.model, result.plan).items():
+        assert bool(torch.isfinite(weight).all()), key
+        assert int(result.plan.masks[key].sum()) == round(0.25 * weight.numel()), key
+
+
 def block_model():
     """The tiny BERT with a 48-wide FFN, so that blocks of 8 divide every matrix."""
     import transformers

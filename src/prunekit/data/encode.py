@@ -127,6 +127,16 @@ def encode_examples(
             "at a time."
         )
     is_pair = pairs == {True}
+    # each text keeps at least one token beside the specials ([CLS] a [SEP] b [SEP]: 5 for
+    # BERT, 6 for RoBERTa's double separator): below that the tokenizer silently empties a text
+    # ([CLS] [SEP] [SEP] at 3) and the model trains on nothing
+    least = tokenizer.num_special_tokens_to_add(pair=is_pair) + (2 if is_pair else 1)
+    if max_seq_length < least:
+        raise ConfigError(
+            f"max_seq_length {max_seq_length} leaves no room for the text: this tokenizer "
+            f"needs at least {least} for {'a pair' if is_pair else 'one sentence'}; pass a "
+            "larger --max-seq-length (128 is the GLUE default)."
+        )
 
     encodings: dict[str, list[list[int]]] = {}
     for start in range(0, len(examples), _BATCH):

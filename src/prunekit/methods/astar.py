@@ -251,7 +251,9 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
             "max_evals"
         )
     verified = None
-    if request.certify_batches is not None:
+    # a head count without --budget has no bound to certify (budget inf: every set passes)
+    certifies = request.certify_batches is not None and math.isfinite(budget)
+    if certifies:
         # the search's path to its set; from a HISP prefix, the shorter prefixes before it
         chain = path_to(result.state, result.parents)
         if chain and chain[0] in {state for state, _ in starts}:
@@ -264,7 +266,7 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
     certificate: dict[str, Any] = {
         "a0": reference,
         "metric": evaluator.metric_name,
-        "budget": budget,
+        "budget": budget if math.isfinite(budget) else None,  # JSON has no Infinity
         "min_heads_per_layer": floor,
         # as measured: a set that raised the metric shows a negative drop (the search's own
         # drops, g in A*, are clipped at 0, and so was this one before)
@@ -290,10 +292,10 @@ def prune_astar(request: PruneRequest, config: Config) -> MethodResult:
         # searched examples would have returned (benchmarks compare its dev drop).
         "search_removed": sorted([layer, head] for layer, head in result.state),
         "verified": verified,
-        "certified": request.certify_batches is not None,
+        "certified": certifies,
         "certify_examples": verified["examples"] if verified else None,
         "upper_bound": verified.get("upper_bound") if verified else None,
-        "confidence": config.confidence if request.certify_batches is not None else None,
+        "confidence": config.confidence if certifies else None,
         "single_head_drops": {f"{li}.{h}": d for (li, h), d in sorted(delta.items())},
         "cache": {
             "layer_forwards": evaluator.stats.layer_forwards,

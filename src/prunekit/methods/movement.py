@@ -125,7 +125,7 @@ class TopKMask(nn.Module):
         hard = hard.to(weight.dtype)
         # (S - S.detach()) is exactly 0 forward and 1 backward: the value stays exactly W * mask.
         straight = expand_blocks(self.scores - self.scores.detach(), self.block)
-        return weight * (hard + straight)
+        return weight * (hard + straight.to(weight.dtype))  # fp32 scores, the weight's dtype
 
 
 @register_method(
@@ -155,9 +155,13 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
     # what an earlier plan dropped (stored zeros), per linear; None where nothing was
     allowed = {k: w != 0 if bool((w == 0).any()) else None for k, w in weights.items()}
     holder = nn.Module()  # the scores, as one module: trained in their group, checkpointed
+    # fp32 whatever the weights' dtype: in fp16, -1e9 below is -inf (S - S.detach() = NaN) and
+    # Adam's eps underflows
     holder.scores = nn.ParameterDict(
         {
-            k.replace(".", "_"): nn.Parameter(w.new_zeros(w.shape[0] // block, w.shape[1] // block))
+            k.replace(".", "_"): nn.Parameter(
+                torch.zeros(w.shape[0] // block, w.shape[1] // block, dtype=torch.float32)
+            )
             for k, w in weights.items()
         }
     )

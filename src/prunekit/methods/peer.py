@@ -44,7 +44,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -86,6 +86,8 @@ GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
 
 
 class Config(TrainingMethodConfig):
+    read_only_with: ClassVar[dict[str, str]] = {"pairing_examples": "pairing_weight"}
+
     budget: float | None = Field(
         None, ge=0, description="lossless mode: allowed validation drop (points, epsilon)"
     )

@@ -275,6 +275,8 @@ def _certificate(certificate: dict[str, Any] | None, record: dict[str, Any]) -> 
         "before": before,
         "after": after,
         "drop": before - after,
-        "violation": before - after > certificate["budget"],
+        # no budget: a head count searched without one (A*), nothing to violate
+        "violation": certificate.get("budget") is not None
+        and before - after > certificate["budget"],
     }
     return {**certificate, "dev": dev}

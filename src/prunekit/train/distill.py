@@ -80,7 +80,7 @@ def distillation_parts(
     t = temperature
     kd = F.kl_div(
         F.log_softmax(student_logits / t, dim=-1),
-        F.softmax(teacher_logits / t, dim=-1),
+        F.softmax(teacher_logits.to(student_logits.device) / t, dim=-1),
         reduction="batchmean",
     ) * (t * t)
     return {"kd": alpha_kd * kd, "ce": alpha_ce * F.cross_entropy(student_logits, labels)}
