@@ -569,6 +569,16 @@ STEPS = (
         (PEER,),
     ),
     Step(
+        "peer-sst2-s1-s2",
+        11,
+        "peer, HISP + KD and peer without its peer loss at 50/70% on SST-2 seeds 1 and 2 "
+        "(teachers on the seeded 20,000-example subset, as seed 0's): SST-2's second and third "
+        "seeds at the fixed fractions",
+        60,
+        (_peer("sst2", "1,2") + " --dense-train-cap sst2=20000",),
+        (PEER,),
+    ),
+    Step(
         "sparse-mrpc-s1-s2",
         12,
         "the four variants at 50/70/90/95% on MRPC seeds 1 and 2: the sparsity curve's first "
