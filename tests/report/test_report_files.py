@@ -86,6 +86,16 @@ def test_report_removes_figures_of_an_earlier_report_only(run_dir):
     assert (run_dir / "my_notes.png").read_bytes() == b"the user's own"
 
 
+def test_a_task_whose_dense_model_scored_zero_is_named_and_left_out_of_the_summary(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    cola = [{**r, "task": "cola", "key": "cola|" + r["key"], "dense_dev": 0.0} for r in rows]
+    assert retention_summary(rows + cola) == retention_summary(rows)  # cola adds nothing
+    (run_dir / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows + cola))
+    text = run_report(run_dir).read_text()
+    assert "no retention exists: cola (seeds 0, 1)" in text
+    assert "Mean over tasks (rte)" in text
+
+
 def test_report_without_results_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="prunekit compare"):
         run_report(tmp_path)

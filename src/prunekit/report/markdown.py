@@ -12,6 +12,7 @@ from prunekit.report.summary import (
     collapse_note,
     constant_floor,
     dense_reference,
+    no_retention,
     paired_gaps,
     retention_summary,
     structure_rows,
@@ -120,6 +121,14 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
         "paired comparison, use every run.",
         "",
     ]
+    left_out = no_retention(rows)
+    if left_out:
+        named = "; ".join(f"{t} (seeds {', '.join(map(str, s))})" for t, s in left_out.items())
+        lines += [
+            f"Left out of the summary, where the dense model scored 0 or less on dev and no "
+            f"retention exists: {named}. Their tables below still show every run.",
+            "",
+        ]
     floor, dense = constant_floor(rows), dense_reference(rows)
     if any(c.collapsed for c in cells):
         retained = {t: 100 * floor[t] / dense[t] for t in floor if dense.get(t)}

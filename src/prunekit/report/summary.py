@@ -19,6 +19,7 @@ __all__ = [
     "collapse_note",
     "constant_floor",
     "dense_reference",
+    "no_retention",
     "is_collapsed",
     "mean_std",
     "paired_gaps",
@@ -93,6 +94,16 @@ def dense_reference(rows: list[dict[str, Any]], split: str = "dev") -> dict[str,
     return {task: statistics.fmean(seeds.values()) for task, seeds in per_task.items()}
 
 
+def no_retention(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, list[int]]:
+    """Tasks whose dense model scored <= 0 for some seed (a collapsed CoLA at MCC 0), with
+    those seeds: a ratio to it is undefined (or flips sign), so the summaries leave them out."""
+    seeds: dict[str, set[int]] = defaultdict(set)
+    for row in rows:
+        if row[f"dense_{split}"] <= 0 and row["task"] != "wnli":
+            seeds[row["task"]].add(row["seed"])
+    return {task: sorted(s) for task, s in sorted(seeds.items())}
+
+
 def structure_rows(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
     """``task``'s rows of one regime, for what a pruned model's structure alone decides (heads
     kept, size, speed): R0's, whose rows every sweep has by default, else the first regime the
@@ -155,8 +166,8 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
         dense = row[f"dense_{split}"]
-        if not dense or row["task"] == "wnli":  # GLUE's WNLI is reported apart, never averaged
-            continue
+        if dense <= 0 or row["task"] == "wnli":  # WNLI is reported apart, never averaged
+            continue  # no ratio to a collapsed dense model (`no_retention` names such tasks)
         cell = (row["method"], row["regime"], row["fraction"])
         per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
         if is_collapsed(row, split):
@@ -218,7 +229,7 @@ def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGa
     retention: dict[tuple, dict[str, dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
         dense = row[f"dense_{split}"]
-        if dense and row["task"] != "wnli":  # reported apart, as in `retention_summary`
+        if dense > 0 and row["task"] != "wnli":  # as in `retention_summary`
             point = (row["regime"], row["fraction"])
             retention[point][row["method"]][(row["task"], row["seed"])] = 100.0 * row[split] / dense
     out = []
