@@ -259,6 +259,21 @@ def test_a_grid_search_says_which_students_it_read_back_instead_of_training(run_
     assert "Training them took 2.5 min (2 of them read back from an earlier search's" in text
 
 
+def test_the_dense_header_is_the_mean_over_the_seeds_it_names(run_dir):
+    """A budget row of a seed the fixed-count table lacks (seed 5, dense 99) has a table of
+    its own: the header and every Δ stay on seeds 0 and 1 (70 and 71)."""
+    budget = row("peer-budget", 0.5, 5, "r0", 95.0) | {"dense_dev": 99.0}
+    budget.update(budget=0.5, dev_drop=4.0, dev_violation=True, decision_seconds=1.0)
+    budget["certificate"] = {"split": "validation", "search_drop": 0.1, "evaluations": 1}
+    with (run_dir / "results.jsonl").open("a") as results:
+        results.write(json.dumps(budget) + "\n")
+    text = run_report(run_dir).read_text()
+    assert (
+        "(mean ± std over seeds 0, 1; Δ vs the dense model of the same seeds). Dense: **70.50**"
+        in text
+    )
+
+
 def test_speed_ratios_from_a_busy_machine_are_marked(run_dir):
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert "~" not in run_report(run_dir).read_text()

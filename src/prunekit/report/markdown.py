@@ -41,14 +41,17 @@ def write_report(
     if notes:
         lines += [notes.strip(), ""]
     cells = aggregate(rows)
-    dense = dense_reference(rows + budget_rows)
     floor = constant_floor(rows + budget_rows)
     # Methods that train weights themselves: their R1 is their own model, not a recovery.
     trained = {(r["task"], r["method"]) for r in rows if r.get("r1_source") == "method"}
     for task in sorted({r["task"] for r in rows + budget_rows}):
         task_rows = [r for r in rows if r["task"] == task]
+        task_budget_rows = [r for r in budget_rows if r["task"] == task]
         metric = next(r["metric"] for r in rows + budget_rows if r["task"] == task)
         seeds = sorted({r["seed"] for r in task_rows})
+        # the seeds the header names, whose models every Δ below is against (budget rows of
+        # other seeds have a table of their own)
+        dense = dense_reference(task_rows or task_budget_rows)
         lines += [
             f"## {task}",
             "",
@@ -90,7 +93,6 @@ def write_report(
             lines.append("")
             if regime == "r1" and any(t == task for t, _ in trained):
                 lines += [_trained_note(task_rows), ""]
-        task_budget_rows = [r for r in budget_rows if r["task"] == task]
         lines += _budget_table(task_budget_rows, metric)
         curves = plot_curves(rows + task_budget_rows, task, metric, out_dir / f"{task}_curves.png")
         lines += [f"![{task} curves]({curves.name})", ""]
