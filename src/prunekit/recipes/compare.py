@@ -207,8 +207,8 @@ def _refuse_other_dense(
         raise ConfigError(
             f"{config.out} holds seed {seed} rows of another dense model ({', '.join(other)}; "
             f"this sweep's {dense_dir} is {digest}): use another --out, or the dense cache "
-            "those rows came from (a dense model cached before prunekit 0.2's shuffle order "
-            "is trained again under a new key)"
+            "those rows came from (prunekit 0.2 trains dense models again under new keys: "
+            "a new shuffle order, and SST-2's validation carve of whole sentences)"
         )
 
 
