@@ -99,7 +99,8 @@ def no_retention(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, li
     those seeds: a ratio to it is undefined (or flips sign), so the summaries leave them out."""
     seeds: dict[str, set[int]] = defaultdict(set)
     for row in rows:
-        if row[f"dense_{split}"] <= 0 and row["task"] != "wnli":
+        dense = row[f"dense_{split}"]
+        if dense is not None and dense <= 0 and row["task"] != "wnli":
             seeds[row["task"]].add(row["seed"])
     return {task: sorted(s) for task, s in sorted(seeds.items())}
 
@@ -166,7 +167,7 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
         dense = row[f"dense_{split}"]
-        if dense <= 0 or row["task"] == "wnli":  # WNLI is reported apart, never averaged
+        if dense is None or dense <= 0 or row["task"] == "wnli":  # WNLI: reported apart
             continue  # no ratio to a collapsed dense model (`no_retention` names such tasks)
         cell = (row["method"], row["regime"], row["fraction"])
         per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
@@ -229,7 +230,7 @@ def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGa
     retention: dict[tuple, dict[str, dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
         dense = row[f"dense_{split}"]
-        if dense > 0 and row["task"] != "wnli":  # as in `retention_summary`
+        if dense is not None and dense > 0 and row["task"] != "wnli":  # as in retention_summary
             point = (row["regime"], row["fraction"])
             retention[point][row["method"]][(row["task"], row["seed"])] = 100.0 * row[split] / dense
     out = []
