@@ -70,12 +70,13 @@ def _sentence_carve(
     spec: TaskSpec, rows: tuple[Example, ...], seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     texts = [_words(row.text_a) for row in rows]
-    sentences = _sentences(set(texts))
+    unique = set(texts)
+    sentences = _sentences(unique)
     size = _carve_size(spec, len(sentences), "sentence")
     order = np.random.default_rng(seed).permutation(len(sentences))
     chosen = {sentences[i] for i in order[:size].tolist()}
     kept = _Containers([s for s in sentences if s not in chosen])
-    in_train = {text: kept.contain(text) for text in set(texts)}
+    in_train = {text: kept.contain(text) for text in unique}
     validation = np.array([text in chosen for text in texts], dtype=bool)
     train = np.array([in_train[text] for text in texts], dtype=bool)
     return validation, train

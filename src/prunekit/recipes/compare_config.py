@@ -44,6 +44,7 @@ __all__ = [
     "check_sweep_choices",
     "run_dir_settings",
     "run_key",
+    "value_key",
     "settings_differ",
     "with_loop_options",
     "write_plan_memo",
@@ -53,7 +54,12 @@ REGIMES = ("r0", "r1")
 
 
 def run_key(method: str, fraction: float, seed: int, regime: str) -> str:
-    return f"{method}|{fraction:.4f}|{seed}|{regime}"
+    return f"{method}|{value_key(fraction)}|{seed}|{regime}"
+
+
+def value_key(value: float) -> str:
+    """A fraction or budget as row keys write it: two values closer than 1e-4 share a key."""
+    return f"{value:.4f}"
 
 
 def _budget_methods() -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.errors import ConfigError
-from prunekit.recipes.compare_config import run_key
+from prunekit.recipes.compare_config import run_key, value_key
 
 __all__ = ["append_rows", "mismatched", "refuse_one_key_twice", "result_row", "scalars"]
 
@@ -61,11 +61,11 @@ def scalars(certificate: dict[str, Any]) -> dict[str, Any]:
 
 
 def refuse_one_key_twice(values: Sequence[float], option: str) -> None:
-    """Rows are keyed by the value to 4 decimals (`run_key`): two values closer than that would
-    share one row, and the second would be reported as done without having run."""
+    """Two values with one row key (`value_key`) would share one row, and the second would be
+    reported as done without having run."""
     seen: dict[str, float] = {}
     for value in values:
-        shown = f"{value:.4f}"
+        shown = value_key(value)
         if shown in seen and seen[shown] != value:
             raise ConfigError(
                 f"{option} {seen[shown]} and {value} are one row key ({shown}); "

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from prunekit.data import primary_metric
 from prunekit.errors import DataError
-from prunekit.report import read_results, write_report
+from prunekit.report import FIGURE_KINDS, read_results, write_report
 
 __all__ = ["run_report"]
 
 # The figures `write_report` names ``{task}_{kind}.png``; one of these that a new render did not
 # write belongs to an earlier report (a task no longer shown, a fraction no longer run), and a
 # reader of the folder would take it for current.
-_FIGURE_NAME = re.compile(r"[A-Za-z0-9-]+_(curves|heads_at_50|speed)\.png")
+_FIGURE_NAME = re.compile(rf"[A-Za-z0-9-]+_({'|'.join(FIGURE_KINDS)})\.png")
 
 
 def run_report(

@@ -21,6 +21,16 @@ from prunekit.report.summary import (
 __all__ = ["write_report"]
 
 
+# The figures of a task: ``{task}_{kind}.png`` (`prunekit report` clears those of an earlier
+# render that a new one no longer draws).
+FIGURE_KINDS = ("curves", "heads_at_50", "speed")
+
+
+def figure(out_dir: Path, task: str, kind: str) -> Path:
+    assert kind in FIGURE_KINDS, kind
+    return out_dir / f"{task}_{kind}.png"
+
+
 def write_report(
     rows: list[dict[str, Any]],
     out_dir: Path,
@@ -94,12 +104,12 @@ def write_report(
             if regime == "r1" and any(t == task for t, _ in trained):
                 lines += [_trained_note(task_rows), ""]
         lines += _budget_table(task_budget_rows, metric)
-        curves = plot_curves(rows + task_budget_rows, task, metric, out_dir / f"{task}_curves.png")
+        curves = plot_curves(rows + task_budget_rows, task, metric, figure(out_dir, task, "curves"))
         lines += [f"![{task} curves]({curves.name})", ""]
         if any(abs(f - 0.5) < 1e-9 for f in fractions):
-            heat = plot_heatmaps(rows, task, 0.5, out_dir / f"{task}_heads_at_50.png")
+            heat = plot_heatmaps(rows, task, 0.5, figure(out_dir, task, "heads_at_50"))
             lines += [f"![{task} heads kept at 50%]({heat.name})", ""]
-        speed = plot_speed(rows, task, out_dir / f"{task}_speed.png")
+        speed = plot_speed(rows, task, figure(out_dir, task, "speed"))
         lines += [f"![{task} size and speed]({speed.name})", ""]
         lines += _speed_table(task_rows, task)
     path = out_dir / "report.md"
