@@ -203,6 +203,23 @@ def prune_args(model, out, *extra: str) -> list:
             ["--method", "peer", "--heads", "0.5", "--method-option", "ramp_fraction=1"],
             ["peer: option ramp_fraction=1", "less than 1"],
         ),
+        # a setting of the mode a run is not in would be ignored: refused, not accepted
+        (
+            ["--method", "astar", "--heads", "0.5", "--method-option", "start=empty"],
+            ["astar: start is read only in its budget mode", "drop start or the head count"],
+        ),
+        (
+            ["--method", "astar", "--method-option", "complete=ablation"],
+            ["astar: complete is read only with a head count", "drop complete"],
+        ),
+        (
+            ["--method", "peer", "--keep-heads", "10", "--method-option", "search=descend"],
+            ["peer: search is read only in its budget mode"],
+        ),
+        (
+            ["--method", "peer", "--heads", "0.5", "--method-option", "grid=[0.3,0.6]"],
+            ["peer: grid is read only in its budget mode"],
+        ),
     ],
 )
 def test_method_settings_are_validated_before_any_work(pruned_dir, tmp_path, extra, fragments):
@@ -428,6 +445,18 @@ def test_a_missing_or_empty_dev_file_is_found_before_training(
         (
             ["--methods", "astar", "--method-option", "astar.budget=1"],
             "astar: --budget is for its budget mode",
+        ),
+        (  # astar runs fixed fractions only: nothing reads its budget search
+            ["--methods", "astar", "--method-option", "astar.budget_search=per-k"],
+            "astar: budget_search is read only in its budget mode",
+        ),
+        (  # astar runs budgets only: nothing reads its fixed-K completion
+            ["--methods", "random", "--budgets", "1", "--method-option", "astar.complete=ablation"],
+            "astar: complete is read only with a head count",
+        ),
+        (  # compare would run each of --budgets in its place
+            ["--methods", "random", "--budgets", "1", "--method-option", "astar.budget=2"],
+            "--method-option astar.budget: a sweep runs each of --budgets; drop it",
         ),
     ],
 )

@@ -226,3 +226,32 @@ def test_magnitude_and_movement_ask_for_a_teacher_only_with_their_kd():
         assert not info.uses_teacher({}) and info.uses_teacher({"distill": True})
     assert get_method("sparse-kd").uses_teacher({})  # its KD is always on
     assert not get_method("hisp").uses_teacher({})
+
+
+@pytest.mark.parametrize(
+    "method, setting, mode",
+    [
+        (method, setting, mode)
+        for method in ("astar", "peer")
+        for setting, mode in get_method(method).config.read_only_in_mode.items()
+    ],
+)
+def test_a_setting_of_one_count_mode_is_refused_only_where_no_run_reads_it(method, setting, mode):
+    info = get_method(method)
+    other = {
+        "budget": 1.0,
+        "budget_search": "per-k",
+        "successors_per_step": 2,
+        "start": "empty",
+        "complete": "ablation",
+        "grid": (0.3, 0.6),
+        "search": "descend",
+    }
+    options = {setting: other[setting]}
+    assert info.config(**options) != info.config()  # a value other than the default
+    reads = {"counted": mode == "count", "deciding": mode == "budget"}
+    info.check_modes(options, **reads)
+    info.check_modes(options, counted=True, deciding=True)  # compare with --heads and --budgets
+    info.check_modes({}, counted=not reads["counted"], deciding=not reads["deciding"])
+    with pytest.raises(ConfigError, match=rf"{method}: (--)?{setting} "):
+        info.check_modes(options, counted=not reads["counted"], deciding=not reads["deciding"])

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -92,7 +92,13 @@ from prunekit.methods.astar_search import (
     within_capacity,
 )
 from prunekit.methods.hisp import head_order
-from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
+from prunekit.methods.registry import (
+    CountMode,
+    MethodConfig,
+    MethodResult,
+    PruneRequest,
+    register_method,
+)
 from prunekit.scoring.certify import bootstrap_drop_bound
 from prunekit.scoring.evaluator import GatedEvaluator, State
 
@@ -100,6 +106,14 @@ __all__ = ["Config", "prune_astar"]
 
 
 class Config(MethodConfig):
+    read_only_in_mode: ClassVar[dict[str, CountMode]] = {
+        "budget": "budget",  # with a head count: refused (it would certify fewer heads)
+        "budget_search": "budget",
+        "successors_per_step": "budget",
+        "start": "budget",
+        "complete": "count",
+    }
+
     budget: float | None = Field(
         None,
         ge=0,

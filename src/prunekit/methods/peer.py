@@ -58,6 +58,7 @@ from prunekit.errors import ConfigError
 from prunekit.methods.peer_distil import distilled, teacher_similarity
 from prunekit.methods.registry import (
     RESUMES_AT_DEFAULT,
+    CountMode,
     HeadTarget,
     MethodResult,
     PruneRequest,
@@ -87,6 +88,11 @@ GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(13))  # 0.30 .. 0.90
 
 class Config(TrainingMethodConfig):
     read_only_with: ClassVar[dict[str, str]] = {"pairing_examples": "pairing_weight"}
+    read_only_in_mode: ClassVar[dict[str, CountMode]] = {
+        "budget": "budget",
+        "grid": "budget",
+        "search": "budget",
+    }
 
     budget: float | None = Field(
         None, ge=0, description="lossless mode: allowed validation drop (points, epsilon)"

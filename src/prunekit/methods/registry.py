@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 Target = Literal["heads", "ffn", "sparsity"]
+CountMode = Literal["budget", "count"]  # a decides_count method: it chooses, or is given a count
 # Marks a setting added after run dirs had recorded its method's settings, whose default keeps
 # the behaviour they ran with: ``Field(..., json_schema_extra={RESUMES_AT_DEFAULT: True})``.
 # A `compare` run dir recorded without it resumes while it is at its default; any other new
@@ -59,11 +60,15 @@ class MethodConfig(BaseModel):
 
     ``read_only_with`` maps a setting to the switch it is read under (``{"weight_lr":
     "train_weights"}``): such a setting given another value than its default while its switch
-    is off is refused, since the user who gave it expects it used.
+    is off is refused, since the user who gave it expects it used. ``read_only_in_mode`` does
+    the same for the two modes of a method that chooses the head count (``decides_count``):
+    ``"budget"`` (no head count: it decides) or ``"count"`` (a head count given), checked by
+    `MethodInfo.check_modes` once the runs' modes are known.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     read_only_with: ClassVar[dict[str, str]] = {}
+    read_only_in_mode: ClassVar[dict[str, CountMode]] = {}
 
     @model_validator(mode="after")
     def _refuse_settings_never_read(self) -> MethodConfig:
@@ -289,14 +294,37 @@ class MethodInfo:
         """Whether a run with these method ``options`` distils from a teacher."""
         return self.needs_teacher and self.parse_config(options).reads_teacher()
 
-    def check_budget(self, options: dict[str, Any] | None, counted: bool) -> None:
-        """Refuse a budget together with a head count: a method that chooses the count has
-        it for its budget mode only (fixed-K A* would certify back to fewer heads than asked,
-        peer would ignore it)."""
-        if counted and self.decides_count and (options or {}).get("budget") is not None:
+    def check_modes(
+        self, options: Mapping[str, Any] | None, counted: bool, deciding: bool = False
+    ) -> None:
+        """Refuse settings that no run reads: those of the budget mode when every run has a head
+        count (``counted``, not ``deciding``), those of the head-count mode when none has.
+        ``budget`` is always the budget mode's (fixed-K A* would certify back to fewer heads
+        than asked, peer would ignore it)."""
+        if not self.decides_count:
+            return
+        config = self.parse_config(options)
+        fields = self.config.model_fields
+        modes = {"count": counted, "budget": deciding}
+        for setting, mode in self.config.read_only_in_mode.items():
+            default = fields[setting].get_default(call_default_factory=True)
+            if modes[mode] or getattr(config, setting) == default:
+                continue
+            if setting == "budget":
+                raise ConfigError(
+                    f"{self.name}: --budget is for its budget mode, which chooses the head "
+                    "count; with --heads/--keep-heads it removes exactly that many: drop one of "
+                    "them"
+                )
+            if mode == "budget":
+                raise ConfigError(
+                    f"{self.name}: {setting} is read only in its budget mode, which chooses the "
+                    f"head count (no --heads/--keep-heads; compare: --budgets): drop {setting} "
+                    "or the head count"
+                )
             raise ConfigError(
-                f"{self.name}: --budget is for its budget mode, which chooses the head count; "
-                "with --heads/--keep-heads it removes exactly that many: drop one of them"
+                f"{self.name}: {setting} is read only with a head count (--heads/--keep-heads): "
+                f"drop {setting} or give a head count"
             )
 
     def __call__(self, request: PruneRequest) -> MethodResult:

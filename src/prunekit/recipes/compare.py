@@ -101,13 +101,20 @@ def run_compare(
         )
     get_task(config.task)  # an unknown task fails before RUNDIR is written
     config = with_loop_options(config)
+    budget_methods = config.budget_methods if config.budgets else ()
     for method in {*config.methods, *config.method_options}:
         info = get_method(method)
-        info.parse_config(config.method_options.get(method))
+        options = config.method_options.get(method)
+        info.parse_config(options)
         if method in config.methods:  # fixed fractions (budgets go through budget_methods)
             check_head_method(method, info)
-            info.check_budget(config.method_options.get(method), counted=True)
-    budget_methods = config.budget_methods if config.budgets else ()
+        if method in budget_methods and "budget" in (options or {}):
+            raise ConfigError(
+                f"--method-option {method}.budget: a sweep runs each of --budgets; drop it"
+            )
+        if method in {*config.methods, *budget_methods}:  # else refused as a method not run
+            deciding = method in budget_methods
+            info.check_modes(options, counted=method in config.methods, deciding=deciding)
     for method in budget_methods:
         if not get_method(method).decides_count:
             raise ConfigError(f"{method} does not choose a head count; it has no budget mode")

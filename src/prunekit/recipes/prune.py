@@ -83,7 +83,7 @@ def run_prune(config: PruneConfig) -> dict:
     counted = config.heads is not None or config.keep_heads is not None
     info.check_target(counted, config.per_layer, config.min_heads_per_layer)
     info.parse_config(config.options)
-    info.check_budget(config.options, counted)
+    info.check_modes(config.options, counted, deciding=not counted)
     _refuse_unused(config, info)
     check_output_dir(config.out, config.overwrite)
     source = resolve_model(config.model)  # a missing model directory is reported first

@@ -89,7 +89,7 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
         info = get_method(method)
         info.parse_config(config.method_options.get(method))
         check_head_method(method, info)
-        info.check_budget(config.method_options.get(method), counted=True)
+        info.check_modes(config.method_options.get(method), counted=True)
     if unused := set(config.method_options) - {config.method, config.floor}:
         raise ConfigError(
             f"--method-option names {', '.join(sorted(unused))}, which this job does not run "
