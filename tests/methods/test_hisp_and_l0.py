@@ -66,6 +66,36 @@ def test_hisp_iterative_hits_the_target_in_both_modes(monkeypatch):
     assert per_layer.heads_per_layer == [1, 1, 1]
 
 
+def test_hisp_iterative_per_layer_steps_an_unevenly_pruned_model_down_to_the_quota(monkeypatch):
+    """Layers with 4, 1 and 4 heads down to 1 each: the interim steps are not one count per
+    layer (the first asked layer 1 for 2 heads it no longer had)."""
+    from prunekit import PruningPlan, apply_plan
+    from prunekit.methods import hisp
+
+    model = tiny_model("bert")
+    before = PruningPlan.build(
+        num_layers=L,
+        num_heads=H,
+        intermediate_size=TINY["ffn"],
+        kept_heads=[[0, 1, 2, 3], [3], [0, 1, 2, 3]],
+    )
+    apply_plan(model, before)
+    scored_under = []
+    original = hisp._plan_scores
+
+    def spy(model, batches, plan, normalize=True):
+        scored_under.append(plan.heads_per_layer)
+        return original(model, batches, plan, normalize)
+
+    monkeypatch.setattr(hisp, "_plan_scores", spy)
+    plan = get_method("hisp")(make_request(model, 3, per_layer=True, iterative=True)).plan
+    assert plan.heads_per_layer == [1, 1, 1] and plan.is_subset_of(before)
+    # one head a layer per step (10% of 4, at least one), none below the quota
+    assert scored_under == [[4, 1, 4], [3, 1, 3], [2, 1, 2]]
+    with pytest.raises(ConfigError, match="layer 1 has fewer than 2 heads left"):
+        get_method("hisp")(make_request(model, 6, per_layer=True, iterative=True))
+
+
 def test_l0_expected_open_heads_reach_the_budget():
     model = tiny_model("bert")
     before = {k: v.clone() for k, v in model.state_dict().items()}

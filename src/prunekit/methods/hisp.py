@@ -26,6 +26,7 @@ from prunekit.methods.registry import (
     register_method,
     select_top_heads,
 )
+from prunekit.methods.targets import select_per_layer
 from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
@@ -73,15 +74,24 @@ def prune_hisp(request: PruneRequest, config: Config) -> MethodResult:
             plan,
             target,
         )
+    elif target.per_layer:
+        # Every layer steps down by its share of the step, none below the quota: on a model
+        # pruned unevenly before, layers reach it at different steps.
+        per = target.keep // plan.num_layers
+        if short := [layer for layer, kept in enumerate(plan.kept_heads) if len(kept) < per]:
+            raise ConfigError(f"layer {short[0]} has fewer than {per} heads left")
+        step = max(1, round(config.step_fraction * plan.num_heads))
+        chosen = plan
+        while any(len(kept) > per for kept in chosen.kept_heads):
+            scores = _plan_scores(request.model, request.batches(), chosen, config.normalize_layers)
+            counts = [max(per, len(kept) - step) for kept in chosen.kept_heads]
+            chosen = select_per_layer(scores, chosen, counts)
     else:
-        # Per-layer mode steps every layer down together so no layer undershoots its quota.
-        unit = plan.num_layers if target.per_layer else 1
-        per_step = unit * max(1, round(config.step_fraction * plan.heads_total / unit))
+        per_step = max(1, round(config.step_fraction * plan.heads_total))
         chosen = plan
         while chosen.heads_kept > target.keep:
             keep = max(target.keep, chosen.heads_kept - per_step)
             scores = _plan_scores(request.model, request.batches(), chosen, config.normalize_layers)
-            interim = HeadTarget(keep, target.per_layer, target.min_per_layer)
-            chosen = select_top_heads(scores, chosen, interim)
+            chosen = select_top_heads(scores, chosen, HeadTarget(keep, False, target.min_per_layer))
     meta = {"iterative": config.iterative, "normalize_layers": config.normalize_layers}
     return MethodResult(chosen.model_copy(update={"meta": meta}))

@@ -4,7 +4,7 @@ the search budget mode uses over a grid of fractions."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +14,13 @@ from prunekit.errors import ConfigError
 from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 
-__all__ = ["HeadTarget", "head_target", "largest_feasible", "select_top_heads"]
+__all__ = [
+    "HeadTarget",
+    "head_target",
+    "largest_feasible",
+    "select_per_layer",
+    "select_top_heads",
+]
 
 
 @dataclass(frozen=True)
@@ -89,10 +95,9 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
     if target.per_layer:
         per = target.keep // num_layers
         for layer in range(num_layers):
-            order = _stable_desc(masked[layer])
             if int(eligible[layer].sum()) < per:
                 raise ConfigError(f"layer {layer} has fewer than {per} heads left")
-            chosen |= {(layer, h) for h in order[:per]}
+        return select_per_layer(scores, plan, [per] * num_layers)
     else:
         for layer in range(num_layers):  # the per-layer floor first
             order = _stable_desc(masked[layer])
@@ -105,6 +110,17 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
             if eligible[layer, head]:
                 chosen.add((layer, head))
     kept = [sorted(h for (li, h) in chosen if li == layer) for layer in range(num_layers)]
+    return plan.model_copy(update={"kept_heads": tuple(tuple(k) for k in kept)})
+
+
+def select_per_layer(scores: torch.Tensor, plan: PruningPlan, counts: Sequence[int]) -> PruningPlan:
+    """Keep the ``counts[layer]`` highest-scoring heads the plan still has in each layer (all
+    of them where it has fewer); ties towards lower indices."""
+    masked = torch.where(plan_gates(plan).bool(), scores.detach().float().cpu(), -torch.inf)
+    kept = [
+        sorted(h for h in _stable_desc(masked[layer])[: counts[layer]] if h in heads)
+        for layer, heads in enumerate(plan.kept_heads)
+    ]
     return plan.model_copy(update={"kept_heads": tuple(tuple(k) for k in kept)})
 
 
