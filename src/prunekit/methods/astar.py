@@ -91,9 +91,9 @@ from prunekit.methods.astar_search import (
     search_max_heads,
     within_capacity,
 )
+from prunekit.methods.config import CountMode
 from prunekit.methods.hisp import head_order
 from prunekit.methods.registry import (
-    CountMode,
     MethodConfig,
     MethodResult,
     PruneRequest,

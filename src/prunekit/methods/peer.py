@@ -55,10 +55,10 @@ from torch.utils.data import DataLoader, Subset
 from prunekit.data import by_length, compute_metrics, primary_metric
 from prunekit.device import module_device
 from prunekit.errors import ConfigError
+from prunekit.methods.config import CountMode
 from prunekit.methods.peer_distil import distilled, teacher_similarity
 from prunekit.methods.registry import (
     RESUMES_AT_DEFAULT,
-    CountMode,
     HeadTarget,
     MethodResult,
     PruneRequest,

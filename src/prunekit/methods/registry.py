@@ -10,22 +10,27 @@ testing method names. Adding a method touches no recipe, CLI or report code.
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import Dataset
 
 from prunekit.data import TaskSpec
 from prunekit.errors import ConfigError
+from prunekit.methods.config import (
+    RESUMES_AT_DEFAULT,
+    MethodConfig,
+    TrainingMethodConfig,
+    read_method_options,
+)
 from prunekit.methods.targets import HeadTarget, head_target, select_top_heads
 from prunekit.plan import PruningPlan
-from prunekit.train import LossFn, Precision, TrainConfig, TrainExtras, TrainResult, finetune
+from prunekit.train import LossFn, TrainConfig, TrainExtras, TrainResult, finetune
 
 __all__ = [
     "DEFAULT_HEAD_METHOD",
@@ -46,56 +51,7 @@ __all__ = [
 ]
 
 Target = Literal["heads", "ffn", "sparsity"]
-CountMode = Literal["budget", "count"]  # a decides_count method: it chooses, or is given a count
-# Marks a setting added after run dirs had recorded its method's settings, whose default keeps
-# the behaviour they ran with: ``Field(..., json_schema_extra={RESUMES_AT_DEFAULT: True})``.
-# A `compare` run dir recorded without it resumes while it is at its default; any other new
-# setting refuses the run dir (its rows may have run another behaviour).
-RESUMES_AT_DEFAULT = "resumes_at_default"
 Batches = Callable[[], Iterable[dict[str, torch.Tensor]]]
-
-
-class MethodConfig(BaseModel):
-    """Base of every method's settings: frozen, and unknown keys are errors.
-
-    ``read_only_with`` maps a setting to the switch it is read under (``{"weight_lr":
-    "train_weights"}``): such a setting given another value than its default while its switch
-    is off is refused, since the user who gave it expects it used. ``read_only_in_mode`` does
-    the same for the two modes of a method that chooses the head count (``decides_count``):
-    ``"budget"`` (no head count: it decides) or ``"count"`` (a head count given), checked by
-    `MethodInfo.check_modes` once the runs' modes are known.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    read_only_with: ClassVar[dict[str, str]] = {}
-    read_only_in_mode: ClassVar[dict[str, CountMode]] = {}
-
-    @model_validator(mode="after")
-    def _refuse_settings_never_read(self) -> MethodConfig:
-        fields = type(self).model_fields
-        for setting, switch in self.read_only_with.items():
-            given = getattr(self, setting) != fields[setting].get_default(call_default_factory=True)
-            if given and not getattr(self, switch):
-                raise ValueError(
-                    f"{setting} is read only with {switch}; set {switch} or drop {setting}"
-                )
-        return self
-
-    def reads_teacher(self) -> bool:
-        """Whether these settings distil from the teacher a ``needs_teacher`` method gets (a
-        method whose KD is optional says no when it is off: no teacher is built for it)."""
-        return True
-
-
-class TrainingMethodConfig(MethodConfig):
-    """Settings of the training loop that every method that trains offers alike, so that a
-    comparison can run all of them the same way (``loop_options()`` into its `TrainConfig`)."""
-
-    precision: Precision = Field("fp32", description="see TrainConfig.precision")
-    group_by_length: bool = Field(False, description="see TrainConfig.group_by_length")
-
-    def loop_options(self) -> dict[str, Any]:
-        return {"precision": self.precision, "group_by_length": self.group_by_length}
 
 
 @dataclass
@@ -416,32 +372,6 @@ def get_method(name: str) -> MethodInfo:
     if name not in _METHODS:
         raise ConfigError(f"unknown method {name!r}; choose one of {', '.join(sorted(_METHODS))}")
     return _METHODS[name]
-
-
-def read_method_options(path: Path | None, pairs: Iterable[str] = ()) -> dict[str, Any]:
-    """Settings from a JSON or TOML file, then ``KEY=VALUE`` pairs on top (values parsed as
-    JSON where they parse: 3, 0.1, true; otherwise kept as strings)."""
-    options: dict[str, Any] = {}
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"method config file not found: {path}")
-        text = path.read_text()
-        try:
-            loaded = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"{path} is not valid {path.suffix[1:] or 'JSON'}: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a table/object of method options")
-        options.update(loaded)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--method-option expects KEY=VALUE, got {pair!r}")
-        try:
-            options[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.replace("-", "_")] = value
-    return options
 
 
 def _jsonable(value: Any) -> bool:
