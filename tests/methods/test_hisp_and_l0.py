@@ -92,7 +92,7 @@ def test_hisp_iterative_per_layer_steps_an_unevenly_pruned_model_down_to_the_quo
     assert plan.heads_per_layer == [1, 1, 1] and plan.is_subset_of(before)
     # one head a layer per step (10% of 4, at least one), none below the quota
     assert scored_under == [[4, 1, 4], [3, 1, 3], [2, 1, 2]]
-    with pytest.raises(ConfigError, match="layer 1 has fewer than 2 heads left"):
+    with pytest.raises(ConfigError, match="layer 1 has 1 heads left, fewer than the 2"):
         get_method("hisp")(make_request(model, 6, per_layer=True, iterative=True))
 
 

@@ -26,7 +26,7 @@ from prunekit.methods.registry import (
     register_method,
     select_top_heads,
 )
-from prunekit.methods.targets import select_per_layer
+from prunekit.methods.targets import check_per_layer_quota, select_per_layer
 from prunekit.models.gates import plan_gates
 from prunekit.plan import PruningPlan
 from prunekit.scoring import head_importance, normalize_per_layer
@@ -78,8 +78,7 @@ def prune_hisp(request: PruneRequest, config: Config) -> MethodResult:
         # Every layer steps down by its share of the step, none below the quota: on a model
         # pruned unevenly before, layers reach it at different steps.
         per = target.keep // plan.num_layers
-        if short := [layer for layer, kept in enumerate(plan.kept_heads) if len(kept) < per]:
-            raise ConfigError(f"layer {short[0]} has fewer than {per} heads left")
+        check_per_layer_quota(plan, per)
         step = max(1, round(config.step_fraction * plan.num_heads))
         chosen = plan
         while any(len(kept) > per for kept in chosen.kept_heads):

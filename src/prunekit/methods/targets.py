@@ -16,6 +16,7 @@ from prunekit.plan import PruningPlan
 
 __all__ = [
     "HeadTarget",
+    "check_per_layer_quota",
     "head_target",
     "largest_feasible",
     "select_per_layer",
@@ -94,9 +95,7 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
     chosen: set[tuple[int, int]] = set()
     if target.per_layer:
         per = target.keep // num_layers
-        for layer in range(num_layers):
-            if int(eligible[layer].sum()) < per:
-                raise ConfigError(f"layer {layer} has fewer than {per} heads left")
+        check_per_layer_quota(plan, per)
         return select_per_layer(scores, plan, [per] * num_layers)
     else:
         for layer in range(num_layers):  # the per-layer floor first
@@ -111,6 +110,16 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
                 chosen.add((layer, head))
     kept = [sorted(h for (li, h) in chosen if li == layer) for layer in range(num_layers)]
     return plan.model_copy(update={"kept_heads": tuple(tuple(k) for k in kept)})
+
+
+def check_per_layer_quota(plan: PruningPlan, per: int) -> None:
+    """Refuse a per-layer target that a layer pruned before cannot keep."""
+    for layer, kept in enumerate(plan.kept_heads):
+        if len(kept) < per:
+            raise ConfigError(
+                f"layer {layer} has {len(kept)} heads left, fewer than the {per} that "
+                "--per-layer keeps in every layer: keep fewer heads or drop --per-layer"
+            )
 
 
 def select_per_layer(scores: torch.Tensor, plan: PruningPlan, counts: Sequence[int]) -> PruningPlan:
