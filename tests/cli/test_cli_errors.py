@@ -347,8 +347,14 @@ def test_methods_json_lists_metadata_and_settings():
     for info in methods.values():
         assert set(info) >= {"targets", "attn_implementation", "needs_teacher", "prunes_pretrained"}
     assert [name for name, info in methods.items() if info["default"]] == [DEFAULT_HEAD_METHOD]
+    # where a setting is read: given anywhere else it is refused, so the listing says so
+    assert methods["astar"]["options"]["start"]["read_only_in_mode"] == "budget"
+    assert methods["astar"]["options"]["complete"]["read_only_in_mode"] == "count"
+    assert methods["hisp"]["options"]["step_fraction"]["read_only_with"] == "iterative"
+    assert methods["hisp"]["options"]["iterative"]["read_only_with"] is None
     listing = invoke("methods").output
     assert f"{DEFAULT_HEAD_METHOD} [default]:" in listing and listing.count("[default]") == 1
+    assert "[only with iterative]" in listing and "[budget mode only]" in listing
 
 
 def test_flag_values_the_settings_refuse_are_one_line_errors(pruned_dir, tmp_path):

@@ -158,8 +158,17 @@ def methods(as_json: AsJson = False) -> None:
         marker = " [default]" if info.get("default") else ""
         lines.append(f"{info['name']}{marker}: {info['summary']} ({', '.join(needs)})")
         for name, option in info["options"].items():
-            lines.append(f"    {name} = {option['default']!r}  {option['description']}")
+            lines.append(
+                f"    {name} = {option['default']!r}  {option['description']}{_read_only(option)}"
+            )
     emit({"methods": infos}, as_json, "\n".join(lines))
+
+
+def _read_only(option: dict) -> str:
+    if switch := option.get("read_only_with"):
+        return f" [only with {switch}]"
+    mode = option.get("read_only_in_mode")
+    return {"budget": " [budget mode only]", "count": " [with a head count only]"}.get(mode, "")
 
 
 _FLAGS = ("decides_count", "certifies", "trains_weights", "needs_teacher", "prunes_pretrained")

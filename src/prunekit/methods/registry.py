@@ -298,7 +298,8 @@ class MethodInfo:
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        """Metadata and the config's fields (type, default, description): `methods --json`."""
+        """Metadata and the config's fields (type, default, description, where it is read):
+        `methods --json`."""
         options = {}
         for name, info in self.config.model_fields.items():
             annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
@@ -307,6 +308,9 @@ class MethodInfo:
                 "type": annotation.replace("typing.", ""),
                 "default": default if _jsonable(default) else str(default),
                 "description": info.description or "",
+                # read only under a switch, or in one count mode; given otherwise: refused
+                "read_only_with": self.config.read_only_with.get(name),
+                "read_only_in_mode": self.config.read_only_in_mode.get(name),
             }
         return {
             "name": self.name,
