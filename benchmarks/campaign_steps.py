@@ -631,4 +631,34 @@ STEPS = (
         (SPARSE,),
         dense=dense_models("mrpc:1,2"),
     ),
+    Step(
+        "sparse-rte-80-s0",
+        12,
+        "the four variants at 80% on RTE seed 0: the point of the issue's sparsity curve RTE "
+        "lacks (its 70% still learns for sparse-kd alone, its 90% is the constant answer)",
+        20,
+        (_sparse("rte", "0.8"),),
+        (SPARSE,),
+        dense=dense_models("rte:0"),
+    ),
+    Step(
+        "sparse-rte-s1",
+        12,
+        "the four variants at the issue's six sparsities (50/70/80/90/95/97%) on RTE seed 1: "
+        "the second task's second seed",
+        110,
+        (_sparse("rte", "0.5,0.7,0.8,0.9,0.95,0.97", seeds="1"),),
+        (SPARSE,),
+        dense=dense_models("rte:1"),
+    ),
+    Step(
+        "sparse-rte-s2",
+        12,
+        "the same on RTE seed 2: with sparse-rte-s1, RTE has three seeds of every variant and "
+        "sparsity, as MRPC",
+        110,
+        (_sparse("rte", "0.5,0.7,0.8,0.9,0.95,0.97", seeds="2"),),
+        (SPARSE,),
+        dense=dense_models("rte:2"),
+    ),
 )
