@@ -93,12 +93,7 @@ from prunekit.methods.astar_search import (
 )
 from prunekit.methods.config import CountMode
 from prunekit.methods.hisp import head_order
-from prunekit.methods.registry import (
-    MethodConfig,
-    MethodResult,
-    PruneRequest,
-    register_method,
-)
+from prunekit.methods.registry import MethodConfig, MethodResult, PruneRequest, register_method
 from prunekit.scoring.certify import bootstrap_drop_bound
 from prunekit.scoring.evaluator import GatedEvaluator, State
 
