@@ -616,10 +616,10 @@ STEPS = (
         "MRPC's seed-0 sparse models on this machine timed again, alone: rows whose timing "
         "`prunekit bench` flagged as disturbed (tests ran beside them) get a quiet timing",
         10,
+        # its --device is the training's: --retime times on this CPU whatever it is given
         ("python benchmarks/sparse.py --retime --tasks mrpc",),
         (SPARSE,),
         after=("sparse-mrpc-80",),
-        takes_device=False,
     ),
     Step(
         "sparse-mrpc-97-s1-s2",
