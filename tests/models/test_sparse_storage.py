@@ -199,3 +199,51 @@ def test_a_compact_save_leaves_the_callers_model_as_it_was(tmp_path):
     assert model.config.to_dict() == before
     model.save_pretrained(tmp_path / "stock")
     torch.testing.assert_close(load(tmp_path / "stock").state_dict(), model.state_dict())
+
+
+def _partly_masked_model():
+    """Masks on two of the six linears of layer 0 only (a plan made by hand)."""
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    linears = masked_linears(model, plan)
+    generator = torch.Generator().manual_seed(0)
+    masks = {
+        k: torch.rand(linears[k].shape, generator=generator) < 0.2 for k in ("0.query", "0.ffn_in")
+    }
+    return apply_plan(model, plan.with_masks(masks))
+
+
+def test_half_precision_values_round_only_the_masked_weights(tmp_path, monkeypatch):
+    import safetensors
+
+    from prunekit.models import sparse_storage
+
+    model = _partly_masked_model()
+    save(model, tmp_path / "m", storage=StorageOptions(sparse_values="float16"))
+    with safetensors.safe_open(str(tmp_path / "m" / SPARSE_NAME), framework="pt") as handle:
+        stored = {k.removesuffix("::shape") for k in handle.keys() if k.endswith("::shape")}  # noqa: SIM118
+    assert stored == {
+        "bert.encoder.layer.0.attention.self.query.weight",
+        "bert.encoder.layer.0.intermediate.dense.weight",
+    }
+    again = load(tmp_path / "m")
+    before, after = (
+        masked_linears(model, current_plan(model)),
+        masked_linears(again, current_plan(again)),
+    )
+    for key, weight in before.items():  # the masked two rounded once, every other one exact
+        expected = weight.detach().half().float() if key in ("0.query", "0.ffn_in") else weight
+        assert torch.equal(after[key], expected), key
+    # A directory saved before 0.2.0 held every prunable linear in the sparse file: it loads.
+    every_linear = lambda model, plan: {  # noqa: E731
+        n: p
+        for n, p in model.named_parameters()
+        if any(p is w for w in masked_linears(model, plan).values())
+    }
+    monkeypatch.setattr(sparse_storage, "sparse_parameters", every_linear)
+    save(model, tmp_path / "old")
+    monkeypatch.undo()
+    assert len(sparse_storage.stored_sparse_names(tmp_path / "old")) == 6 * L
+    old = load(tmp_path / "old")
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_batch()).logits, old(**tiny_batch()).logits)

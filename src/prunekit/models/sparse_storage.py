@@ -44,6 +44,7 @@ __all__ = [
     "StorageOptions",
     "compact_parameters",
     "sparse_parameters",
+    "stored_sparse_names",
     "emptied",
     "write_compact",
     "read_compact",
@@ -190,11 +191,23 @@ def _read_quantized(path: Path) -> dict[str, torch.Tensor]:
 
 
 def sparse_parameters(model: nn.Module, plan: PruningPlan) -> dict[str, nn.Parameter]:
-    """``{state-dict name: parameter}`` of the weights the plan's masks cover."""
+    """``{state-dict name: parameter}`` of the weights the plan's masks cover (a prunable
+    linear without a mask stays in ``model.safetensors``: float16 values would round it)."""
     if not plan.masks:
         return {}
-    masked = {id(weight) for weight in masked_linears(model, plan).values()}
+    linears = masked_linears(model, plan)
+    masked = {id(weight) for key, weight in linears.items() if key in plan.masks}
     return {name: p for name, p in model.named_parameters() if id(p) in masked}
+
+
+def stored_sparse_names(directory: Path) -> set[str]:
+    """The weights ``directory``'s sparse file holds (empty without one). Before 0.2.0 a plan
+    with masks on some linears stored every prunable linear there, the others too."""
+    path = directory / SPARSE_NAME
+    if not path.is_file():
+        return set()
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        return {k.removesuffix("::shape") for k in handle.keys() if k.endswith("::shape")}  # noqa: SIM118
 
 
 @contextlib.contextmanager

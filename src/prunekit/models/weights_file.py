@@ -22,6 +22,7 @@ from prunekit.models.sparse_storage import (
     emptied,
     read_compact,
     sparse_parameters,
+    stored_sparse_names,
 )
 from prunekit.plan import PruningPlan
 
@@ -70,6 +71,11 @@ def load_weights(
 ) -> None:
     """Strict load; compactly stored weights come from their own files."""
     compact = compact_parameters(model, plan, storage)
+    try:  # older directories hold unmasked linears in the sparse file too: read them there
+        older = stored_sparse_names(directory)
+    except (SafetensorError, OSError) as err:
+        raise ModelLoadError(f"{directory}'s compact weight files are corrupt: {err}") from None
+    compact |= {name: p for name, p in model.named_parameters() if name in older}
     if not compact:
         _load_weights_strict(model, weights)
         return
