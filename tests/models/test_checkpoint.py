@@ -167,6 +167,11 @@ def test_missing_directory(tmp_path):
         load(tmp_path / "nowhere")
 
 
+def test_an_attention_implementation_the_model_cannot_take_is_a_load_error(saved):
+    with pytest.raises(ModelLoadError, match="cannot build .*attn_implementation"):
+        load(saved, attn_implementation="bogus")
+
+
 def test_missing_config(saved):
     (saved / "config.json").unlink()
     with pytest.raises(ModelLoadError, match="no config.json"):

@@ -12,7 +12,7 @@ from conftest import TINY, tiny_batch, tiny_model, uneven_plan, word_tokenizer
 from prunekit import apply_plan
 from prunekit.errors import ConfigError
 from prunekit.models import save
-from prunekit.models.sparse import SparseLinear, to_sparse_inference
+from prunekit.models.sparse import SparseLinear, is_converted, to_sparse_inference
 from prunekit.models.sparse_encoder import FeatureMajorEncoder, FeatureMajorLinear
 from prunekit.recipes.bench import run_bench
 
@@ -168,13 +168,35 @@ def test_a_converted_model_is_refused_where_it_cannot_go(tmp_path):
     with pytest.raises(ConfigError, match="save the model before"):
         save(model, tmp_path / "converted")
     assert not (tmp_path / "converted").exists()
+    from prunekit import current_plan, model_stats
+    from prunekit.models.gates import HeadGates
+
+    plan = current_plan(model)  # recorded on the config: readable, but nothing walks the layers
+    for walk in (model_stats, lambda m: apply_plan(m, plan), HeadGates):
+        with pytest.raises(ConfigError, match="converted to the sparse inference path"):
+            walk(model)
     with pytest.raises(ConfigError, match="after changing its dtype"), torch.no_grad():
         model.double()(**tiny_batch())
+
+
+@pytest.mark.parametrize("tokens", [(), (0, 128), -1])
+def test_the_sparse_path_is_timed_at_real_sizes(tokens):
+    model = sparsified(tiny_model("bert"))
+    with pytest.raises(ConfigError, match="token counts >= 1"):
+        to_sparse_inference(model, tokens=tokens, rounds=1)
+    assert not is_converted(model)
 
 
 def test_a_linear_by_linear_conversion_is_refused_after_a_dtype_change():
     model = sparsified(tiny_model("distilbert"))
     to_sparse_inference(model, tokens=16, rounds=1, always=True)
+    from prunekit import current_plan, model_stats
+    from prunekit.models.gates import HeadGates
+
+    plan = current_plan(model)  # the layers hold SparseLinear modules: nothing walks them
+    for walk in (model_stats, lambda m: apply_plan(m, plan), HeadGates):
+        with pytest.raises(ConfigError, match="converted to the sparse inference path"):
+            walk(model)
     # its CSR weights are plain attributes: .double() converts everything around them
     with pytest.raises(ConfigError, match="after changing its dtype"), torch.no_grad():
         model.double()(**tiny_batch())

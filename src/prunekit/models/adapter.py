@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from prunekit.errors import UnsupportedModelError
+from prunekit.errors import ConfigError, UnsupportedModelError
 
 __all__ = [
     "Slot",
@@ -108,6 +108,12 @@ def list_architectures() -> list[str]:
 def get_adapter(model_or_config) -> Adapter:
     """The adapter for a model (or its config); `UnsupportedModelError` lists the supported ones."""
     _import_families()
+    if getattr(model_or_config, "runs_sparse_path", False):  # its layers hold other modules
+        raise ConfigError(
+            "this model was converted to the sparse inference path (to_sparse_inference), "
+            "which only runs it: prune, gate, measure or save the model before the conversion "
+            "(load it again)"
+        )
     config = getattr(model_or_config, "config", model_or_config)
     model_type = getattr(config, "model_type", None)
     if model_type not in _ADAPTERS:

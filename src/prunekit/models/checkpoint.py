@@ -226,10 +226,13 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
     if plan is None:
         model = _from_pretrained_dense(model_class, directory, kwargs)
     else:
-        if model_class is AutoModel:
-            model = AutoModel.from_config(config, **kwargs)
-        else:
-            model = model_class._from_config(config, **kwargs)
+        try:  # e.g. an attention implementation the family or this machine lacks
+            if model_class is AutoModel:
+                model = AutoModel.from_config(config, **kwargs)
+            else:
+                model = model_class._from_config(config, **kwargs)
+        except (ValueError, ImportError) as err:
+            raise ModelLoadError(f"cannot build {directory}'s model: {err}") from None
         if plan != dense_plan(config):
             try:
                 apply_plan(model, plan)

@@ -142,9 +142,14 @@ def to_sparse_inference(
     ``layout``: ``feature`` (BERT-style only), ``token``, or ``auto`` (feature where supported).
     Modifies ``model`` in place (float32, CPU); returns the choice made for every linear (for
     the feature-major encoder, query/key/value are one fused ``<layer>.qkv``)."""
+    if is_converted(model):
+        raise ConfigError(
+            "this model already runs the sparse path; convert a fresh copy (load it again)"
+        )
     sizes = sorted({tokens} if isinstance(tokens, int) else set(tokens))
-    adapter = get_adapter(model)
-    plan = current_plan(model)
+    if not sizes or min(sizes) < 1:  # no size: every linear "won" without a timing
+        raise ConfigError(f"time the sparse path at 1 or more token counts >= 1, got {tokens!r}")
+    current_plan(model)  # an unsupported family, or a plan unlike the weights, fails here
     parameter = next(model.parameters())
     if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
         raise ConfigError(
@@ -153,17 +158,25 @@ def to_sparse_inference(
         )
     if layout not in ("auto", "feature", "token"):
         raise ConfigError(f"unknown sparse layout {layout!r}; choose auto, feature or token")
-    if is_converted(model):
-        raise ConfigError(
-            "this model already runs the sparse path; convert a fresh copy (load it again)"
-        )
     unsupported = feature_major_unsupported(model)
     if layout == "feature" and unsupported:
         raise ConfigError(f"{unsupported}; use layout='token'")
     supported = unsupported is None
     generator = torch.Generator().manual_seed(0)
     if layout == "feature" or (layout == "auto" and supported):
-        return _feature_major(model, sizes, min_sparsity, rounds, always, generator)
+        choices = _feature_major(model, sizes, min_sparsity, rounds, always, generator)
+    else:
+        choices = _linear_by_linear(model, sizes, (min_sparsity, rounds, always), generator)
+    # stats, surgery and gates walk a family's layers, which now hold these modules: refused
+    model.runs_sparse_path = is_converted(model)
+    return choices
+
+
+def _linear_by_linear(
+    model: nn.Module, sizes: list[int], decide: tuple, generator: torch.Generator
+) -> list[LinearChoice]:
+    """Each linear replaced in place where its `SparseLinear` was timed faster."""
+    adapter, plan = get_adapter(model), current_plan(model)
     choices = []
     for layer in range(plan.num_layers):
         parts = adapter.layer_modules(model, layer)
@@ -182,7 +195,7 @@ def to_sparse_inference(
                 inputs,
                 linear,
                 lambda block, linear=linear: SparseLinear(linear, block=block),
-                (min_sparsity, rounds, always),
+                decide,
             )
             choices.append(choice)
             if choice.sparse:
