@@ -171,3 +171,18 @@ def test_a_pruned_model_pickles_and_keeps_its_outputs(family, tmp_path):
     again = torch.load(tmp_path / "model.pt", weights_only=False).eval()  # our own file
     with torch.no_grad():
         assert torch.equal(again(**batch).logits, model(**batch).logits)
+
+
+def test_a_model_whose_config_another_model_shares_and_pruned_is_refused(tmp_path):
+    """transformers' model classes keep the config object they are given: pruning one model
+    records its plan where the other reads its own."""
+    from prunekit import save
+
+    teacher = tiny_model("bert")
+    student = type(teacher)(teacher.config)  # one config object for both
+    apply_plan(student, PruningPlan.dense(L, H, F).without_heads({(0, 1), (0, 2)}))
+    with pytest.raises(PlanError, match="layer 0 has 4 heads in its weights but 2 in the plan"):
+        apply_plan(teacher, PruningPlan.dense(L, H, F).without_heads({(0, 1)}))
+    with pytest.raises(PlanError, match="config object shared with another model"):
+        save(teacher, tmp_path / "teacher")
+    assert not (tmp_path / "teacher").exists()

@@ -42,6 +42,7 @@ from prunekit.models.sparse_storage import (
 from prunekit.models.surgery import (
     CONFIG_KEY,
     apply_plan,
+    check_weights_match,
     current_plan,
     dense_plan,
     install_head_mask_guard,
@@ -117,6 +118,7 @@ def write_model_files(
     the plan a method returned as ``plan.json`` (its provenance beside the model's own)."""
     storage = storage or StorageOptions()
     plan = current_plan(model)
+    check_weights_match(model, plan)  # a config shared with a model pruned since: refused
     if plan.sparse_masks is not None:
         plan = plan.with_masks(plan.masks, MASKS_NAME)
     # a copy: the files record the storage and dtype, the caller's live model stays as it was

@@ -70,6 +70,29 @@ def current_plan(model_or_config) -> PruningPlan:
     return plan if masks is None else plan.with_masks(masks, plan.sparse_masks)
 
 
+def check_weights_match(model: nn.Module, plan: PruningPlan) -> None:
+    """Refuse a model whose weights are not shaped as ``plan`` (its recorded plan) says: the
+    config object that records it was shared with a model pruned since (transformers' model
+    classes keep the config they are given), so slicing by it would cut the wrong rows."""
+    adapter = get_adapter(model)
+    head_size = adapter.head_size(model.config)
+    for layer in range(plan.num_layers):
+        parts = adapter.layer_modules(model, layer)
+        attn_out, ffn_in = parts.attn_out.get(), parts.ffn_in.get()
+        found = {
+            "heads": attn_out.in_features // head_size if isinstance(attn_out, nn.Linear) else None,
+            "FFN neurons": ffn_in.out_features if isinstance(ffn_in, nn.Linear) else None,
+        }
+        planned = {"heads": len(plan.kept_heads[layer]), "FFN neurons": len(plan.ffn_kept(layer))}
+        for unit, count in found.items():
+            if count is not None and count != planned[unit]:
+                raise PlanError(
+                    f"layer {layer} has {count} {unit} in its weights but {planned[unit]} in "
+                    "the plan its config records: is the config object shared with another "
+                    "model, pruned since? Give each model its own (copy.deepcopy(config))"
+                )
+
+
 def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     """Physically remove what ``plan`` does not keep. Modifies ``model`` in place and returns it.
 
@@ -83,6 +106,7 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     """
     adapter = get_adapter(model)
     before = current_plan(model)
+    check_weights_match(model, before)
     if not plan.same_shape_as(before):
         raise PlanError(
             f"plan is for {plan.num_layers} layers x {plan.num_heads} heads, FFN "
