@@ -101,6 +101,10 @@ def apply_plan(model: nn.Module, plan: PruningPlan) -> nn.Module:
     ``current_plan(model).then(plan)`` to the dense model. Masks compose by AND: weights that
     earlier masks zeroed stay zero (and are zeroed again if training moved them).
 
+    A layer left without heads has no entry in ``outputs.attentions`` on BERT-style families
+    (transformers records maps with hooks on the attention class it no longer has): use
+    `prunekit.scoring.maps.attention_maps` for one map per layer.
+
     Raises:
         PlanError: the plan does not match the model's shape or keeps removed units.
     """
