@@ -88,26 +88,24 @@ def select_top_heads(scores: torch.Tensor, plan: PruningPlan, target: HeadTarget
     Only heads the model still has are eligible. Ties break towards lower (layer, head) indices
     so the result is deterministic. Shared by every score-based method.
     """
-    scores = scores.detach().float().cpu()
-    eligible = plan_gates(plan).bool()
-    masked = torch.where(eligible, scores, torch.full_like(scores, -torch.inf))
     num_layers, num_heads = scores.shape
-    chosen: set[tuple[int, int]] = set()
     if target.per_layer:
         per = target.keep // num_layers
         check_per_layer_quota(plan, per)
         return select_per_layer(scores, plan, [per] * num_layers)
-    else:
-        for layer in range(num_layers):  # the per-layer floor first
-            order = _stable_desc(masked[layer])
-            chosen |= {(layer, h) for h in order[: target.min_per_layer] if eligible[layer, h]}
-        flat = _stable_desc(masked.flatten())
-        for index in flat:
-            if len(chosen) >= target.keep:
-                break
-            layer, head = divmod(index, num_heads)
-            if eligible[layer, head]:
-                chosen.add((layer, head))
+    scores = scores.detach().float().cpu()
+    eligible = plan_gates(plan).bool()
+    masked = torch.where(eligible, scores, torch.full_like(scores, -torch.inf))
+    chosen: set[tuple[int, int]] = set()
+    for layer in range(num_layers):  # the per-layer floor first
+        order = _stable_desc(masked[layer])
+        chosen |= {(layer, h) for h in order[: target.min_per_layer] if eligible[layer, h]}
+    for index in _stable_desc(masked.flatten()):
+        if len(chosen) >= target.keep:
+            break
+        layer, head = divmod(index, num_heads)
+        if eligible[layer, head]:
+            chosen.add((layer, head))
     kept = [sorted(h for (li, h) in chosen if li == layer) for layer in range(num_layers)]
     return plan.model_copy(update={"kept_heads": tuple(tuple(k) for k in kept)})
 

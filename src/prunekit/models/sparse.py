@@ -149,7 +149,9 @@ def to_sparse_inference(
     sizes = sorted({tokens} if isinstance(tokens, int) else set(tokens))
     if not sizes or min(sizes) < 1:  # no size: every linear "won" without a timing
         raise ConfigError(f"time the sparse path at 1 or more token counts >= 1, got {tokens!r}")
-    current_plan(model)  # an unsupported family, or a plan unlike the weights, fails here
+    # an unsupported family, or a corrupt plan record, fails before anything is timed
+    get_adapter(model)
+    current_plan(model)
     parameter = next(model.parameters())
     if parameter.device.type != "cpu" or parameter.dtype != torch.float32:
         raise ConfigError(

@@ -105,6 +105,15 @@ def no_retention(rows: list[dict[str, Any]], split: str = "dev") -> dict[str, li
     return {task: sorted(s) for task, s in sorted(seeds.items())}
 
 
+def _retention(row: dict[str, Any], split: str) -> float | None:
+    """``100 * pruned / dense`` of one row, or None: GLUE's WNLI is reported apart, and there is
+    no ratio to a dense model that scored <= 0 (`no_retention` names such tasks)."""
+    dense = row[f"dense_{split}"]
+    if dense is None or dense <= 0 or row["task"] == "wnli":
+        return None
+    return 100.0 * row[split] / dense
+
+
 def structure_rows(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
     """``task``'s rows of one regime, for what a pruned model's structure alone decides (heads
     kept, size, speed): R0's, whose rows every sweep has by default, else the first regime the
@@ -166,11 +175,11 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     per_seed: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
     for row in rows:
-        dense = row[f"dense_{split}"]
-        if dense is None or dense <= 0 or row["task"] == "wnli":  # WNLI: reported apart
-            continue  # no ratio to a collapsed dense model (`no_retention` names such tasks)
+        retained = _retention(row, split)
+        if retained is None:
+            continue
         cell = (row["method"], row["regime"], row["fraction"])
-        per_seed[cell][row["seed"]][row["task"]] = 100.0 * row[split] / dense
+        per_seed[cell][row["seed"]][row["task"]] = retained
         if is_collapsed(row, split):
             collapsed[cell].add((row["seed"], row["task"]))
     out = []
@@ -229,10 +238,10 @@ def paired_gaps(rows: list[dict[str, Any]], split: str = "dev") -> list[PairedGa
     one degree of freedom the interval spans everything and says nothing."""
     retention: dict[tuple, dict[str, dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
-        dense = row[f"dense_{split}"]
-        if dense is not None and dense > 0 and row["task"] != "wnli":  # as in retention_summary
+        retained = _retention(row, split)
+        if retained is not None:
             point = (row["regime"], row["fraction"])
-            retention[point][row["method"]][(row["task"], row["seed"])] = 100.0 * row[split] / dense
+            retention[point][row["method"]][(row["task"], row["seed"])] = retained
     out = []
     for (regime, fraction), methods in sorted(retention.items()):
         shared = sorted(set.intersection(*(set(units) for units in methods.values())))
