@@ -100,6 +100,13 @@ def test_time_models_refuses_models_on_different_devices():
         time_models({"a": cpu}, batch_size=1, seq_len=8, rounds=0)
 
 
+def test_time_models_refuses_onnxruntime_off_the_cpu_before_moving_models():
+    model = tiny_model("bert")
+    with pytest.raises(ConfigError, match="onnxruntime is timed on the CPU"):
+        time_models({"a": model}, batch_size=1, seq_len=8, sessions={"a": object()}, device="meta")
+    assert next(model.parameters()).device.type == "cpu"  # the refused call moved nothing
+
+
 def test_environment_records_device_and_dtype():
     assert environment()["device"] == "cpu" and environment()["dtype"] == "float32"
     assert environment()["cpu"] == cpu_name()  # the processor model, where the OS names it

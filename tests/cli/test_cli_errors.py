@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import TINY, assert_user_error, glue_dir, tiny_model, word_tokenizer
+from conftest import TINY, assert_user_error, glue_dir, tiny_batch, tiny_model, word_tokenizer
 from typer.testing import CliRunner
 
-from prunekit import PruningPlan, apply_plan, save
+from prunekit import PruningPlan, apply_plan, load, save
 from prunekit.cli import app
 from prunekit.data import get_task
 from prunekit.errors import ConfigError, ModelLoadError
@@ -281,6 +281,20 @@ def test_compacting_in_place_reports_the_size_before(tmp_path):
     assert (directory / "metrics.json").read_text() == '{"dev": 84.6}'
     again = PruningPlan.read(directory / "plan.json")  # with the masks file it names
     assert torch.equal(again.masks["0.query"], plan.masks["0.query"])
+
+
+def test_compacting_a_sharded_checkpoint_in_place_drops_the_shards(tmp_path):
+    from prunekit.recipes.inspect import run_compact
+
+    model = tiny_model("bert")
+    model.save_pretrained(tmp_path / "m", max_shard_size="20KB")
+    run_compact(str(tmp_path / "m"), tmp_path / "m", overwrite=True)
+    weights = sorted(p.name for p in (tmp_path / "m").glob("model*"))
+    assert weights == ["model.safetensors"]  # one file, no stale shards or index beside it
+    with torch.no_grad():
+        assert torch.equal(
+            load(tmp_path / "m")(**tiny_batch()).logits, model(**tiny_batch()).logits
+        )
 
 
 def test_a_model_saved_without_a_tokenizer_compacts(pruned_dir, tmp_path):

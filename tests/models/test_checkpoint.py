@@ -70,6 +70,20 @@ def test_dense_directory_loads_through_from_pretrained(tmp_path):
         assert torch.equal(model(**tiny_batch()).logits, loaded(**tiny_batch()).logits)
 
 
+def test_sharded_dense_directory_loads_and_a_missing_shard_is_named(tmp_path):
+    model = tiny_model("bert").to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "dense", max_shard_size="20KB")  # as big checkpoints ship
+    shards = sorted(p.name for p in (tmp_path / "dense").glob("model-*.safetensors"))
+    assert len(shards) > 1 and not (tmp_path / "dense" / "model.safetensors").exists()
+    loaded = load(tmp_path / "dense")
+    assert loaded.dtype == torch.bfloat16  # read from the shards' headers
+    with torch.no_grad():
+        assert torch.equal(model(**tiny_batch()).logits, loaded(**tiny_batch()).logits)
+    (tmp_path / "dense" / shards[-1]).unlink()
+    with pytest.raises(ModelLoadError, match=f"not there: {shards[-1]}"):
+        load(tmp_path / "dense")
+
+
 def test_transformers_v4_pruned_checkpoint_loads(tmp_path):
     """Build what 4.x prune_heads + save_pretrained wrote: sliced weights + config.pruned_heads."""
     model = tiny_model("bert")

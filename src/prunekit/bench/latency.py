@@ -165,6 +165,10 @@ def time_models(
         raise ConfigError("no models to time")
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
+    sessions = sessions or {}
+    if sessions and device is not None and torch.device(device).type != "cpu":
+        # before _timing_device moves anything: a refused call leaves the models where they were
+        raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
     target = _timing_device(models, device)
     vocab = min(m.config.vocab_size for m in models.values())
     generator = torch.Generator().manual_seed(seed)  # CPU generator: same ids on every device
@@ -172,7 +176,6 @@ def time_models(
         1000 if vocab > 2000 else 5, vocab, (batch_size, seq_len), generator=generator
     )
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    sessions = sessions or {}
     if sessions and target.type != "cpu":
         raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
     on_device = {k: v.to(target) for k, v in batch.items()}

@@ -52,6 +52,7 @@ from prunekit.models.weights_file import (
     load_weights,
     match_dtypes,
     parameter_dtype,
+    shard_files,
 )
 from prunekit.outputs import atomic_output_dir
 from prunekit.plan import (
@@ -194,7 +195,9 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
         raise ModelLoadError(f"model directory not found: {directory}")
     raw = read_config_json(directory, must_exist=True)
     weights = directory / WEIGHTS_NAME
-    if not weights.is_file():
+    # a dense Hugging Face checkpoint may come in shards; prunekit's own saves never do
+    files = [weights] if weights.is_file() else shard_files(directory)
+    if not files:
         refuse_pickled_weights(directory)
         raise ModelLoadError(f"{directory} has no {WEIGHTS_NAME}; is it a saved model directory?")
 
@@ -210,13 +213,18 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
     # The weights' own dtype, not config.dtype: prunekit 0.1.0 recorded a stale one.
-    stored_dtypes = file_dtypes(weights)
+    stored_dtypes = {key: dtype for file in files for key, dtype in file_dtypes(file).items()}
     dtype = Counter(stored_dtypes.values()).most_common(1)[0][0] if stored_dtypes else config.dtype
     if dtype is not None:
         kwargs["dtype"] = dtype
 
     plan = _stored_plan(raw, config)
     storage = _stored_storage(raw)
+    if plan is not None and files != [weights]:
+        raise ModelLoadError(
+            f"{directory} records a pruning plan but its weights are sharded; prunekit reads a "
+            f"pruned model from one {WEIGHTS_NAME}: save it with prunekit.save"
+        )
     if plan is not None:
         try:
             plan = plan.resolve_masks(directory)
@@ -376,7 +384,7 @@ def _from_pretrained_dense(model_class, directory: Path, kwargs: dict) -> PreTra
                     **kwargs,
                 )
         except SafetensorError as err:
-            raise ModelLoadError(f"{directory / WEIGHTS_NAME} is corrupt: {err}") from None
+            raise ModelLoadError(f"{directory}'s weights are corrupt: {err}") from None
         except (OSError, RuntimeError, ValueError) as err:
             raise ModelLoadError(f"cannot load {directory}: {str(err).splitlines()[0]}") from None
         missing = set(info.get("missing_keys") or ())

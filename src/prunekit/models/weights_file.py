@@ -4,6 +4,7 @@ their own files, and a strict check that the files hold exactly the model's tens
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,17 @@ from prunekit.models.sparse_storage import (
 )
 from prunekit.plan import PruningPlan
 
-__all__ = ["file_dtypes", "load_weights", "match_dtypes", "parameter_dtype"]
+__all__ = [
+    "SHARD_INDEX_NAME",
+    "file_dtypes",
+    "load_weights",
+    "match_dtypes",
+    "parameter_dtype",
+    "shard_files",
+]
+
+# transformers' index of a checkpoint saved in several files (save_pretrained's max_shard_size)
+SHARD_INDEX_NAME = "model.safetensors.index.json"
 
 _FLOAT_DTYPES = {
     "F16": torch.float16,
@@ -51,6 +62,27 @@ def file_dtypes(weights: Path) -> dict[str, torch.dtype]:
     except (SafetensorError, OSError) as err:
         raise ModelLoadError(f"{weights} is corrupt: {err}") from None
     return {key: _FLOAT_DTYPES[name] for key, name in found.items() if name in _FLOAT_DTYPES}
+
+
+def shard_files(directory: Path) -> list[Path]:
+    """The weight files a sharded Hugging Face checkpoint's index names, each checked to exist;
+    [] when ``directory`` has no index. prunekit itself writes one ``model.safetensors``."""
+    index = directory / SHARD_INDEX_NAME
+    if not index.is_file():
+        return []
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ModelLoadError(f"{index} is corrupt ({type(err).__name__}: {err})") from None
+    files = [directory / name for name in names]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing or not files:
+        raise ModelLoadError(
+            f"{index} names weight files that are not there: {', '.join(missing) or 'none'}; "
+            "download or copy the whole checkpoint"
+        )
+    return files
 
 
 def match_dtypes(model: nn.Module, file_dtypes: dict[str, torch.dtype]) -> None:

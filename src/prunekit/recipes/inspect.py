@@ -21,6 +21,7 @@ from prunekit.models.sparse_storage import (
     StorageOptions,
     storage_report,
 )
+from prunekit.models.weights_file import SHARD_INDEX_NAME, shard_files
 from prunekit.outputs import atomic_output_dir, refuse_output_holding
 from prunekit.recipes.common import at_least
 
@@ -89,9 +90,11 @@ def run_compact(
     # with it; the model's own files (weights, storage, config, card) are the new save's alone
     beside: list[Path] = []
     if Path(out).resolve() == Path(directory).resolve():
-        beside = [
-            p for p in Path(directory).iterdir() if p.name not in _MODEL_FILES
-        ]  # plan.json's masks file stays
+        # a sharded checkpoint's files are the old weights too: the save writes one file
+        shards = {p.name for p in shard_files(Path(directory))} | {SHARD_INDEX_NAME}
+        beside = [  # plan.json's masks file stays
+            p for p in Path(directory).iterdir() if p.name not in {*_MODEL_FILES, *shards}
+        ]
     with atomic_output_dir(out, overwrite, shared=True) as tmp:
         write_model_files(original, tmp, tokenizer, storage)
         for path in beside:
