@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -554,3 +555,21 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(tmp_path, seed):
 
     with pytest.raises(ConfigError, match="--seed must be between 0 and 4294967295"):
         seed_everything(int(seed))  # the Python API: a one-line error, not numpy's
+
+
+def test_python_dash_m_prunekit_is_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "prunekit", "inspect", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2  # a user error, as from the prunekit script
+    assert done.stderr.strip().splitlines() == [
+        f"prunekit: error: model directory not found: {tmp_path / 'none'}"
+    ]
