@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["is_main_process", "launched", "main_process_value", "wait_for_everyone"]
+__all__ = [
+    "is_main_process",
+    "launched",
+    "main_process_value",
+    "process_count",
+    "wait_for_everyone",
+]
 
 _TRUE = ("1", "true", "yes")
 
 
+def process_count() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``); 1 without a launcher."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def launched() -> bool:
     """Whether this process is one of several started by a launcher (``WORLD_SIZE`` > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return process_count() > 1
 
 
 def _state():

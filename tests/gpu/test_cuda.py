@@ -124,3 +124,34 @@ def test_distillation_takes_a_teacher_on_another_device(is_regression):
     on_cpu = distillation_parts(student.cpu(), teacher, labels.cpu(), is_regression=is_regression)
     for name, value in parts.items():
         assert value.item() == pytest.approx(on_cpu[name].item(), rel=1e-5)
+
+
+def test_movement_on_cuda_keeps_the_weights_an_earlier_plan_dropped():
+    """The dropped weights' scores are filled where the weights are (a CUDA mask into CPU
+    scores failed)."""
+    from conftest import train_request
+
+    from prunekit import apply_plan, current_plan
+    from prunekit.methods import get_method
+    from prunekit.models.masks import masked_linears
+
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    earlier = {k: w.abs() > w.abs().median() for k, w in masked_linears(model, plan).items()}
+    apply_plan(model, plan.with_masks(earlier)).cuda()
+    options = {"epochs": 2, "batch_size": 2, "events": 2, "sparsity": 0.75}
+    result = get_method("movement")(train_request(model, model, options))
+    for key, kept in result.plan.masks.items():
+        assert not bool((kept & ~earlier[key]).any()), key
+
+
+def test_augmentation_neighbours_of_cuda_embeddings_match_the_cpu():
+    from prunekit.data.augment import embedding_neighbours
+
+    embeddings = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    words, candidates = torch.arange(10), torch.ones(64, dtype=torch.bool)
+    on_cpu = embedding_neighbours(embeddings, words, candidates, count=5)
+    on_cuda = embedding_neighbours(embeddings.cuda(), words, candidates, count=5)
+    assert on_cuda.keys() == on_cpu.keys()
+    for word, nearest in on_cuda.items():
+        assert nearest.device.type == "cpu" and torch.equal(nearest, on_cpu[word])

@@ -131,3 +131,42 @@ def test_a_mask_update_never_keeps_a_weight_an_earlier_plan_dropped():
     masks = _Masks(weights)  # starts from the earlier plan: its zeros are dropped
     magnitude_masks(weights, masks, 0.25)  # 3 of 4 by count, but only 2 are left
     assert masks.items()[0][1].tolist() == [[False, True], [False, True]]
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_an_epoch_in_steps_is_this_processes_share_of_the_batches(monkeypatch, processes):
+    """Under `accelerate launch` each process takes every N-th batch: a run sized in epochs
+    must count that share, or N processes train N times the epochs asked for."""
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import DataLoader
+
+    from prunekit.methods.magnitude import GradualConfig, planned_steps
+    from prunekit.train.schedules import epoch_steps
+
+    monkeypatch.setenv("WORLD_SIZE", str(processes))
+    for examples in (100, 3668):
+        shard = prepare_data_loader(
+            DataLoader(range(examples), batch_size=32),
+            num_processes=processes,
+            process_index=0,
+            put_on_device=False,
+        )
+        assert epoch_steps(examples, 32) == len(shard)
+    model = tiny_model("bert")
+    req = train_request(model, model, {})
+    config = GradualConfig(epochs=3, batch_size=1)
+    assert planned_steps(req, config) == 3 * -(-len(req.train_set) // processes)
+
+
+def test_a_temperature_a_regression_task_does_not_read_is_said(caplog):
+    from prunekit.data import get_task
+    from prunekit.methods.magnitude import Config, distillation
+
+    model = tiny_model("bert")
+    req = train_request(model, model, {})
+    req = PruneRequest(**{**vars(req), "task": get_task("stsb")})
+    with caplog.at_level("WARNING"):
+        distillation(req, Config(distill=True), "magnitude")  # the default: nothing to say
+        assert not caplog.records
+        distillation(req, Config(distill=True, temperature=8.0), "magnitude")
+    assert "temperature is not used on stsb" in caplog.text

@@ -214,3 +214,22 @@ def test_top_fraction_keeps_what_a_stable_descending_sort_keeps():
             got = top_fraction(values, keep)
             assert torch.equal(got, by_sort(values, keep)), (values, keep)
             assert int(got.sum()) == round(keep * values.numel())
+
+
+def test_the_plans_masks_hold_movements_stored_weights_not_a_computed_copy():
+    """The loop zeroes the plan's dropped weights after each step: on movement's
+    parametrized linears that is the stored original, not a masked copy (with its graph)
+    computed once and kept for the whole run."""
+    from prunekit import apply_plan
+    from prunekit.models.masks import weight_masks
+
+    model = tiny_model("bert")
+    plan = current_plan(model)
+    earlier = {k: w.abs() > w.abs().median() for k, w in masked_linears(model, plan).items()}
+    apply_plan(model, plan.with_masks(earlier))
+    module = model.bert.encoder.layer[0].attention.self.query
+    mask = TopKMask(torch.zeros(module.weight.shape), _Schedule(), None, 1)
+    parametrize.register_parametrization(module, "weight", mask)
+    weights = [w for w, _ in weight_masks(model, current_plan(model))]
+    assert any(w is module.parametrizations.weight.original for w in weights)
+    assert all(w.is_leaf for w in weights)

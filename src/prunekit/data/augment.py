@@ -105,16 +105,19 @@ def embedding_neighbours(
 ) -> dict[int, torch.Tensor]:
     """``{id: the count nearest candidate ids}`` for each id in ``words``, by cosine similarity
     of the ``[vocab, d]`` embedding rows (the id itself excluded)."""
-    pool = candidates.nonzero().flatten()
+    # computed where the embeddings are (a GPU model's: fast), returned on the CPU with the data
+    device = embeddings.device
+    pool = candidates.nonzero().flatten().to(device)
     if len(pool) <= count:
         raise ConfigError(f"only {len(pool)} replacement words in the vocabulary; need > {count}")
     normal = torch.nn.functional.normalize(embeddings.detach().float(), dim=-1)
+    words = words.to(device)
     found: dict[int, torch.Tensor] = {}
     for start in range(0, len(words), chunk):
         rows = words[start : start + chunk]
         similarity = normal[rows] @ normal[pool].T
         similarity[pool[None, :] == rows[:, None]] = -2.0  # never a word's own id
-        nearest = pool[similarity.topk(count, dim=-1).indices]
+        nearest = pool[similarity.topk(count, dim=-1).indices].cpu()
         found.update({int(w): n for w, n in zip(rows, nearest, strict=True)})
     return found
 

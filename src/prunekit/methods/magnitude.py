@@ -33,8 +33,8 @@ from prunekit.methods.registry import (
 )
 from prunekit.models.masks import dense_masks, masked_linears, top_fraction, zero_dropped
 from prunekit.train import DistillConfig, LossFn, TrainConfig, TrainExtras
-from prunekit.train.distill import make_distillation_loss
-from prunekit.train.schedules import cubic_sparsity_events, sparsity_at
+from prunekit.train.distill import make_distillation_loss, note_unused_temperature
+from prunekit.train.schedules import cubic_sparsity_events, epoch_steps, sparsity_at
 
 __all__ = [
     "Config",
@@ -83,18 +83,20 @@ class Config(GradualConfig):
 
 
 def planned_steps(request: PruneRequest, config: GradualConfig) -> int:
-    """The request's step budget (compare's recovery budget), else ``epochs`` of train."""
+    """The request's step budget (compare's recovery budget), else ``epochs`` of train in
+    this process's share of the batches."""
     if request.train_budget_steps is not None:
         return request.train_budget_steps
-    return config.epochs * -(-len(request.train_set) // config.batch_size)
+    return config.epochs * epoch_steps(len(request.train_set), config.batch_size)
 
 
-def distillation(request: PruneRequest, config: Config) -> LossFn | None:
+def distillation(request: PruneRequest, config: Config, method: str) -> LossFn | None:
     """Logit KD from the request's teacher when ``config.distill``, else None (task loss)."""
     if not config.distill:
         return None
     distill = DistillConfig(temperature=config.temperature, alpha_kd=config.alpha_kd)
     regression = request.task is not None and request.task.is_regression
+    note_unused_temperature(method, "temperature" in config.model_fields_set, request.task)
     return make_distillation_loss(request.teacher, distill, regression)
 
 
@@ -149,7 +151,7 @@ def refuse_lower_sparsity(weights: dict[str, torch.Tensor], sparsity: float) -> 
 )
 def prune_magnitude(request: PruneRequest, config: Config) -> MethodResult:
     result = gradual_magnitude(
-        request, config, copy.deepcopy(request.model), distillation(request, config)
+        request, config, copy.deepcopy(request.model), distillation(request, config, "magnitude")
     )
     result.plan = result.plan.model_copy(
         update={"meta": {**result.plan.meta, "distill": config.distill}}

@@ -164,7 +164,7 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
             )
             for k, w in weights.items()
         }
-    )
+    ).to(device)  # before the fills below: ``allowed`` lives on the weights' device
     # Weights (blocks) an earlier plan already dropped stay out: their scores start far below
     # any other (a finite value: the straight-through term S - S.detach() must stay 0, not NaN).
     with torch.no_grad():
@@ -172,7 +172,6 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
             if kept is not None:
                 blocks_kept = any_in_blocks(kept, block)
                 holder.scores[key.replace(".", "_")].masked_fill_(~blocks_kept, -1e9)
-    holder.to(device)
     schedule = _Schedule()
     steps = planned_steps(request, config)
     events = cubic_sparsity_events(
@@ -184,7 +183,7 @@ def prune_movement(request: PruneRequest, config: Config) -> MethodResult:
         mask = TopKMask(scores, schedule, allowed[key], block)
         parametrize.register_parametrization(module, "weight", mask)
 
-    model_loss = distillation(request, config)
+    model_loss = distillation(request, config, "movement")
 
     def loss_fn(model, batch, step: int):
         schedule.keep = 1.0 - sparsity_at(events, step)

@@ -36,9 +36,10 @@ from prunekit.train import TrainConfig, distillation_parts
 from prunekit.train.distill import (
     attention_pairing_loss,
     hidden_state_loss,
+    note_unused_temperature,
     peer_loss,
 )
-from prunekit.train.schedules import stepped_ramp
+from prunekit.train.schedules import epoch_steps, stepped_ramp
 
 if TYPE_CHECKING:
     from prunekit.methods.peer import Config
@@ -97,10 +98,11 @@ def _distil(
     before = plan_gates(request.plan, device)
     steps = request.train_budget_steps
     if steps is None:
-        steps = config.epochs * -(-len(request.train_set) // config.batch_size)
+        steps = config.epochs * epoch_steps(len(request.train_set), config.batch_size)
     # the final mask trains for at least the last step (a 1-step run trains only it)
     ramp = min(max(1, int(config.ramp_fraction * steps)), steps - 1)
     regression = request.task is not None and request.task.is_regression
+    note_unused_temperature("peer", "temperature" in config.model_fields_set, request.task)
 
     def gates(step: int) -> torch.Tensor:
         fraction = stepped_ramp(step, ramp, config.increments)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from prunekit.errors import PlanError
 from prunekit.models.adapter import get_adapter
@@ -148,7 +149,14 @@ def weight_masks(model: nn.Module, plan: PruningPlan) -> list[tuple[torch.Tensor
         for slot, (dim, keep) in _slot_indices(model, plan, layer).items():
             mask = masks.get(f"{layer}.{slot}")
             if mask is not None:
-                weight = getattr(parts, slot).get().weight
+                module = getattr(parts, slot).get()
+                # a parametrized weight (movement's top-k) is computed, with its graph, on
+                # every read: its stored original is the tensor that holds the values
+                weight = (
+                    module.parametrizations.weight.original
+                    if parametrize.is_parametrized(module, "weight")
+                    else module.weight
+                )
                 pairs.append((weight, ~mask.index_select(dim, keep).to(weight.device)))
     return pairs
 

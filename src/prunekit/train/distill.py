@@ -9,6 +9,8 @@ the training loop shows and logs each.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +22,7 @@ from prunekit.train.extras import LossFn
 __all__ = [
     "DistillConfig",
     "check_teacher_shape",
+    "note_unused_temperature",
     "distillation_loss",
     "distillation_parts",
     "make_distillation_loss",
@@ -27,6 +30,21 @@ __all__ = [
     "hidden_state_loss",
     "attention_pairing_loss",
 ]
+
+log = logging.getLogger(__name__)
+
+
+def note_unused_temperature(method: str, given: bool, task) -> None:
+    """Say that a ``temperature`` set for a regression task is not read (its KD is the MSE to
+    the teacher's score). A warning, not a refusal: `compare` runs one method's settings over
+    several tasks, and the temperature counts on the classification ones."""
+    if given and task is not None and task.is_regression:
+        log.warning(
+            "%s: temperature is not used on %s, a regression task (its KD is the MSE to the "
+            "teacher's score)",
+            method,
+            task.name,
+        )
 
 
 def check_teacher_shape(method: str, teacher: nn.Module, student: nn.Module) -> None:

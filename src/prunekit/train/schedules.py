@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 
+from prunekit.processes import process_count
+
 __all__ = [
+    "epoch_steps",
     "linear_warmup_decay",
     "constant",
     "linear_ramp",
@@ -16,6 +19,17 @@ __all__ = [
     "cubic_sparsity_events",
     "sparsity_at",
 ]
+
+
+def epoch_steps(examples: int, batch_size: int) -> int:
+    """Optimizer steps one epoch of ``examples`` takes in this process, as the loop counts them.
+
+    Under `accelerate launch` with N processes each takes every N-th batch (the last round
+    padded), so an epoch is ``ceil(batches / N)`` steps: a method that sizes its run in epochs
+    and hands the loop a step count must divide too, or N processes train N times the epochs.
+    """
+    batches = -(-examples // batch_size)
+    return -(-batches // process_count())
 
 
 def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
