@@ -8,7 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY, assert_user_error, invoke, saved_run_folder, tiny_model
+from conftest import (
+    TINY,
+    assert_user_error,
+    invoke,
+    saved_run_folder,
+    tiny_model,
+    word_tokenizer,
+)
 
 from prunekit import PruningPlan, save
 from prunekit.methods.registry import MethodResult
@@ -40,6 +47,27 @@ def test_run_overwrite_never_deletes_the_model_it_would_fine_tune(job):
     )  # fmt: skip
     assert_user_error(result, "holds the model")
     _untouched(job)
+
+
+def test_run_overwrite_checks_the_model_fits_the_task_before_deleting_the_job(job, tmp_path):
+    save(tiny_model("bert", num_labels=3), tmp_path / "three-labels", tokenizer=word_tokenizer())
+    result = invoke(
+        "run", "--model", tmp_path / "three-labels", "--task", "rte", "--out", job,
+        "--overwrite", "--data-dir", job.parent / "glue", "--floor", "none",
+    )  # fmt: skip
+    assert_user_error(result, "predicts 3 labels but task rte needs 2")
+    _untouched(job)
+
+
+def test_a_run_refused_before_its_first_stage_leaves_no_output_folder(job, tmp_path):
+    save(tiny_model("bert", num_labels=3), tmp_path / "three-labels", tokenizer=word_tokenizer())
+    out = tmp_path / "new-job"
+    result = invoke(
+        "run", "--model", tmp_path / "three-labels", "--task", "rte", "--out", out,
+        "--data-dir", job.parent / "glue", "--floor", "none",
+    )  # fmt: skip
+    assert_user_error(result, "predicts 3 labels")
+    assert not out.exists()  # the corrected command is not refused as an existing --out
 
 
 def test_run_refuses_resume_with_overwrite(job):

@@ -491,3 +491,24 @@ def test_a_memo_written_before_the_record_kept_the_certificate_gives_its_plans(t
         json.dumps({"plan": plan.to_json(), "record": {"decision_seconds": 1.0}})
     )  # as 0.2.0 development versions wrote it
     assert read_plan_memo(memo).record["certificate"] == certificate
+
+
+def test_the_tasks_recipe_spelled_out_resumes_a_run_dir_that_recorded_none(
+    tiny_bert_with_real_tokenizer, tmp_path
+):
+    from prunekit.recipes.compare_config import dense_recipe, run_dir_settings, settings_differ
+
+    config = sweep_config(tiny_bert_with_real_tokenizer, tmp_path / "spelled").model_copy(
+        update={"recipe": None}
+    )
+    recorded = run_dir_settings(config, ())
+    assert recorded["recipe"] is None
+    # `--max-train-samples 0` on RTE (no subset in its recipe): the recipe as it is
+    spelled = config.model_copy(
+        update={"recipe": dense_recipe(config.task, max_train_samples=0, whole_split=0)}
+    )
+    assert settings_differ(spelled, recorded, ()) == []
+    other = config.model_copy(
+        update={"recipe": dense_recipe(config.task, max_train_samples=50, whole_split=0)}
+    )
+    assert settings_differ(other, recorded, ()) == ["recipe"]

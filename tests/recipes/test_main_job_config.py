@@ -266,3 +266,9 @@ def test_overwrite_replaces_the_folder_of_a_job_killed_in_its_first_stage(tmp_pa
     )
     assert_user_error(result, "sst3")  # the task, not the folder
     assert (out / ".dense.checkpoints" / "last").is_dir()
+
+
+def test_a_task_spelled_as_glue_spells_it_is_the_tasks_name():
+    """`run --task SST-2 --resume` resumes the folder `--task sst2` wrote: one name recorded."""
+    assert RunConfig(task="SST-2").task == "sst2"
+    assert _dense_settings(RunConfig(task="SST-2")) == _dense_settings(RunConfig(task="sst2"))

@@ -53,3 +53,36 @@ def test_a_method_plan_never_takes_a_weight_file_name(tmp_path, name):
     plan = PruningPlan.read(tmp_path / "m" / "plan.json")
     assert plan.sparse_masks == "masks.safetensors"
     load(tmp_path / "m")  # the weights are the model's, not the masks
+
+
+def test_the_python_apis_recovery_trains_with_the_runs_seed(
+    tiny_bert_with_real_tokenizer, tmp_path, monkeypatch
+):
+    import prunekit.recipes.prune as prune_recipe
+    from prunekit.train import TrainConfig
+
+    seeds = []
+    real_recover = prune_recipe.recover
+
+    def recording(model, data, config, *args, **kwargs):
+        seeds.append(config.seed)
+        return real_recover(model, data, config, *args, **kwargs)
+
+    monkeypatch.setattr(prune_recipe, "recover", recording)
+    run_prune(
+        PruneConfig(
+            model=str(tiny_bert_with_real_tokenizer),
+            out=tmp_path / "pruned",
+            method="random",
+            heads=0.5,
+            seed=3,
+            recover=TrainConfig(max_steps=1, batch_size=8),
+            recover_max_samples=8,
+            task="rte",
+            data_dir=glue_dir(),
+            eval_max_samples=8,
+            allow_untrained_head=True,
+            progress=False,
+        )
+    )
+    assert seeds == [3]

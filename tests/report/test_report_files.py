@@ -86,6 +86,14 @@ def test_report_removes_figures_of_an_earlier_report_only(run_dir):
     assert (run_dir / "my_notes.png").read_bytes() == b"the user's own"
 
 
+def test_report_keeps_a_users_figure_named_like_its_own(run_dir):
+    (run_dir / "paper_curves.png").write_bytes(b"the user's own")  # not a task's name
+    (run_dir / "my-final_speed.png").write_bytes(b"the user's own")
+    run_report(run_dir)
+    assert (run_dir / "paper_curves.png").read_bytes() == b"the user's own"
+    assert (run_dir / "my-final_speed.png").read_bytes() == b"the user's own"
+
+
 def test_a_task_whose_dense_model_scored_zero_is_named_and_left_out_of_the_summary(run_dir):
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     cola = [{**r, "task": "cola", "key": "cola|" + r["key"], "dense_dev": 0.0} for r in rows]
@@ -94,6 +102,49 @@ def test_a_task_whose_dense_model_scored_zero_is_named_and_left_out_of_the_summa
     text = run_report(run_dir).read_text()
     assert "no retention exists: cola (seeds 0, 1)" in text
     assert "Mean over tasks (rte)" in text
+
+
+def test_a_task_without_retention_on_one_seed_drops_that_task_not_the_seed(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    cola = [{**r, "task": "cola", "key": "cola|" + r["key"]} for r in rows]
+    for r in cola:
+        r["dense_dev"] = 0.0 if r["seed"] == 1 else r["dense_dev"]
+    summary = retention_summary(rows + cola)
+    assert summary == retention_summary(rows)  # rte on both seeds, cola on none
+    assert {cell.seeds for cell in summary} == {2}
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[1, 2]", "is a JSON list, not a result row"),
+        ('{"task": "rte"}', "lacks key, method, seed, dev, dense_dev"),
+        ("{broken", "is not JSON"),
+    ],
+)
+def test_a_malformed_row_is_named_by_its_line(run_dir, line, problem):
+    path = run_dir / "results.jsonl"
+    rows = path.read_text().splitlines()
+    path.write_text("\n".join([rows[0], line, *rows[1:]]) + "\n")
+    with pytest.raises(DataError, match=f"results.jsonl:2 {problem}; fix or delete that line"):
+        run_report(run_dir)
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), "84.1"])
+def test_a_row_without_a_numeric_dev_is_refused(run_dir, value):
+    path = run_dir / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[-1]["dev"] = value
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(DataError, match=f"results.jsonl:{len(rows)} has dev"):
+        run_report(run_dir)
+
+
+def test_a_torn_last_line_is_skipped(run_dir):
+    path = run_dir / "results.jsonl"
+    before = run_report(run_dir).read_text()
+    path.write_text(path.read_text() + '{"key": "rte|ran')  # killed mid-write
+    assert run_report(run_dir).read_text() == before
 
 
 def test_report_without_results_is_a_clear_error(tmp_path):

@@ -216,6 +216,7 @@ def settings_differ(
     run dir's recorded ``before`` (its config.json) differs from ``config``."""
     now = config.model_dump(mode="json")
     before, now = _without_recovery_device(before), _without_recovery_device(now)
+    before, now = _recipe_spelled_out(before, config.task), _recipe_spelled_out(now, config.task)
     differ = [f for f in RESULT_SETTINGS if f in before and before[f] != now[f]]
     if before.get("eval_max_samples") is not None and before.get("eval_subset") != EVAL_SUBSET:
         differ.append("eval_max_samples, drawn per seed before 0.2")
@@ -249,6 +250,13 @@ def _same_settings(method: str, recorded: dict[str, Any], now: dict[str, Any]) -
         and now[name] == defaults[name]
     }
     return recorded == {k: v for k, v in now.items() if k not in added}
+
+
+def _recipe_spelled_out(settings: dict[str, Any], task: str) -> dict[str, Any]:
+    """No recipe (the task's) and the task's recipe given field by field are one recipe."""
+    if "recipe" not in settings or settings["recipe"] is not None:
+        return settings
+    return settings | {"recipe": recipe_for(task).model_dump(mode="json")}
 
 
 def _without_recovery_device(settings: dict[str, Any]) -> dict[str, Any]:

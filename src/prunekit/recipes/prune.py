@@ -136,7 +136,7 @@ def run_prune(config: PruneConfig) -> dict:
             trained = recover(
                 pruned,
                 data,
-                config.recover.model_copy(update={"device": config.device}),
+                config.recover.model_copy(update={"device": config.device, "seed": config.seed}),
                 config.recover_max_samples,
                 teacher,
                 config.distill,

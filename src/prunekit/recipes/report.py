@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from prunekit.data import primary_metric
+from prunekit.data import list_tasks, primary_metric
 from prunekit.errors import DataError
 from prunekit.report import FIGURE_KINDS, read_results, write_report
 
@@ -16,8 +16,11 @@ __all__ = ["run_report"]
 
 # The figures `write_report` names ``{task}_{kind}.png``; one of these that a new render did not
 # write belongs to an earlier report (a task no longer shown, a fraction no longer run), and a
-# reader of the folder would take it for current.
-_FIGURE_NAME = re.compile(rf"[A-Za-z0-9-]+_({'|'.join(FIGURE_KINDS)})\.png")
+# reader of the folder would take it for current. Only a task's name leads: a user's own
+# "paper_curves.png" beside the results is not one of them.
+_FIGURE_NAME = re.compile(
+    rf"({'|'.join(map(re.escape, list_tasks()))})_({'|'.join(FIGURE_KINDS)})\.png"
+)
 
 
 def run_report(

@@ -18,16 +18,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prunekit.bench import speed_table, timing_dtype
-from prunekit.data import TaskData, primary_metric, train_examples_digest
+from prunekit.data import TaskData, get_task, primary_metric, train_examples_digest
 from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, OutputExistsError
 from prunekit.methods import DEFAULT_HEAD_METHOD, decide, get_method, head_target
 from prunekit.models import apply_plan, current_plan, load, load_tokenizer, model_stats
 from prunekit.models.checkpoint import write_model_files
-from prunekit.models.sources import DEFAULT_MODEL, model_dir, resolve_model
+from prunekit.models.sources import DEFAULT_MODEL, load_for_task, model_dir, resolve_model
 from prunekit.outputs import (
     atomic_output_dir,
     check_output_dir,
@@ -82,6 +82,11 @@ class RunConfig(BaseModel):
     overwrite: bool = False
     progress: bool = True
 
+    @field_validator("task")
+    @classmethod
+    def _canonical_task(cls, task: str) -> str:
+        return get_task(task).name  # "SST-2" resumes a folder "sst2" wrote: one task, one name
+
 
 def run_main_job(config: RunConfig) -> dict[str, Any]:
     # an unknown method, or a setting it does not have, fails before an hour of fine-tuning
@@ -119,8 +124,24 @@ def run_main_job(config: RunConfig) -> dict[str, Any]:
                 f"{out} is not the folder of a `prunekit run` job, so --overwrite does not "
                 "delete it; choose another --out"
             )
+    if config.overwrite or not (out / "dense").is_dir():
+        # the model to fine-tune fits the task (labels, a classifier): refused before
+        # --overwrite deletes the old job, and before a new --out is made
+        load_for_task(source, get_task(config.task))
+    if out.exists() and config.overwrite:
         shutil.rmtree(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_stages(config, train_digest)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing written: a retry is not refused as an existing --out
+        raise
+
+
+def _run_stages(config: RunConfig, train_digest: str) -> dict[str, Any]:
+    out = config.out
     dense_dir = out / "dense"
     pruned = {"pruned": config.method} | ({"floor": config.floor} if config.floor else {})
     if dense_dir.is_dir():  # before any stage runs

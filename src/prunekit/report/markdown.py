@@ -137,8 +137,9 @@ def _summary_table(rows: list[dict[str, Any]]) -> list[str]:
     if left_out:
         named = "; ".join(f"{t} (seeds {', '.join(map(str, s))})" for t, s in left_out.items())
         lines += [
-            f"Left out of the summary, where the dense model scored 0 or less on dev and no "
-            f"retention exists: {named}. Their tables below still show every run.",
+            f"Left out of the summary, on every seed (so each seed averages the same tasks), "
+            f"where the dense model scored 0 or less on dev and no retention exists: {named}. "
+            "Their tables below still show every run.",
             "",
         ]
     floor, dense = constant_floor(rows), dense_reference(rows)

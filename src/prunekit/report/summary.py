@@ -171,12 +171,16 @@ def retention_summary(rows: list[dict[str, Any]], split: str = "dev") -> list[Re
     """One `Retention` per (method, regime, fraction): for each seed the mean over tasks of
     ``100 * pruned / dense`` (same seed's dense model), then mean and sample std over the seeds
     that have every task of that cell. When no seed has them all, the cell keeps the task set
-    that the most seeds have (then the largest), rather than vanishing from the table."""
+    that the most seeds have (then the largest), rather than vanishing from the table. A task
+    whose dense model scored <= 0 on some seed (`no_retention`) is left out for every seed."""
     per_seed: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     collapsed: dict[tuple, set[tuple[int, str]]] = defaultdict(set)
+    # a task without a ratio on one seed is left out on all: every seed averages the same
+    # tasks, so that seed still counts as complete (its other tasks are not dropped with it)
+    undefined = no_retention(rows, split)
     for row in rows:
         retained = _retention(row, split)
-        if retained is None:
+        if retained is None or row["task"] in undefined:
             continue
         cell = (row["method"], row["regime"], row["fraction"])
         per_seed[cell][row["seed"]][row["task"]] = retained
