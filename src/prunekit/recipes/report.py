@@ -11,6 +11,7 @@ from pathlib import Path
 from prunekit.data import list_tasks, primary_metric
 from prunekit.errors import DataError
 from prunekit.report import FIGURE_KINDS, read_results, write_report
+from prunekit.report.results import REPORT_KEYS
 
 __all__ = ["run_report"]
 
@@ -31,7 +32,7 @@ def run_report(
 ) -> Path:
     """``own_protocol``: rows for the summary only (`write_report`); ``tasks``: render only
     these tasks' rows (results.jsonl keeps the others)."""
-    rows = read_results(run_dir / "results.jsonl")
+    rows = read_results(run_dir / "results.jsonl", required=REPORT_KEYS)
     if tasks is not None:
         rows = [row for row in rows if row["task"] in tasks]
     if not rows:

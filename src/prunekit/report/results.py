@@ -4,50 +4,51 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from prunekit.errors import DataError
 
-__all__ = ["read_results"]
+__all__ = ["REPORT_KEYS", "read_results"]
 
-# What every table, summary and resume check reads from a row.
-_REQUIRED = ("key", "task", "method", "seed", "dev", "dense_dev")
+# What every table and summary of `prunekit report` reads from a row.
+REPORT_KEYS = ("key", "task", "method", "seed", "dev", "dense_dev")
+_NUMBERS = ("dev", "dense_dev")
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results.jsonl; a torn last line (killed mid-write) is ignored.
+def read_results(path: Path, required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a results.jsonl. A line that is not JSON is a row torn by a kill mid-write
+    (`compare` ends it and appends after it on resume, so it may be anywhere): skipped, its
+    run is not in the file and runs again.
 
     Raises:
-        DataError: an earlier line that is not JSON, or a row that is not an object with the
-            keys above and finite ``dev`` and ``dense_dev``, named by its line number (a row
-            skipped without a word would vanish from every table).
+        DataError: a line that is JSON but not an object, or a row without the ``required``
+            keys (those of ``dev`` and ``dense_dev`` must be finite numbers), named by its line
+            number: a traceback from deep inside a table otherwise, or a row lost.
     """
     if not path.is_file():
         return []
-    lines = path.read_text().splitlines()
     rows = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
-                continue
-            raise DataError(f"{path}:{number} is not JSON; fix or delete that line") from None
-        if problem := _row_problem(row):
+            continue
+        if problem := _row_problem(row, required):
             raise DataError(f"{path}:{number} {problem}; fix or delete that line")
         rows.append(row)
     return rows
 
 
-def _row_problem(row: Any) -> str | None:
+def _row_problem(row: Any, required: Sequence[str]) -> str | None:
     if not isinstance(row, dict):
         return f"is a JSON {type(row).__name__}, not a result row"
-    if missing := [key for key in _REQUIRED if key not in row]:
+    if missing := [key for key in required if key not in row]:
         return f"lacks {', '.join(missing)}"
-    for key in ("dev", "dense_dev"):
+    for key in (k for k in _NUMBERS if k in required):
         value = row[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"has {key} {json.dumps(value)}, not a number"
