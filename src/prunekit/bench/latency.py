@@ -166,18 +166,17 @@ def time_models(
     if rounds < 1:
         raise ConfigError(f"rounds must be >= 1, got {rounds}")
     sessions = sessions or {}
-    if sessions and device is not None and torch.device(device).type != "cpu":
-        # before _timing_device moves anything: a refused call leaves the models where they were
-        raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
     target = _timing_device(models, device)
+    if sessions and target.type != "cpu":  # before any model moves: a refusal leaves them be
+        raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
+    for model in models.values():
+        model.to(target)
     vocab = min(m.config.vocab_size for m in models.values())
     generator = torch.Generator().manual_seed(seed)  # CPU generator: same ids on every device
     input_ids = torch.randint(
         1000 if vocab > 2000 else 5, vocab, (batch_size, seq_len), generator=generator
     )
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
-    if sessions and target.type != "cpu":
-        raise ConfigError("onnxruntime is timed on the CPU: time torch models there too")
     on_device = {k: v.to(target) for k, v in batch.items()}
     runners = {
         name: _onnx_runner(sessions[name], batch)
@@ -208,11 +207,9 @@ def time_models(
 
 
 def _timing_device(models: dict[str, nn.Module], device: torch.device | str | None) -> torch.device:
+    """Where to time: ``device``, else the one the models share (nothing is moved here)."""
     if device is not None:
-        target = torch.device(device)
-        for model in models.values():
-            model.to(target)
-        return target
+        return torch.device(device)
     devices = {name: module_device(model) for name, model in models.items()}
     if len(set(devices.values())) > 1:
         where = ", ".join(f"{name} on {d}" for name, d in devices.items())

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from prunekit.device import resolve_device
 from prunekit.models.masks import model_masks, weight_masks, zero_dropped
 from prunekit.models.surgery import current_plan
+from prunekit.processes import launched
 from prunekit.train.batching import loader_order, order_fields, row_divisors, step_groups
 from prunekit.train.checkpoints import (
     drop_checkpoint,
@@ -327,7 +328,7 @@ def _accelerator(device: torch.device, precision: str = "fp32") -> Accelerator:
     # fp32 leaves the choice to `accelerate launch --mixed_precision` (its environment).
     environment = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     mixed = "bf16" if precision == "bf16" else environment
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    distributed = launched()
     state = AcceleratorState._shared_state
     other_precision = bool(state) and str(state.get("_mixed_precision", mixed)) != mixed
     if not distributed:

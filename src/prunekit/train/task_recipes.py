@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prunekit.data import SPLIT_SEED, examples_digest, get_task, train_examples_digest
 from prunekit.errors import ConfigError
-from prunekit.processes import is_main_process, launched, main_process_value
+from prunekit.processes import is_main_process, launched, main_process_value, process_count
 from prunekit.train.batching import order_fields
 from prunekit.train.extras import StepCallback
 from prunekit.train.finetune import LOOP_OPTIONS, Precision, TrainConfig, asked_loop_options
@@ -150,7 +150,7 @@ def _launch_suffix(recipe: TaskRecipe) -> str:
     shrink) and, for an fp32 recipe, the launcher's mixed precision. Empty in one plain
     process, so every entry cached that way keeps its key."""
     suffix = ""
-    if (processes := int(os.environ.get("WORLD_SIZE", "1"))) > 1:
+    if (processes := process_count()) > 1:
         suffix += f"-x{processes}"
     mixed = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     if recipe.precision == "fp32" and mixed not in ("no", ""):
