@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -137,6 +138,27 @@ def test_a_row_without_a_numeric_dev_is_refused(run_dir, value):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(DataError, match=f"results.jsonl:{len(rows)} has dev"):
         run_report(run_dir)
+
+
+def test_a_run_written_twice_is_named_by_both_lines_instead_of_averaged(run_dir):
+    path = run_dir / "results.jsonl"
+    rows = path.read_text().splitlines()
+    rerun = json.loads(rows[0]) | {"dev": 10.0}
+    path.write_text("\n".join([*rows, json.dumps(rerun)]) + "\n")
+    key = json.loads(rows[0])["key"]
+    with pytest.raises(
+        DataError,
+        match=rf"results.jsonl:{len(rows) + 1} repeats run {re.escape(key)} of task rte \(line 1\)",
+    ):
+        run_report(run_dir)
+
+
+def test_the_same_run_of_two_tasks_is_two_runs(run_dir):
+    path = run_dir / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    other = [r | {"task": "mrpc"} for r in rows]
+    path.write_text("\n".join(json.dumps(r) for r in rows + other) + "\n")
+    assert "mrpc" in run_report(run_dir).read_text().lower()
 
 
 def test_a_torn_line_is_skipped_wherever_a_resumed_sweep_left_it(run_dir):

@@ -23,13 +23,16 @@ def read_results(path: Path, required: Sequence[str] = ()) -> list[dict[str, Any
     run is not in the file and runs again.
 
     Raises:
-        DataError: a line that is JSON but not an object, or a row without the ``required``
-            keys (those of ``dev`` and ``dense_dev`` must be finite numbers), named by its line
+        DataError: a line that is JSON but not an object, a row without the ``required``
+            keys (those of ``dev`` and ``dense_dev`` must be finite numbers), or, when ``key``
+            is required, a second row of one task's run (`compare` writes each run once; a
+            file assembled by hand with a run twice would average both), named by its line
             number: a traceback from deep inside a table otherwise, or a row lost.
     """
     if not path.is_file():
         return []
     rows = []
+    first_line: dict[tuple[Any, Any], int] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -39,6 +42,14 @@ def read_results(path: Path, required: Sequence[str] = ()) -> list[dict[str, Any
             continue
         if problem := _row_problem(row, required):
             raise DataError(f"{path}:{number} {problem}; fix or delete that line")
+        if "key" in required:
+            run = (row.get("task"), row["key"])
+            if run in first_line:
+                raise DataError(
+                    f"{path}:{number} repeats run {row['key']} of task {row.get('task')} "
+                    f"(line {first_line[run]}); delete the row you do not want"
+                )
+            first_line[run] = number
         rows.append(row)
     return rows
 
