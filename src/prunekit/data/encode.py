@@ -104,7 +104,7 @@ def encode_examples(
         examples: Examples from :func:`prunekit.data.load_examples`.
         tokenizer: A Hugging Face tokenizer.
         max_seq_length: Longest sequence kept, special tokens included; longer pairs are
-            truncated longest-first.
+            truncated longest-first. A tokenizer's smaller ``model_max_length`` wins.
         is_regression: Store labels as float32 (STS-B) instead of long.
 
     Returns:
@@ -120,6 +120,11 @@ def encode_examples(
             f"max_seq_length must be an integer >= 2, got {max_seq_length!r}; pass a larger "
             f"--max-seq-length (128 is the GLUE default)."
         )
+    # a tokenizer from `prunekit.load_tokenizer` knows its model's position table: an input
+    # longer than it would fail inside the model's embedding
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit < max_seq_length:
+        max_seq_length = limit
     pairs = {ex.text_b is not None for ex in examples}
     if len(pairs) > 1:
         raise DataError(

@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import safetensors.torch
@@ -30,6 +31,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel
 from prunekit.errors import ConfigError, ModelLoadError, PlanError, PrunekitError
 from prunekit.models.adapter import get_adapter
 from prunekit.models.model_card import model_card
+from prunekit.models.positions import fit_tokenizer
 from prunekit.models.sparse_storage import (
     MASKS_NAME,
     QUANTIZED_NAME,
@@ -255,11 +257,18 @@ def load(directory: str | Path, attn_implementation: str | None = None) -> PreTr
 
 
 def load_tokenizer(directory: str | Path) -> Any:
-    """The tokenizer saved next to a model, or `ModelLoadError` if there is none."""
+    """The tokenizer saved next to a model, or `ModelLoadError` if there is none; it cuts
+    inputs to the model's position table where the directory's config.json gives one."""
     try:
-        return transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            str(directory), local_files_only=True
+        )
     except (OSError, ValueError, TypeError) as err:
         raise ModelLoadError(f"no usable tokenizer in {directory}: {err}") from None
+    config = read_config_json(Path(directory), must_exist=False)
+    if config is not None and "max_position_embeddings" in config:
+        fit_tokenizer(tokenizer, SimpleNamespace(**config))
+    return tokenizer
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -34,9 +34,10 @@ import torch
 
 from prunekit.errors import ConfigError, ExportError
 from prunekit.models.checkpoint import load, load_tokenizer, quiet_transformers
+from prunekit.models.positions import max_sequence_length
 from prunekit.outputs import atomic_output_dir, check_output_dir, refuse_output_holding
 
-__all__ = ["ExportReport", "export_onnx", "max_sequence_length", "onnx_session", "require_onnx"]
+__all__ = ["ExportReport", "export_onnx", "onnx_session", "require_onnx"]
 
 ONNX_NAME = "model.onnx"
 # Texts for tracing and checking; the check batches differ from the trace in both axes.
@@ -191,16 +192,6 @@ def require_onnx():
             "pip install 'prunekit[onnx]'"
         ) from None
     return onnxruntime
-
-
-def max_sequence_length(model: Any) -> int:
-    """The longest input ``model`` embeds: its position table, less RoBERTa-style models'
-    offset (their positions start after the padding index)."""
-    config = model.config
-    positions = getattr(config, "max_position_embeddings", None) or 512
-    if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
-        positions -= (config.pad_token_id or 0) + 1
-    return positions
 
 
 def _version(package: str) -> str:

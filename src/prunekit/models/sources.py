@@ -25,6 +25,7 @@ from prunekit.models.checkpoint import (
     read_config_json,
     refuse_pickled_weights,
 )
+from prunekit.models.positions import fit_tokenizer
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -155,7 +156,9 @@ def load_for_task(
         # Recipes read this to refuse pruning a model whose classifier is still random.
         model.prunekit_new_modules = sorted({k.rsplit(".", 1)[0] for k in loading["missing_keys"]})
         log.info("loaded %s; initialised at random: %s", source, model.prunekit_new_modules)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+        tokenizer = fit_tokenizer(
+            transformers.AutoTokenizer.from_pretrained(source, local_files_only=True), model
+        )
     except (OSError, ValueError, RuntimeError, SafetensorError, StrictDataclassError) as err:
         where = f"(downloaded to {source})" if downloaded else "from the directory"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -13,12 +13,8 @@ from prunekit.device import resolve_device
 from prunekit.errors import ConfigError, ExportError, PrunekitError
 from prunekit.models import load, model_stats
 from prunekit.models.adapter import get_adapter
-from prunekit.models.export import (
-    export_onnx,
-    max_sequence_length,
-    onnx_session,
-    require_onnx,
-)
+from prunekit.models.export import export_onnx, onnx_session, require_onnx
+from prunekit.models.positions import max_sequence_length
 from prunekit.models.sources import model_dir
 from prunekit.models.sparse import break_even_sparsity, to_sparse_inference
 from prunekit.models.sparse_encoder import feature_major_unsupported
